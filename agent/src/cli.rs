@@ -1,0 +1,168 @@
+//! The command line: one subcommand per job, each with a flag for every setting
+//! it reads (generated from the settings table, so `--help` lists them all).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, value_parser};
+use entrypoint::config::{self, Command, Layers, SETTINGS};
+
+use crate::{exec, exit, health, show_config};
+
+pub fn main() -> i32 {
+    let matches = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { 0 };
+        }
+    };
+    match matches.subcommand() {
+        Some(("exec", m)) => {
+            let command: Vec<OsString> = m
+                .get_many::<OsString>("command")
+                .expect("clap requires a command")
+                .cloned()
+                .collect();
+            exec::main(layers(m, Command::Exec), command)
+        }
+        Some(("health", m)) => health::main(
+            layers(m, Command::Health),
+            health::Options {
+                url: m.get_one::<String>("url").cloned(),
+                ready: m.get_flag("ready"),
+                timeout: *m.get_one("timeout").expect("has a default"),
+            },
+        ),
+        Some(("config", m)) => show_config::main(layers(m, Command::Run), m.get_flag("json")),
+        _ => unreachable!("clap requires a known subcommand"),
+    }
+}
+
+fn cli() -> clap::Command {
+    clap::Command::new("agent")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("PID 1 for the NEAR MPC node container: checks everything mpc-node needs, then runs it and tells the truth about its health")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .global(true)
+                .value_parser(value_parser!(PathBuf))
+                .help(format!(
+                    "TOML file of settings: keys are the setting names in lower case without AGENT_ (stop_grace = \"25s\"); flags and the environment win over it [env: {}]",
+                    config::CONFIG_FILE_VAR
+                )),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("exec")
+                    .about("Run CMD as the agent's child: PID 1 duties, signal forwarding, restarts, health")
+                    .override_usage("agent exec [OPTIONS] -- CMD [ARGS]...")
+                    .arg(
+                        Arg::new("command")
+                            .value_name("CMD")
+                            .num_args(1..)
+                            .required(true)
+                            .trailing_var_arg(true)
+                            .allow_hyphen_values(true)
+                            .value_parser(value_parser!(OsString))
+                            .help("The command to supervise and its arguments"),
+                    ),
+                Command::Exec,
+            ),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("health")
+                    .about("Ask the running agent's /health (or /ready); exit 0 on 200, 1 otherwise. For the container HEALTHCHECK")
+                    .arg(Arg::new("url").long("url").value_name("URL").help("Ask this URL instead [default: /health on AGENT_LISTEN, loopback for a wildcard address]"))
+                    .arg(Arg::new("ready").long("ready").action(ArgAction::SetTrue).help("Ask /ready instead of /health"))
+                    .arg(
+                        Arg::new("timeout")
+                            .long("timeout")
+                            .value_name("DURATION")
+                            .default_value("3s")
+                            .value_parser(|v: &str| config::values::duration(v).map_err(|r| format!("{}; {}", r.rule, r.fix)))
+                            .help("Give up after this long"),
+                    ),
+                Command::Health,
+            ),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("config")
+                    .about("Show the effective configuration of `agent run` (value and source of every setting) and validate it; exit 78 when invalid")
+                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON")),
+                Command::Run,
+            ),
+        )
+}
+
+/// Adds a flag for every setting `command` reads, grouped under headings.
+fn with_settings(mut cmd: clap::Command, command: Command) -> clap::Command {
+    for s in SETTINGS.iter().filter(|s| s.read_by(command)) {
+        cmd = cmd.arg(
+            Arg::new(s.name)
+                .long(s.flag())
+                .value_name(s.value_name)
+                .help_heading(s.group.heading())
+                .help(format!(
+                    "{} [env: {}] [default: {}]",
+                    s.help,
+                    s.name,
+                    s.default_text(command)
+                )),
+        );
+    }
+    cmd
+}
+
+fn layers(m: &ArgMatches, command: Command) -> Layers {
+    let mut layers = Layers::from_env();
+    for s in SETTINGS.iter().filter(|s| s.read_by(command)) {
+        if let Some(v) = m.get_one::<String>(s.name) {
+            layers.cli.insert(s.name, v.clone());
+        }
+    }
+    layers.file = m.get_one::<PathBuf>("config").cloned().or_else(|| {
+        layers
+            .env
+            .get(config::CONFIG_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    layers
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::cli().debug_assert();
+    }
+
+    #[test]
+    fn exec_help_lists_every_setting_with_its_default() {
+        let mut exec = super::cli().find_subcommand("exec").unwrap().clone();
+        let help = exec.render_long_help().to_string();
+        for s in entrypoint::config::SETTINGS
+            .iter()
+            .filter(|s| s.read_by(entrypoint::config::Command::Exec))
+        {
+            assert!(
+                help.contains(&format!("--{}", s.flag())),
+                "{} missing",
+                s.name
+            );
+            assert!(
+                help.contains(&format!("[env: {}]", s.name)),
+                "{} env missing",
+                s.name
+            );
+        }
+        assert!(help.contains("[default: never]"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The agent's own log lines: JSON or plain, filtered by `RUST_LOG`.
+
+use entrypoint::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// Installs the subscriber. `RUST_LOG` is shared with the node, so a filter
+/// that names only the node's targets still lets the agent's info lines through.
+pub fn init(format: LogFormat, rust_log: Option<&str>) {
+    let filter = filter(rust_log.unwrap_or(""));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Plain => builder.compact().init(),
+    }
+}
+
+fn filter(rust_log: &str) -> EnvFilter {
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy(rust_log);
+    let directives: Vec<&str> = rust_log.split(',').map(str::trim).collect();
+    let global =
+        rust_log.trim().is_empty() || directives.iter().any(|d| !d.is_empty() && !d.contains('='));
+    for target in ["agent", "entrypoint"] {
+        let named = directives
+            .iter()
+            .any(|d| d.split('=').next() == Some(target));
+        if !global && !named {
+            filter = filter.add_directive(
+                format!("{target}=info")
+                    .parse()
+                    .expect("a static directive parses"),
+            );
+        }
+    }
+    filter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_only_filter_keeps_the_agents_info_lines() {
+        assert_eq!(
+            filter("mpc_node=debug").to_string(),
+            "mpc_node=debug,agent=info,entrypoint=info"
+        );
+        assert_eq!(filter("warn").to_string(), "warn");
+        assert_eq!(
+            filter("agent=trace").to_string(),
+            "agent=trace,entrypoint=info"
+        );
+        assert_eq!(filter("").to_string(), "info");
+    }
+}

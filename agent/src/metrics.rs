@@ -1,0 +1,100 @@
+//! Prometheus metrics of the agent and its child, served on `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::state::Phase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub path: &'static str,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// Handles to every metric; cheap to clone, updated by the state as it changes.
+pub struct Metrics {
+    registry: Registry,
+    pub child_up: Gauge,
+    pub child_restarts: Counter,
+    pub child_last_exit_code: Gauge,
+    pub child_uptime_seconds: Gauge<f64, AtomicU64>,
+    pub orphans_reaped: Counter,
+    pub http_requests: Family<RequestLabels, Counter>,
+    phase: Family<PhaseLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("agent");
+        let m = Metrics {
+            child_up: Gauge::default(),
+            child_restarts: Counter::default(),
+            child_last_exit_code: Gauge::default(),
+            child_uptime_seconds: Gauge::default(),
+            orphans_reaped: Counter::default(),
+            http_requests: Family::default(),
+            phase: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "child_up",
+            "1 while the child process runs",
+            m.child_up.clone(),
+        );
+        registry.register(
+            "child_restarts",
+            "Times the child was started again after an exit",
+            m.child_restarts.clone(),
+        );
+        registry.register(
+            "child_last_exit_code",
+            "Exit code of the child's last exit (128+n for signal n)",
+            m.child_last_exit_code.clone(),
+        );
+        registry.register(
+            "child_uptime_seconds",
+            "Seconds since the running child started, 0 when none runs",
+            m.child_uptime_seconds.clone(),
+        );
+        registry.register(
+            "orphans_reaped",
+            "Orphaned processes reaped by the agent as PID 1 or subreaper",
+            m.orphans_reaped.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by path and status code",
+            m.http_requests.clone(),
+        );
+        registry.register("phase", "1 for the agent's current phase", m.phase.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn set_phase(&self, current: Phase) {
+        for phase in Phase::ALL {
+            self.phase
+                .get_or_create(&PhaseLabels {
+                    phase: phase.as_str(),
+                })
+                .set((phase == current).into());
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,63 @@
+//! A bounded HTTP GET to a local endpoint, for the readiness poller and `agent health`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The status code and body of `url`, or why there is none, within `timeout`.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+    match tokio::time::timeout(timeout, fetch(url)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "{url} did not answer within {}ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+async fn fetch(url: &str) -> Result<(u16, Bytes), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url} is not a URL: {e}"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url} has no host"))?
+        .clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("{authority}: {e}"))?;
+    tokio::spawn(connection);
+    let request = http::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(http::header::HOST, authority.as_str())
+        .header(
+            http::header::USER_AGENT,
+            concat!("mpc-agent/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: body: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}

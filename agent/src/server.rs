@@ -1,0 +1,221 @@
+//! The HTTP server: `/health`, `/ready`, `/status`, `/metrics`, `/config`.
+//! It answers from the state snapshot and never waits on the child or the network.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use entrypoint::check::Status;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::metrics::RequestLabels;
+use crate::state::State;
+use crate::supervisor::LogTail;
+
+const PATHS: [&str; 5] = ["/health", "/ready", "/status", "/metrics", "/config"];
+
+/// Binds the listener; a failure names the setting to change.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen on AGENT_LISTEN={addr}: {e}; choose a free address and port (the node uses 8080, 8079, 34001, 3030, 24567 and 80)")
+    })
+}
+
+/// Serves on `listener` until the process exits.
+pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>) {
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let response = respond(&req, &state, &tail);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                // Connection errors (a client hanging up) concern nobody.
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<Full<Bytes>> {
+    let path = PATHS
+        .iter()
+        .copied()
+        .find(|p| *p == req.uri().path())
+        .unwrap_or("other");
+    let response = if path == "other" {
+        json(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            &serde_json::json!({ "error": "not found", "paths": PATHS }),
+        )
+    } else if req.method() != Method::GET {
+        let mut r = json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            &serde_json::json!({ "error": "method not allowed", "allow": "GET" }),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+        r
+    } else {
+        match path {
+            "/health" => health(state),
+            "/ready" => ready(state),
+            "/status" => json(
+                StatusCode::OK,
+                "application/json",
+                &state.status(tail.lines()),
+            ),
+            "/metrics" => metrics(state),
+            _ => json(StatusCode::OK, "application/json", state.config()),
+        }
+    };
+    state
+        .metrics()
+        .http_requests
+        .get_or_create(&RequestLabels {
+            path,
+            code: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// Liveness in the `application/health+json` format (draft-inadarei-api-health-check).
+fn health(state: &State) -> Response<Full<Bytes>> {
+    let h = state.health();
+    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "agent:phase".into(),
+        serde_json::json!([{
+            "componentId": "agent",
+            "componentType": "system",
+            "observedValue": h.phase,
+            "status": health_status(h.status),
+            "time": now,
+        }]),
+    );
+    if let Some(uptime) = h.child_uptime {
+        checks.insert(
+            "child:uptime".into(),
+            serde_json::json!([{
+                "componentId": "child",
+                "componentType": "component",
+                "observedValue": uptime.as_secs_f64(),
+                "observedUnit": "s",
+                "status": "pass",
+                "time": now,
+            }]),
+        );
+    }
+    checks.insert(
+        "child:restarts".into(),
+        serde_json::json!([{
+            "componentId": "child",
+            "componentType": "component",
+            "observedValue": h.restarts,
+            "status": if h.restarts == 0 { "pass" } else { "warn" },
+            "time": now,
+        }]),
+    );
+    checks.insert(
+        "child:ready".into(),
+        serde_json::json!([{
+            "componentId": "child",
+            "componentType": "component",
+            "observedValue": h.ready.is_ready(),
+            "status": if h.ready.is_ready() { "pass" } else { "warn" },
+            "output": h.ready.detail(),
+            "time": now,
+        }]),
+    );
+    let body = serde_json::json!({
+        "status": health_status(h.status),
+        "version": "1",
+        "releaseId": env!("CARGO_PKG_VERSION"),
+        "serviceId": "mpc-agent",
+        "output": h.output,
+        "checks": checks,
+    });
+    let code = if h.status == Status::Fail {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json(code, "application/health+json", &body)
+}
+
+fn health_status(status: Status) -> &'static str {
+    match status {
+        Status::Fail => "fail",
+        Status::Warn => "warn",
+        Status::Ok | Status::Skipped => "pass",
+    }
+}
+
+fn ready(state: &State) -> Response<Full<Bytes>> {
+    let r = state.ready();
+    let code = if r.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(
+        code,
+        "application/json",
+        &serde_json::json!({ "ready": r.is_ready(), "detail": r.detail() }),
+    )
+}
+
+fn metrics(state: &State) -> Response<Full<Bytes>> {
+    state.refresh_uptime_metric();
+    let body = state.metrics().encode();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn json(
+    code: StatusCode,
+    content_type: &'static str,
+    body: &serde_json::Value,
+) -> Response<Full<Bytes>> {
+    let mut bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+    bytes.push(b'\n');
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("static headers are valid")
+}

@@ -1,0 +1,81 @@
+//! `agent config` and the `/config` endpoint: every setting with its value and
+//! where it came from; and how an invalid configuration is refused.
+
+use entrypoint::check::Check;
+use entrypoint::config::{Config, ConfigError, Layers, SETTINGS};
+
+use crate::exit;
+
+pub fn main(layers: Layers, json: bool) -> i32 {
+    let result = Config::resolve(entrypoint::config::Command::Run, &layers);
+    match (&result, json) {
+        (Ok(config), true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(config)).expect("JSON")
+        ),
+        (Ok(config), false) => {
+            for e in &config.effective {
+                println!(
+                    "{:<24} {:<40} {}",
+                    e.name,
+                    e.value.as_deref().unwrap_or("(unset)"),
+                    serde_json::to_value(&e.source)
+                        .expect("JSON")
+                        .as_str()
+                        .unwrap_or("")
+                );
+            }
+        }
+        (Err(e), true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "problems": e.0 }))
+                .expect("JSON")
+        ),
+        (Err(e), false) => print_problems(&e.0),
+    }
+    match result {
+        Ok(_) => 0,
+        Err(_) => exit::CONFIG,
+    }
+}
+
+/// The effective configuration as `/config` serves it.
+pub fn to_json(config: &Config) -> serde_json::Value {
+    let settings: Vec<serde_json::Value> = config
+        .effective
+        .iter()
+        .map(|e| {
+            let setting = SETTINGS.iter().find(|s| s.name == e.name);
+            serde_json::json!({
+                "name": e.name,
+                "value": e.value,
+                "source": e.source,
+                "help": setting.map(|s| s.help),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "valid": true,
+        "command": config.command.name(),
+        "file": config.file,
+        "settings": settings,
+    })
+}
+
+/// Logs every problem and returns the exit code for an invalid configuration.
+pub fn refuse(error: &ConfigError) -> i32 {
+    for problem in &error.0 {
+        tracing::error!(check = %problem.id, cause = %problem.cause, fix = problem.fix.as_deref().unwrap_or(""), "invalid configuration");
+    }
+    exit::CONFIG
+}
+
+fn print_problems(problems: &[Check]) {
+    println!("{} configuration problem(s):", problems.len());
+    for p in problems {
+        println!("  ✖ {}", p.cause);
+        if let Some(fix) = &p.fix {
+            println!("    fix: {fix}");
+        }
+    }
+}

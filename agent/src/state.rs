@@ -1,0 +1,395 @@
+//! The agent's state: the phase, the child, the reasons and the stage checks.
+//! Stages and the supervisor write it; the HTTP server only reads snapshots of
+//! it, so a request never waits on the child or the network.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use entrypoint::check::Status;
+use serde::Serialize;
+
+use crate::metrics::Metrics;
+use crate::supervisor::Exit;
+
+/// Where the agent is in its life. The HTTP server renders it, never computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Starting,
+    Launching,
+    Running,
+    /// The child exited; it starts again after a backoff.
+    Restarting,
+    Stopping,
+    /// Failed for good; the agent exits after the linger.
+    Failed,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Starting,
+        Phase::Launching,
+        Phase::Running,
+        Phase::Restarting,
+        Phase::Stopping,
+        Phase::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Launching => "launching",
+            Phase::Running => "running",
+            Phase::Restarting => "restarting",
+            Phase::Stopping => "stopping",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// Why the agent is where it is: a cause and a fix, as on a check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reason {
+    /// Short stable name, e.g. `crash-loop` or `AccessKeyNotFound`.
+    pub kind: String,
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    /// How many times it was seen.
+    pub count: u64,
+    /// The child's log line that revealed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+}
+
+/// The child as last seen.
+#[derive(Clone, Debug)]
+struct Child {
+    pid: i32,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExitRecord {
+    #[serde(flatten)]
+    pub exit: Exit,
+    #[serde(serialize_with = "rfc3339")]
+    pub at: SystemTime,
+    pub uptime_seconds: f64,
+}
+
+/// The outcome of the last readiness poll of the child.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub ok: bool,
+    pub detail: String,
+    pub at: Instant,
+}
+
+/// Settings the state needs to judge health and readiness.
+#[derive(Clone, Debug, Default)]
+pub struct Judgement {
+    /// A readiness URL is configured: ready needs a recent good probe.
+    pub probe_required: bool,
+    /// A probe older than this no longer counts.
+    pub probe_max_age: Duration,
+}
+
+const MAX_REASONS: usize = 32;
+
+struct Inner {
+    phase: Phase,
+    phase_since: SystemTime,
+    reason: Option<Reason>,
+    child: Option<Child>,
+    program: Option<String>,
+    restarts: u64,
+    last_exit: Option<ExitRecord>,
+    reasons: VecDeque<Reason>,
+    probe: Option<Probe>,
+}
+
+/// Shared handle to the agent's state.
+#[derive(Clone)]
+pub struct State(Arc<Shared>);
+
+struct Shared {
+    inner: Mutex<Inner>,
+    started: Instant,
+    started_at: SystemTime,
+    pid1: bool,
+    judgement: Judgement,
+    metrics: Metrics,
+    config: serde_json::Value,
+}
+
+impl State {
+    /// `config` is what `/config` serves: the effective settings and their sources.
+    pub fn new(judgement: Judgement, config: serde_json::Value) -> State {
+        let now = SystemTime::now();
+        let metrics = Metrics::new();
+        metrics.set_phase(Phase::Starting);
+        State(Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                phase: Phase::Starting,
+                phase_since: now,
+                reason: None,
+                child: None,
+                program: None,
+                restarts: 0,
+                last_exit: None,
+                reasons: VecDeque::new(),
+                probe: None,
+            }),
+            started: Instant::now(),
+            started_at: now,
+            pid1: std::process::id() == 1,
+            judgement,
+            metrics,
+            config,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.0.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn config(&self) -> &serde_json::Value {
+        &self.0.config
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        let mut inner = self.lock();
+        if inner.phase != phase {
+            inner.phase = phase;
+            inner.phase_since = SystemTime::now();
+            if !matches!(phase, Phase::Restarting | Phase::Failed) {
+                inner.reason = None;
+            }
+            self.0.metrics.set_phase(phase);
+        }
+    }
+
+    /// Enters `phase` for `reason` (restarting, failed).
+    pub fn set_phase_for(&self, phase: Phase, reason: Reason) {
+        self.set_phase(phase);
+        self.lock().reason = Some(reason);
+    }
+
+    pub fn child_started(&self, pid: i32, program: &str) {
+        let mut inner = self.lock();
+        inner.child = Some(Child {
+            pid,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+        });
+        inner.program = Some(program.to_string());
+        inner.probe = None;
+        drop(inner);
+        self.0.metrics.child_up.set(1);
+        self.set_phase(Phase::Running);
+    }
+
+    /// Records the child's exit; returns how long it was up.
+    pub fn child_exited(&self, exit: Exit) -> Duration {
+        let mut inner = self.lock();
+        let uptime = inner
+            .child
+            .take()
+            .map(|c| c.started.elapsed())
+            .unwrap_or_default();
+        inner.last_exit = Some(ExitRecord {
+            exit,
+            at: SystemTime::now(),
+            uptime_seconds: uptime.as_secs_f64(),
+        });
+        inner.probe = None;
+        self.0.metrics.child_up.set(0);
+        self.0.metrics.child_last_exit_code.set(exit.code().into());
+        uptime
+    }
+
+    pub fn child_restarting(&self) {
+        self.lock().restarts += 1;
+        self.0.metrics.child_restarts.inc();
+    }
+
+    /// Notes a reason seen at run time (e.g. a known fatal log line); repeated kinds are counted.
+    pub fn note_reason(&self, reason: Reason) {
+        let mut inner = self.lock();
+        if let Some(seen) = inner.reasons.iter_mut().find(|r| r.kind == reason.kind) {
+            seen.count += 1;
+            seen.at = reason.at;
+            seen.line = reason.line;
+            return;
+        }
+        if inner.reasons.len() == MAX_REASONS {
+            inner.reasons.pop_front();
+        }
+        inner.reasons.push_back(reason);
+    }
+
+    pub fn set_probe(&self, probe: Probe) {
+        self.lock().probe = Some(probe);
+    }
+
+    /// Brings the child's uptime gauge up to date before a scrape.
+    pub fn refresh_uptime_metric(&self) {
+        let uptime = self
+            .lock()
+            .child
+            .as_ref()
+            .map(|c| c.started.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
+        self.0.metrics.child_uptime_seconds.set(uptime);
+    }
+
+    pub fn child_pid(&self) -> Option<i32> {
+        self.lock().child.as_ref().map(|c| c.pid)
+    }
+
+    /// Liveness, as `/health` reports it.
+    pub fn health(&self) -> Health {
+        let inner = self.lock();
+        let (status, output) = match inner.phase {
+            Phase::Failed => (
+                Status::Fail,
+                inner
+                    .reason
+                    .as_ref()
+                    .map(|r| format!("failed: {}", r.cause))
+                    .unwrap_or_else(|| "failed".into()),
+            ),
+            Phase::Restarting => (
+                Status::Warn,
+                inner
+                    .reason
+                    .as_ref()
+                    .map(|r| format!("restarting: {}", r.cause))
+                    .unwrap_or_else(|| "restarting".into()),
+            ),
+            phase => (Status::Ok, phase.as_str().to_string()),
+        };
+        Health {
+            status,
+            output,
+            phase: inner.phase,
+            child_uptime: inner.child.as_ref().map(|c| c.started.elapsed()),
+            restarts: inner.restarts,
+            ready: self.ready_locked(&inner),
+        }
+    }
+
+    /// Readiness: the child runs, no stop is under way, and its own check (if any) answered lately.
+    pub fn ready(&self) -> Readiness {
+        let inner = self.lock();
+        self.ready_locked(&inner)
+    }
+
+    fn ready_locked(&self, inner: &Inner) -> Readiness {
+        if inner.phase != Phase::Running || inner.child.is_none() {
+            return Readiness::No(format!("phase is {}", inner.phase.as_str()));
+        }
+        if !self.0.judgement.probe_required {
+            return Readiness::Yes("child is running".into());
+        }
+        match &inner.probe {
+            None => Readiness::No("the child's readiness URL has not answered yet".into()),
+            Some(p) if p.at.elapsed() > self.0.judgement.probe_max_age => Readiness::No(format!(
+                "the child's readiness URL last answered {}s ago",
+                p.at.elapsed().as_secs()
+            )),
+            Some(p) if p.ok => Readiness::Yes(p.detail.clone()),
+            Some(p) => Readiness::No(p.detail.clone()),
+        }
+    }
+
+    /// The whole snapshot, as `/status` serves it.
+    pub fn status(&self, log_tail: Vec<crate::supervisor::LogLine>) -> serde_json::Value {
+        let inner = self.lock();
+        let ready = self.ready_locked(&inner);
+        let child = inner.child.as_ref().map(|c| {
+            serde_json::json!({
+                "pid": c.pid,
+                "started_at": humantime::format_rfc3339_millis(c.started_at).to_string(),
+                "uptime_seconds": c.started.elapsed().as_secs_f64(),
+            })
+        });
+        serde_json::json!({
+            "phase": inner.phase,
+            "phase_since": humantime::format_rfc3339_millis(inner.phase_since).to_string(),
+            "reason": inner.reason,
+            "ready": { "ready": ready.is_ready(), "detail": ready.detail() },
+            "agent": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "pid": std::process::id(),
+                "pid1": self.0.pid1,
+                "started_at": humantime::format_rfc3339_millis(self.0.started_at).to_string(),
+                "uptime_seconds": self.0.started.elapsed().as_secs_f64(),
+                "orphans_reaped": self.0.metrics.orphans_reaped.get(),
+            },
+            "child": {
+                "program": inner.program,
+                "running": child,
+                "restarts": inner.restarts,
+                "last_exit": inner.last_exit,
+            },
+            "reasons": inner.reasons,
+            "log_tail": log_tail,
+        })
+    }
+}
+
+/// Liveness at one instant.
+pub struct Health {
+    pub status: Status,
+    pub output: String,
+    pub phase: Phase,
+    pub child_uptime: Option<Duration>,
+    pub restarts: u64,
+    pub ready: Readiness,
+}
+
+pub enum Readiness {
+    Yes(String),
+    No(String),
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Readiness::Yes(_))
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Readiness::Yes(d) | Readiness::No(d) => d,
+        }
+    }
+}
+
+/// Serializes a time as RFC 3339 with milliseconds.
+pub fn rfc3339<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*at))
+}
+
+impl Reason {
+    pub fn new(kind: impl Into<String>, cause: impl Into<String>, fix: Option<String>) -> Reason {
+        Reason {
+            kind: kind.into(),
+            cause: cause.into(),
+            fix,
+            at: SystemTime::now(),
+            count: 1,
+            line: None,
+        }
+    }
+}

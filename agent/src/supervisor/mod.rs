@@ -1,0 +1,336 @@
+//! The child's whole life under the agent, as one loop: spawn it, forward
+//! signals to it, wait for it; on exit clean up its process group and exit,
+//! restart after a backoff, or fail on a crash loop; on SIGTERM/SIGINT stop it
+//! (ready off, pre-stop delay, signal, grace, SIGKILL).
+//!
+//! Every way out is an exit code: the child's own, 128+n when it died of
+//! signal n, 126/127 when it could not be executed or found, 128+n when the
+//! agent was told to stop before a child ran.
+
+mod output;
+mod reaper;
+mod restart;
+mod signals;
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use entrypoint::config::Supervision;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+pub use output::{LogLine, LogTail};
+pub use reaper::{Reaper, Role};
+use restart::{Next, RestartPlan};
+pub use signals::Signals;
+
+use crate::exit;
+use crate::state::{Phase, Reason, State};
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128+n for signal n.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(n) => 128 + n,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(n) => write!(f, "signal {}", signal_name(*n)),
+        }
+    }
+}
+
+impl Serialize for Exit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("code", &self.code())?;
+        match self {
+            Exit::Code(_) => map.serialize_entry("signal", &None::<&str>)?,
+            Exit::Signal(n) => map.serialize_entry("signal", &Some(signal_name(*n)))?,
+        }
+        map.end()
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    Signal::try_from(n)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {n}"))
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct ChildSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+}
+
+impl ChildSpec {
+    fn display(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+}
+
+/// Runs and watches one child.
+pub struct Supervisor {
+    pub spec: ChildSpec,
+    pub settings: Supervision,
+    pub state: State,
+    pub reaper: Reaper,
+    pub tail: Arc<LogTail>,
+}
+
+/// A running child: its pid (also its process group), its exit to come, and
+/// the output threads that finish when its pipes close.
+struct Running {
+    pid: Pid,
+    exit: oneshot::Receiver<Exit>,
+    drained: Vec<oneshot::Receiver<()>>,
+}
+
+/// How long the last output of an exited child may take to reach the agent's own.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+impl Supervisor {
+    /// Supervises until the agent should exit; returns the agent's exit code.
+    pub async fn run(self, signals: &mut Signals) -> i32 {
+        let s = &self.settings;
+        let mut plan = RestartPlan::new(s.restart, s.backoff, s.restart_reset, s.crash_loop);
+        loop {
+            self.state.set_phase(Phase::Launching);
+            let mut child = match self.spawn() {
+                Ok(child) => child,
+                Err(code) => return code,
+            };
+            let exit = tokio::select! {
+                exit = &mut child.exit => exit.unwrap_or(Exit::Code(exit::NOT_FOUND)),
+                stop = signals.forward_until_stop(child.pid) => {
+                    return self.stop(child, stop, signals).await;
+                }
+            };
+            let uptime = self.state.child_exited(exit);
+            tracing::info!(pid = child.pid.as_raw(), %exit, uptime_s = uptime.as_secs_f64(), "child exited");
+            self.clean_up_group(child.pid).await;
+            drain(child.drained).await;
+            match plan.after_exit(exit, uptime, Instant::now()) {
+                Next::Exit => return exit.code(),
+                Next::RestartAfter(delay) => {
+                    tracing::warn!(%exit, delay_ms = delay.as_millis() as u64, "restarting the child after a backoff");
+                    self.state.set_phase_for(
+                        Phase::Restarting,
+                        Reason::new(
+                            "restarting",
+                            format!(
+                                "child ended with {exit}; starting it again in {:.1}s",
+                                delay.as_secs_f64()
+                            ),
+                            None,
+                        ),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => self.state.child_restarting(),
+                        stop = signals.next_stop() => return exit::by_signal(stop),
+                    }
+                }
+                Next::CrashLoop { exits, window } => {
+                    let cause = format!(
+                        "crash loop: the child exited {exits} times within {}s, last with {exit}",
+                        window.as_secs()
+                    );
+                    tracing::error!(%exit, exits, window_s = window.as_secs(), "crash loop; giving up so the orchestrator replaces the task");
+                    self.state.set_phase_for(
+                        Phase::Failed,
+                        Reason::new(
+                            "crash-loop",
+                            cause,
+                            Some("read the reasons and the log tail on /status; the orchestrator replaces the task".into()),
+                        ),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(s.fail_linger) => {}
+                        _ = signals.next_stop() => {}
+                    }
+                    return exit.code();
+                }
+            }
+        }
+    }
+
+    /// Starts the child in its own process group with its output piped through the agent.
+    fn spawn(&self) -> Result<Running, i32> {
+        let mut command = Command::new(&self.spec.program);
+        command
+            .args(&self.spec.args)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let program = self.spec.display();
+        let (mut child, exit) = self.reaper.spawn(&mut command).map_err(|e| {
+            let code = match e.kind() {
+                io::ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => exit::NOT_EXECUTABLE,
+            };
+            tracing::error!(program, error = %e, exit_code = code, "cannot start the child");
+            code
+        })?;
+        let pid = Pid::from_raw(child.id() as i32);
+        let mut drained = Vec::new();
+        for (pipe, stream) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
+                output::Stream::Stdout,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
+                output::Stream::Stderr,
+            ),
+        ] {
+            let Some(pipe) = pipe else { continue };
+            match output::pump(pipe, stream, self.tail.clone(), self.state.clone()) {
+                Ok(done) => drained.push(done),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start an output thread; the child's {stream:?} is lost")
+                }
+            }
+        }
+        tracing::info!(pid = pid.as_raw(), program, "child started");
+        self.state.child_started(pid.as_raw(), &program);
+        Ok(Running { pid, exit, drained })
+    }
+
+    /// The stop sequence: not ready at once, pre-stop delay, forward `signal`,
+    /// wait the grace, then SIGKILL the child's process group.
+    async fn stop(&self, mut child: Running, signal: Signal, signals: &mut Signals) -> i32 {
+        tracing::info!(
+            signal = signal.as_str(),
+            pid = child.pid.as_raw(),
+            "stopping the child"
+        );
+        self.state.set_phase(Phase::Stopping);
+        let s = &self.settings;
+        if !s.prestop_delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(s.prestop_delay) => {}
+                exit = &mut child.exit => return self.stopped(child, exit).await,
+                // A second stop signal cuts the delay short.
+                _ = signals.forward_until_stop(child.pid) => {}
+            }
+        }
+        send(child.pid, signal);
+        let grace = tokio::time::sleep(s.stop_grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                exit = &mut child.exit => return self.stopped(child, exit).await,
+                // Further stop signals are forwarded too: the child may want them.
+                again = signals.forward_until_stop(child.pid) => send(child.pid, again),
+                _ = &mut grace => break,
+            }
+        }
+        tracing::warn!(
+            pid = child.pid.as_raw(),
+            grace_s = s.stop_grace.as_secs_f64(),
+            "the child did not exit within the stop grace after {}; sending SIGKILL to its process group",
+            signal.as_str()
+        );
+        kill_group(child.pid, Signal::SIGKILL);
+        let exit = (&mut child.exit).await;
+        self.stopped(child, exit).await
+    }
+
+    async fn stopped(&self, child: Running, exit: Result<Exit, oneshot::error::RecvError>) -> i32 {
+        let exit = exit.unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
+        self.state.child_exited(exit);
+        tracing::info!(pid = child.pid.as_raw(), %exit, "child stopped");
+        self.clean_up_group(child.pid).await;
+        drain(child.drained).await;
+        exit.code()
+    }
+
+    /// Whatever is left of the child's process group gets SIGTERM, then SIGKILL after the grace.
+    async fn clean_up_group(&self, pgid: Pid) {
+        if !group_alive(pgid) {
+            return;
+        }
+        tracing::info!(
+            pgid = pgid.as_raw(),
+            "terminating what is left of the child's process group"
+        );
+        kill_group(pgid, Signal::SIGTERM);
+        let deadline = Instant::now() + self.settings.stop_grace;
+        while group_alive(pgid) {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    pgid = pgid.as_raw(),
+                    "process group outlived the grace; sending SIGKILL"
+                );
+                kill_group(pgid, Signal::SIGKILL);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Waits (bounded) until the child's last output went through: a process that
+/// escaped the group may hold the pipes open for ever.
+async fn drain(drained: Vec<oneshot::Receiver<()>>) {
+    let all = async {
+        for done in drained {
+            let _ = done.await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_WAIT, all).await.is_err() {
+        tracing::debug!("the child's pipes are still held open by another process");
+    }
+}
+
+fn send(pid: Pid, signal: Signal) {
+    if let Err(e) = kill(pid, signal) {
+        tracing::debug!(pid = pid.as_raw(), signal = signal.as_str(), error = %e, "could not signal the child");
+    }
+}
+
+fn kill_group(pgid: Pid, signal: Signal) {
+    if let Err(e) = killpg(pgid, signal)
+        && e != Errno::ESRCH
+    {
+        tracing::warn!(pgid = pgid.as_raw(), signal = signal.as_str(), error = %e, "could not signal the process group");
+    }
+}
+
+fn group_alive(pgid: Pid) -> bool {
+    killpg(pgid, None).is_ok()
+}

@@ -1,0 +1,156 @@
+//! The child's stdout and stderr: passed through to the agent's own, unchanged,
+//! while the last lines are kept for `/status` and known fatal lines become reasons.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::state::{Reason, State};
+
+/// Lines kept for `/status`.
+const TAIL_LINES: usize = 200;
+/// A longer line is cut in the tail (never in the passthrough).
+const MAX_LINE: usize = 2048;
+
+/// Log lines of mpc-node that mean it cannot work, with what to do about them.
+const KNOWN_FATAL: &[(&str, &str, &str)] = &[
+    (
+        "AccessKeyNotFound",
+        "the node's signer key is not an access key of its account on chain; every transaction fails",
+        "put the account's key into MPC_ACCOUNT_SK, or add the signer public key to the account (`agent keys` shows both)",
+    ),
+    (
+        "Failed to decrypt key file",
+        "MPC_SECRET_STORE_KEY does not decrypt the keyshare in the home",
+        "restore the secret store key the shares were written with (its previous version, AWSPREVIOUS); never generate a new one while shares exist",
+    ),
+    (
+        "invalid local storage aes key hex",
+        "MPC_SECRET_STORE_KEY is not 32 hex characters",
+        "set MPC_SECRET_STORE_KEY to the 16-byte key as 32 hex characters",
+    ),
+    (
+        "not a participant",
+        "the signer contract does not list this node (account and p2p key) as a participant",
+        "compare the p2p public key of MPC_P2P_PRIVATE_KEY with the contract's tls_public_key for the account (`agent keys`)",
+    ),
+];
+
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LogLine {
+    pub stream: Stream,
+    #[serde(serialize_with = "crate::state::rfc3339")]
+    pub at: SystemTime,
+    pub line: String,
+}
+
+/// The last lines of the child's output.
+#[derive(Default)]
+pub struct LogTail(Mutex<VecDeque<LogLine>>);
+
+impl LogTail {
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn push(&self, line: LogLine) {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+}
+
+/// Copies `source` to the agent's `stream` on a thread of its own, so the child
+/// waits on the agent's output no longer than the agent itself would. The
+/// receiver completes when the source reached its end.
+pub fn pump(
+    mut source: impl Read + Send + 'static,
+    stream: Stream,
+    tail: Arc<LogTail>,
+    state: State,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let (done, drained) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("{stream:?}-pump").to_lowercase())
+        .spawn(move || {
+            let _done = done;
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut partial: Vec<u8> = Vec::new();
+            loop {
+                let n = match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                let chunk = &buf[..n];
+                // A failed write (stdout closed) must not stop the child: keep draining.
+                let _ = match stream {
+                    Stream::Stdout => write_through(&mut std::io::stdout().lock(), chunk),
+                    Stream::Stderr => write_through(&mut std::io::stderr().lock(), chunk),
+                };
+                partial.extend_from_slice(chunk);
+                let mut start = 0;
+                while let Some(nl) = partial[start..].iter().position(|b| *b == b'\n') {
+                    observe(&partial[start..start + nl], stream, &tail, &state);
+                    start += nl + 1;
+                }
+                partial.drain(..start);
+                if partial.len() > buf.len() {
+                    observe(&partial, stream, &tail, &state);
+                    partial.clear();
+                }
+            }
+            if !partial.is_empty() {
+                observe(&partial, stream, &tail, &state);
+            }
+        })?;
+    Ok(drained)
+}
+
+fn write_through(out: &mut impl Write, chunk: &[u8]) -> std::io::Result<()> {
+    out.write_all(chunk)?;
+    out.flush()
+}
+
+/// Keeps one complete line and turns a known fatal one into a reason.
+fn observe(raw: &[u8], stream: Stream, tail: &LogTail, state: &State) {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let mut line = String::from_utf8_lossy(raw).into_owned();
+    if line.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    if let Some((kind, cause, fix)) = KNOWN_FATAL.iter().find(|(p, _, _)| line.contains(p)) {
+        let mut reason = Reason::new(*kind, *cause, Some(fix.to_string()));
+        reason.line = Some(line.clone());
+        state.note_reason(reason);
+    }
+    tail.push(LogLine {
+        stream,
+        at: SystemTime::now(),
+        line,
+    });
+}

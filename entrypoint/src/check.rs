@@ -1,0 +1,122 @@
+//! The one shape every stage reports in: `agent run` holds or stops on it,
+//! `agent doctor` prints it, `/status` serves it.
+
+use serde::{Deserialize, Serialize};
+
+/// Outcome of one check, ordered from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Skipped,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Skipped => "skipped",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One named verdict: what was looked at, what was found, and what to do about it.
+///
+/// `cause` and `fix` are single lines written for the operator. They never carry
+/// secret material; stages put public keys and fingerprints in them instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable identifier, `stage.subject` (e.g. `config.MPC_ENV`, `keys.access_key`).
+    pub id: String,
+    pub status: Status,
+    pub cause: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Observed values that back the verdict (public keys, sizes, state names).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl Check {
+    fn new(id: impl Into<String>, status: Status, cause: impl Into<String>) -> Self {
+        Check {
+            id: id.into(),
+            status,
+            cause: cause.into(),
+            fix: None,
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    pub fn ok(id: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::new(id, Status::Ok, cause)
+    }
+
+    pub fn skipped(id: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::new(id, Status::Skipped, cause)
+    }
+
+    pub fn warn(id: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(id, Status::Warn, cause).with_fix(fix)
+    }
+
+    pub fn fail(id: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(id, Status::Fail, cause).with_fix(fix)
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+
+    /// `cause` and, when there is one, `fix`, on one line for logs and errors.
+    pub fn summary(&self) -> String {
+        match &self.fix {
+            Some(fix) => format!("{}: {} (fix: {})", self.id, self.cause, fix),
+            None => format!("{}: {}", self.id, self.cause),
+        }
+    }
+}
+
+/// The worst status among `checks`, `Ok` when there are none.
+pub fn worst<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Status {
+    checks
+        .into_iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_status_orders_fail_above_warn_above_skipped() {
+        let checks = [
+            Check::ok("a", "fine"),
+            Check::skipped("b", "not asked"),
+            Check::warn("c", "low", "raise it"),
+        ];
+        assert_eq!(worst(&checks), Status::Warn);
+        assert_eq!(worst(&[]), Status::Ok);
+    }
+
+    #[test]
+    fn summary_carries_cause_and_fix() {
+        let c = Check::fail("config.MPC_ENV", "unknown chain", "use testnet");
+        assert_eq!(
+            c.summary(),
+            "config.MPC_ENV: unknown chain (fix: use testnet)"
+        );
+    }
+}

@@ -1,0 +1,712 @@
+//! The `config` stage: settings from the command line, the environment, a TOML
+//! file and defaults (in that order of precedence), parsed into a typed
+//! [`Config`] or refused with every problem named at once.
+
+pub mod settings;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use near_primitives::types::AccountId;
+use serde::Serialize;
+
+use crate::check::Check;
+pub use settings::{Command, SETTINGS, Setting};
+use values::Rule;
+pub use values::{Backoff, CrashLoop};
+
+/// The environment variable naming the config file (same as `--config`).
+pub const CONFIG_FILE_VAR: &str = "AGENT_CONFIG";
+
+/// Where a setting's value came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Cli,
+    Env,
+    File,
+    Default,
+}
+
+/// One setting as the agent ended up seeing it, for `/config` and `agent config`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Effective {
+    pub name: &'static str,
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+/// The raw layers a configuration is resolved from.
+#[derive(Debug, Default)]
+pub struct Layers {
+    /// Values given as flags, by setting name.
+    pub cli: BTreeMap<&'static str, String>,
+    /// The process environment.
+    pub env: BTreeMap<String, String>,
+    /// The `--config` file, if one was named.
+    pub file: Option<PathBuf>,
+}
+
+impl Layers {
+    /// The process environment with no flags and no file.
+    pub fn from_env() -> Self {
+        Layers {
+            env: std::env::vars().collect(),
+            ..Layers::default()
+        }
+    }
+
+    /// A non-empty environment value: an empty variable counts as unset.
+    fn env_value(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// How the agent writes its own log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Plain,
+}
+
+/// When the supervisor starts the child again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+/// Which chain the node joins (`MPC_ENV`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Chain {
+    #[serde(rename = "mpc-localnet")]
+    Localnet,
+    #[serde(rename = "testnet")]
+    Testnet,
+    #[serde(rename = "mainnet")]
+    Mainnet,
+}
+
+impl Chain {
+    pub const NAMES: [&'static str; 3] = ["mpc-localnet", "testnet", "mainnet"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Chain::Localnet => "mpc-localnet",
+            Chain::Testnet => "testnet",
+            Chain::Mainnet => "mainnet",
+        }
+    }
+}
+
+/// How the child is supervised (`agent exec` and `agent run`).
+#[derive(Clone, Debug)]
+pub struct Supervision {
+    pub restart: RestartPolicy,
+    pub backoff: Backoff,
+    pub restart_reset: Duration,
+    pub crash_loop: CrashLoop,
+    pub stop_grace: Duration,
+    pub prestop_delay: Duration,
+    pub ready_url: Option<String>,
+    pub ready_interval: Duration,
+    pub fail_linger: Duration,
+}
+
+/// The upstream `start.sh` environment, validated.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub bin: PathBuf,
+    pub home_dir: PathBuf,
+    pub chain: Chain,
+    pub account_id: AccountId,
+    pub contract_id: AccountId,
+    pub responder_id: AccountId,
+    pub boot_nodes: Option<String>,
+    pub tier3_public_addr: Option<SocketAddr>,
+    pub log_format: Option<String>,
+}
+
+/// The resolved configuration of one command.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub command: Command,
+    pub file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub rust_log: Option<String>,
+    /// Present for the commands that supervise a child.
+    pub supervision: Option<Supervision>,
+    /// Present for the commands that run mpc-node.
+    pub node: Option<Node>,
+    /// Every setting the command reads, with its value and source.
+    pub effective: Vec<Effective>,
+}
+
+/// Every problem found in the configuration, each a failed [`Check`].
+#[derive(Debug, thiserror::Error)]
+#[error("{} configuration problem(s): {}", .0.len(), .0.iter().map(Check::summary).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<Check>);
+
+impl Config {
+    pub fn resolve(command: Command, layers: &Layers) -> Result<Config, ConfigError> {
+        let mut r = Resolver::new(command, layers);
+        let listen = r.parse("AGENT_LISTEN", values::socket_addr);
+        let log_format = r.parse("AGENT_LOG_FORMAT", |v| {
+            values::choice(v, &["json", "plain"]).map(log_format_named)
+        });
+        let rust_log = r.value("RUST_LOG");
+        let supervision = matches!(command, Command::Run | Command::Exec).then(|| Supervision {
+            restart: r
+                .parse("AGENT_RESTART", |v| {
+                    values::choice(v, &["never", "on-failure", "always"]).map(|c| match c {
+                        "never" => RestartPolicy::Never,
+                        "always" => RestartPolicy::Always,
+                        _ => RestartPolicy::OnFailure,
+                    })
+                })
+                .unwrap_or(RestartPolicy::Never),
+            backoff: r
+                .parse("AGENT_RESTART_BACKOFF", values::backoff)
+                .unwrap_or(Backoff {
+                    initial: Duration::from_secs(1),
+                    max: Duration::from_secs(60),
+                }),
+            restart_reset: r.duration("AGENT_RESTART_RESET"),
+            crash_loop: r
+                .parse("AGENT_CRASH_LOOP", values::crash_loop)
+                .unwrap_or(CrashLoop {
+                    exits: 5,
+                    window: Duration::from_secs(300),
+                }),
+            stop_grace: r.duration("AGENT_STOP_GRACE"),
+            prestop_delay: r.duration("AGENT_PRESTOP_DELAY"),
+            ready_url: r.parse("AGENT_READY_URL", values::http_url),
+            ready_interval: r.duration("AGENT_READY_INTERVAL"),
+            fail_linger: r.duration("AGENT_FAIL_LINGER"),
+        });
+        let node = (command == Command::Run).then(|| r.node()).flatten();
+        r.unknown_names();
+        if !r.problems.is_empty() {
+            return Err(ConfigError(r.problems));
+        }
+        Ok(Config {
+            command,
+            file: layers.file.clone(),
+            listen: listen.expect("no problem means AGENT_LISTEN parsed"),
+            log_format: log_format.unwrap_or_else(LogFormat::for_stdout),
+            rust_log,
+            supervision,
+            node,
+            effective: r.effective,
+        })
+    }
+
+    /// The local URL of this agent's own HTTP server (`0.0.0.0` becomes loopback).
+    pub fn local_url(&self, path: &str) -> String {
+        local_url(self.listen, path)
+    }
+}
+
+/// `http://127.0.0.1:PORT/path` for a listener on `addr`, loopback for a wildcard.
+pub fn local_url(addr: SocketAddr, path: &str) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}{path}", SocketAddr::new(ip, addr.port()))
+}
+
+fn log_format_named(name: &str) -> LogFormat {
+    if name == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::Plain
+    }
+}
+
+impl LogFormat {
+    /// JSON lines unless a person is watching stdout.
+    pub fn for_stdout() -> LogFormat {
+        use std::io::IsTerminal;
+        if std::io::stdout().is_terminal() {
+            LogFormat::Plain
+        } else {
+            LogFormat::Json
+        }
+    }
+
+    /// The format named in the layers, read leniently so that logging can start
+    /// before the configuration is validated (a bad value is reported later).
+    pub fn from_layers(layers: &Layers) -> LogFormat {
+        let named = layers
+            .cli
+            .get("AGENT_LOG_FORMAT")
+            .map(String::as_str)
+            .or_else(|| layers.env_value("AGENT_LOG_FORMAT"));
+        match named {
+            Some("json") => LogFormat::Json,
+            Some("plain") => LogFormat::Plain,
+            _ => LogFormat::for_stdout(),
+        }
+    }
+}
+
+/// Looks settings up through the layers, collecting problems instead of stopping at the first.
+struct Resolver<'a> {
+    command: Command,
+    layers: &'a Layers,
+    file: BTreeMap<String, String>,
+    problems: Vec<Check>,
+    effective: Vec<Effective>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(command: Command, layers: &'a Layers) -> Self {
+        let mut r = Resolver {
+            command,
+            layers,
+            file: BTreeMap::new(),
+            problems: Vec::new(),
+            effective: Vec::new(),
+        };
+        if let Some(path) = &layers.file {
+            match read_file(path) {
+                Ok(file) => r.file = file,
+                Err(problem) => r.problems.push(problem),
+            }
+        }
+        r
+    }
+
+    /// The raw value of `name` and where it came from; records it as effective.
+    fn raw(&mut self, name: &'static str) -> Option<(String, Source)> {
+        let setting = settings::find(name).expect("every looked-up setting is in the table");
+        debug_assert!(
+            setting.read_by(self.command),
+            "{name} is not read by {:?}",
+            self.command
+        );
+        let found = if let Some(v) = self.layers.cli.get(name).filter(|v| !v.is_empty()) {
+            Some((v.clone(), Source::Cli))
+        } else if let Some(v) = self.layers.env_value(name) {
+            Some((v.to_string(), Source::Env))
+        } else if let Some(v) = self.file.get(&setting.file_key()).filter(|v| !v.is_empty()) {
+            Some((v.clone(), Source::File))
+        } else {
+            setting
+                .default_for(self.command)
+                .map(|v| (v.to_string(), Source::Default))
+        };
+        self.effective.push(Effective {
+            name,
+            value: found.as_ref().map(|(v, _)| v.clone()),
+            source: found
+                .as_ref()
+                .map(|(_, s)| s.clone())
+                .unwrap_or(Source::Default),
+        });
+        found
+    }
+
+    fn value(&mut self, name: &'static str) -> Option<String> {
+        self.raw(name).map(|(v, _)| v)
+    }
+
+    /// Parses `name`; a refused value becomes a problem naming the setting, its source, the rule and the fix.
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, Rule>,
+    ) -> Option<T> {
+        let (value, source) = self.raw(name)?;
+        self.parse_found(name, value, source, parse)
+    }
+
+    /// Like [`Resolver::parse`], and an unset value is a problem too.
+    fn required<T>(
+        &mut self,
+        name: &'static str,
+        what: &str,
+        parse: impl FnOnce(&str) -> Result<T, Rule>,
+    ) -> Option<T> {
+        let Some((value, source)) = self.raw(name) else {
+            self.problems.push(Check::fail(
+                format!("config.{name}"),
+                format!("{name} is not set; it is required ({what})"),
+                format!("set {name} in the task definition's environment or the config file"),
+            ));
+            return None;
+        };
+        self.parse_found(name, value, source, parse)
+    }
+
+    fn parse_found<T>(
+        &mut self,
+        name: &'static str,
+        value: String,
+        source: Source,
+        parse: impl FnOnce(&str) -> Result<T, Rule>,
+    ) -> Option<T> {
+        match parse(value.trim()) {
+            Ok(v) => Some(v),
+            Err(rule) => {
+                self.problem(name, &value, &source, rule);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, name: &'static str) -> Duration {
+        self.parse(name, values::duration).unwrap_or_default()
+    }
+
+    fn problem(&mut self, name: &str, value: &str, source: &Source, rule: Rule) {
+        let from = match source {
+            Source::Cli => "command line".to_string(),
+            Source::Env => "environment".to_string(),
+            Source::File => format!(
+                "config file {}",
+                self.layers
+                    .file
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display()
+            ),
+            Source::Default => "default".to_string(),
+        };
+        self.problems.push(
+            Check::fail(
+                format!("config.{name}"),
+                format!("{name}={value:?} (from {from}) {}", rule.rule),
+                rule.fix,
+            )
+            .with_detail(serde_json::json!({ "setting": name, "value": value, "source": source })),
+        );
+    }
+
+    /// The upstream node environment (`agent run`).
+    fn node(&mut self) -> Option<Node> {
+        let bin = self.value("AGENT_NODE_BIN").map(PathBuf::from);
+        let home_dir = self.required("MPC_HOME_DIR", "the node's home directory", |v| {
+            Ok(PathBuf::from(v))
+        });
+        let chain = self.required("MPC_ENV", "the chain the node joins", |v| {
+            values::choice(v, &Chain::NAMES).map(|c| match c {
+                "mpc-localnet" => Chain::Localnet,
+                "testnet" => Chain::Testnet,
+                _ => Chain::Mainnet,
+            })
+        });
+        let account_id = self.required(
+            "MPC_ACCOUNT_ID",
+            "the node operator's NEAR account",
+            account,
+        );
+        let contract_id =
+            self.required("MPC_CONTRACT_ID", "the signer contract's account", account);
+        let responder_id = match self.raw("MPC_RESPONDER_ID") {
+            Some((value, source)) => self.parse_found("MPC_RESPONDER_ID", value, source, account),
+            None => account_id.clone(),
+        };
+        let boot_nodes = self.parse("NEAR_BOOT_NODES", boot_nodes);
+        let tier3_public_addr = self.parse("MPC_TIER3_PUBLIC_ADDR", values::socket_addr);
+        let log_format = self.parse("MPC_LOG_FORMAT", |v| {
+            values::choice(v, &["plain", "json"]).map(str::to_string)
+        });
+        Some(Node {
+            bin: bin?,
+            home_dir: home_dir?,
+            chain: chain?,
+            account_id: account_id?,
+            contract_id: contract_id?,
+            responder_id: responder_id?,
+            boot_nodes,
+            tier3_public_addr,
+            log_format,
+        })
+    }
+
+    /// `AGENT_*` variables and file keys that name no setting are mistakes, not noise.
+    fn unknown_names(&mut self) {
+        let known = || SETTINGS.iter().map(|s| s.name);
+        let unknown_env: Vec<String> = self
+            .layers
+            .env
+            .keys()
+            .filter(|k| {
+                k.starts_with("AGENT_") && *k != CONFIG_FILE_VAR && settings::find(k).is_none()
+            })
+            .cloned()
+            .collect();
+        for name in unknown_env {
+            let fix = match values::suggest(&name, known().filter(|n| n.starts_with("AGENT_"))) {
+                Some(near) => format!(
+                    "did you mean {near}? (agent {} --help lists every setting)",
+                    self.command.name()
+                ),
+                None => format!(
+                    "remove it; agent {} --help lists every setting",
+                    self.command.name()
+                ),
+            };
+            self.problems.push(Check::fail(
+                format!("config.{name}"),
+                format!("{name} is set in the environment but is not a setting of the agent"),
+                fix,
+            ));
+        }
+        let file_keys: Vec<String> = self.file.keys().cloned().collect();
+        let keys: Vec<String> = SETTINGS.iter().map(Setting::file_key).collect();
+        for key in file_keys {
+            if keys.contains(&key) {
+                continue;
+            }
+            let fix = match values::suggest(&key, keys.iter().map(String::as_str)) {
+                Some(near) => format!("did you mean {near}?"),
+                None => "remove it; keys are the setting names in lower case without AGENT_ (e.g. stop_grace)".to_string(),
+            };
+            self.problems.push(Check::fail(
+                format!("config.file.{key}"),
+                format!(
+                    "key {key:?} in {} is not a setting of the agent",
+                    self.layers
+                        .file
+                        .as_deref()
+                        .unwrap_or(Path::new("?"))
+                        .display()
+                ),
+                fix,
+            ));
+        }
+    }
+}
+
+/// Reads the TOML file into `key → value as text` so that every layer parses the same way.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, Check> {
+    let id = "config.file";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Check::fail(
+            id,
+            format!("cannot read config file {}: {e}", path.display()),
+            "pass an existing, readable TOML file to --config, or drop the flag",
+        )
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        Check::fail(
+            id,
+            format!(
+                "config file {} is not valid TOML: {}",
+                path.display(),
+                e.message()
+            ),
+            "write one `key = value` per line, e.g. stop_grace = \"25s\"",
+        )
+    })?;
+    table
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(s) => Ok((key, s)),
+            toml::Value::Integer(i) => Ok((key, i.to_string())),
+            toml::Value::Float(f) => Ok((key, f.to_string())),
+            toml::Value::Boolean(b) => Ok((key, b.to_string())),
+            other => Err(Check::fail(
+                format!("config.file.{key}"),
+                format!(
+                    "key {key:?} in {} is a {}; settings are strings, numbers or booleans",
+                    path.display(),
+                    other.type_str()
+                ),
+                format!("write it like {key} = \"value\""),
+            )),
+        })
+        .collect()
+}
+
+/// A NEAR account id, with the naming rules in the fix.
+fn account(value: &str) -> Result<AccountId, Rule> {
+    value.parse::<AccountId>().map_err(|e| {
+        Rule::new(
+            format!("is not a valid NEAR account id ({e})"),
+            "use lowercase letters, digits and single - _ . separators, 2 to 64 characters (e.g. node0.mpc.testnet)",
+        )
+    })
+}
+
+/// `NEAR_BOOT_NODES`: comma-separated `ed25519:KEY@HOST:PORT`.
+fn boot_nodes(value: &str) -> Result<String, Rule> {
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let refused = |what: &str| {
+            Rule::new(
+                format!("entry {entry:?} {what}"),
+                "write peers as ed25519:KEY@HOST:PORT, separated by commas",
+            )
+        };
+        let (key, addr) = entry.split_once('@').ok_or_else(|| refused("has no @"))?;
+        key.parse::<near_crypto::PublicKey>()
+            .map_err(|_| refused("does not start with a valid public key"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| refused("has no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(refused("has no valid HOST:PORT"));
+        }
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(env: &[(&str, &str)]) -> Layers {
+        Layers {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Layers::default()
+        }
+    }
+
+    const NODE_ENV: &[(&str, &str)] = &[
+        ("MPC_HOME_DIR", "/data"),
+        ("MPC_ENV", "testnet"),
+        ("MPC_ACCOUNT_ID", "node0.testnet"),
+        ("MPC_CONTRACT_ID", "v1.signer-prod.testnet"),
+    ];
+
+    #[test]
+    fn exec_defaults_resolve_without_any_setting() {
+        let config = Config::resolve(Command::Exec, &layers(&[])).unwrap();
+        let s = config.supervision.unwrap();
+        assert_eq!(s.restart, RestartPolicy::Never);
+        assert_eq!(s.stop_grace, Duration::from_secs(25));
+        assert_eq!(s.ready_url, None);
+        assert_eq!(config.listen, "0.0.0.0:8090".parse().unwrap());
+    }
+
+    #[test]
+    fn run_defaults_restart_on_failure_and_poll_the_node() {
+        let config = Config::resolve(Command::Run, &layers(NODE_ENV)).unwrap();
+        let s = config.supervision.unwrap();
+        assert_eq!(s.restart, RestartPolicy::OnFailure);
+        assert_eq!(s.ready_url.as_deref(), Some("http://127.0.0.1:8080/health"));
+        let node = config.node.unwrap();
+        assert_eq!(node.chain, Chain::Testnet);
+        assert_eq!(node.responder_id.as_str(), "node0.testnet");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::resolve(
+            Command::Run,
+            &layers(&[
+                ("MPC_ENV", "localnet"),
+                ("AGENT_STOP_GRACE", "soon"),
+                ("MPC_ACCOUNT_ID", "Node0.testnet"),
+            ]),
+        )
+        .unwrap_err();
+        let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
+        assert!(ids.contains(&"config.MPC_ENV"), "{ids:?}");
+        assert!(ids.contains(&"config.AGENT_STOP_GRACE"), "{ids:?}");
+        assert!(ids.contains(&"config.MPC_ACCOUNT_ID"), "{ids:?}");
+        assert!(ids.contains(&"config.MPC_HOME_DIR"), "{ids:?}");
+        assert!(ids.contains(&"config.MPC_CONTRACT_ID"), "{ids:?}");
+        let env = err.0.iter().find(|c| c.id == "config.MPC_ENV").unwrap();
+        assert!(
+            env.fix
+                .as_deref()
+                .unwrap()
+                .contains("did you mean mpc-localnet?")
+        );
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let config = Config::resolve(Command::Exec, &layers(&[("AGENT_STOP_GRACE", "")])).unwrap();
+        assert_eq!(
+            config.supervision.unwrap().stop_grace,
+            Duration::from_secs(25)
+        );
+    }
+
+    #[test]
+    fn cli_beats_env_beats_file_beats_default() {
+        let dir = std::env::temp_dir().join(format!("agent-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agent.toml");
+        std::fs::write(
+            &file,
+            "stop_grace = \"3s\"\nprestop_delay = 4\nrestart_reset = \"7s\"\n",
+        )
+        .unwrap();
+        let mut l = layers(&[("AGENT_STOP_GRACE", "2s"), ("AGENT_PRESTOP_DELAY", "5s")]);
+        l.file = Some(file);
+        l.cli.insert("AGENT_STOP_GRACE", "1s".into());
+        let config = Config::resolve(Command::Exec, &l).unwrap();
+        let s = config.supervision.as_ref().unwrap();
+        assert_eq!(s.stop_grace, Duration::from_secs(1));
+        assert_eq!(s.prestop_delay, Duration::from_secs(5));
+        assert_eq!(s.restart_reset, Duration::from_secs(7));
+        let source = |name| {
+            config
+                .effective
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap()
+                .source
+                .clone()
+        };
+        assert_eq!(source("AGENT_STOP_GRACE"), Source::Cli);
+        assert_eq!(source("AGENT_PRESTOP_DELAY"), Source::Env);
+        assert_eq!(source("AGENT_RESTART_RESET"), Source::File);
+        assert_eq!(source("AGENT_CRASH_LOOP"), Source::Default);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_agent_variables_are_named_with_a_suggestion() {
+        let err =
+            Config::resolve(Command::Exec, &layers(&[("AGENT_STOP_GRCE", "2s")])).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(
+            err.0[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("AGENT_STOP_GRACE")
+        );
+    }
+
+    #[test]
+    fn boot_nodes_need_key_and_address() {
+        let key = "ed25519:7PGseFbWxvYVgZ89K1uTJKYoKetWs7BJtbyXDzfbAcqX";
+        assert!(boot_nodes(&format!("{key}@1.2.3.4:24567,{key}@peer.example:24567")).is_ok());
+        assert!(boot_nodes("1.2.3.4:24567").is_err());
+        assert!(boot_nodes(&format!("{key}@1.2.3.4")).is_err());
+    }
+
+    #[test]
+    fn local_url_turns_wildcards_into_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:8090".parse().unwrap(), "/health"),
+            "http://127.0.0.1:8090/health"
+        );
+        assert_eq!(
+            local_url("[::]:8090".parse().unwrap(), "/ready"),
+            "http://[::1]:8090/ready"
+        );
+    }
+}

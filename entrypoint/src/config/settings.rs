@@ -1,0 +1,329 @@
+//! The table of every setting the agent reads: its name, what it means, its
+//! default, and which commands read it. `--help`, the TOML file keys, `/config`
+//! and the README reference are all generated from this one table.
+
+/// The agent's commands, as far as settings are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// Boot and supervise mpc-node (the container ENTRYPOINT).
+    Run,
+    /// Supervise an arbitrary command as PID 1.
+    Exec,
+    /// The HEALTHCHECK client.
+    Health,
+}
+
+impl Command {
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Exec => "exec",
+            Command::Health => "health",
+        }
+    }
+}
+
+/// What a setting is when nothing sets it.
+#[derive(Clone, Copy, Debug)]
+pub enum Default {
+    /// This value, for every command.
+    Value(&'static str),
+    /// One value for `exec`, another for `run`; `None` means unset.
+    ExecRun {
+        exec: Option<&'static str>,
+        run: Option<&'static str>,
+    },
+    /// Unset; the text says what that means.
+    Unset(&'static str),
+}
+
+#[derive(Debug)]
+pub struct Setting {
+    /// The environment variable; also the CLI flag (`AGENT_STOP_GRACE` → `--stop-grace`)
+    /// and the config file key (`stop_grace`).
+    pub name: &'static str,
+    pub value_name: &'static str,
+    pub help: &'static str,
+    pub default: Default,
+    pub group: Group,
+    pub commands: &'static [Command],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Agent,
+    Supervision,
+    Node,
+}
+
+impl Group {
+    pub fn heading(self) -> &'static str {
+        match self {
+            Group::Agent => "Agent",
+            Group::Supervision => "Supervision",
+            Group::Node => "Node (the upstream start.sh contract)",
+        }
+    }
+}
+
+impl Setting {
+    /// The default for `command`, `None` when unset.
+    pub fn default_for(&self, command: Command) -> Option<&'static str> {
+        match self.default {
+            Default::Value(v) => Some(v),
+            Default::ExecRun { exec, run } => match command {
+                Command::Exec => exec,
+                _ => run,
+            },
+            Default::Unset(_) => None,
+        }
+    }
+
+    /// The default as `--help` and the README show it.
+    pub fn default_text(&self, command: Command) -> String {
+        match (self.default, self.default_for(command)) {
+            (Default::Unset(text), _) => text.to_string(),
+            (_, Some(v)) => v.to_string(),
+            (_, None) => "none".to_string(),
+        }
+    }
+
+    /// `--stop-grace` for `AGENT_STOP_GRACE`, `--mpc-home-dir` for `MPC_HOME_DIR`.
+    pub fn flag(&self) -> String {
+        file_key(self.name).replace('_', "-")
+    }
+
+    /// `stop_grace` for `AGENT_STOP_GRACE`, `mpc_home_dir` for `MPC_HOME_DIR`.
+    pub fn file_key(&self) -> String {
+        file_key(self.name)
+    }
+
+    pub fn read_by(&self, command: Command) -> bool {
+        self.commands.contains(&command)
+    }
+}
+
+fn file_key(name: &str) -> String {
+    name.strip_prefix("AGENT_")
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+}
+
+use Command::*;
+
+const ALL: &[Command] = &[Run, Exec, Health];
+const SUPERVISORS: &[Command] = &[Run, Exec];
+const NODE: &[Command] = &[Run];
+
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "AGENT_LISTEN",
+        value_name: "ADDR",
+        help: "Address of the agent's HTTP server (/health, /ready, /status, /metrics, /config); `agent health` asks it",
+        default: Default::Value("0.0.0.0:8090"),
+        group: Group::Agent,
+        commands: ALL,
+    },
+    Setting {
+        name: "AGENT_LOG_FORMAT",
+        value_name: "json|plain",
+        help: "Format of the agent's own log lines (the child's output passes through unchanged)",
+        default: Default::Unset("json when stdout is not a terminal, else plain"),
+        group: Group::Agent,
+        commands: ALL,
+    },
+    Setting {
+        name: "AGENT_RESTART",
+        value_name: "never|on-failure|always",
+        help: "When to start the child again after it exits",
+        default: Default::ExecRun {
+            exec: Some("never"),
+            run: Some("on-failure"),
+        },
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_RESTART_BACKOFF",
+        value_name: "MIN..MAX",
+        help: "Delay before a restart: MIN after the first exit, doubled per exit (with jitter) up to MAX",
+        default: Default::Value("1s..60s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_RESTART_RESET",
+        value_name: "DURATION",
+        help: "A child that stayed up this long starts the backoff over",
+        default: Default::Value("60s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_CRASH_LOOP",
+        value_name: "EXITS/WINDOW",
+        help: "This many exits within the window is a crash loop: /health fails, then the agent exits with the child's last code",
+        default: Default::Value("5/300s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_STOP_GRACE",
+        value_name: "DURATION",
+        help: "After forwarding SIGTERM, how long the child may take before SIGKILL (keep it below ECS stopTimeout)",
+        default: Default::Value("25s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_PRESTOP_DELAY",
+        value_name: "DURATION",
+        help: "On SIGTERM, /ready fails at once and the signal reaches the child after this delay (load balancer deregistration)",
+        default: Default::Value("0s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_READY_URL",
+        value_name: "URL",
+        help: "The child is ready only while this URL answers 200 (polled in the background)",
+        default: Default::ExecRun {
+            exec: None,
+            run: Some("http://127.0.0.1:8080/health"),
+        },
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_READY_INTERVAL",
+        value_name: "DURATION",
+        help: "How often AGENT_READY_URL is polled; an answer older than three intervals no longer counts",
+        default: Default::Value("2s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_FAIL_LINGER",
+        value_name: "DURATION",
+        help: "After a failure for good (crash loop), how long /health and /status keep reporting it before the agent exits",
+        default: Default::Value("5s"),
+        group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_NODE_BIN",
+        value_name: "PATH",
+        help: "The mpc-node binary",
+        default: Default::Value("/app/mpc-node"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_HOME_DIR",
+        value_name: "DIR",
+        help: "The node's home (near home and MPC state); belongs on EFS",
+        default: Default::Unset("required"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_ENV",
+        value_name: "CHAIN",
+        help: "Which chain: mpc-localnet, testnet or mainnet",
+        default: Default::Unset("required"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_ACCOUNT_ID",
+        value_name: "ACCOUNT",
+        help: "The node operator's NEAR account; signs every transaction of the node",
+        default: Default::Unset("required"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_CONTRACT_ID",
+        value_name: "ACCOUNT",
+        help: "The signer contract, e.g. v1.signer or v1.signer-prod.testnet",
+        default: Default::Unset("required"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_RESPONDER_ID",
+        value_name: "ACCOUNT",
+        help: "Responder account written into config.yaml",
+        default: Default::Unset("MPC_ACCOUNT_ID"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "NEAR_BOOT_NODES",
+        value_name: "LIST",
+        help: "Comma-separated ed25519:KEY@HOST:PORT peers for the first init",
+        default: Default::Unset("none"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_TIER3_PUBLIC_ADDR",
+        value_name: "IP:PORT",
+        help: "Public address for peer state sync (needed behind NAT)",
+        default: Default::Unset("none"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "MPC_LOG_FORMAT",
+        value_name: "plain|json",
+        help: "The node's log format",
+        default: Default::Unset("the node's default"),
+        group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "RUST_LOG",
+        value_name: "FILTER",
+        help: "Log filter of the agent and of the node",
+        default: Default::Unset("info"),
+        group: Group::Node,
+        commands: ALL,
+    },
+];
+
+/// The setting called `name`.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_file_keys_follow_the_name() {
+        let grace = find("AGENT_STOP_GRACE").unwrap();
+        assert_eq!(grace.flag(), "stop-grace");
+        assert_eq!(grace.file_key(), "stop_grace");
+        let home = find("MPC_HOME_DIR").unwrap();
+        assert_eq!(home.flag(), "mpc-home-dir");
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
+    }
+
+    #[test]
+    fn defaults_differ_between_exec_and_run_where_documented() {
+        let restart = find("AGENT_RESTART").unwrap();
+        assert_eq!(restart.default_for(Command::Exec), Some("never"));
+        assert_eq!(restart.default_for(Command::Run), Some("on-failure"));
+        let ready = find("AGENT_READY_URL").unwrap();
+        assert_eq!(ready.default_text(Command::Exec), "none");
+    }
+}

@@ -1,0 +1,236 @@
+//! Parsers for setting values: durations, sizes, booleans, addresses, choices.
+//! Each failure is a [`Rule`]: the rule the value broke and how to write it instead.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a value was refused, for a person: the rule and a fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub rule: String,
+    pub fix: String,
+}
+
+impl Rule {
+    pub fn new(rule: impl Into<String>, fix: impl Into<String>) -> Self {
+        Rule {
+            rule: rule.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// `500ms`, `2s`, `5m`, `1h`, or a bare number of seconds (`30`, `1.5`).
+pub fn duration(value: &str) -> Result<Duration, Rule> {
+    let refused = || {
+        Rule::new(
+            "must be a duration",
+            "write it like 500ms, 2s, 5m, 1h, or a bare number of seconds",
+        )
+    };
+    if let Ok(secs) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| refused());
+    }
+    humantime::parse_duration(value).map_err(|_| refused())
+}
+
+/// `10GiB`, `512MiB`, `1.5GB`, or bare bytes.
+pub fn size(value: &str) -> Result<u64, Rule> {
+    value
+        .parse::<bytesize::ByteSize>()
+        .map(|s| s.as_u64())
+        .map_err(|_| {
+            Rule::new(
+                "must be a size",
+                "write it like 10GiB, 512MiB, or a bare number of bytes",
+            )
+        })
+}
+
+/// `true`/`false`/`1`/`0`.
+pub fn boolean(value: &str) -> Result<bool, Rule> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Rule::new("must be a boolean", "write true, false, 1 or 0")),
+    }
+}
+
+/// `IP:PORT`, e.g. `0.0.0.0:8090` or `[::]:8090`.
+pub fn socket_addr(value: &str) -> Result<SocketAddr, Rule> {
+    value.parse().map_err(|_| {
+        Rule::new(
+            "must be an IP address and port",
+            "write it like 0.0.0.0:8090 or [::]:8090 (host names are not resolved)",
+        )
+    })
+}
+
+/// An `http://host:port/path` URL.
+pub fn http_url(value: &str) -> Result<String, Rule> {
+    let refused = || {
+        Rule::new(
+            "must be an http:// URL with a host",
+            "write it like http://127.0.0.1:8080/health",
+        )
+    };
+    let uri: http::Uri = value.parse().map_err(|_| refused())?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(value.to_string()),
+        _ => Err(refused()),
+    }
+}
+
+/// One of `allowed`; a near miss is named in the fix.
+pub fn choice<'a>(value: &str, allowed: &[&'a str]) -> Result<&'a str, Rule> {
+    if let Some(hit) = allowed.iter().find(|a| **a == value) {
+        return Ok(hit);
+    }
+    let list = allowed.join(", ");
+    let fix = match suggest(value, allowed.iter().copied()) {
+        Some(near) => format!("did you mean {near}? allowed: {list}"),
+        None => format!("use one of: {list}"),
+    };
+    Err(Rule::new(format!("must be one of {list}"), fix))
+}
+
+/// The candidate a mistyped `value` most likely meant, if one is close.
+pub fn suggest<'a>(value: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = value.to_ascii_lowercase();
+    let mut best: Option<(usize, &'a str)> = None;
+    for candidate in candidates {
+        let c = candidate.to_ascii_lowercase();
+        let distance = if !lower.is_empty() && (c.contains(&lower) || lower.contains(&c)) {
+            // `localnet` → `mpc-localnet`: one is a part of the other.
+            1
+        } else {
+            strsim::levenshtein(&lower, &c)
+        };
+        let tolerance = (c.len() / 3).max(2);
+        if distance <= tolerance && best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// How many exits within which window make a crash loop: `5/300s`, `5/5m`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CrashLoop {
+    pub exits: u32,
+    pub window: Duration,
+}
+
+pub fn crash_loop(value: &str) -> Result<CrashLoop, Rule> {
+    let refused = || {
+        Rule::new(
+            "must be EXITS/WINDOW with at least 2 exits",
+            "write it like 5/300s (5 exits within 300 seconds)",
+        )
+    };
+    let (exits, window) = value.split_once('/').ok_or_else(refused)?;
+    let exits: u32 = exits.trim().parse().map_err(|_| refused())?;
+    let window = duration(window.trim()).map_err(|_| refused())?;
+    if exits < 2 || window.is_zero() {
+        return Err(refused());
+    }
+    Ok(CrashLoop { exits, window })
+}
+
+/// Restart delay range: the first delay, doubled on each crash up to the second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+pub fn backoff(value: &str) -> Result<Backoff, Rule> {
+    let refused = || {
+        Rule::new(
+            "must be INITIAL..MAX with INITIAL ≤ MAX",
+            "write it like 1s..60s",
+        )
+    };
+    let (initial, max) = value.split_once("..").ok_or_else(refused)?;
+    let initial = duration(initial.trim()).map_err(|_| refused())?;
+    let max = duration(max.trim()).map_err(|_| refused())?;
+    if initial > max {
+        return Err(refused());
+    }
+    Ok(Backoff { initial, max })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(duration("soon").is_err());
+        assert!(duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_take_binary_units_and_bare_bytes() {
+        assert_eq!(size("10GiB"), Ok(10 << 30));
+        assert_eq!(size("512MiB"), Ok(512 << 20));
+        assert_eq!(size("4096"), Ok(4096));
+        assert!(size("lots").is_err());
+    }
+
+    #[test]
+    fn booleans_are_strict() {
+        assert_eq!(boolean("true"), Ok(true));
+        assert_eq!(boolean("0"), Ok(false));
+        assert!(boolean("yes").is_err());
+    }
+
+    #[test]
+    fn near_misses_are_suggested() {
+        let chains = ["mpc-localnet", "testnet", "mainnet"];
+        assert_eq!(suggest("localnet", chains), Some("mpc-localnet"));
+        assert_eq!(suggest("testent", chains), Some("testnet"));
+        assert_eq!(suggest("Mainnet", chains), Some("mainnet"));
+        assert_eq!(suggest("banana-republic", chains), None);
+        let err = choice("localnet", &chains).unwrap_err();
+        assert!(
+            err.fix.starts_with("did you mean mpc-localnet?"),
+            "{}",
+            err.fix
+        );
+    }
+
+    #[test]
+    fn crash_loop_and_backoff_forms() {
+        assert_eq!(
+            crash_loop("5/300s"),
+            Ok(CrashLoop {
+                exits: 5,
+                window: Duration::from_secs(300)
+            })
+        );
+        assert!(crash_loop("1/10s").is_err());
+        assert!(crash_loop("5").is_err());
+        assert_eq!(
+            backoff("1s..60s"),
+            Ok(Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60)
+            })
+        );
+        assert!(backoff("10s..1s").is_err());
+    }
+
+    #[test]
+    fn urls_must_be_http_with_a_host() {
+        assert!(http_url("http://127.0.0.1:8080/health").is_ok());
+        assert!(http_url("https://example.com/").is_err());
+        assert!(http_url("127.0.0.1:8080").is_err());
+    }
+}
