@@ -84,6 +84,7 @@ pub enum Fault {
     /// Accept the connection and read the request, never answer.
     Blackhole,
     /// Answer HTTP 500 with no JSON-RPC body.
+    #[serde(rename = "http_500")]
     Http500,
     /// Answer normally after this many milliseconds.
     DelayMs(u64),
