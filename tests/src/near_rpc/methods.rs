@@ -38,7 +38,11 @@ use super::{Scenario, block_hash};
 const STATE_METHOD: &str = "state";
 
 /// Answers one JSON-RPC request the way nearcore's RPC server would.
-pub fn answer(scenario: &Scenario, uptime_sec: i64, request: &Request) -> Result<Value, RpcError> {
+pub(super) fn answer(
+    scenario: &Scenario,
+    uptime_sec: i64,
+    request: &Request,
+) -> Result<Value, RpcError> {
     let params = request.params.clone();
     match request.method.as_str() {
         "status" => serialize(&status(scenario, uptime_sec)?),

@@ -9,7 +9,6 @@ mod methods;
 mod scenario;
 mod server;
 
-pub use methods::answer;
 pub use scenario::{Account, Fault, Key, Scenario};
 pub use server::{NearRpcStandin, ReceivedRequest};
 

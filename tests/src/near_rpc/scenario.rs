@@ -81,7 +81,8 @@ pub struct Key {
 pub enum Fault {
     #[default]
     None,
-    /// Accept the connection and read the request, never answer.
+    /// Accept the connection and read the request, never answer (the
+    /// connection stays open until the stand-in stops).
     Blackhole,
     /// Answer HTTP 500 with no JSON-RPC body.
     #[serde(rename = "http_500")]

@@ -117,6 +117,13 @@ impl State {
             .unwrap_or_else(PoisonError::into_inner) = scenario;
     }
 
+    fn requests(&self) -> Vec<ReceivedRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn record(&self, request: ReceivedRequest) {
         self.requests
             .lock()
@@ -168,13 +175,7 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, I
         (Method::POST, "/") => json_rpc(&state, &body).await,
         (Method::GET, "/control/scenario") => json(StatusCode::OK, &state.scenario()),
         (Method::PUT, "/control/scenario") => put_scenario(&state, &body),
-        (Method::GET, "/control/requests") => json(
-            StatusCode::OK,
-            &*state
-                .requests
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        ),
+        (Method::GET, "/control/requests") => json(StatusCode::OK, &state.requests()),
         _ => text(StatusCode::NOT_FOUND, "not found".to_string()),
     })
 }
