@@ -1,0 +1,140 @@
+//! The chain state the NEAR RPC stand-in answers from, as a JSON document.
+//!
+//! ```json
+//! {
+//!   "chain_id": "mpc-localnet",
+//!   "latest_block_height": 1000,
+//!   "latest_block_time": "2025-06-01T12:00:00Z",
+//!   "syncing": false,
+//!   "accounts": {
+//!     "node0.test.near": { "keys": [
+//!       { "public_key": "ed25519:…", "permission": "FullAccess" },
+//!       { "public_key": "ed25519:…", "permission": { "FunctionCall": {
+//!           "receiver_id": "v1.signer.test.near", "method_names": [], "allowance": null } } }
+//!     ] }
+//!   },
+//!   "contracts": { "v1.signer.test.near": { "Running": { "…": "…" } } },
+//!   "access_key_page_size": 100,
+//!   "fault": "none"
+//! }
+//! ```
+//!
+//! `latest_block_time` is an ISO 8601 / RFC 3339 date-time, the form nearcore
+//! itself writes in `status`. `permission` is nearcore's own
+//! `AccessKeyPermissionView` (an allowance is a yoctoNEAR decimal string or
+//! `null` for unlimited). An account exists when it is in `accounts` or in
+//! `contracts`. `fault` is `"none"`, `"blackhole"`, `"http_500"` or
+//! `{"delay_ms": N}`.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use near_crypto::PublicKey;
+use near_primitives::types::{AccountId, Nonce};
+use near_primitives::views::{AccessKeyPermissionView, StatusSyncInfo};
+use serde::{Deserialize, Serialize};
+
+/// Everything the stand-in knows about the chain. Replaceable while it runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub chain_id: String,
+    pub latest_block_height: u64,
+    /// ISO 8601 / RFC 3339, e.g. `2025-06-01T12:00:00Z`.
+    pub latest_block_time: String,
+    #[serde(default)]
+    pub syncing: bool,
+    #[serde(default)]
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Contract account → the JSON value its `state` view returns.
+    #[serde(default)]
+    pub contracts: BTreeMap<AccountId, serde_json::Value>,
+    /// The node's cap on one `view_access_key_list` page (nearcore's
+    /// `access_keys_limit`). `None`: no cap, paging only when the caller asks
+    /// for a `limit`.
+    #[serde(default)]
+    pub access_key_page_size: Option<NonZeroU32>,
+    #[serde(default)]
+    pub fault: Fault,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    #[serde(default)]
+    pub keys: Vec<Key>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub public_key: PublicKey,
+    pub permission: AccessKeyPermissionView,
+    #[serde(default)]
+    pub nonce: Nonce,
+}
+
+/// How the stand-in misbehaves on JSON-RPC requests (the control API is
+/// never affected, so a fault can always be lifted).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    #[default]
+    None,
+    /// Accept the connection and read the request, never answer (the
+    /// connection stays open until the stand-in stops).
+    Blackhole,
+    /// Answer HTTP 500 with no JSON-RPC body.
+    #[serde(rename = "http_500")]
+    Http500,
+    /// Answer normally after this many milliseconds.
+    DelayMs(u64),
+}
+
+impl Scenario {
+    /// A synced chain with no accounts and no contracts.
+    pub fn new(chain_id: &str) -> Self {
+        Scenario {
+            chain_id: chain_id.to_string(),
+            latest_block_height: 1000,
+            latest_block_time: "2025-06-01T12:00:00Z".to_string(),
+            syncing: false,
+            accounts: BTreeMap::new(),
+            contracts: BTreeMap::new(),
+            access_key_page_size: None,
+            fault: Fault::None,
+        }
+    }
+
+    /// Rejects what cannot be served, so a bad scenario fails when loaded
+    /// rather than on the first `status`.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sync_info()
+            .map(drop)
+            .map_err(|err| format!("latest_block_time: {err}"))
+    }
+
+    /// Does the account exist on this chain (with or without a contract)?
+    pub fn account_exists(&self, account_id: &AccountId) -> bool {
+        self.accounts.contains_key(account_id) || self.contracts.contains_key(account_id)
+    }
+
+    /// `sync_info` of `status`. nearcore's block time type has no constructor
+    /// reachable from here, so nearcore's own deserializer builds it, which
+    /// also checks the date-time format.
+    pub(crate) fn sync_info(&self) -> Result<StatusSyncInfo, serde_json::Error> {
+        let block_hash = super::block_hash(self.latest_block_height);
+        serde_json::from_value(serde_json::json!({
+            "latest_block_hash": block_hash,
+            "latest_block_height": self.latest_block_height,
+            "latest_state_root": near_primitives::hash::hash(block_hash.as_ref()),
+            "latest_block_time": self.latest_block_time,
+            "syncing": self.syncing,
+            "earliest_block_hash": null,
+            "earliest_block_height": null,
+            "earliest_block_time": null,
+            "epoch_id": null,
+            "epoch_start_height": null,
+        }))
+    }
+}
