@@ -34,6 +34,10 @@ pub fn main() -> i32 {
                 timeout: *m.get_one("timeout").expect("has a default"),
             },
         ),
+        Some(("config", m)) if m.get_flag("reference") => {
+            print!("{}", show_config::reference());
+            0
+        }
         Some(("config", m)) => show_config::main(layers(m, Command::Run), m.get_flag("json")),
         _ => unreachable!("clap requires a known subcommand"),
     }
@@ -95,7 +99,13 @@ fn cli() -> clap::Command {
             with_settings(
                 clap::Command::new("config")
                     .about("Show the effective configuration of `agent run` (value and source of every setting) and validate it; exit 78 when invalid")
-                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON")),
+                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON"))
+                    .arg(
+                        Arg::new("reference")
+                            .long("reference")
+                            .action(ArgAction::SetTrue)
+                            .help("Print every setting of every command as a Markdown table (the README's reference) and exit"),
+                    ),
                 Command::Run,
             ),
         )

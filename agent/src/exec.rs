@@ -68,7 +68,8 @@ async fn supervise(config: Config, spec: ChildSpec) -> i32 {
     let tail = Arc::new(LogTail::default());
     match server::bind(config.listen).await {
         Ok(listener) => {
-            tracing::info!(listen = %config.listen, "serving /health, /ready, /status, /metrics, /config");
+            let listen = listener.local_addr().unwrap_or(config.listen);
+            tracing::info!(%listen, "serving /health, /ready, /status, /metrics, /config");
             server::spawn(listener, state.clone(), tail.clone());
         }
         Err(e) => {

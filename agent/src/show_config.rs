@@ -6,6 +6,41 @@ use entrypoint::config::{Config, ConfigError, Layers, SETTINGS};
 
 use crate::exit;
 
+/// Every setting of every command as a Markdown table: the README's reference.
+pub fn reference() -> String {
+    use entrypoint::config::{Command, Setting};
+    let commands = |s: &Setting| {
+        [Command::Run, Command::Exec, Command::Health]
+            .into_iter()
+            .filter(|c| s.read_by(*c))
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let default = |s: &Setting| {
+        let run = s.default_text(Command::Run);
+        let exec = s.default_text(Command::Exec);
+        if run == exec || !s.read_by(Command::Exec) {
+            format!("`{run}`")
+        } else {
+            format!("`{exec}` (exec), `{run}` (run)")
+        }
+    };
+    let mut out =
+        String::from("| setting | flag | default | read by | meaning |\n|---|---|---|---|---|\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | `--{}` | {} | {} | {} |\n",
+            s.name,
+            s.flag(),
+            default(s),
+            commands(s),
+            s.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
 pub fn main(layers: Layers, json: bool) -> i32 {
     let result = Config::resolve(entrypoint::config::Command::Run, &layers);
     match (&result, json) {

@@ -1,1 +1,6 @@
+//! Support for the integration tests: the stand-ins they run (mpc-node, NEAR
+//! RPC) and the harness that drives the real `agent` binary.
+
+pub mod harness;
 pub mod near_rpc;
+pub mod standin_node;

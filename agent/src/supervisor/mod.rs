@@ -113,7 +113,9 @@ struct Running {
     drained: Vec<oneshot::Receiver<()>>,
 }
 
-/// How long the last output of an exited child may take to reach the agent's own.
+/// How long the last output of an exited child may take to reach the agent's
+/// own: first before the exit is logged, then after its group is cleaned up.
+const FIRST_DRAIN: Duration = Duration::from_millis(200);
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 impl Supervisor {
@@ -133,10 +135,12 @@ impl Supervisor {
                     return self.stop(child, stop, signals).await;
                 }
             };
+            // Let the child's last lines through before the agent speaks of its exit.
+            drain(&mut child.drained, FIRST_DRAIN).await;
             let uptime = self.state.child_exited(exit);
             tracing::info!(pid = child.pid.as_raw(), %exit, uptime_s = uptime.as_secs_f64(), "child exited");
             self.clean_up_group(child.pid).await;
-            drain(child.drained).await;
+            drain(&mut child.drained, DRAIN_WAIT).await;
             match plan.after_exit(exit, uptime, Instant::now()) {
                 Next::Exit => return exit.code(),
                 Next::RestartAfter(delay) => {
@@ -270,12 +274,17 @@ impl Supervisor {
         self.stopped(child, exit).await
     }
 
-    async fn stopped(&self, child: Running, exit: Result<Exit, oneshot::error::RecvError>) -> i32 {
+    async fn stopped(
+        &self,
+        mut child: Running,
+        exit: Result<Exit, oneshot::error::RecvError>,
+    ) -> i32 {
         let exit = exit.unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
+        drain(&mut child.drained, FIRST_DRAIN).await;
         self.state.child_exited(exit);
         tracing::info!(pid = child.pid.as_raw(), %exit, "child stopped");
         self.clean_up_group(child.pid).await;
-        drain(child.drained).await;
+        drain(&mut child.drained, DRAIN_WAIT).await;
         exit.code()
     }
 
@@ -304,17 +313,18 @@ impl Supervisor {
     }
 }
 
-/// Waits (bounded) until the child's last output went through: a process that
-/// escaped the group may hold the pipes open for ever.
-async fn drain(drained: Vec<oneshot::Receiver<()>>) {
+/// Waits, at most `limit`, until the child's last output went through; a
+/// process that escaped the group may hold the pipes open for ever.
+async fn drain(drained: &mut Vec<oneshot::Receiver<()>>, limit: Duration) {
     let all = async {
-        for done in drained {
+        // A receiver leaves the list only once it completed: one cut short by
+        // the limit is awaited again next time.
+        while let Some(done) = drained.last_mut() {
             let _ = done.await;
+            drained.pop();
         }
     };
-    if tokio::time::timeout(DRAIN_WAIT, all).await.is_err() {
-        tracing::debug!("the child's pipes are still held open by another process");
-    }
+    let _ = tokio::time::timeout(limit, all).await;
 }
 
 fn send(pid: Pid, signal: Signal) {

@@ -1,0 +1,459 @@
+//! Drives the real `agent` binary as a process: starts it with a clean
+//! environment, follows its output, asks its HTTP endpoints, signals it, and
+//! waits for it — every wait bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::standin_node::Behavior;
+
+/// `target/debug` (or wherever this test binary was built).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+pub fn agent_bin() -> PathBuf {
+    built("agent")
+}
+
+pub fn standin_node_bin() -> PathBuf {
+    built("mpc-node")
+}
+
+fn built(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// Lines read from one of the agent's streams, with a way to wait for more.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn follow(self, source: impl Read + Send + 'static) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(source).lines() {
+                let Ok(line) = line else { break };
+                let (lines, more) = &*self.0;
+                lines.lock().unwrap().push(line);
+                more.notify_all();
+            }
+        });
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line satisfies `pred`; returns it, or `None` after `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let (lines, more) = &*self.0;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(hit) = guard.iter().find(|l| pred(l)) {
+                return Some(hit.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            guard = more.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a fresh connection, bounded by `timeout`.
+pub fn http(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {raw:?}")))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+/// How to start an agent.
+pub struct AgentCommand {
+    command: Command,
+    pid1: bool,
+}
+
+impl AgentCommand {
+    /// `agent <args…>` with a clean environment: only PATH and the test's own
+    /// settings, a loopback listener on a free port and JSON logs.
+    pub fn new<I, S>(args: I) -> AgentCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(agent_bin());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AGENT_LISTEN", "127.0.0.1:0")
+            .env("AGENT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        AgentCommand {
+            command,
+            pid1: false,
+        }
+    }
+
+    /// `agent exec -- mpc-node behave --json <behavior>`.
+    pub fn exec(behavior: &Behavior) -> AgentCommand {
+        let json = serde_json::to_string(behavior).unwrap();
+        let mut c = AgentCommand::new(["exec", "--"]);
+        c.command
+            .arg(standin_node_bin())
+            .args(["behave", "--json", &json]);
+        c
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs the agent as PID 1 of a new PID namespace (`unshare --pid --fork`).
+    pub fn as_pid1(self) -> AgentCommand {
+        let mut command = Command::new("unshare");
+        command.args(["--pid", "--fork", "--kill-child"]);
+        command.arg(self.command.get_program());
+        command.args(self.command.get_args());
+        command.env_clear();
+        for (k, v) in self.command.get_envs() {
+            if let Some(v) = v {
+                command.env(k, v);
+            }
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        AgentCommand {
+            command,
+            pid1: true,
+        }
+    }
+
+    pub fn start(mut self) -> Agent {
+        let mut child = self.command.spawn().expect("start the agent");
+        let stdout = Lines::default();
+        let stderr = Lines::default();
+        stdout.clone().follow(child.stdout.take().unwrap());
+        stderr.clone().follow(child.stderr.take().unwrap());
+        Agent {
+            child,
+            pid1: self.pid1,
+            stdout,
+            stderr,
+            exit: None,
+        }
+    }
+}
+
+/// A running agent process.
+pub struct Agent {
+    child: Child,
+    /// Started as PID 1 of a new namespace, under `unshare`.
+    pid1: bool,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    exit: Option<i32>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+impl Agent {
+    /// The agent's pid as the tests see it (for `as_pid1`, the child of `unshare`).
+    pub fn pid(&self) -> Pid {
+        let started = Pid::from_raw(self.child.id() as i32);
+        if !self.pid1 {
+            return started;
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some((pid, _)) = children_of(started).first() {
+                return *pid;
+            }
+            assert!(Instant::now() < deadline, "unshare never forked the agent");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The agent's own JSON log lines.
+    pub fn logs(&self) -> Vec<Value> {
+        self.stdout
+            .all()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("level").is_some() && v.get("target").is_some())
+            .collect()
+    }
+
+    /// Waits for an agent log line whose message contains `text`.
+    pub fn wait_log(&self, text: &str) -> Value {
+        let line = self
+            .stdout
+            .wait_for(WAIT, |l| {
+                serde_json::from_str::<Value>(l)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("message")
+                            .and_then(|m| m.as_str())
+                            .map(|m| m.contains(text))
+                    })
+                    .unwrap_or(false)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no log line containing {text:?}; stdout: {:#?}\nstderr: {:#?}",
+                    self.stdout.all(),
+                    self.stderr.all()
+                )
+            });
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// The address the HTTP server listens on, once it does.
+    pub fn addr(&self) -> SocketAddr {
+        let line = self.wait_log("serving /health");
+        line["listen"]
+            .as_str()
+            .expect("listen field")
+            .parse()
+            .expect("listen address")
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        http("GET", self.addr(), path, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Polls `GET path` until `pred` holds; panics with the last answer after `timeout`.
+    pub fn wait_until(
+        &self,
+        path: &str,
+        timeout: Duration,
+        pred: impl Fn(&Response) -> bool,
+    ) -> Response {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.get(path);
+            if pred(&r) {
+                return r;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "GET {path} never satisfied the condition; last answer: {} {}",
+                    r.status, r.body
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).expect("signal the agent");
+    }
+
+    /// The exit code (128+n for signal n), waiting at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .expect("an exit code or a signal");
+                self.exit = Some(code);
+                // The streams may still hold the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return self.exit;
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Like [`Agent::wait_exit`], panicking with the output when it does not exit.
+    pub fn exit_code(&mut self) -> i32 {
+        match self.wait_exit(WAIT) {
+            Some(code) => code,
+            None => panic!(
+                "the agent did not exit within {WAIT:?}; stdout: {:#?}\nstderr: {:#?}",
+                self.stdout.all(),
+                self.stderr.all()
+            ),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.exit.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// One line of `/proc/<pid>/stat`, the fields the tests look at.
+struct ProcStat {
+    pid: Pid,
+    state: char,
+    ppid: i32,
+    pgrp: i32,
+}
+
+/// Every process visible in `/proc`.
+fn processes() -> Vec<ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid pgrp …; comm may hold spaces and parentheses.
+            let (_, after) = stat.rsplit_once(')')?;
+            let mut fields = after.split_whitespace();
+            Some(ProcStat {
+                pid: Pid::from_raw(pid),
+                state: fields.next()?.chars().next()?,
+                ppid: fields.next()?.parse().ok()?,
+                pgrp: fields.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Processes whose parent is `parent`, with their state letter (`Z` for zombies).
+pub fn children_of(parent: Pid) -> Vec<(Pid, char)> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == parent.as_raw())
+        .map(|p| (p.pid, p.state))
+        .collect()
+}
+
+/// Processes in the process group `pgid`.
+pub fn group_members(pgid: Pid) -> Vec<Pid> {
+    processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid.as_raw())
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// A loopback port nothing listens on right now (bound, read, released), for
+/// servers that cannot report the port they bound.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// The outcome of a short command.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `agent <args…>` to its end (at most [`WAIT`]) with a clean environment plus `env`.
+pub fn agent_output(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = AgentCommand::new(args);
+    for (k, v) in env {
+        command = command.env(k, v);
+    }
+    let mut agent = command.start();
+    let code = agent.exit_code();
+    Output {
+        code,
+        stdout: agent.stdout.all().join("\n"),
+        stderr: agent.stderr.all().join("\n"),
+    }
+}
+
+/// The value of an unlabelled Prometheus sample, e.g. `agent_child_up`.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
+}

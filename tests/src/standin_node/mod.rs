@@ -1,0 +1,50 @@
+//! What the stand-in `mpc-node` does once started: the switches tests flip to
+//! make it print, exit, crash, hang, ignore SIGTERM, leave orphans behind, or
+//! serve a `/health` like the node's web UI.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// How the stand-in behaves after it starts. Every field has a quiet default:
+/// the default stand-in prints nothing, serves nothing and runs until signalled.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Behavior {
+    /// Lines printed to stdout at start, in order.
+    pub stdout: Vec<String>,
+    /// Lines printed to stderr at start, in order.
+    pub stderr: Vec<String>,
+    /// Exit with this code after `after_ms`.
+    pub exit_code: Option<i32>,
+    /// Kill itself with this signal number after `after_ms`.
+    pub die_by_signal: Option<i32>,
+    /// Delay before `exit_code` / `die_by_signal` apply.
+    pub after_ms: u64,
+    /// What SIGTERM and SIGINT do.
+    pub on_stop: OnStop,
+    /// Orphans left behind: an intermediate process forks this many
+    /// grandchildren and exits at once, so they are reparented to the reaper.
+    pub orphans: u32,
+    /// How long each orphan lives before it exits.
+    pub orphan_ms: u64,
+    /// Children that stay in the stand-in's process group and outlive it.
+    pub group_children: u32,
+    /// Serve `GET /health` → 200 `OK` here, like the node's web UI.
+    pub health: Option<SocketAddr>,
+    /// Bind `health` only after this delay (the node binds it after start-up work).
+    pub health_after_ms: u64,
+}
+
+/// The stand-in's answer to SIGTERM and SIGINT.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnStop {
+    /// Print that it stops and exit 0, as the node does since 3.12.
+    #[default]
+    ExitClean,
+    /// Die of the signal (no handler).
+    Die,
+    /// Print and carry on (the node before 3.13 during its first sync).
+    Ignore,
+}

@@ -1,0 +1,142 @@
+//! `/health`, `/ready`, `/status`, `/metrics` and `/config` through the phases
+//! of a child's life; answers come from a snapshot, so they never wait on it.
+
+use std::time::Duration;
+
+use agent_tests::harness::{AgentCommand, WAIT, free_port, http, metric};
+use agent_tests::standin_node::Behavior;
+
+#[test]
+fn a_running_child_is_live_ready_and_described() {
+    let port = free_port();
+    let agent = AgentCommand::exec(&Behavior {
+        health: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        ..Behavior::default()
+    })
+    .env("AGENT_READY_URL", format!("http://127.0.0.1:{port}/health"))
+    .env("AGENT_READY_INTERVAL", "100ms")
+    .start();
+    let ready = agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    assert_eq!(ready.json()["ready"], true);
+
+    let health = agent.get("/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(
+        health.header("content-type"),
+        Some("application/health+json")
+    );
+    let h = health.json();
+    assert_eq!(h["status"], "pass");
+    assert_eq!(h["checks"]["agent:phase"][0]["observedValue"], "running");
+    assert_eq!(h["checks"]["child:ready"][0]["observedValue"], true);
+    assert_eq!(h["checks"]["child:uptime"][0]["observedUnit"], "s");
+
+    let status = agent.get("/status").json();
+    assert_eq!(status["phase"], "running");
+    assert!(status["child"]["running"]["pid"].as_i64().unwrap() > 1);
+    assert_eq!(status["child"]["restarts"], 0);
+    assert_eq!(status["ready"]["ready"], true);
+    assert!(
+        status["log_tail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"] == "mpc-node: running")
+    );
+
+    let metrics = agent.get("/metrics");
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert_eq!(metric(&metrics.body, "agent_child_up"), Some(1.0));
+    assert_eq!(
+        metric(&metrics.body, "agent_child_restarts_total"),
+        Some(0.0)
+    );
+    assert!(metric(&metrics.body, "agent_child_uptime_seconds").unwrap() > 0.0);
+    assert!(metrics.body.contains("agent_phase{phase=\"running\"} 1"));
+    assert!(
+        metrics
+            .body
+            .contains("agent_http_requests_total{path=\"/health\",code=\"200\"} 1")
+    );
+}
+
+#[test]
+fn ready_waits_for_the_childs_own_endpoint() {
+    let port = free_port();
+    let agent = AgentCommand::exec(&Behavior {
+        health: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        health_after_ms: 1500,
+        ..Behavior::default()
+    })
+    .env("AGENT_READY_URL", format!("http://127.0.0.1:{port}/health"))
+    .env("AGENT_READY_INTERVAL", "100ms")
+    .start();
+    agent
+        .stdout
+        .wait_for(WAIT, |l| l == "mpc-node: running")
+        .unwrap();
+    let not_yet = agent.get("/ready");
+    assert_eq!(
+        not_yet.status, 503,
+        "ready before the child's endpoint answered"
+    );
+    assert_eq!(agent.get("/health").status, 200, "alive all the same");
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+}
+
+#[test]
+fn health_answers_while_the_child_hangs() {
+    // The child never answers anything: it just runs.
+    let agent = AgentCommand::exec(&Behavior::default())
+        .env("AGENT_READY_URL", "http://127.0.0.1:9/never")
+        .start();
+    let addr = agent.addr();
+    for _ in 0..200 {
+        let r = http("GET", addr, "/health", Duration::from_secs(1)).expect("answered within 1 s");
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(agent.get("/ready").status, 503);
+}
+
+#[test]
+fn unknown_paths_are_404_and_other_methods_405() {
+    let agent = AgentCommand::exec(&Behavior::default()).start();
+    let addr = agent.addr();
+    let missing = http("GET", addr, "/healthz", Duration::from_secs(2)).unwrap();
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.json()["paths"]
+            .as_array()
+            .unwrap()
+            .contains(&"/health".into())
+    );
+    let post = http("POST", addr, "/health", Duration::from_secs(2)).unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET"));
+}
+
+#[test]
+fn config_shows_every_setting_with_its_source() {
+    let agent = AgentCommand::exec(&Behavior::default())
+        .env("AGENT_STOP_GRACE", "7s")
+        .start();
+    let config = agent.get("/config").json();
+    let settings = config["settings"].as_array().unwrap();
+    let grace = settings
+        .iter()
+        .find(|s| s["name"] == "AGENT_STOP_GRACE")
+        .unwrap();
+    assert_eq!(grace["value"], "7s");
+    assert_eq!(grace["source"], "env");
+    let restart = settings
+        .iter()
+        .find(|s| s["name"] == "AGENT_RESTART")
+        .unwrap();
+    assert_eq!(restart["value"], "never");
+    assert_eq!(restart["source"], "default");
+}
