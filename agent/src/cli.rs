@@ -156,7 +156,11 @@ mod tests {
 
     #[test]
     fn exec_help_lists_every_setting_with_its_default() {
-        let mut exec = super::cli().find_subcommand("exec").unwrap().clone();
+        let mut exec = super::cli()
+            .find_subcommand("exec")
+            .unwrap()
+            .clone()
+            .term_width(10_000);
         let help = exec.render_long_help().to_string();
         for s in entrypoint::config::SETTINGS
             .iter()

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::metrics::RequestLabels;
@@ -108,66 +109,99 @@ fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<F
 /// Liveness in the `application/health+json` format (draft-inadarei-api-health-check).
 fn health(state: &State) -> Response<Full<Bytes>> {
     let h = state.health();
-    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let mut checks = serde_json::Map::new();
-    checks.insert(
-        "agent:phase".into(),
-        serde_json::json!([{
-            "componentId": "agent",
-            "componentType": "system",
-            "observedValue": h.phase,
-            "status": health_status(h.status),
-            "time": now,
-        }]),
-    );
-    if let Some(uptime) = h.child_uptime {
-        checks.insert(
-            "child:uptime".into(),
-            serde_json::json!([{
-                "componentId": "child",
-                "componentType": "component",
-                "observedValue": uptime.as_secs_f64(),
-                "observedUnit": "s",
-                "status": "pass",
-                "time": now,
-            }]),
-        );
-    }
-    checks.insert(
-        "child:restarts".into(),
-        serde_json::json!([{
-            "componentId": "child",
-            "componentType": "component",
-            "observedValue": h.restarts,
-            "status": if h.restarts == 0 { "pass" } else { "warn" },
-            "time": now,
-        }]),
-    );
-    checks.insert(
-        "child:ready".into(),
-        serde_json::json!([{
-            "componentId": "child",
-            "componentType": "component",
-            "observedValue": h.ready.is_ready(),
-            "status": if h.ready.is_ready() { "pass" } else { "warn" },
-            "output": h.ready.detail(),
-            "time": now,
-        }]),
-    );
-    let body = serde_json::json!({
-        "status": health_status(h.status),
-        "version": "1",
-        "releaseId": env!("CARGO_PKG_VERSION"),
-        "serviceId": "mpc-agent",
-        "output": h.output,
-        "checks": checks,
-    });
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let time = time.as_str();
+    let ready = h.ready.is_ready();
+    let body = HealthBody {
+        status: health_status(h.status),
+        version: "1",
+        release_id: env!("CARGO_PKG_VERSION"),
+        service_id: "mpc-agent",
+        output: &h.output,
+        checks: HealthChecks {
+            phase: [Component {
+                component_id: "agent",
+                component_type: "system",
+                observed_value: h.phase.as_str(),
+                observed_unit: None,
+                status: health_status(h.status),
+                output: None,
+                time,
+            }],
+            uptime: h.child_uptime.map(|uptime| {
+                [Component {
+                    component_id: "child",
+                    component_type: "component",
+                    observed_value: uptime.as_secs_f64(),
+                    observed_unit: Some("s"),
+                    status: "pass",
+                    output: None,
+                    time,
+                }]
+            }),
+            restarts: [Component {
+                component_id: "child",
+                component_type: "component",
+                observed_value: h.restarts,
+                observed_unit: None,
+                status: if h.restarts == 0 { "pass" } else { "warn" },
+                output: None,
+                time,
+            }],
+            ready: [Component {
+                component_id: "child",
+                component_type: "component",
+                observed_value: ready,
+                observed_unit: None,
+                status: if ready { "pass" } else { "warn" },
+                output: Some(h.ready.detail()),
+                time,
+            }],
+        },
+    };
     let code = if h.status == Status::Fail {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
     json(code, "application/health+json", &body)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthBody<'a> {
+    status: &'static str,
+    version: &'static str,
+    release_id: &'static str,
+    service_id: &'static str,
+    output: &'a str,
+    checks: HealthChecks<'a>,
+}
+
+#[derive(Serialize)]
+struct HealthChecks<'a> {
+    #[serde(rename = "agent:phase")]
+    phase: [Component<'a, &'static str>; 1],
+    #[serde(rename = "child:uptime", skip_serializing_if = "Option::is_none")]
+    uptime: Option<[Component<'a, f64>; 1]>,
+    #[serde(rename = "child:restarts")]
+    restarts: [Component<'a, u64>; 1],
+    #[serde(rename = "child:ready")]
+    ready: [Component<'a, bool>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Component<'a, V> {
+    component_id: &'static str,
+    component_type: &'static str,
+    observed_value: V,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed_unit: Option<&'static str>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    time: &'a str,
 }
 
 fn health_status(status: Status) -> &'static str {
@@ -208,7 +242,7 @@ fn metrics(state: &State) -> Response<Full<Bytes>> {
 fn json(
     code: StatusCode,
     content_type: &'static str,
-    body: &serde_json::Value,
+    body: &impl Serialize,
 ) -> Response<Full<Bytes>> {
     let mut bytes = serde_json::to_vec(body).expect("a JSON value serializes");
     bytes.push(b'\n');

@@ -10,12 +10,19 @@ use crate::exit;
 pub fn reference() -> String {
     use entrypoint::config::{Command, Setting};
     let commands = |s: &Setting| {
-        [Command::Run, Command::Exec, Command::Health]
-            .into_iter()
-            .filter(|c| s.read_by(*c))
-            .map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(", ")
+        [
+            Command::Run,
+            Command::Exec,
+            Command::Health,
+            Command::Keys,
+            Command::Init,
+            Command::Doctor,
+        ]
+        .into_iter()
+        .filter(|c| s.read_by(*c))
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ")
     };
     let default = |s: &Setting| {
         let run = s.default_text(Command::Run);

@@ -194,7 +194,7 @@ impl Config {
             ready_interval: r.duration("AGENT_READY_INTERVAL"),
             fail_linger: r.duration("AGENT_FAIL_LINGER"),
         });
-        let node = (command == Command::Run).then(|| r.node()).flatten();
+        let node = command.reads_node().then(|| r.node()).flatten();
         r.unknown_names();
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));

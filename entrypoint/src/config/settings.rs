@@ -11,14 +11,28 @@ pub enum Command {
     Exec,
     /// The HEALTHCHECK client.
     Health,
+    /// Fetch and validate the secrets, compare the keys with the chain.
+    Keys,
+    /// Run the pipeline up to and including the homes stage, then stop.
+    Init,
+    /// Every check, read-only.
+    Doctor,
 }
 
 impl Command {
+    /// Works on mpc-node's configuration (needs the `MPC_*` environment).
+    pub fn reads_node(self) -> bool {
+        NODE.contains(&self)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Command::Run => "run",
             Command::Exec => "exec",
             Command::Health => "health",
+            Command::Keys => "keys",
+            Command::Init => "init",
+            Command::Doctor => "doctor",
         }
     }
 }
@@ -111,9 +125,10 @@ fn file_key(name: &str) -> String {
 
 use Command::*;
 
-const ALL: &[Command] = &[Run, Exec, Health];
+const ALL: &[Command] = &[Run, Exec, Health, Keys, Init, Doctor];
 const SUPERVISORS: &[Command] = &[Run, Exec];
-const NODE: &[Command] = &[Run];
+/// The commands that work on mpc-node's configuration.
+const NODE: &[Command] = &[Run, Keys, Init, Doctor];
 
 pub static SETTINGS: &[Setting] = &[
     Setting {
