@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::check::Check;
 pub use settings::{Command, SETTINGS, Setting};
 use values::Rule;
-pub use values::{Backoff, CrashLoop};
+pub use values::{Backoff, CrashLoop, UserSpec};
 
 /// The environment variable naming the config file (same as `--config`).
 pub const CONFIG_FILE_VAR: &str = "AGENT_CONFIG";
@@ -108,6 +108,47 @@ impl Chain {
     }
 }
 
+/// How mpc-node is started (`AGENT_START_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartMode {
+    /// Ask the binary: `start-with-config-file` when its `--help` lists it.
+    Auto,
+    /// `mpc-node start` with `config.yaml` and the environment (what start.sh does).
+    Legacy,
+    /// `mpc-node start-with-config-file <toml>`.
+    ConfigFile,
+}
+
+/// Which side wins when `secrets.json` differs from the validated keys (`AGENT_SECRETS_JSON`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretsJsonPolicy {
+    /// The keys the chain accepts win; when the chain cannot tell, the file stays.
+    Reconcile,
+    /// The file stays; the drift is reported.
+    Keep,
+    /// The validated keys replace the file.
+    Replace,
+}
+
+/// How the agent treats the node's home (the `homes` stage).
+#[derive(Clone, Debug)]
+pub struct HomeSettings {
+    /// Refuse a home on a filesystem that does not outlive the task.
+    pub require_persistent: bool,
+    /// Free bytes below which the home is refused (warn below twice this).
+    pub min_free: u64,
+    /// How long to wait for another agent's lock; `None` waits forever.
+    pub lock_wait: Option<Duration>,
+    pub start_mode: StartMode,
+    pub secrets_json: SecretsJsonPolicy,
+    /// The user the node runs as; `None` means the owner of the home.
+    pub node_user: Option<UserSpec>,
+    /// The genesis for the first init on mpc-localnet.
+    pub localnet_genesis: PathBuf,
+}
+
 /// How the child is supervised (`agent exec` and `agent run`).
 #[derive(Clone, Debug)]
 pub struct Supervision {
@@ -148,6 +189,8 @@ pub struct Config {
     pub supervision: Option<Supervision>,
     /// Present for the commands that run mpc-node.
     pub node: Option<Node>,
+    /// Present for the commands that work on the node's home.
+    pub homes: Option<HomeSettings>,
     /// Every setting the command reads, with its value and source.
     pub effective: Vec<Effective>,
 }
@@ -195,6 +238,7 @@ impl Config {
             fail_linger: r.duration("AGENT_FAIL_LINGER"),
         });
         let node = command.reads_node().then(|| r.node()).flatten();
+        let homes = command.reads_home().then(|| r.homes()).flatten();
         r.unknown_names();
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -207,6 +251,7 @@ impl Config {
             rust_log,
             supervision,
             node,
+            homes,
             effective: r.effective,
         })
     }
@@ -437,6 +482,43 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// How the home is checked and prepared (`agent run`, `init`, `doctor`).
+    fn homes(&mut self) -> Option<HomeSettings> {
+        let require_persistent = self.parse("AGENT_REQUIRE_PERSISTENT_HOME", values::boolean);
+        let min_free = self.parse("AGENT_MIN_FREE", values::size);
+        let lock_wait = self.parse("AGENT_LOCK_WAIT", values::wait_limit);
+        let start_mode = self.parse("AGENT_START_MODE", |v| {
+            values::choice(v, &["auto", "legacy", "config-file"]).map(|c| match c {
+                "legacy" => StartMode::Legacy,
+                "config-file" => StartMode::ConfigFile,
+                _ => StartMode::Auto,
+            })
+        });
+        let secrets_json = self.parse("AGENT_SECRETS_JSON", |v| {
+            values::choice(v, &["reconcile", "keep", "replace"]).map(|c| match c {
+                "keep" => SecretsJsonPolicy::Keep,
+                "replace" => SecretsJsonPolicy::Replace,
+                _ => SecretsJsonPolicy::Reconcile,
+            })
+        });
+        let node_user = match self.raw("AGENT_NODE_USER") {
+            Some((value, source)) => {
+                Some(self.parse_found("AGENT_NODE_USER", value, source, values::user_spec)?)
+            }
+            None => None,
+        };
+        let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
+        Some(HomeSettings {
+            require_persistent: require_persistent?,
+            min_free: min_free?,
+            lock_wait: lock_wait?,
+            start_mode: start_mode?,
+            secrets_json: secrets_json?,
+            node_user,
+            localnet_genesis: localnet_genesis?,
+        })
+    }
+
     /// `AGENT_*` variables and file keys that name no setting are mistakes, not noise.
     fn unknown_names(&mut self) {
         let known = || SETTINGS.iter().map(|s| s.name);
@@ -605,6 +687,63 @@ mod tests {
         let node = config.node.unwrap();
         assert_eq!(node.chain, Chain::Testnet);
         assert_eq!(node.responder_id.as_str(), "node0.testnet");
+    }
+
+    #[test]
+    fn home_settings_default_to_a_persistent_locked_home() {
+        let config = Config::resolve(Command::Run, &layers(NODE_ENV)).unwrap();
+        let homes = config.homes.unwrap();
+        assert!(homes.require_persistent);
+        assert_eq!(homes.min_free, 10 << 30);
+        assert_eq!(homes.lock_wait, None);
+        assert_eq!(homes.start_mode, StartMode::Auto);
+        assert_eq!(homes.secrets_json, SecretsJsonPolicy::Reconcile);
+        assert_eq!(homes.node_user, None);
+        assert_eq!(
+            homes.localnet_genesis,
+            PathBuf::from("/app/localnet-genesis.json")
+        );
+        assert!(
+            Config::resolve(Command::Keys, &layers(NODE_ENV))
+                .unwrap()
+                .homes
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn home_settings_are_parsed_and_refused_by_name() {
+        let mut env = NODE_ENV.to_vec();
+        env.extend([
+            ("AGENT_REQUIRE_PERSISTENT_HOME", "false"),
+            ("AGENT_LOCK_WAIT", "90s"),
+            ("AGENT_START_MODE", "config-file"),
+            ("AGENT_SECRETS_JSON", "replace"),
+            ("AGENT_NODE_USER", "1000:1000"),
+        ]);
+        let homes = Config::resolve(Command::Init, &layers(&env))
+            .unwrap()
+            .homes
+            .unwrap();
+        assert!(!homes.require_persistent);
+        assert_eq!(homes.lock_wait, Some(Duration::from_secs(90)));
+        assert_eq!(homes.start_mode, StartMode::ConfigFile);
+        assert_eq!(homes.secrets_json, SecretsJsonPolicy::Replace);
+        assert_eq!(
+            homes.node_user,
+            Some(UserSpec::Ids {
+                uid: 1000,
+                gid: Some(1000)
+            })
+        );
+        let mut env = NODE_ENV.to_vec();
+        env.extend([
+            ("AGENT_SECRETS_JSON", "overwrite"),
+            ("AGENT_MIN_FREE", "lots"),
+        ]);
+        let err = Config::resolve(Command::Run, &layers(&env)).unwrap_err();
+        let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["config.AGENT_MIN_FREE", "config.AGENT_SECRETS_JSON"]);
     }
 
     #[test]

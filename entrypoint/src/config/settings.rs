@@ -25,6 +25,11 @@ impl Command {
         NODE.contains(&self)
     }
 
+    /// Works on the node's home (filesystem, lock, init, the files on it).
+    pub fn reads_home(self) -> bool {
+        HOME.contains(&self)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Command::Run => "run",
@@ -68,6 +73,7 @@ pub enum Group {
     Agent,
     Supervision,
     Node,
+    Home,
 }
 
 impl Group {
@@ -76,6 +82,7 @@ impl Group {
             Group::Agent => "Agent",
             Group::Supervision => "Supervision",
             Group::Node => "Node (the upstream start.sh contract)",
+            Group::Home => "Home (MPC_HOME_DIR)",
         }
     }
 }
@@ -129,6 +136,8 @@ const ALL: &[Command] = &[Run, Exec, Health, Keys, Init, Doctor];
 const SUPERVISORS: &[Command] = &[Run, Exec];
 /// The commands that work on mpc-node's configuration.
 const NODE: &[Command] = &[Run, Keys, Init, Doctor];
+/// The commands that inspect or prepare the node's home.
+const HOME: &[Command] = &[Run, Init, Doctor];
 
 pub static SETTINGS: &[Setting] = &[
     Setting {
@@ -304,6 +313,62 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Unset("info"),
         group: Group::Node,
         commands: ALL,
+    },
+    Setting {
+        name: "AGENT_REQUIRE_PERSISTENT_HOME",
+        value_name: "BOOL",
+        help: "Refuse a home on tmpfs, the container's own layer or any filesystem that does not outlive the task (EFS expected)",
+        default: Default::Value("true"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_MIN_FREE",
+        value_name: "SIZE",
+        help: "Refuse to start with less free space on the home; warn below twice this",
+        default: Default::Value("10GiB"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_LOCK_WAIT",
+        value_name: "DURATION|forever",
+        help: "How long to wait while another agent holds the home's lock (one node per home) before giving up",
+        default: Default::Value("forever"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_START_MODE",
+        value_name: "auto|legacy|config-file",
+        help: "Start mpc-node with `start` and config.yaml (legacy) or `start-with-config-file`; auto asks the binary's --help",
+        default: Default::Value("auto"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_SECRETS_JSON",
+        value_name: "reconcile|keep|replace",
+        help: "When secrets.json differs from the validated keys: the side the chain accepts wins (reconcile), the file stays (keep), or it is replaced; a backup is kept",
+        default: Default::Value("reconcile"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_NODE_USER",
+        value_name: "NAME|UID:GID",
+        help: "User the node runs as; owns every file the agent writes on the home",
+        default: Default::Unset("the owner of MPC_HOME_DIR"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_LOCALNET_GENESIS",
+        value_name: "PATH",
+        help: "Genesis for the first init on mpc-localnet (put back over the one init writes)",
+        default: Default::Value("/app/localnet-genesis.json"),
+        group: Group::Home,
+        commands: HOME,
     },
 ];
 

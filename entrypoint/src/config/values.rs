@@ -114,6 +114,61 @@ pub fn suggest<'a>(value: &str, candidates: impl IntoIterator<Item = &'a str>) -
     best.map(|(_, c)| c)
 }
 
+/// A wait that may be unbounded: `forever`, or a duration (`None` is forever).
+pub fn wait_limit(value: &str) -> Result<Option<Duration>, Rule> {
+    if value == "forever" {
+        return Ok(None);
+    }
+    duration(value).map(Some).map_err(|_| {
+        Rule::new(
+            "must be a duration or forever",
+            "write it like 10m, 1h, or forever",
+        )
+    })
+}
+
+/// A user to run as: a name from the passwd database, or numeric ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSpec {
+    Name(String),
+    /// `UID` alone takes the group from the passwd entry of that uid.
+    Ids {
+        uid: u32,
+        gid: Option<u32>,
+    },
+}
+
+/// `mpc`, `1000` or `1000:1000`.
+pub fn user_spec(value: &str) -> Result<UserSpec, Rule> {
+    let refused = || {
+        Rule::new(
+            "must be a user name, a UID or UID:GID",
+            "write it like mpc, 1000 or 1000:1000",
+        )
+    };
+    let number = |v: &str| v.parse::<u32>().map_err(|_| refused());
+    if let Some((uid, gid)) = value.split_once(':') {
+        return Ok(UserSpec::Ids {
+            uid: number(uid)?,
+            gid: Some(number(gid)?),
+        });
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(UserSpec::Ids {
+            uid: number(value)?,
+            gid: None,
+        });
+    }
+    let valid = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid && !value.starts_with('-') {
+        Ok(UserSpec::Name(value.to_string()))
+    } else {
+        Err(refused())
+    }
+}
+
 /// How many exits within which window make a crash loop: `5/300s`, `5/5m`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CrashLoop {
@@ -225,6 +280,35 @@ mod tests {
             })
         );
         assert!(backoff("10s..1s").is_err());
+    }
+
+    #[test]
+    fn waits_are_durations_or_forever() {
+        assert_eq!(wait_limit("forever"), Ok(None));
+        assert_eq!(wait_limit("10m"), Ok(Some(Duration::from_secs(600))));
+        assert!(wait_limit("never").is_err());
+    }
+
+    #[test]
+    fn users_are_names_or_ids() {
+        assert_eq!(user_spec("mpc"), Ok(UserSpec::Name("mpc".into())));
+        assert_eq!(
+            user_spec("1000"),
+            Ok(UserSpec::Ids {
+                uid: 1000,
+                gid: None
+            })
+        );
+        assert_eq!(
+            user_spec("1000:1001"),
+            Ok(UserSpec::Ids {
+                uid: 1000,
+                gid: Some(1001)
+            })
+        );
+        assert!(user_spec("1000:").is_err());
+        assert!(user_spec("a b").is_err());
+        assert!(user_spec("-x").is_err());
     }
 
     #[test]
