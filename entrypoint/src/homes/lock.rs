@@ -1,0 +1,253 @@
+//! One node per home (invariant 3): an exclusive lock on `<home>/.agent/lock`
+//! held for the agent's whole life, and `<home>/.agent/holder.json` saying who
+//! holds it.
+//!
+//! # Which lock
+//!
+//! An open file description (OFD) record lock: `fcntl(F_OFD_SETLK)` on the
+//! whole file.
+//! - NFSv4 (EFS) honours it across clients: the Linux NFS client sends
+//!   byte-range locks to the server, so an agent on another host sees the
+//!   conflict.
+//! - `flock(2)` is no alternative: since Linux 2.6.12 the NFS client emulates
+//!   it as a whole-file byte-range lock, so it means one thing on a local disk
+//!   and another on EFS (and stays local when mounted with `local_lock=flock`).
+//! - A classic POSIX record lock (`F_SETLK`) belongs to the process: closing
+//!   *any* descriptor of the file releases it (reading `.agent/lock` for a
+//!   report would silently drop the lock), and it never conflicts with another
+//!   lock of the same process. An OFD lock belongs to the open file
+//!   description: it is released only when the last descriptor of that open
+//!   file is closed, and a second `open()` in the same process conflicts.
+//! - The descriptor is close-on-exec, so the node (a child) never inherits it:
+//!   the lock ends with the agent, not with the node.
+//!
+//! # When the holder dies
+//!
+//! On the same host, the kernel releases the lock when the holding process
+//! exits for any reason, `kill -9` included (its descriptors are closed). On
+//! NFS, when the holding host or task disappears without closing, the server
+//! releases the lock once that client's NFSv4 lease expires without renewal
+//! (the server's lease time), and a waiting agent takes it at its next poll.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+use serde::{Deserialize, Serialize};
+
+use super::HomeError;
+use super::atomic::{self, Previous};
+use super::owner::NodeUser;
+
+/// The agent's own directory on the home: lock, holder, init marker, staging.
+pub const AGENT_DIR: &str = ".agent";
+const LOCK_FILE: &str = "lock";
+const HOLDER_FILE: &str = "holder.json";
+/// How often a waiting agent tries the lock again.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Who holds (or last held) the lock on a home.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub hostname: String,
+    pub pid: u32,
+    /// `ECS_CONTAINER_METADATA_URI_V4` of the holder (names its ECS task and container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecs_container_metadata_uri: Option<String>,
+    /// RFC 3339, seconds.
+    pub started_at: String,
+    pub agent_version: String,
+}
+
+impl Holder {
+    /// This process: host name, pid, ECS metadata URI when present, now, this version.
+    pub fn this_process() -> Holder {
+        Holder {
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".to_string()),
+            pid: std::process::id(),
+            ecs_container_metadata_uri: std::env::var("ECS_CONTAINER_METADATA_URI_V4")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            agent_version: super::AGENT_VERSION.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.hostname)?;
+        if let Some(uri) = &self.ecs_container_metadata_uri {
+            write!(f, " (ECS container {uri})")?;
+        }
+        write!(
+            f,
+            " since {} (agent {})",
+            self.started_at, self.agent_version
+        )
+    }
+}
+
+/// The home, locked for this agent. Dropping it releases the lock.
+#[derive(Debug)]
+pub struct HomeLock {
+    home: PathBuf,
+    holder: Holder,
+    /// The open file description that owns the lock.
+    _file: File,
+}
+
+impl HomeLock {
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+}
+
+fn whole_file(kind: libc::c_short) -> libc::flock {
+    // SAFETY: flock is plain data; all-zero is a valid value (l_pid must be 0 for OFD locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock
+}
+
+/// Takes the exclusive lock on `home`, waiting while another agent holds it.
+///
+/// While waiting, `on_wait` is called with the holder read from
+/// `holder.json` (`None` when there is none yet) the first time and whenever
+/// it changes. The lock is tried every 500 ms; the future can be dropped at
+/// any point to stop waiting. `wait` bounds the wait (`None`: forever); past
+/// it the error names the holder. Once taken, `holder` is written to
+/// `holder.json` (atomically, replacing the previous holder).
+pub async fn acquire(
+    home: &Path,
+    holder: Holder,
+    wait: Option<Duration>,
+    owner: &NodeUser,
+    mut on_wait: impl FnMut(Option<&Holder>),
+) -> Result<HomeLock, HomeError> {
+    let dir = home.join(AGENT_DIR);
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| HomeError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    atomic::ensure_dir(&dir, owner).map_err(io("create", &dir))?;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    owner.own(&file).map_err(io("chown", &path))?;
+    let started = Instant::now();
+    let mut reported: Option<Option<Holder>> = None;
+    loop {
+        match fcntl(
+            file.as_fd(),
+            FcntlArg::F_OFD_SETLK(&whole_file(libc::F_WRLCK as _)),
+        ) {
+            Ok(_) => break,
+            Err(Errno::EAGAIN | Errno::EACCES) => {}
+            Err(e) => {
+                return Err(HomeError::LockUnsupported {
+                    home: home.to_path_buf(),
+                    source: io::Error::from(e),
+                });
+            }
+        }
+        let current = read_holder(home).unwrap_or(None);
+        if reported.as_ref() != Some(&current) {
+            on_wait(current.as_ref());
+            reported = Some(current.clone());
+        }
+        let waited = started.elapsed();
+        let pause = match wait {
+            Some(limit) if waited >= limit => {
+                return Err(HomeError::LockTimeout {
+                    home: home.to_path_buf(),
+                    waited,
+                    holder: current,
+                });
+            }
+            Some(limit) => POLL.min(limit - waited),
+            None => POLL,
+        };
+        tokio::time::sleep(pause).await;
+    }
+    let holder_path = dir.join(HOLDER_FILE);
+    let text = serde_json::to_vec_pretty(&holder).expect("a holder serializes");
+    atomic::write_file(&holder_path, &text, 0o644, Previous::Discard, owner)
+        .map_err(io("write", &holder_path))?;
+    Ok(HomeLock {
+        home: home.to_path_buf(),
+        holder,
+        _file: file,
+    })
+}
+
+/// The holder `holder.json` names, without taking the lock (for `agent
+/// doctor`). It is the last agent that took the lock: see [`is_held`] for
+/// whether that agent still holds it.
+pub fn read_holder(home: &Path) -> Result<Option<Holder>, HomeError> {
+    let path = home.join(AGENT_DIR).join(HOLDER_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(HomeError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|e| HomeError::Unparsable {
+            path,
+            reason: e.to_string(),
+        })
+}
+
+/// Whether some agent holds the lock on `home` right now (`F_OFD_GETLK`).
+pub fn is_held(home: &Path) -> Result<bool, HomeError> {
+    let path = home.join(AGENT_DIR).join(LOCK_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(HomeError::Io {
+                action: "open",
+                path,
+                source,
+            });
+        }
+    };
+    let mut probe = whole_file(libc::F_WRLCK as _);
+    fcntl(file.as_fd(), FcntlArg::F_OFD_GETLK(&mut probe)).map_err(|e| {
+        HomeError::LockUnsupported {
+            home: home.to_path_buf(),
+            source: io::Error::from(e),
+        }
+    })?;
+    Ok(probe.l_type != libc::F_UNLCK as libc::c_short)
+}

@@ -1,0 +1,110 @@
+//! The `homes` stage: where `MPC_HOME_DIR` is and whether it can hold the
+//! node's state, one node per home, the first-boot init, and the files the
+//! node reads on every boot. Nothing that exists on the home is ever deleted
+//! or overwritten in place.
+//!
+//! Pieces, in the order `agent run` uses them:
+//! - [`filesystem`]: the filesystem and mount under the home, free space,
+//!   owner, a real write ([`Check`]s, nothing written except the probe);
+//! - [`owner`]: the user the node runs as, owner of everything written here;
+//! - [`lock`]: the exclusive lock and its holder;
+//! - [`store_key`]: the existing shares and whether the store key decrypts them;
+//! - [`init`]: `mpc-node init` in a staging directory, moved into place;
+//! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
+//!   the files the node reads, each written through [`atomic`].
+
+pub mod atomic;
+pub mod filesystem;
+pub mod lock;
+pub mod owner;
+pub mod store_key;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::check::Check;
+
+pub use atomic::Written;
+pub use lock::{Holder, HomeLock};
+pub use owner::NodeUser;
+
+/// The version recorded in `holder.json` and `initialized.json`.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the home cannot be used. Carries paths, public keys and holders, never secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("MPC_HOME_DIR {} does not exist", home.display())]
+    Missing { home: PathBuf },
+    #[error("MPC_HOME_DIR {} is not a directory", home.display())]
+    NotADirectory { home: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("AGENT_NODE_USER {spec}: {reason}")]
+    UnknownUser { spec: String, reason: String },
+    #[error("another agent has held the lock on {} for the last {}s: {}", home.display(), waited.as_secs(), holder.as_ref().map_or("holder unknown".to_string(), |h| h.to_string()))]
+    LockTimeout {
+        home: PathBuf,
+        waited: Duration,
+        holder: Option<Holder>,
+    },
+    #[error("cannot lock {}: {source}", home.display())]
+    LockUnsupported {
+        home: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} cannot be parsed ({reason}); it is left as it is", path.display())]
+    Unparsable { path: PathBuf, reason: String },
+}
+
+impl HomeError {
+    /// The error as a failed check, with the fix.
+    pub fn check(&self) -> Check {
+        let cause = self.to_string();
+        match self {
+            HomeError::Missing { .. } | HomeError::NotADirectory { .. } => Check::fail(
+                "homes.home",
+                cause,
+                "mount an EFS volume at MPC_HOME_DIR (task definition volumes + mountPoints), or point MPC_HOME_DIR at the mounted directory",
+            ),
+            HomeError::Io { .. } => Check::fail(
+                "homes.io",
+                cause,
+                "check the mount and the permissions of MPC_HOME_DIR (NFS port 2049 reachable, EFS IAM policy allows ClientWrite)",
+            ),
+            HomeError::UnknownUser { .. } => Check::fail(
+                "homes.node_user",
+                cause,
+                "name a user of the image, or write AGENT_NODE_USER=UID:GID",
+            ),
+            HomeError::LockTimeout { holder, .. } => Check::fail(
+                "homes.lock",
+                cause,
+                "stop the other task on this home (rolling deploys: minimumHealthyPercent 0 so the old task stops first), or raise AGENT_LOCK_WAIT",
+            )
+            .with_detail(serde_json::json!({ "holder": holder })),
+            HomeError::LockUnsupported { .. } => Check::fail(
+                "homes.lock",
+                cause,
+                "mount the home with file locking (EFS supports it; do not mount with nolock or local_lock)",
+            ),
+            HomeError::Unparsable { path, .. } => Check::fail(
+                format!(
+                    "homes.{}",
+                    path.file_name().map_or("file".into(), |n| n.to_string_lossy())
+                ),
+                cause,
+                format!(
+                    "fix the file, or move it aside (mv {0} {0}.broken) so the agent writes a fresh one",
+                    path.display()
+                ),
+            ),
+        }
+    }
+}
