@@ -15,6 +15,7 @@
 
 pub mod atomic;
 pub mod filesystem;
+pub mod init;
 pub mod lock;
 pub mod owner;
 pub mod store_key;
@@ -61,6 +62,8 @@ pub enum HomeError {
     },
     #[error("{} cannot be parsed ({reason}); it is left as it is", path.display())]
     Unparsable { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Init(#[from] init::InitError),
 }
 
 impl HomeError {
@@ -105,6 +108,7 @@ impl HomeError {
                     path.display()
                 ),
             ),
+            HomeError::Init(e) => e.check(),
         }
     }
 }

@@ -140,6 +140,20 @@ impl NodeUser {
         }
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
     }
+
+    /// [`NodeUser::own_path`] for `dir` and everything below it.
+    pub(crate) fn own_tree(&self, dir: &Path) -> io::Result<()> {
+        self.own_path(dir)?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                self.own_tree(&entry.path())?;
+            } else {
+                self.own_path(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
