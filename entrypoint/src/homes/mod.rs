@@ -14,14 +14,21 @@
 //!   the files the node reads, each written through [`atomic`].
 
 pub mod atomic;
+pub mod config_json;
+pub mod config_yaml;
 pub mod filesystem;
 pub mod init;
 pub mod lock;
 pub mod owner;
+pub mod secrets_file;
+pub mod start_config;
 pub mod store_key;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::check::Check;
 
@@ -31,6 +38,61 @@ pub use owner::NodeUser;
 
 /// The version recorded in `holder.json` and `initialized.json`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// One value changed in a file the node reads.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Edit {
+    /// Dotted path of the value (`store.load_mem_tries_for_tracked_shards`).
+    pub path: String,
+    /// `None` when the value was absent.
+    pub from: Option<Value>,
+    pub to: Value,
+}
+
+impl Edit {
+    fn new(path: String, from: Option<Value>, to: Value) -> Edit {
+        Edit { path, from, to }
+    }
+}
+
+/// What an every-boot update did to one file the node reads.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileUpdate {
+    pub path: PathBuf,
+    pub written: Written,
+    pub edits: Vec<Edit>,
+}
+
+impl FileUpdate {
+    /// `homes.<file name>`: what changed, and where the previous version is.
+    pub fn check(&self) -> Check {
+        let name = self
+            .path
+            .file_name()
+            .map_or("file".into(), |n| n.to_string_lossy());
+        let id = format!("homes.{name}");
+        let changed = || {
+            self.edits
+                .iter()
+                .map(|e| e.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let cause = match &self.written {
+            Written::Unchanged => format!("{name} is up to date"),
+            Written::Created => format!("wrote {name}"),
+            Written::Replaced {
+                backup: Some(backup),
+            } => format!(
+                "updated {} in {name}; the previous version is {}",
+                changed(),
+                backup.display()
+            ),
+            Written::Replaced { backup: None } => format!("updated {} in {name}", changed()),
+        };
+        Check::ok(id, cause).with_detail(json!(self))
+    }
+}
 
 /// Why the home cannot be used. Carries paths, public keys and holders, never secrets.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,226 @@
+//! `config.json` (nearcore's config in the near home): the edits start.sh
+//! makes on every boot, as JSON edits that keep every other field and the key
+//! order, written only when a value changes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use near_primitives::types::AccountId;
+use serde_json::{Map, Value, json};
+
+use super::atomic::{self, Previous};
+use super::owner::NodeUser;
+use super::{Edit, FileUpdate, HomeError};
+use crate::config::{Chain, Node};
+
+/// What the edits depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearConfigInputs {
+    pub chain: Chain,
+    pub contract_id: AccountId,
+    pub tier3_public_addr: Option<SocketAddr>,
+}
+
+impl NearConfigInputs {
+    pub fn new(node: &Node) -> NearConfigInputs {
+        NearConfigInputs {
+            chain: node.chain,
+            contract_id: node.contract_id.clone(),
+            tier3_public_addr: node.tier3_public_addr,
+        }
+    }
+}
+
+/// Applies upstream's edits to a parsed `config.json`; returns the values that changed.
+/// - `store.load_mem_tries_for_tracked_shards = true`;
+/// - `tracked_shards_config = {"Accounts": [contract]}`;
+/// - mpc-localnet: `state_sync_enabled = false`; other chains: `state_sync.sync = "Peers"`,
+///   keeping the other fields of `state_sync`;
+/// - `network.experimental.tier3_public_addr` when `MPC_TIER3_PUBLIC_ADDR` is set.
+///
+/// Missing objects on the way are created (start.sh would stop with a KeyError).
+pub fn patch(config: &mut Map<String, Value>, inputs: &NearConfigInputs) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    set(
+        config,
+        &["store", "load_mem_tries_for_tracked_shards"],
+        json!(true),
+        &mut edits,
+    );
+    set(
+        config,
+        &["tracked_shards_config"],
+        json!({ "Accounts": [inputs.contract_id.as_str()] }),
+        &mut edits,
+    );
+    if inputs.chain == Chain::Localnet {
+        set(config, &["state_sync_enabled"], json!(false), &mut edits);
+    } else {
+        set(config, &["state_sync", "sync"], json!("Peers"), &mut edits);
+    }
+    if let Some(addr) = inputs.tier3_public_addr {
+        set(
+            config,
+            &["network", "experimental", "tier3_public_addr"],
+            json!(addr.to_string()),
+            &mut edits,
+        );
+    }
+    edits
+}
+
+/// Sets `path` to `value`, creating objects on the way (a non-object in the
+/// way is replaced by one); records the edit when the value changes.
+fn set(map: &mut Map<String, Value>, path: &[&str], value: Value, edits: &mut Vec<Edit>) {
+    let (last, parents) = path.split_last().expect("a non-empty path");
+    let mut here = map;
+    for (depth, key) in parents.iter().enumerate() {
+        let slot = here
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            edits.push(Edit::new(
+                path_of(&path[..=depth]),
+                Some(slot.clone()),
+                json!({}),
+            ));
+            *slot = Value::Object(Map::new());
+        }
+        here = slot.as_object_mut().expect("made an object above");
+    }
+    let old = here.get(*last);
+    if old != Some(&value) {
+        edits.push(Edit::new(path_of(path), old.cloned(), value.clone()));
+        here.insert(last.to_string(), value);
+    }
+}
+
+fn path_of(path: &[&str]) -> String {
+    path.join(".")
+}
+
+/// Patches `<home>/config.json` in place of start.sh's inline Python: a
+/// backup when it changes, no write when nothing changes.
+pub fn update_config_json(
+    home: &Path,
+    inputs: &NearConfigInputs,
+    user: &NodeUser,
+) -> Result<FileUpdate, HomeError> {
+    let path = home.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|source| HomeError::Io {
+        action: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let unparsable = |reason: String| HomeError::Unparsable {
+        path: path.clone(),
+        reason,
+    };
+    let mut config = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(unparsable("not a JSON object".to_string())),
+        Err(e) => return Err(unparsable(format!("not JSON: {e}"))),
+    };
+    let edits = patch(&mut config, inputs);
+    let written = if edits.is_empty() {
+        atomic::Written::Unchanged
+    } else {
+        let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
+        atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user).map_err(
+            |source| HomeError::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            },
+        )?
+    };
+    Ok(FileUpdate {
+        path,
+        written,
+        edits,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(chain: Chain, tier3: Option<&str>) -> NearConfigInputs {
+        NearConfigInputs {
+            chain,
+            contract_id: "v1.signer-prod.testnet".parse().unwrap(),
+            tier3_public_addr: tier3.map(|a| a.parse().unwrap()),
+        }
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn testnet_edits_keep_siblings_and_order() {
+        let mut config = object(json!({
+            "genesis_file": "genesis.json",
+            "store": {"path": null, "load_mem_tries_for_tracked_shards": false, "max_open_files": 10000},
+            "state_sync": {"dump": null, "sync": {"ExternalStorage": {"location": {}}}},
+            "tracked_shards_config": "NoShards",
+            "zeta": 1
+        }));
+        let edits = patch(
+            &mut config,
+            &inputs(Chain::Testnet, Some("203.0.113.5:24567")),
+        );
+        let paths: Vec<&str> = edits.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "store.load_mem_tries_for_tracked_shards",
+                "tracked_shards_config",
+                "state_sync.sync",
+                "network.experimental.tier3_public_addr"
+            ]
+        );
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            text,
+            r#"{"genesis_file":"genesis.json","store":{"path":null,"load_mem_tries_for_tracked_shards":true,"max_open_files":10000},"state_sync":{"dump":null,"sync":"Peers"},"tracked_shards_config":{"Accounts":["v1.signer-prod.testnet"]},"zeta":1,"network":{"experimental":{"tier3_public_addr":"203.0.113.5:24567"}}}"#
+        );
+        assert!(
+            patch(
+                &mut config,
+                &inputs(Chain::Testnet, Some("203.0.113.5:24567"))
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn localnet_turns_state_sync_off_and_creates_what_is_missing() {
+        let mut config = object(json!({"state_sync": null}));
+        patch(&mut config, &inputs(Chain::Localnet, None));
+        assert_eq!(config["state_sync_enabled"], json!(false));
+        assert_eq!(config["state_sync"], json!(null), "left alone on localnet");
+        assert_eq!(
+            config["store"],
+            json!({"load_mem_tries_for_tracked_shards": true})
+        );
+        assert!(!config.contains_key("network"));
+    }
+
+    #[test]
+    fn a_non_object_in_the_way_is_replaced_and_reported() {
+        let mut config = object(json!({"state_sync": null}));
+        let edits = patch(&mut config, &inputs(Chain::Mainnet, None));
+        assert_eq!(config["state_sync"], json!({"sync": "Peers"}));
+        assert!(
+            edits
+                .iter()
+                .any(|e| e.path == "state_sync" && e.from == Some(json!(null)))
+        );
+        assert!(
+            edits
+                .iter()
+                .any(|e| e.path == "state_sync.sync" && e.from.is_none())
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! `config.yaml` (the MPC node's own config): created with upstream start.sh's
+//! defaults when absent; on later boots only the accounts and the contract are
+//! set, everything else (operator edits, unknown keys, key order) is kept.
+//!
+//! The file is handled as a YAML value, so comments do not survive a rewrite.
+//! That is acceptable: the node itself rewrites the file, without comments,
+//! whenever its parsed form differs from the text (`ConfigFile::from_file`).
+
+use std::path::Path;
+
+use near_primitives::types::AccountId;
+use serde_yaml::{Mapping, Value};
+
+use super::atomic::{self, Previous, Written};
+use super::owner::NodeUser;
+use super::{Edit, FileUpdate, HomeError};
+use crate::config::{Chain, Node};
+
+/// What the file depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MpcConfigInputs {
+    pub chain: Chain,
+    pub account_id: AccountId,
+    /// `MPC_RESPONDER_ID`, already defaulted to the account by the config stage.
+    pub responder_id: AccountId,
+    pub contract_id: AccountId,
+}
+
+impl MpcConfigInputs {
+    pub fn new(node: &Node) -> MpcConfigInputs {
+        MpcConfigInputs {
+            chain: node.chain,
+            account_id: node.account_id.clone(),
+            responder_id: node.responder_id.clone(),
+            contract_id: node.contract_id.clone(),
+        }
+    }
+}
+
+/// The resulting `config.yaml`, and what was done to the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MpcConfig {
+    pub update: FileUpdate,
+    /// The content as the node will read it (the `[node]` table of the start file).
+    pub config: Value,
+}
+
+fn mapping<'a>(entries: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value::Mapping(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
+}
+
+/// What start.sh (3.14) writes when `config.yaml` is absent, in its order.
+pub fn upstream_default(inputs: &MpcConfigInputs) -> Value {
+    let mut indexer = vec![
+        ("validate_genesis", Value::from(false)),
+        ("sync_mode", Value::from("Latest")),
+        ("concurrency", Value::from(1)),
+        ("mpc_contract_id", Value::from(inputs.contract_id.as_str())),
+    ];
+    if inputs.chain != Chain::Localnet {
+        indexer.push(("port_override", Value::from(80)));
+    }
+    indexer.push(("finality", Value::from("optimistic")));
+    mapping([
+        (
+            "my_near_account_id",
+            Value::from(inputs.account_id.as_str()),
+        ),
+        (
+            "near_responder_account_id",
+            Value::from(inputs.responder_id.as_str()),
+        ),
+        ("number_of_responder_keys", Value::from(50)),
+        ("web_ui", Value::from("0.0.0.0:8080")),
+        ("migration_web_ui", Value::from("0.0.0.0:8079")),
+        ("pprof_bind_address", Value::from("0.0.0.0:34001")),
+        (
+            "triple",
+            mapping([
+                ("concurrency", Value::from(2)),
+                ("desired_triples_to_buffer", Value::from(16384)),
+                ("timeout_sec", Value::from(120)),
+                (
+                    "parallel_triple_generation_stagger_time_sec",
+                    Value::from(1),
+                ),
+            ]),
+        ),
+        (
+            "presignature",
+            mapping([
+                ("concurrency", Value::from(16)),
+                ("desired_presignatures_to_buffer", Value::from(8192)),
+                ("timeout_sec", Value::from(60)),
+            ]),
+        ),
+        ("signature", mapping([("timeout_sec", Value::from(60))])),
+        ("ckd", mapping([("timeout_sec", Value::from(60))])),
+        ("indexer", mapping(indexer)),
+        ("cores", Value::from(12)),
+    ])
+}
+
+/// Sets the accounts and the contract, as start.sh's `sed` does on every
+/// boot; returns the values that changed. `Err` names a part that is not a mapping.
+pub fn update(config: &mut Mapping, inputs: &MpcConfigInputs) -> Result<Vec<Edit>, String> {
+    let mut edits = Vec::new();
+    set(
+        config,
+        "my_near_account_id",
+        inputs.account_id.as_str(),
+        "",
+        &mut edits,
+    );
+    set(
+        config,
+        "near_responder_account_id",
+        inputs.responder_id.as_str(),
+        "",
+        &mut edits,
+    );
+    let indexer = config
+        .entry(Value::from("indexer"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    let Value::Mapping(indexer) = indexer else {
+        return Err("indexer is not a mapping".to_string());
+    };
+    set(
+        indexer,
+        "mpc_contract_id",
+        inputs.contract_id.as_str(),
+        "indexer.",
+        &mut edits,
+    );
+    Ok(edits)
+}
+
+fn set(map: &mut Mapping, key: &str, value: &str, prefix: &str, edits: &mut Vec<Edit>) {
+    let new = Value::from(value);
+    let old = map.get(key);
+    if old != Some(&new) {
+        edits.push(Edit::new(
+            format!("{prefix}{key}"),
+            old.and_then(|v| serde_json::to_value(v).ok()),
+            serde_json::Value::from(value),
+        ));
+        map.insert(Value::from(key), new);
+    }
+}
+
+/// Creates `<home>/config.yaml` when absent, else updates the three values;
+/// a backup when it changes, no write when nothing changes.
+pub fn update_config_yaml(
+    home: &Path,
+    inputs: &MpcConfigInputs,
+    user: &NodeUser,
+) -> Result<MpcConfig, HomeError> {
+    let path = home.join("config.yaml");
+    let io = |action: &'static str| {
+        let path = path.clone();
+        move |source| HomeError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let unparsable = |reason: String| HomeError::Unparsable {
+        path: path.clone(),
+        reason,
+    };
+    let (config, edits) = match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (upstream_default(inputs), Vec::new())
+        }
+        Err(e) => return Err(io("read")(e)),
+        Ok(bytes) => {
+            let mut map = match serde_yaml::from_slice::<Value>(&bytes) {
+                Ok(Value::Mapping(map)) => map,
+                Ok(_) => return Err(unparsable("not a YAML mapping".to_string())),
+                Err(e) => return Err(unparsable(format!("not YAML: {e}"))),
+            };
+            let edits = update(&mut map, inputs).map_err(unparsable)?;
+            if edits.is_empty() {
+                return Ok(MpcConfig {
+                    update: FileUpdate {
+                        path,
+                        written: Written::Unchanged,
+                        edits,
+                    },
+                    config: Value::Mapping(map),
+                });
+            }
+            (Value::Mapping(map), edits)
+        }
+    };
+    let text = serde_yaml::to_string(&config).expect("YAML serializes");
+    let written = atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user)
+        .map_err(io("write"))?;
+    Ok(MpcConfig {
+        update: FileUpdate {
+            path,
+            written,
+            edits,
+        },
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(chain: Chain) -> MpcConfigInputs {
+        MpcConfigInputs {
+            chain,
+            account_id: "node0.testnet".parse().unwrap(),
+            responder_id: "node0.testnet".parse().unwrap(),
+            contract_id: "v1.signer-prod.testnet".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_default_is_start_sh_s_file() {
+        let text = serde_yaml::to_string(&upstream_default(&inputs(Chain::Testnet))).unwrap();
+        assert_eq!(
+            text,
+            "\
+my_near_account_id: node0.testnet
+near_responder_account_id: node0.testnet
+number_of_responder_keys: 50
+web_ui: 0.0.0.0:8080
+migration_web_ui: 0.0.0.0:8079
+pprof_bind_address: 0.0.0.0:34001
+triple:
+  concurrency: 2
+  desired_triples_to_buffer: 16384
+  timeout_sec: 120
+  parallel_triple_generation_stagger_time_sec: 1
+presignature:
+  concurrency: 16
+  desired_presignatures_to_buffer: 8192
+  timeout_sec: 60
+signature:
+  timeout_sec: 60
+ckd:
+  timeout_sec: 60
+indexer:
+  validate_genesis: false
+  sync_mode: Latest
+  concurrency: 1
+  mpc_contract_id: v1.signer-prod.testnet
+  port_override: 80
+  finality: optimistic
+cores: 12
+"
+        );
+        let localnet = upstream_default(&inputs(Chain::Localnet));
+        assert!(localnet["indexer"].get("port_override").is_none());
+    }
+
+    #[test]
+    fn only_accounts_and_contract_are_touched() {
+        let mut map: Mapping = serde_yaml::from_str(
+            "zz_operator: 1\nmy_near_account_id: old.testnet\ncores: 4\nindexer:\n  mpc_contract_id: old.signer\n  finality: final\n",
+        )
+        .unwrap();
+        let edits = update(&mut map, &inputs(Chain::Testnet)).unwrap();
+        let paths: Vec<&str> = edits.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "my_near_account_id",
+                "near_responder_account_id",
+                "indexer.mpc_contract_id"
+            ]
+        );
+        assert_eq!(
+            serde_yaml::to_string(&map).unwrap(),
+            "zz_operator: 1\nmy_near_account_id: node0.testnet\ncores: 4\nindexer:\n  mpc_contract_id: v1.signer-prod.testnet\n  finality: final\nnear_responder_account_id: node0.testnet\n"
+        );
+        assert!(
+            update(&mut map, &inputs(Chain::Testnet))
+                .unwrap()
+                .is_empty()
+        );
+        let mut broken: Mapping = serde_yaml::from_str("indexer: 3\n").unwrap();
+        assert!(update(&mut broken, &inputs(Chain::Testnet)).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! How mpc-node is started: `mpc-node start` with `config.yaml` and the
+//! environment (what start.sh does), or `mpc-node start-with-config-file`
+//! with one TOML file the agent renders (images since 3.7).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::HomeError;
+use super::atomic::{self, Previous, Written};
+use super::owner::NodeUser;
+use crate::config::{Chain, StartMode};
+use crate::secrets::Secret;
+
+/// The command the node is started with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    /// `mpc-node start`.
+    Start,
+    /// `mpc-node start-with-config-file <toml>`.
+    StartWithConfigFile,
+}
+
+/// Whether `mpc-node --help` lists the `start-with-config-file` command.
+pub fn lists_start_with_config_file(help: &str) -> bool {
+    help.lines()
+        .any(|line| line.split_whitespace().next() == Some("start-with-config-file"))
+}
+
+/// The launch for `AGENT_START_MODE`. For `auto`, `help` is the output of
+/// `mpc-node --help`, run by the caller with the secrets removed from its
+/// environment (the node's help prints env values); `None` when that probe
+/// failed, which falls back to `start`, as start.sh does.
+pub fn launch(mode: StartMode, help: Option<&str>) -> Launch {
+    match mode {
+        StartMode::Legacy => Launch::Start,
+        StartMode::ConfigFile => Launch::StartWithConfigFile,
+        StartMode::Auto if help.is_some_and(lists_start_with_config_file) => {
+            Launch::StartWithConfigFile
+        }
+        StartMode::Auto => Launch::Start,
+    }
+}
+
+/// Everything the start file says.
+pub struct StartConfigInputs<'a> {
+    pub home: &'a Path,
+    pub store_key: &'a Secret,
+    pub backup_key: Option<&'a Secret>,
+    pub chain: Chain,
+    pub boot_nodes: Option<&'a str>,
+    /// The localnet genesis (mpc-localnet only).
+    pub genesis_path: Option<&'a Path>,
+    pub tier3_public_addr: Option<SocketAddr>,
+    /// `MPC_LOG_FORMAT`; the node's default `plain` when unset.
+    pub log_format: Option<&'a str>,
+    /// `RUST_LOG`; the node falls back to its own default when unset.
+    pub log_filter: Option<&'a str>,
+    /// The `config.yaml` content, for `[node]`.
+    pub node: &'a serde_yaml::Value,
+}
+
+/// The image hash of a node outside a TEE, as `mpc-node start` uses it.
+const NO_IMAGE_HASH: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// Where `mpc-node start` keeps the allowed hashes outside a TEE.
+const ALLOWED_HASHES_FILE: &str = "/tmp/allowed_image_hashes.json";
+
+/// Renders the `start-with-config-file` TOML: `home_dir`, `[secrets]`,
+/// `[tee]` (local authority, zero image hash), `[log]`, `[near_init]` and
+/// `[node]`. It holds the store key, so it comes back as a [`Secret`].
+pub fn render(inputs: &StartConfigInputs) -> Result<Secret, HomeError> {
+    use toml::{Table, Value};
+    let table = |entries: Vec<(&str, Value)>| -> Value {
+        Value::Table(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        )
+    };
+    let text = |s: &str| Value::String(s.to_string());
+    let mut secrets = vec![("secret_store_key_hex", text(inputs.store_key.expose()))];
+    if let Some(backup) = inputs.backup_key {
+        secrets.push(("backup_encryption_key_hex", text(backup.expose())));
+    }
+    let mut log = vec![("format", text(inputs.log_format.unwrap_or("plain")))];
+    if let Some(filter) = inputs.log_filter {
+        log.push(("filter", text(filter)));
+    }
+    let localnet = inputs.chain == Chain::Localnet;
+    let mut near_init = vec![
+        ("chain_id", text(inputs.chain.as_str())),
+        ("download_genesis", Value::Boolean(!localnet)),
+    ];
+    if !localnet {
+        near_init.push(("download_config", text("rpc")));
+    }
+    if let Some(boot_nodes) = inputs.boot_nodes {
+        near_init.push(("boot_nodes", text(boot_nodes)));
+    }
+    if let Some(genesis) = inputs.genesis_path {
+        near_init.push(("genesis_path", text(&genesis.to_string_lossy())));
+    }
+    if let Some(addr) = inputs.tier3_public_addr {
+        near_init.push(("tier3_public_addr", text(&addr.to_string())));
+    }
+    let node = yaml_to_toml(inputs.node, "node").map_err(|reason| HomeError::Unparsable {
+        path: inputs.home.join("config.yaml"),
+        reason,
+    })?;
+    let mut root = Table::new();
+    root.insert("home_dir".to_string(), text(&inputs.home.to_string_lossy()));
+    root.insert("secrets".to_string(), table(secrets));
+    root.insert(
+        "tee".to_string(),
+        table(vec![
+            ("image_hash", text(NO_IMAGE_HASH)),
+            ("latest_allowed_hash_file_path", text(ALLOWED_HASHES_FILE)),
+            ("authority", table(vec![("type", text("local"))])),
+        ]),
+    );
+    root.insert("log".to_string(), table(log));
+    root.insert("near_init".to_string(), table(near_init));
+    root.insert("node".to_string(), node);
+    let rendered = toml::to_string(&root).map_err(|e| HomeError::Unparsable {
+        path: inputs.home.join("config.yaml"),
+        reason: format!("cannot be written as TOML: {e}"),
+    })?;
+    Ok(Secret::new(rendered))
+}
+
+/// `config.yaml` as TOML: nulls (absent optional fields) are dropped; keys
+/// must be strings. Errors name the key, never a value.
+fn yaml_to_toml(value: &serde_yaml::Value, at: &str) -> Result<toml::Value, String> {
+    use serde_yaml::Value as Y;
+    use toml::Value as T;
+    Ok(match value {
+        Y::Bool(b) => T::Boolean(*b),
+        Y::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => T::Integer(i),
+            (None, Some(f)) if n.is_f64() => T::Float(f),
+            _ => return Err(format!("{at} is a number TOML cannot hold")),
+        },
+        Y::String(s) => T::String(s.clone()),
+        Y::Sequence(items) => T::Array(
+            items
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(|v| yaml_to_toml(v, at))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut table = toml::Table::new();
+            for (key, v) in map {
+                let Some(key) = key.as_str() else {
+                    return Err(format!("{at} has a key that is not a string"));
+                };
+                if !v.is_null() {
+                    table.insert(key.to_string(), yaml_to_toml(v, &format!("{at}.{key}"))?);
+                }
+            }
+            T::Table(table)
+        }
+        Y::Null => return Err(format!("{at} is null")),
+        Y::Tagged(_) => return Err(format!("{at} has a YAML tag, which TOML cannot hold")),
+    })
+}
+
+/// Writes the rendered start file with mode 0600 (it holds the store key),
+/// replacing the previous one without a backup: it is regenerated on every
+/// boot and a backup would be one more copy of the key. Keep it off the home
+/// (e.g. under `/run`): the store key must not sit next to the shares it
+/// encrypts.
+pub fn write_start_config(
+    path: &Path,
+    rendered: &Secret,
+    user: &NodeUser,
+) -> Result<Written, HomeError> {
+    atomic::write_file(
+        path,
+        rendered.expose().as_bytes(),
+        0o600,
+        Previous::Discard,
+        user,
+    )
+    .map_err(|source| HomeError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELP_3_14: &str = "\
+Usage: mpc-node [OPTIONS] <COMMAND>
+
+Commands:
+  start-with-config-file  Starts the MPC node using a single TOML configuration file instead of environment variables and CLI flags
+  start
+  init                    Generates/downloads required files for Near node to run
+  help                    Print this message or the help of the given subcommand(s)
+";
+    const HELP_3_6: &str = "\
+Usage: mpc-node <COMMAND>
+
+Commands:
+  start
+  init   Generates/downloads required files for Near node to run
+  help   Print this message or the help of the given subcommand(s)
+";
+
+    #[test]
+    fn auto_follows_the_help_text() {
+        assert_eq!(
+            launch(StartMode::Auto, Some(HELP_3_14)),
+            Launch::StartWithConfigFile
+        );
+        assert_eq!(launch(StartMode::Auto, Some(HELP_3_6)), Launch::Start);
+        assert_eq!(launch(StartMode::Auto, None), Launch::Start);
+        assert_eq!(launch(StartMode::Legacy, Some(HELP_3_14)), Launch::Start);
+        assert_eq!(
+            launch(StartMode::ConfigFile, None),
+            Launch::StartWithConfigFile
+        );
+        assert!(!lists_start_with_config_file(
+            "Usage: see start-with-config-file in newer releases"
+        ));
+    }
+
+    #[test]
+    fn yaml_nulls_are_dropped_and_odd_keys_refused() {
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str("a: 1\nb: null\nc: [1, null, 2]\nd: {e: 1.5}\n").unwrap();
+        let toml = yaml_to_toml(&yaml, "node").unwrap();
+        assert_eq!(toml.to_string(), "{ a = 1, c = [1, 2], d = { e = 1.5 } }");
+        let odd: serde_yaml::Value = serde_yaml::from_str("1: x\n").unwrap();
+        assert!(yaml_to_toml(&odd, "node").is_err());
+    }
+}
