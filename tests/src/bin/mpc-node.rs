@@ -1,36 +1,102 @@
 //! A stand-in for `mpc-node` with the real binary's command-line surface and
 //! switches ([`Behavior`]) that make it misbehave on purpose.
 //!
-//! `mpc-node behave --json '{…}'` runs a behaviour directly (for `agent exec`);
-//! `mpc-node start` reads it from `$MPC_HOME_DIR/standin-behavior.json`.
+//! - `mpc-node behave --json '{…}'` runs a behaviour directly (for `agent exec`);
+//!   `mpc-node start` and `mpc-node start-with-config-file` read it from
+//!   `<home>/standin-behavior.json` (the quiet default when absent).
+//! - `mpc-node init` writes a near home the way nearcore's init does: one file
+//!   at a time, fsynced, with a pause between files so that a kill can land in
+//!   the middle (see [`agent_tests::standin_node`] for the switches).
+//! - `mpc-node --help` lists `start-with-config-file` only when
+//!   `MPC_NODE_STANDIN_CONFIG_FILE=1`, to present both kinds of image.
+//! - `mpc-node write-test-share` plants an encrypted keyshare the way the node
+//!   writes one.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_tests::standin_node::{Behavior, OnStop};
-use clap::{Parser, Subcommand};
+use agent_tests::standin_node::{
+    Behavior, CONFIG_FILE_SWITCH, INIT_OFFLINE, INIT_PAUSE_MS, INIT_STOP_AFTER, OnStop, ShareKind,
+    VERSION_SWITCH,
+};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
 use nix::unistd::{ForkResult, fork};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
-#[command(name = "mpc-node", version, about = "Stand-in for mpc-node")]
+#[command(name = "mpc-node", about = "Stand-in for mpc-node")]
 struct Cli {
+    #[arg(long, value_name = "plain|json", global = true)]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Starts the MPC node using a single TOML configuration file instead of environment variables and CLI flags
+    StartWithConfigFile { config: PathBuf },
+    Start {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        home_dir: Option<PathBuf>,
+        /// [env: MPC_SECRET_STORE_KEY]
+        secret_store_key_hex: Option<String>,
+    },
+    /// Generates/downloads required files for Near node to run
+    Init {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        chain_id: Option<String>,
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        #[arg(long)]
+        download_config: bool,
+        #[arg(long)]
+        download_genesis: bool,
+        #[arg(long)]
+        boot_nodes: Option<String>,
+    },
     /// Behave as the JSON says (see `Behavior`).
+    #[command(hide = true)]
     Behave {
         #[arg(long, default_value = "{}")]
         json: String,
     },
+    /// Write an encrypted keyshare as the node does.
+    #[command(hide = true)]
+    WriteTestShare {
+        #[arg(long)]
+        home: PathBuf,
+        #[arg(long)]
+        store_key: String,
+        #[arg(long, value_enum, default_value = "key")]
+        kind: ShareKind,
+        #[arg(long, default_value = "1")]
+        epoch: u64,
+    },
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    // Like mpc-node: `--version` is answered before the command line is parsed.
+    if matches!(args.get(1).map(String::as_str), Some("--version" | "-V")) {
+        let version = std::env::var(VERSION_SWITCH).unwrap_or_else(|_| "3.14.1".to_string());
+        println!(
+            "mpc-node {version}\n(release {version}) (build_time standin) (commit standin) (rustc standin)"
+        );
+        return;
+    }
+    let config_file = std::env::var(CONFIG_FILE_SWITCH).is_ok_and(|v| v == "1");
+    let matches = Cli::command()
+        .mut_subcommand("start-with-config-file", |c| c.hide(!config_file))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let behavior = match cli.command {
         Cmd::Behave { json } => match serde_json::from_str::<Behavior>(&json) {
             Ok(b) => b,
@@ -39,8 +105,380 @@ fn main() {
                 std::process::exit(2);
             }
         },
+        Cmd::Start {
+            home_dir,
+            secret_store_key_hex,
+        } => {
+            let home_dir = or_env(
+                home_dir.map(Into::into),
+                "MPC_HOME_DIR",
+                "--home-dir <HOME_DIR>",
+            );
+            let key = or_env(
+                secret_store_key_hex.map(Into::into),
+                "MPC_SECRET_STORE_KEY",
+                "<SECRET_STORE_KEY_HEX>",
+            );
+            if hex::decode(key.as_encoded_bytes()).map(|k| k.len()) != Ok(16) {
+                fail("invalid local storage aes key hex");
+            }
+            behavior_in(Path::new(&home_dir))
+        }
+        Cmd::StartWithConfigFile { config } => {
+            let home = start_config_home(&config, config_file);
+            behavior_in(&home)
+        }
+        Cmd::Init {
+            dir,
+            chain_id,
+            genesis,
+            download_config,
+            download_genesis,
+            boot_nodes,
+        } => {
+            let dir = or_env(dir.map(Into::into), "MPC_HOME_DIR", "--dir <DIR>");
+            init(
+                Path::new(&dir),
+                chain_id.as_deref(),
+                genesis.as_deref(),
+                download_config,
+                download_genesis,
+                boot_nodes.as_deref(),
+            );
+            return;
+        }
+        Cmd::WriteTestShare {
+            home,
+            store_key,
+            kind,
+            epoch,
+        } => {
+            write_test_share(&home, &store_key, kind, epoch);
+            return;
+        }
     };
     run(behavior);
+}
+
+/// An argument the real node also takes from the environment; missing in
+/// both is clap's usage error (exit 2).
+fn or_env(given: Option<OsString>, var: &str, usage: &str) -> OsString {
+    given
+        .or_else(|| std::env::var_os(var).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| {
+            eprintln!("error: the following required arguments were not provided:\n  {usage}");
+            std::process::exit(2);
+        })
+}
+
+/// Exits like the node on a fatal error: the anyhow chain on stderr, code 1.
+fn fail(message: &str) -> ! {
+    eprintln!("Error: {message}");
+    std::process::exit(1);
+}
+
+fn behavior_in(home: &Path) -> Behavior {
+    match std::fs::read_to_string(home.join("standin-behavior.json")) {
+        Ok(text) => serde_json::from_str(&text)
+            .unwrap_or_else(|e| fail(&format!("bad standin-behavior.json: {e}"))),
+        Err(_) => Behavior::default(),
+    }
+}
+
+/// Reads the start file as the node does: the tables `start-with-config-file`
+/// requires, or exit 1 naming the file. Returns `home_dir`.
+fn start_config_home(path: &Path, supported: bool) -> PathBuf {
+    if !supported {
+        eprintln!("error: unrecognized subcommand 'start-with-config-file'");
+        std::process::exit(2);
+    }
+    let refused = |why: &str| -> ! {
+        fail(&format!(
+            "failed to parse config file: {}\n\nCaused by:\n    {why}",
+            path.display()
+        ))
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| refused(&e.to_string()));
+    let config: toml::Table = text.parse().unwrap_or_else(|e| refused(&format!("{e}")));
+    let get = |dotted: &str| {
+        let mut here = Some(&config);
+        let mut value = None;
+        for part in dotted.split('.') {
+            value = here.and_then(|t| t.get(part));
+            here = value.and_then(|v| v.as_table());
+        }
+        value.unwrap_or_else(|| refused(&format!("missing field `{dotted}`")))
+    };
+    let key = get("secrets.secret_store_key_hex").as_str().unwrap_or("");
+    if hex::decode(key).map(|k| k.len()) != Ok(16) {
+        fail("invalid local storage aes key hex");
+    }
+    for required in [
+        "tee.image_hash",
+        "tee.latest_allowed_hash_file_path",
+        "tee.authority.type",
+        "log.format",
+        "node.my_near_account_id",
+        "node.indexer.mpc_contract_id",
+    ] {
+        get(required);
+    }
+    if config.contains_key("near_init") && get("near_init.download_genesis").as_bool().is_none() {
+        refused("near_init.download_genesis: invalid type, expected a boolean");
+    }
+    PathBuf::from(
+        get("home_dir")
+            .as_str()
+            .unwrap_or_else(|| refused("home_dir: expected a string")),
+    )
+}
+
+/// Writes files the way nearcore's `init_configs` does, one at a time.
+struct InitWriter {
+    dir: PathBuf,
+    pause: Duration,
+    stop_after: Option<usize>,
+    written: usize,
+}
+
+impl InitWriter {
+    fn write(&mut self, name: &str, contents: &[u8]) {
+        let path = self.dir.join(name);
+        let mut file = std::fs::File::create(&path)
+            .unwrap_or_else(|e| fail(&format!("Failed to create {}: {e}", path.display())));
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
+            .unwrap_or_else(|e| fail(&format!("Failed to write {}: {e}", path.display())));
+        self.written += 1;
+        if self.stop_after == Some(self.written) {
+            let _ = raise(Signal::SIGKILL);
+        }
+        std::thread::sleep(self.pause);
+    }
+}
+
+fn key_file(account_id: &str) -> Vec<u8> {
+    let secret = near_crypto::SecretKey::from_random(near_crypto::KeyType::ED25519);
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "account_id": account_id,
+        "public_key": secret.public_key().to_string(),
+        "secret_key": secret.to_string(),
+    }))
+    .expect("JSON")
+}
+
+fn near_config(chain_id: &str, boot_nodes: &str, downloaded: bool) -> serde_json::Value {
+    let state_sync = if downloaded {
+        serde_json::json!({
+            "dump": null,
+            "sync": {"ExternalStorage": {
+                "location": {"GCS": {"bucket": format!("state-parts-{chain_id}")}},
+                "num_concurrent_requests": 25,
+                "num_concurrent_requests_during_catchup": 5,
+                "external_storage_fallback_threshold": 3
+            }}
+        })
+    } else {
+        serde_json::json!({"dump": null, "sync": "Peers"})
+    };
+    serde_json::json!({
+        "genesis_file": "genesis.json",
+        "genesis_records_file": null,
+        "validator_key_file": "validator_key.json",
+        "node_key_file": "node_key.json",
+        "rpc": {
+            "addr": "0.0.0.0:3030",
+            "prometheus_addr": null,
+            "cors_allowed_origins": ["*"],
+            "polling_config": {"polling_interval": {"secs": 0, "nanos": 500000000}, "polling_timeout": {"secs": 10, "nanos": 0}},
+            "limits_config": {"json_payload_max_size": 10485760},
+            "enable_debug_rpc": false
+        },
+        "telemetry": {"endpoints": []},
+        "network": {
+            "addr": "0.0.0.0:24567",
+            "external_address": "",
+            "boot_nodes": boot_nodes,
+            "whitelist_nodes": "",
+            "max_num_peers": 40,
+            "minimum_outbound_peers": 5,
+            "ideal_connections_lo": 30,
+            "ideal_connections_hi": 35,
+            "peer_recent_time_window": {"secs": 600, "nanos": 0},
+            "handshake_timeout": {"secs": 20, "nanos": 0},
+            "experimental": {
+                "inbound_disabled": false,
+                "connect_only_to_boot_nodes": false,
+                "skip_sending_tombstones_seconds": 0,
+                "tier1_enable_inbound": true,
+                "tier1_enable_outbound": true,
+                "tier1_connect_interval": {"secs": 60, "nanos": 0},
+                "tier1_new_connections_per_attempt": 50
+            }
+        },
+        "consensus": {
+            "min_num_peers": 3,
+            "block_production_tracking_delay": {"secs": 0, "nanos": 100000000},
+            "min_block_production_delay": {"secs": 0, "nanos": 600000000},
+            "max_block_production_delay": {"secs": 2, "nanos": 0},
+            "max_block_wait_delay": {"secs": 6, "nanos": 0}
+        },
+        "tracked_shards_config": "NoShards",
+        "archive": false,
+        "save_trie_changes": true,
+        "store": {
+            "path": null,
+            "enable_statistics": false,
+            "max_open_files": 10000,
+            "col_state_cache_size": 536870912,
+            "load_mem_tries_for_tracked_shards": false
+        },
+        "state_sync_enabled": true,
+        "state_sync": state_sync,
+        "epoch_sync": {"epoch_sync_horizon": 216000, "timeout_for_epoch_sync": {"secs": 60, "nanos": 0}}
+    })
+}
+
+/// The genesis a chain id gets: downloaded/embedded ones are fixed, a custom
+/// chain gets a fresh single-validator genesis.
+fn genesis_for(chain_id: &str, validator: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "protocol_version": 78,
+        "genesis_time": if validator.is_some() { "2026-08-21T00:00:00.000000000Z" } else { "2020-07-21T16:55:51.591948Z" },
+        "chain_id": chain_id,
+        "genesis_height": if validator.is_some() { 0 } else { 9820210 },
+        "num_block_producer_seats": 100,
+        "epoch_length": if validator.is_some() { 60 } else { 43200 },
+        "validators": validator.map(|key| serde_json::json!([{"account_id": "test.near", "public_key": key, "amount": "50000000000000000000000000000000"}])).unwrap_or(serde_json::json!([])),
+        "records": []
+    })
+}
+
+fn init(
+    dir: &Path,
+    chain_id: Option<&str>,
+    genesis: Option<&Path>,
+    download_config: bool,
+    download_genesis: bool,
+    boot_nodes: Option<&str>,
+) {
+    let chain_id = chain_id.unwrap_or("");
+    // nearcore asserts on an empty chain id.
+    assert!(
+        !chain_id.is_empty(),
+        "assertion failed: !chain_id.is_empty()"
+    );
+    let well_known = matches!(chain_id, "mainnet" | "testnet");
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let mut out = InitWriter {
+        dir: dir.to_path_buf(),
+        pause: Duration::from_millis(number(INIT_PAUSE_MS).unwrap_or(30)),
+        stop_after: number(INIT_STOP_AFTER).map(|n: u64| n as usize),
+        written: 0,
+    };
+    std::fs::create_dir_all(dir)
+        .unwrap_or_else(|e| fail(&format!("Failed to create {}: {e}", dir.display())));
+    if dir.join("config.json").exists() {
+        // nearcore only checks that the genesis is readable, then adds missing keys.
+        let path = dir.join("genesis.json");
+        let readable = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        if readable.is_none() {
+            fail(&format!("Failed to read genesis config {}", path.display()));
+        }
+        if !dir.join("node_key.json").exists() {
+            out.write("node_key.json", &key_file("node"));
+        }
+        if !well_known && !dir.join("validator_key.json").exists() {
+            out.write("validator_key.json", &key_file("test.near"));
+        }
+        return;
+    }
+    let offline = std::env::var(INIT_OFFLINE).is_ok_and(|v| v == "1");
+    if (download_genesis || download_config) && offline {
+        fail("Failed to download the genesis: error sending request: network unreachable");
+    }
+    if download_genesis && !well_known && genesis.is_none() {
+        fail(&format!(
+            "Failed to download the genesis: no genesis URL for chain {chain_id}"
+        ));
+    }
+    let config = near_config(chain_id, boot_nodes.unwrap_or(""), download_config);
+    out.write(
+        "config.json",
+        &serde_json::to_vec_pretty(&config).expect("JSON"),
+    );
+    out.write("node_key.json", &key_file("node"));
+    let validator = (!well_known).then(|| key_file("test.near"));
+    if let Some(validator) = &validator {
+        out.write("validator_key.json", validator);
+    }
+    let genesis = match genesis {
+        // Read and written back re-serialized, as nearcore does.
+        Some(path) => std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .unwrap_or_else(|| fail(&format!("Failed to read genesis config {}", path.display()))),
+        None => {
+            let key = validator.as_ref().map(|v| {
+                serde_json::from_slice::<serde_json::Value>(v).expect("JSON")["public_key"]
+                    .as_str()
+                    .expect("a key")
+                    .to_string()
+            });
+            genesis_for(chain_id, key.as_deref())
+        }
+    };
+    out.write(
+        "genesis.json",
+        &serde_json::to_vec_pretty(&genesis).expect("JSON"),
+    );
+}
+
+/// An encrypted share under `<home>`, as `keyshare/local.rs` writes one.
+fn write_test_share(home: &Path, store_key: &str, kind: ShareKind, epoch: u64) {
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+    let key = hex::decode(store_key)
+        .unwrap_or_else(|_| fail("Invalid encryption key: must be 32 hex characters (16 bytes)"));
+    let cipher = aes_gcm::Aes128Gcm::new_from_slice(&key)
+        .unwrap_or_else(|_| fail("Invalid encryption key: must be 32 hex characters (16 bytes)"));
+    let plaintext =
+        serde_json::to_vec(&serde_json::json!({"epoch_id": epoch, "keyshares": []})).expect("JSON");
+    let nonce = aes_gcm::Aes128Gcm::generate_nonce(&mut OsRng);
+    let sealed = cipher
+        .encrypt(&nonce, plaintext.as_slice())
+        .expect("encrypt");
+    let bytes = [nonce.as_slice(), &sealed].concat();
+    let create_new = |path: &Path, contents: &[u8]| {
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("create dir");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+        file.write_all(contents)
+            .and_then(|()| file.sync_all())
+            .expect("write share");
+    };
+    match kind {
+        ShareKind::Key | ShareKind::Permanent => {
+            let path = home
+                .join("permanent_keys")
+                .join(format!("epoch_{epoch}_with_1_domains"));
+            create_new(&path, &bytes);
+            if kind == ShareKind::Key {
+                let link = home.join("key");
+                let _ = std::fs::remove_file(&link);
+                std::fs::hard_link(&path, &link).expect("link key");
+            }
+        }
+        ShareKind::Temporary => {
+            let dir = home.join("temporary_keys");
+            create_new(&dir.join(format!("started_{epoch}_0_0")), b"");
+            create_new(&dir.join(format!("keyshare_{epoch}_0_0")), &bytes);
+        }
+    }
 }
 
 fn run(b: Behavior) {

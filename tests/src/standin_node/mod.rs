@@ -1,10 +1,38 @@
 //! What the stand-in `mpc-node` does once started: the switches tests flip to
 //! make it print, exit, crash, hang, ignore SIGTERM, leave orphans behind, or
-//! serve a `/health` like the node's web UI.
+//! serve a `/health` like the node's web UI; the switches of its `init`; and
+//! a way to run its commands for the homes stage.
+
+mod commands;
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
+
+pub use commands::SpawnNode;
+
+/// `MPC_NODE_STANDIN_CONFIG_FILE=1`: the image has `start-with-config-file`
+/// (listed by `--help` and accepted).
+pub const CONFIG_FILE_SWITCH: &str = "MPC_NODE_STANDIN_CONFIG_FILE";
+/// The version `--version` prints (default 3.14.1).
+pub const VERSION_SWITCH: &str = "MPC_NODE_STANDIN_VERSION";
+/// `init` pauses this many milliseconds after each file (default 30).
+pub const INIT_PAUSE_MS: &str = "MPC_NODE_STANDIN_INIT_PAUSE_MS";
+/// `init` kills itself with SIGKILL right after writing this many files.
+pub const INIT_STOP_AFTER: &str = "MPC_NODE_STANDIN_INIT_STOP_AFTER";
+/// `INIT_OFFLINE=1`: `init --download-*` fails as without outbound HTTPS.
+pub const INIT_OFFLINE: &str = "MPC_NODE_STANDIN_INIT_OFFLINE";
+
+/// Where `write-test-share` puts the share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShareKind {
+    /// `permanent_keys/epoch_<E>_with_1_domains` and the `<home>/key` link to it.
+    Key,
+    /// `permanent_keys/epoch_<E>_with_1_domains` only.
+    Permanent,
+    /// `temporary_keys/keyshare_<E>_0_0` and its empty `started_<E>_0_0` marker.
+    Temporary,
+}
 
 /// How the stand-in behaves after it starts. Every field has a quiet default:
 /// the default stand-in prints nothing, serves nothing and runs until signalled.
