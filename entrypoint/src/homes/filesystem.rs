@@ -37,17 +37,6 @@ pub enum FsKind {
     Unknown,
 }
 
-impl FsKind {
-    /// Whether state on it survives the task being stopped and replaced.
-    pub fn persistent(self) -> Option<bool> {
-        match self {
-            FsKind::Nfs | FsKind::Network | FsKind::LocalDisk => Some(true),
-            FsKind::Memory | FsKind::ContainerLayer | FsKind::NotStorage => Some(false),
-            FsKind::Unknown => None,
-        }
-    }
-}
-
 /// A filesystem type as `statfs(2)` reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FsType {
@@ -453,9 +442,6 @@ mod tests {
             (odd.kind, odd.name.as_str()),
             (FsKind::Unknown, "0x12345678")
         );
-        assert_eq!(FsKind::Nfs.persistent(), Some(true));
-        assert_eq!(FsKind::Memory.persistent(), Some(false));
-        assert_eq!(FsKind::Unknown.persistent(), None);
     }
 
     const MOUNTINFO: &str = "\

@@ -601,6 +601,38 @@ mod tests {
     }
 
     #[test]
+    fn the_plan_takes_the_localnet_genesis_only_for_localnet() {
+        use crate::config::{Command, Config, Layers};
+        let resolve = |chain: &str| {
+            let env = [
+                ("MPC_HOME_DIR", "/data"),
+                ("MPC_ENV", chain),
+                ("MPC_ACCOUNT_ID", "node0.testnet"),
+                ("MPC_CONTRACT_ID", "v1.signer-prod.testnet"),
+                ("AGENT_LOCALNET_GENESIS", "/etc/genesis.json"),
+            ];
+            let layers = Layers {
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Layers::default()
+            };
+            let config = Config::resolve(Command::Init, &layers).unwrap();
+            InitPlan::new(
+                config.node.as_ref().unwrap(),
+                config.homes.as_ref().unwrap(),
+            )
+        };
+        assert_eq!(
+            resolve("mpc-localnet").genesis,
+            Some(PathBuf::from("/etc/genesis.json"))
+        );
+        assert_eq!(resolve("testnet").genesis, None);
+        assert_eq!(resolve("mainnet").node_bin, PathBuf::from("/app/mpc-node"));
+    }
+
+    #[test]
     fn a_failed_init_names_the_exit_and_the_end_of_the_output() {
         let err = InitError::Failed {
             program: PathBuf::from("/app/mpc-node"),

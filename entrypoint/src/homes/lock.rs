@@ -19,7 +19,10 @@
 //!   description: it is released only when the last descriptor of that open
 //!   file is closed, and a second `open()` in the same process conflicts.
 //! - The descriptor is close-on-exec, so the node (a child) never inherits it:
-//!   the lock ends with the agent, not with the node.
+//!   the lock ends with the agent, not with the node. Between its fork and
+//!   its exec a child shares the open file, so a lock dropped at that instant
+//!   is free only once the child has exec'd; the agent holds the lock for its
+//!   whole life, so this never shortens it.
 //!
 //! # When the holder dies
 //!
