@@ -5,6 +5,7 @@ pub mod cli;
 mod exec;
 mod exit;
 mod health;
+mod keys;
 mod logging;
 mod metrics;
 mod probe;

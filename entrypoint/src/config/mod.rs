@@ -39,8 +39,9 @@ pub struct Effective {
     pub source: Source,
 }
 
-/// The raw layers a configuration is resolved from.
-#[derive(Debug, Default)]
+/// The raw layers a configuration is resolved from. Not `Debug`: the
+/// environment holds secrets.
+#[derive(Default)]
 pub struct Layers {
     /// Values given as flags, by setting name.
     pub cli: BTreeMap<&'static str, String>,
@@ -136,6 +137,17 @@ pub struct Node {
     pub log_format: Option<String>,
 }
 
+/// Where the node's secrets come from (`agent run`, `keys`, `init`, `doctor`).
+#[derive(Clone, Debug)]
+pub struct SecretSettings {
+    /// Secrets Manager ids given per secret (`AGENT_SECRET_ID_<NAME>`), by secret name.
+    pub ids: BTreeMap<&'static str, String>,
+    pub template: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub jitter: Duration,
+}
+
 /// The resolved configuration of one command.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -146,8 +158,9 @@ pub struct Config {
     pub rust_log: Option<String>,
     /// Present for the commands that supervise a child.
     pub supervision: Option<Supervision>,
-    /// Present for the commands that run mpc-node.
+    /// Present for the commands that work on mpc-node's configuration.
     pub node: Option<Node>,
+    pub secrets: Option<SecretSettings>,
     /// Every setting the command reads, with its value and source.
     pub effective: Vec<Effective>,
 }
@@ -195,6 +208,7 @@ impl Config {
             fail_linger: r.duration("AGENT_FAIL_LINGER"),
         });
         let node = command.reads_node().then(|| r.node()).flatten();
+        let secrets = command.reads_node().then(|| r.secrets());
         r.unknown_names();
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -207,6 +221,7 @@ impl Config {
             rust_log,
             supervision,
             node,
+            secrets,
             effective: r.effective,
         })
     }
@@ -435,6 +450,29 @@ impl<'a> Resolver<'a> {
             tier3_public_addr,
             log_format,
         })
+    }
+
+    fn secrets(&mut self) -> SecretSettings {
+        let mut ids = BTreeMap::new();
+        for name in crate::secrets::SecretName::ALL.map(|n| n.env_name()) {
+            let setting = format!("AGENT_SECRET_ID_{name}");
+            let setting = settings::find(&setting)
+                .expect("every secret has an id setting")
+                .name;
+            if let Some(id) = self.parse(setting, crate::secrets::SecretRef::check) {
+                ids.insert(name, id);
+            }
+        }
+        SecretSettings {
+            ids,
+            template: self.parse(
+                "AGENT_SECRET_ID_TEMPLATE",
+                crate::secrets::SecretRef::check_template,
+            ),
+            dir: self.value("AGENT_SECRETS_DIR").map(PathBuf::from),
+            timeout: self.duration("AGENT_SECRETS_TIMEOUT"),
+            jitter: self.duration("AGENT_SECRETS_JITTER"),
+        }
     }
 
     /// `AGENT_*` variables and file keys that name no setting are mistakes, not noise.

@@ -67,6 +67,7 @@ pub struct Setting {
 pub enum Group {
     Agent,
     Supervision,
+    Secrets,
     Node,
 }
 
@@ -75,6 +76,7 @@ impl Group {
         match self {
             Group::Agent => "Agent",
             Group::Supervision => "Supervision",
+            Group::Secrets => "Secrets",
             Group::Node => "Node (the upstream start.sh contract)",
         }
     }
@@ -224,6 +226,70 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Value("5s"),
         group: Group::Supervision,
         commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_ACCOUNT_SK",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_ACCOUNT_SK: name, ARN, or ECS valueFrom form ARN:json-key:version-stage:version-id",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_P2P_PRIVATE_KEY",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_P2P_PRIVATE_KEY (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_SECRET_STORE_KEY",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_SECRET_STORE_KEY (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_BACKUP_ENCRYPTION_KEY_HEX",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_BACKUP_ENCRYPTION_KEY_HEX (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_TEMPLATE",
+        value_name: "TEMPLATE",
+        help: "Secret id for every secret without its own id: {name} becomes MPC_ACCOUNT_SK…, {name_lower} mpc_account_sk…",
+        default: Default::Unset("none"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_DIR",
+        value_name: "DIR",
+        help: "Directory with one file per secret (MPC_ACCOUNT_SK or mpc_account_sk), for secrets not in the environment or Secrets Manager",
+        default: Default::Unset("none"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_TIMEOUT",
+        value_name: "DURATION",
+        help: "Deadline for fetching every secret, retries included",
+        default: Default::Value("20s"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_JITTER",
+        value_name: "DURATION",
+        help: "Random delay (0 to this) before the first fetch, so a fleet restarting together does not hit the API at once",
+        default: Default::Value("2s"),
+        group: Group::Secrets,
+        commands: NODE,
     },
     Setting {
         name: "AGENT_NODE_BIN",
