@@ -312,7 +312,7 @@ pub static SETTINGS: &[Setting] = &[
     Setting {
         name: "AGENT_RPC_TIMEOUT",
         value_name: "DURATION",
-        help: "How long one NEAR RPC request may take; a failed request is tried twice more",
+        help: "How long one NEAR RPC request may take; transient failures are tried twice more",
         default: Default::Value("5s"),
         group: Group::Chain,
         commands: NODE,

@@ -180,12 +180,25 @@ impl Endpoint {
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let (kind, detail) = match outcome {
                 Ok(Ok(response)) => {
-                    tracing::debug!(url = %self.shown_url, request, attempt, elapsed_ms, "NEAR RPC answered");
+                    tracing::debug!(
+                        url = %self.shown_url,
+                        request,
+                        attempt,
+                        elapsed_ms,
+                        "NEAR RPC answered"
+                    );
                     return Ok(response);
                 }
                 Ok(Err(err)) => match sort(err) {
                     Sorted::Answer(answer) => {
-                        tracing::debug!(url = %self.shown_url, request, attempt, elapsed_ms, answer = %answer, "NEAR RPC answered with an error");
+                        tracing::debug!(
+                            url = %self.shown_url,
+                            request,
+                            attempt,
+                            elapsed_ms,
+                            %answer,
+                            "NEAR RPC answered with an error"
+                        );
                         return Err(CallError::Answer(answer));
                     }
                     Sorted::Failure(kind, detail) => (kind, detail),
@@ -202,7 +215,15 @@ impl Endpoint {
                     format!("no answer within {} ms", limit.as_millis()),
                 ),
             };
-            tracing::debug!(url = %self.shown_url, request, attempt, elapsed_ms, kind = kind.as_str(), detail, "NEAR RPC request failed");
+            tracing::debug!(
+                url = %self.shown_url,
+                request,
+                attempt,
+                elapsed_ms,
+                kind = kind.as_str(),
+                detail,
+                "NEAR RPC request failed"
+            );
             let wait = BACKOFF.get(attempt as usize - 1).copied();
             let left = self.deadline.saturating_duration_since(Instant::now());
             match wait {

@@ -112,6 +112,9 @@ impl KeyReport {
             .endpoints
             .iter()
             .any(|e| !matches!(e.result, EndpointResult::Failed(_)));
+        if self.endpoints.is_empty() {
+            return Check::fail(RPC, "no NEAR RPC URL to ask", "set AGENT_NEAR_RPC_URL");
+        }
         if !answered_at_all {
             return Check::fail(
                 RPC,
