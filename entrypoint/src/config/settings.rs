@@ -69,6 +69,7 @@ pub enum Group {
     Supervision,
     Secrets,
     Node,
+    Chain,
 }
 
 impl Group {
@@ -78,6 +79,7 @@ impl Group {
             Group::Supervision => "Supervision",
             Group::Secrets => "Secrets",
             Group::Node => "Node (the upstream start.sh contract)",
+            Group::Chain => "Chain (keys against the chain)",
         }
     }
 }
@@ -361,6 +363,24 @@ pub static SETTINGS: &[Setting] = &[
         help: "The node's log format",
         default: Default::Unset("the node's default"),
         group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_NEAR_RPC_URL",
+        value_name: "URL[,URL…]",
+        help: "NEAR JSON-RPC endpoints for the key checks, comma-separated, tried in order",
+        default: Default::Unset(
+            "by MPC_ENV: https://rpc.testnet.near.org, https://rpc.mainnet.near.org; required for mpc-localnet",
+        ),
+        group: Group::Chain,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_RPC_TIMEOUT",
+        value_name: "DURATION",
+        help: "How long one NEAR RPC request may take; transient failures are tried twice more",
+        default: Default::Value("5s"),
+        group: Group::Chain,
         commands: NODE,
     },
     Setting {
