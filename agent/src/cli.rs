@@ -34,7 +34,11 @@ pub fn main() -> i32 {
                 timeout: *m.get_one("timeout").expect("has a default"),
             },
         ),
-        Some(("keys", m)) => keys::main(layers(m, Command::Keys), m.get_flag("json")),
+        Some(("keys", m)) => keys::main(
+            layers(m, Command::Keys),
+            m.get_flag("json"),
+            m.get_flag("offline"),
+        ),
         Some(("config", m)) if m.get_flag("reference") => {
             print!("{}", show_config::reference());
             0
@@ -99,8 +103,9 @@ fn cli() -> clap::Command {
         .subcommand(
             with_settings(
                 clap::Command::new("keys")
-                    .about("Fetch and validate the node's secrets; show each one's source and its public key or fingerprint. Exit 0 when all are valid, 1 otherwise")
-                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON")),
+                    .about("Fetch and validate the node's secrets, show each one's source and its public key or fingerprint, and compare the keys with the chain. Exit 0 when everything matches, 1 otherwise")
+                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON"))
+                    .arg(Arg::new("offline").long("offline").action(ArgAction::SetTrue).help("Do not ask the chain")),
                 Command::Keys,
             ),
         )

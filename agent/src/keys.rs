@@ -1,14 +1,16 @@
-//! `agent keys`: fetch and validate the node's secrets and show, for each, where
-//! it came from, whether it is good, and its public key or fingerprint — what
-//! an operator compares with the chain and with their key inventory.
+//! `agent keys`: fetch and validate the node's secrets, show each one's source
+//! and its public key or fingerprint, then (unless `--offline`) what the chain
+//! holds for them: what an operator compares with the on-chain keys and with
+//! their key inventory. Exit 0 when everything matches, 1 otherwise.
 
-use entrypoint::check::Status;
+use entrypoint::check::Check;
 use entrypoint::config::{Command, Config, Layers, LogFormat};
-use entrypoint::secrets::{self, SecretReport};
+use entrypoint::keys::{self, KeysInput, KeysVerdict};
+use entrypoint::secrets::{self, NodeSecrets, SecretName};
 
-use crate::{exit, logging, show_config};
+use crate::{exit, logging, render, show_config};
 
-pub fn main(layers: Layers, json: bool) -> i32 {
+pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
     logging::init(
         LogFormat::from_layers(&layers),
         layers.env.get("RUST_LOG").map(String::as_str),
@@ -32,82 +34,68 @@ pub fn main(layers: Layers, json: bool) -> i32 {
         .secrets
         .as_ref()
         .expect("keys reads the secret settings");
-    let (report, valid) = match runtime.block_on(secrets::load(settings, &layers.env)) {
-        Ok(s) => (s.report, true),
-        Err(f) => (f.report, false),
+    let secrets = runtime.block_on(secrets::load(settings, &layers.env));
+    let secret_reports = match &secrets {
+        Ok(s) => s.report.clone(),
+        Err(f) => f.report.clone(),
     };
+    let chain = match (&secrets, offline) {
+        (Ok(s), false) => Some(
+            runtime.block_on(keys::check(
+                config
+                    .chain_rpc
+                    .as_ref()
+                    .expect("keys reads the chain settings"),
+                &keys_input(&config, s),
+            )),
+        ),
+        _ => None,
+    };
+    let valid = secrets.is_ok()
+        && chain
+            .as_ref()
+            .is_none_or(|c| c.verdict() == KeysVerdict::Match);
+    let secret_checks: Vec<Check> = secret_reports.iter().map(|r| r.check()).collect();
+    let chain_checks = chain.as_ref().map(|c| c.checks()).unwrap_or_default();
     if json {
-        let body = serde_json::json!({ "valid": valid, "secrets": report });
+        let body = serde_json::json!({
+            "valid": valid,
+            "secrets": secret_reports,
+            "chain": chain.as_ref().map(|c| serde_json::json!({
+                "verdict": c.verdict(),
+                "checks": chain_checks,
+                "report": c,
+            })),
+        });
         println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
     } else {
-        print_table(&report);
+        render::print_section("secrets", &secret_checks);
+        match (&secrets, offline) {
+            (Ok(_), false) => {
+                println!();
+                render::print_section("chain", &chain_checks);
+            }
+            (Ok(_), true) => println!("\nchain: not asked (--offline)"),
+            (Err(_), _) => println!("\nchain: not asked, the secrets are not valid"),
+        }
+        render::print_problems(secret_checks.iter().chain(&chain_checks));
     }
     if valid { 0 } else { exit::UNHEALTHY }
 }
 
-fn print_table(report: &[SecretReport]) {
-    let rows: Vec<[String; 4]> = report
-        .iter()
-        .map(|r| {
-            [
-                r.name.env_name().to_string(),
-                mark(r.status).to_string(),
-                r.source.to_string(),
-                r.public_key
-                    .clone()
-                    .or_else(|| r.fingerprint.as_ref().map(|f| format!("sha256:{f}…")))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let header = ["SECRET", "", "SOURCE", "PUBLIC KEY / FINGERPRINT"];
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([header[i].len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths = [width(0), 1, width(2)];
-    println!(
-        "{:<w0$}  {:<1}  {:<w2$}  {}",
-        header[0],
-        header[1],
-        header[2],
-        header[3],
-        w0 = widths[0],
-        w2 = widths[2]
-    );
-    for row in &rows {
-        println!(
-            "{:<w0$}  {}  {:<w2$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w2 = widths[2]
-        );
-    }
-    let problems: Vec<&SecretReport> = report.iter().filter(|r| r.status == Status::Fail).collect();
-    if problems.is_empty() {
-        println!("\nall secrets valid");
-        return;
-    }
-    println!("\n{} problem(s):", problems.len());
-    for p in problems {
-        println!("  ✖ {}", p.cause);
-        if let Some(fix) = &p.fix {
-            println!("    fix: {fix}");
-        }
-    }
-}
-
-fn mark(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "✔",
-        Status::Warn => "!",
-        Status::Fail => "✖",
-        Status::Skipped => "–",
+/// What the keys stage judges, from the configuration and the validated secrets.
+pub fn keys_input(config: &Config, secrets: &NodeSecrets) -> KeysInput {
+    let node = config
+        .node
+        .as_ref()
+        .expect("the node settings are resolved");
+    KeysInput {
+        chain: node.chain,
+        account_id: node.account_id.clone(),
+        contract_id: node.contract_id.clone(),
+        signer_public_key: secrets.account.public.clone(),
+        p2p_public_key: secrets.p2p.public.clone(),
+        signer_key_source: secrets.source(SecretName::AccountSk).to_string(),
+        p2p_key_source: secrets.source(SecretName::P2pPrivateKey).to_string(),
     }
 }

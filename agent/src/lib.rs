@@ -10,6 +10,7 @@ mod logging;
 mod metrics;
 mod probe;
 mod readiness;
+mod render;
 mod server;
 mod show_config;
 mod state;

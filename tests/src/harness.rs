@@ -495,5 +495,7 @@ pub fn node_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
         ("MPC_ACCOUNT_ID", "node0.testnet".into()),
         ("MPC_CONTRACT_ID", "v1.signer-prod.testnet".into()),
         ("AGENT_SECRETS_JITTER", "0s".into()),
+        // Never the public RPC from a test: tests that ask the chain set their stand-in.
+        ("AGENT_NEAR_RPC_URL", "http://127.0.0.1:9".into()),
     ]
 }

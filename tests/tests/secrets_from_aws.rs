@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 
 fn keys(moto: Option<&Moto>, env: &[(&str, String)]) -> Output {
     let home = tempfile::tempdir().unwrap();
-    AgentCommand::new(["keys", "--json"])
+    AgentCommand::new(["keys", "--offline", "--json"])
         .envs(node_env(home.path()))
         .envs(moto.map(Moto::env).unwrap_or_default())
         .envs(env.iter().cloned())
@@ -309,7 +309,7 @@ fn no_credentials_names_the_providers_tried() {
     let moto = Moto::start();
     let (p2p, _) = keypair();
     let home = tempfile::tempdir().unwrap();
-    let out = AgentCommand::new(["keys", "--json"])
+    let out = AgentCommand::new(["keys", "--offline", "--json"])
         .envs(node_env(home.path()))
         .env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_REGION", REGION)

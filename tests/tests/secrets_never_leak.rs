@@ -48,7 +48,10 @@ fn assert_no_leak(output: &str, secrets: &[&str], scenario: &str) {
 
 fn run(scenario: &str, env: Vec<(&str, String)>, secrets: &[&str]) {
     let home = tempfile::tempdir().unwrap();
-    for args in [["keys", "--json"].as_slice(), ["keys"].as_slice()] {
+    for args in [
+        ["keys", "--offline", "--json"].as_slice(),
+        ["keys", "--offline"].as_slice(),
+    ] {
         let out = AgentCommand::new(args)
             .envs(node_env(home.path()))
             .env("RUST_LOG", "trace")

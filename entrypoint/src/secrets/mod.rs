@@ -468,11 +468,23 @@ fn judge(raw: Vec<(SecretName, Obtained)>) -> Result<NodeSecrets, SecretsFailure
             }
         };
         match checked {
-            Ok((public_key, fingerprint)) => report.push(SecretReport {
-                public_key,
-                fingerprint,
-                ..entry(source, Status::Ok, format!("{prefix} is valid"), None)
-            }),
+            Ok((public_key, fingerprint)) => {
+                let shown = match (&public_key, &fingerprint) {
+                    (Some(pk), _) => format!("public key {pk}"),
+                    (_, Some(f)) => format!("fingerprint sha256:{f}…"),
+                    _ => unreachable!("every valid secret shows a public key or a fingerprint"),
+                };
+                report.push(SecretReport {
+                    public_key,
+                    fingerprint,
+                    ..entry(
+                        source,
+                        Status::Ok,
+                        format!("{prefix} is valid: {shown}"),
+                        None,
+                    )
+                })
+            }
             Err(rule) => report.push(entry(
                 source,
                 Status::Fail,
