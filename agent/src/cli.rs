@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::{exec, exit, health, show_config};
+use crate::{exec, exit, health, keys, show_config};
 
 pub fn main() -> i32 {
     let matches = match cli().try_get_matches() {
@@ -33,6 +33,11 @@ pub fn main() -> i32 {
                 ready: m.get_flag("ready"),
                 timeout: *m.get_one("timeout").expect("has a default"),
             },
+        ),
+        Some(("keys", m)) => keys::main(
+            layers(m, Command::Keys),
+            m.get_flag("json"),
+            m.get_flag("offline"),
         ),
         Some(("config", m)) if m.get_flag("reference") => {
             print!("{}", show_config::reference());
@@ -93,6 +98,15 @@ fn cli() -> clap::Command {
                             .help("Give up after this long"),
                     ),
                 Command::Health,
+            ),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("keys")
+                    .about("Fetch and validate the node's secrets, show each one's source and its public key or fingerprint, and compare the keys with the chain. Exit 0 when everything matches, 1 otherwise")
+                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON"))
+                    .arg(Arg::new("offline").long("offline").action(ArgAction::SetTrue).help("Do not ask the chain")),
+                Command::Keys,
             ),
         )
         .subcommand(

@@ -13,6 +13,7 @@ pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
     logging::init(
         LogFormat::from_layers(&layers),
         layers.env.get("RUST_LOG").map(String::as_str),
+        logging::Output::Stdout,
     );
     let config = match Config::resolve(Command::Exec, &layers) {
         Ok(c) => c,

@@ -4,18 +4,42 @@ use entrypoint::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
+/// Where the log lines go.
+#[derive(Clone, Copy)]
+pub enum Output {
+    /// The supervising commands: the container's log is stdout.
+    Stdout,
+    /// The reporting commands: stdout carries the report.
+    Stderr,
+}
+
 /// Installs the subscriber. `RUST_LOG` is shared with the node, so a filter
 /// that names only the node's targets still lets the agent's info lines through.
-pub fn init(format: LogFormat, rust_log: Option<&str>) {
-    let filter = filter(rust_log.unwrap_or(""));
+pub fn init(format: LogFormat, rust_log: Option<&str>, output: Output) {
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(std::io::stdout);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Plain => builder.compact().init(),
+    let filter = filter(rust_log.unwrap_or(""));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match (format, output) {
+        (LogFormat::Json, Output::Stdout) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stdout)
+            .init(),
+        (LogFormat::Json, Output::Stderr) => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .init(),
+        (LogFormat::Plain, Output::Stdout) => builder
+            .compact()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(std::io::stdout)
+            .init(),
+        (LogFormat::Plain, Output::Stderr) => builder
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
     }
 }
 

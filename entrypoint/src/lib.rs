@@ -5,4 +5,5 @@
 pub mod check;
 pub mod config;
 pub mod homes;
+pub mod keys;
 pub mod secrets;

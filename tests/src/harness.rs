@@ -154,6 +154,8 @@ impl AgentCommand {
             .env("AGENT_LISTEN", "127.0.0.1:0")
             .env("AGENT_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // Never ask a real instance metadata service from a test.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -176,6 +178,25 @@ impl AgentCommand {
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
         self
+    }
+
+    pub fn envs<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.command.envs(vars);
+        self
+    }
+
+    /// Runs the agent to its end (at most [`WAIT`]).
+    pub fn run(self) -> Output {
+        let mut agent = self.start();
+        let code = agent.exit_code();
+        Output {
+            code,
+            stdout: agent.stdout.all().join("\n"),
+            stderr: agent.stderr.all().join("\n"),
+        }
     }
 
     /// Runs the agent as PID 1 of a new PID namespace (`unshare --pid --fork`).
@@ -437,17 +458,9 @@ pub struct Output {
 
 /// Runs `agent <args…>` to its end (at most [`WAIT`]) with a clean environment plus `env`.
 pub fn agent_output(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = AgentCommand::new(args);
-    for (k, v) in env {
-        command = command.env(k, v);
-    }
-    let mut agent = command.start();
-    let code = agent.exit_code();
-    Output {
-        code,
-        stdout: agent.stdout.all().join("\n"),
-        stderr: agent.stderr.all().join("\n"),
-    }
+    AgentCommand::new(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .run()
 }
 
 /// The value of an unlabelled Prometheus sample, e.g. `agent_child_up`.
@@ -456,4 +469,33 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         let (key, value) = l.rsplit_once(' ')?;
         (key == name).then(|| value.parse().ok()).flatten()
     })
+}
+
+/// A fresh ed25519 key pair in NEAR's text form: (secret key, public key).
+pub fn keypair() -> (String, String) {
+    let sk = near_crypto::SecretKey::from_random(near_crypto::KeyType::ED25519);
+    (sk.to_string(), sk.public_key().to_string())
+}
+
+/// 16 random bytes as 32 hex characters: a secret store key.
+pub fn store_key() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// 32 random bytes as 64 hex characters: a backup encryption key.
+pub fn backup_key() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// The upstream node environment of a valid testnet node (no secrets).
+pub fn node_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("MPC_HOME_DIR", home.display().to_string()),
+        ("MPC_ENV", "testnet".into()),
+        ("MPC_ACCOUNT_ID", "node0.testnet".into()),
+        ("MPC_CONTRACT_ID", "v1.signer-prod.testnet".into()),
+        ("AGENT_SECRETS_JITTER", "0s".into()),
+        // Never the public RPC from a test: tests that ask the chain set their stand-in.
+        ("AGENT_NEAR_RPC_URL", "http://127.0.0.1:9".into()),
+    ]
 }

@@ -1,6 +1,8 @@
 //! Support for the integration tests: the stand-ins they run (mpc-node, NEAR
 //! RPC) and the harness that drives the real `agent` binary.
 
+pub mod faults;
 pub mod harness;
+pub mod moto;
 pub mod near_rpc;
 pub mod standin_node;

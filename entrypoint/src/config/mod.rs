@@ -39,8 +39,9 @@ pub struct Effective {
     pub source: Source,
 }
 
-/// The raw layers a configuration is resolved from.
-#[derive(Debug, Default)]
+/// The raw layers a configuration is resolved from. Not `Debug`: the
+/// environment holds secrets.
+#[derive(Default)]
 pub struct Layers {
     /// Values given as flags, by setting name.
     pub cli: BTreeMap<&'static str, String>,
@@ -106,6 +107,24 @@ impl Chain {
             Chain::Mainnet => "mainnet",
         }
     }
+
+    /// The public NEAR RPC of this chain; a localnet has none.
+    pub fn public_rpc_url(self) -> Option<&'static str> {
+        match self {
+            Chain::Localnet => None,
+            Chain::Testnet => Some("https://rpc.testnet.near.org"),
+            Chain::Mainnet => Some("https://rpc.mainnet.near.org"),
+        }
+    }
+}
+
+/// Where the key checks ask the chain (`AGENT_NEAR_RPC_URL`, `AGENT_RPC_TIMEOUT`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainRpc {
+    /// Tried in order; the next one is used when one fails.
+    pub urls: Vec<String>,
+    /// How long one request may take.
+    pub timeout: Duration,
 }
 
 /// How mpc-node is started (`AGENT_START_MODE`).
@@ -177,6 +196,17 @@ pub struct Node {
     pub log_format: Option<String>,
 }
 
+/// Where the node's secrets come from (`agent run`, `keys`, `init`, `doctor`).
+#[derive(Clone, Debug)]
+pub struct SecretSettings {
+    /// Secrets Manager ids given per secret (`AGENT_SECRET_ID_<NAME>`), by secret name.
+    pub ids: BTreeMap<&'static str, String>,
+    pub template: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub jitter: Duration,
+}
+
 /// The resolved configuration of one command.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -187,8 +217,10 @@ pub struct Config {
     pub rust_log: Option<String>,
     /// Present for the commands that supervise a child.
     pub supervision: Option<Supervision>,
-    /// Present for the commands that run mpc-node.
+    /// Present for the commands that work on mpc-node's configuration.
     pub node: Option<Node>,
+    pub secrets: Option<SecretSettings>,
+    pub chain_rpc: Option<ChainRpc>,
     /// Present for the commands that work on the node's home.
     pub homes: Option<HomeSettings>,
     /// Every setting the command reads, with its value and source.
@@ -238,6 +270,11 @@ impl Config {
             fail_linger: r.duration("AGENT_FAIL_LINGER"),
         });
         let node = command.reads_node().then(|| r.node()).flatten();
+        let secrets = command.reads_node().then(|| r.secrets());
+        let chain_rpc = command
+            .reads_node()
+            .then(|| r.chain_rpc(node.as_ref().map(|n| n.chain)))
+            .flatten();
         let homes = command.reads_home().then(|| r.homes()).flatten();
         r.unknown_names();
         if !r.problems.is_empty() {
@@ -251,6 +288,8 @@ impl Config {
             rust_log,
             supervision,
             node,
+            secrets,
+            chain_rpc,
             homes,
             effective: r.effective,
         })
@@ -447,11 +486,7 @@ impl<'a> Resolver<'a> {
             Ok(PathBuf::from(v))
         });
         let chain = self.required("MPC_ENV", "the chain the node joins", |v| {
-            values::choice(v, &Chain::NAMES).map(|c| match c {
-                "mpc-localnet" => Chain::Localnet,
-                "testnet" => Chain::Testnet,
-                _ => Chain::Mainnet,
-            })
+            values::choice(v, &Chain::NAMES).map(chain_named)
         });
         let account_id = self.required(
             "MPC_ACCOUNT_ID",
@@ -480,6 +515,66 @@ impl<'a> Resolver<'a> {
             tier3_public_addr,
             log_format,
         })
+    }
+
+    fn secrets(&mut self) -> SecretSettings {
+        let mut ids = BTreeMap::new();
+        for name in crate::secrets::SecretName::ALL.map(|n| n.env_name()) {
+            let setting = format!("AGENT_SECRET_ID_{name}");
+            let setting = settings::find(&setting)
+                .expect("every secret has an id setting")
+                .name;
+            if let Some(id) = self.parse(setting, crate::secrets::SecretRef::check) {
+                ids.insert(name, id);
+            }
+        }
+        SecretSettings {
+            ids,
+            template: self.parse(
+                "AGENT_SECRET_ID_TEMPLATE",
+                crate::secrets::SecretRef::check_template,
+            ),
+            dir: self.value("AGENT_SECRETS_DIR").map(PathBuf::from),
+            timeout: self.duration("AGENT_SECRETS_TIMEOUT"),
+            jitter: self.duration("AGENT_SECRETS_JITTER"),
+        }
+    }
+
+    /// The NEAR RPC for the key checks. Its default depends on the chain;
+    /// without one (the node settings have problems) there is no default.
+    fn chain_rpc(&mut self, chain: Option<Chain>) -> Option<ChainRpc> {
+        const NAME: &str = "AGENT_NEAR_RPC_URL";
+        let timeout = self.parse("AGENT_RPC_TIMEOUT", values::positive_duration);
+        let urls = match self.raw(NAME) {
+            Some((value, source)) => {
+                self.parse_found(NAME, value, source, values::http_or_https_urls)
+            }
+            None => self.public_rpc_of(chain?, NAME),
+        };
+        Some(ChainRpc {
+            urls: urls?,
+            timeout: timeout?,
+        })
+    }
+
+    /// The public RPC of `chain`, recorded as the effective value of `name`;
+    /// a localnet has none, so the setting is required there.
+    fn public_rpc_of(&mut self, chain: Chain, name: &'static str) -> Option<Vec<String>> {
+        let Some(url) = chain.public_rpc_url() else {
+            self.problems.push(Check::fail(
+                format!("config.{name}"),
+                format!(
+                    "{name} is not set; it is required with MPC_ENV={} (a localnet has no public RPC)",
+                    chain.as_str()
+                ),
+                format!("set {name} to the localnet's RPC, e.g. http://localnet-node:3030"),
+            ));
+            return None;
+        };
+        if let Some(effective) = self.effective.iter_mut().rev().find(|e| e.name == name) {
+            effective.value = Some(url.to_string());
+        }
+        Some(vec![url.to_string()])
     }
 
     /// How the home is checked and prepared (`agent run`, `init`, `doctor`).
@@ -615,6 +710,15 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, Check> {
         .collect()
 }
 
+/// The chain called `name`, one of [`Chain::NAMES`].
+fn chain_named(name: &str) -> Chain {
+    match name {
+        "mpc-localnet" => Chain::Localnet,
+        "testnet" => Chain::Testnet,
+        _ => Chain::Mainnet,
+    }
+}
+
 /// A NEAR account id, with the naming rules in the fix.
 fn account(value: &str) -> Result<AccountId, Rule> {
     value.parse::<AccountId>().map_err(|e| {
@@ -687,6 +791,77 @@ mod tests {
         let node = config.node.unwrap();
         assert_eq!(node.chain, Chain::Testnet);
         assert_eq!(node.responder_id.as_str(), "node0.testnet");
+    }
+
+    #[test]
+    fn rpc_defaults_to_the_public_rpc_of_the_chain() {
+        let config = Config::resolve(Command::Keys, &layers(NODE_ENV)).unwrap();
+        let rpc = config.chain_rpc.unwrap();
+        assert_eq!(rpc.urls, ["https://rpc.testnet.near.org"]);
+        assert_eq!(rpc.timeout, Duration::from_secs(5));
+        let effective = config
+            .effective
+            .iter()
+            .find(|e| e.name == "AGENT_NEAR_RPC_URL")
+            .unwrap();
+        assert_eq!(
+            effective.value.as_deref(),
+            Some("https://rpc.testnet.near.org")
+        );
+        assert_eq!(effective.source, Source::Default);
+
+        let mut mainnet = NODE_ENV.to_vec();
+        mainnet[1] = ("MPC_ENV", "mainnet");
+        let config = Config::resolve(Command::Doctor, &layers(&mainnet)).unwrap();
+        assert_eq!(
+            config.chain_rpc.unwrap().urls,
+            ["https://rpc.mainnet.near.org"]
+        );
+        assert!(
+            Config::resolve(Command::Exec, &layers(&[]))
+                .unwrap()
+                .chain_rpc
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rpc_urls_are_required_on_localnet_and_listed_in_order() {
+        let mut localnet = NODE_ENV.to_vec();
+        localnet[1] = ("MPC_ENV", "mpc-localnet");
+        let err = Config::resolve(Command::Run, &layers(&localnet)).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].id, "config.AGENT_NEAR_RPC_URL");
+        assert!(
+            err.0[0].cause.contains("mpc-localnet"),
+            "{}",
+            err.0[0].cause
+        );
+
+        localnet.push((
+            "AGENT_NEAR_RPC_URL",
+            "http://10.0.0.5:3030, https://backup.example",
+        ));
+        localnet.push(("AGENT_RPC_TIMEOUT", "750ms"));
+        let rpc = Config::resolve(Command::Run, &layers(&localnet))
+            .unwrap()
+            .chain_rpc
+            .unwrap();
+        assert_eq!(rpc.urls, ["http://10.0.0.5:3030", "https://backup.example"]);
+        assert_eq!(rpc.timeout, Duration::from_millis(750));
+    }
+
+    #[test]
+    fn rpc_urls_and_timeout_are_validated() {
+        let mut env = NODE_ENV.to_vec();
+        env.push(("AGENT_NEAR_RPC_URL", "rpc.testnet.near.org"));
+        env.push(("AGENT_RPC_TIMEOUT", "0s"));
+        let err = Config::resolve(Command::Keys, &layers(&env)).unwrap_err();
+        let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["config.AGENT_RPC_TIMEOUT", "config.AGENT_NEAR_RPC_URL"]
+        );
     }
 
     #[test]

@@ -72,7 +72,9 @@ pub struct Setting {
 pub enum Group {
     Agent,
     Supervision,
+    Secrets,
     Node,
+    Chain,
     Home,
 }
 
@@ -81,7 +83,9 @@ impl Group {
         match self {
             Group::Agent => "Agent",
             Group::Supervision => "Supervision",
+            Group::Secrets => "Secrets",
             Group::Node => "Node (the upstream start.sh contract)",
+            Group::Chain => "Chain (keys against the chain)",
             Group::Home => "Home (MPC_HOME_DIR)",
         }
     }
@@ -235,6 +239,70 @@ pub static SETTINGS: &[Setting] = &[
         commands: SUPERVISORS,
     },
     Setting {
+        name: "AGENT_SECRET_ID_MPC_ACCOUNT_SK",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_ACCOUNT_SK: name, ARN, or ECS valueFrom form ARN:json-key:version-stage:version-id",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_P2P_PRIVATE_KEY",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_P2P_PRIVATE_KEY (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_SECRET_STORE_KEY",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_SECRET_STORE_KEY (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_MPC_BACKUP_ENCRYPTION_KEY_HEX",
+        value_name: "ID",
+        help: "Secrets Manager secret holding MPC_BACKUP_ENCRYPTION_KEY_HEX (same forms)",
+        default: Default::Unset("from AGENT_SECRET_ID_TEMPLATE"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRET_ID_TEMPLATE",
+        value_name: "TEMPLATE",
+        help: "Secret id for every secret without its own id: {name} becomes MPC_ACCOUNT_SK…, {name_lower} mpc_account_sk…",
+        default: Default::Unset("none"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_DIR",
+        value_name: "DIR",
+        help: "Directory with one file per secret (MPC_ACCOUNT_SK or mpc_account_sk), for secrets not in the environment or Secrets Manager",
+        default: Default::Unset("none"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_TIMEOUT",
+        value_name: "DURATION",
+        help: "Deadline for fetching every secret, retries included",
+        default: Default::Value("20s"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_SECRETS_JITTER",
+        value_name: "DURATION",
+        help: "Random delay (0 to this) before the first fetch, so a fleet restarting together does not hit the API at once",
+        default: Default::Value("2s"),
+        group: Group::Secrets,
+        commands: NODE,
+    },
+    Setting {
         name: "AGENT_NODE_BIN",
         value_name: "PATH",
         help: "The mpc-node binary",
@@ -304,6 +372,24 @@ pub static SETTINGS: &[Setting] = &[
         help: "The node's log format",
         default: Default::Unset("the node's default"),
         group: Group::Node,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_NEAR_RPC_URL",
+        value_name: "URL[,URL…]",
+        help: "NEAR JSON-RPC endpoints for the key checks, comma-separated, tried in order",
+        default: Default::Unset(
+            "by MPC_ENV: https://rpc.testnet.near.org, https://rpc.mainnet.near.org; required for mpc-localnet",
+        ),
+        group: Group::Chain,
+        commands: NODE,
+    },
+    Setting {
+        name: "AGENT_RPC_TIMEOUT",
+        value_name: "DURATION",
+        help: "How long one NEAR RPC request may take; transient failures are tried twice more",
+        default: Default::Value("5s"),
+        group: Group::Chain,
         commands: NODE,
     },
     Setting {

@@ -81,6 +81,43 @@ pub fn http_url(value: &str) -> Result<String, Rule> {
     }
 }
 
+/// Comma-separated `http://` or `https://` URLs with a host, at least one.
+pub fn http_or_https_urls(value: &str) -> Result<Vec<String>, Rule> {
+    let refused = |entry: &str| {
+        Rule::new(
+            format!("entry {entry:?} is not an http:// or https:// URL with a host"),
+            "write one or more URLs separated by commas, e.g. https://rpc.testnet.near.org,http://10.0.0.5:3030",
+        )
+    };
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let uri: http::Uri = entry.parse().map_err(|_| refused(entry))?;
+            match (uri.scheme_str(), uri.host()) {
+                (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(entry.to_string()),
+                _ => Err(refused(entry)),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    if urls.is_empty() {
+        return Err(refused(value));
+    }
+    Ok(urls)
+}
+
+/// A duration longer than zero.
+pub fn positive_duration(value: &str) -> Result<Duration, Rule> {
+    match duration(value)? {
+        d if d.is_zero() => Err(Rule::new(
+            "must be longer than zero",
+            "write it like 500ms, 5s or 1m",
+        )),
+        d => Ok(d),
+    }
+}
+
 /// One of `allowed`; a near miss is named in the fix.
 pub fn choice<'a>(value: &str, allowed: &[&'a str]) -> Result<&'a str, Rule> {
     if let Some(hit) = allowed.iter().find(|a| **a == value) {
@@ -316,5 +353,28 @@ mod tests {
         assert!(http_url("http://127.0.0.1:8080/health").is_ok());
         assert!(http_url("https://example.com/").is_err());
         assert!(http_url("127.0.0.1:8080").is_err());
+    }
+
+    #[test]
+    fn url_lists_take_http_and_https_in_order() {
+        assert_eq!(
+            http_or_https_urls("https://rpc.testnet.near.org, http://10.0.0.5:3030/"),
+            Ok(vec![
+                "https://rpc.testnet.near.org".to_string(),
+                "http://10.0.0.5:3030/".to_string()
+            ])
+        );
+        assert!(http_or_https_urls("rpc.testnet.near.org").is_err());
+        assert!(http_or_https_urls("ftp://rpc.example").is_err());
+        assert!(http_or_https_urls(" , ").is_err());
+        let err = http_or_https_urls("https://ok.example,localhost:3030").unwrap_err();
+        assert!(err.rule.contains("localhost:3030"), "{}", err.rule);
+    }
+
+    #[test]
+    fn positive_durations_refuse_zero() {
+        assert_eq!(positive_duration("5s"), Ok(Duration::from_secs(5)));
+        assert!(positive_duration("0s").is_err());
+        assert!(positive_duration("0").is_err());
     }
 }

@@ -610,6 +610,7 @@ mod tests {
                 ("MPC_ACCOUNT_ID", "node0.testnet"),
                 ("MPC_CONTRACT_ID", "v1.signer-prod.testnet"),
                 ("AGENT_LOCALNET_GENESIS", "/etc/genesis.json"),
+                ("AGENT_NEAR_RPC_URL", "http://127.0.0.1:3030"),
             ];
             let layers = Layers {
                 env: env

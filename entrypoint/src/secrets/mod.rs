@@ -1,6 +1,564 @@
-//! The `secrets` stage: fetch the node's secrets, validate them fail-closed,
-//! and keep them in types that cannot leak.
+//! The `secrets` stage: each of the node's secrets comes from the environment
+//! (ECS `secrets:` injection lands there), else Secrets Manager, else a
+//! directory; every one is validated fail-closed and every problem is named at
+//! once. The values live only in [`Secret`]s.
 
+mod aws;
+mod reference;
 mod secret;
+mod validate;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::check::{Check, Status};
+use crate::config::SecretSettings;
+use crate::config::values::Rule;
+pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
+pub use reference::SecretRef;
 pub use secret::{NodeKey, Secret};
+
+/// The node's secrets, by their upstream environment names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum SecretName {
+    #[serde(rename = "MPC_ACCOUNT_SK")]
+    AccountSk,
+    #[serde(rename = "MPC_P2P_PRIVATE_KEY")]
+    P2pPrivateKey,
+    #[serde(rename = "MPC_SECRET_STORE_KEY")]
+    SecretStoreKey,
+    #[serde(rename = "MPC_BACKUP_ENCRYPTION_KEY_HEX")]
+    BackupEncryptionKey,
+}
+
+impl SecretName {
+    pub const ALL: [SecretName; 4] = [
+        SecretName::AccountSk,
+        SecretName::P2pPrivateKey,
+        SecretName::SecretStoreKey,
+        SecretName::BackupEncryptionKey,
+    ];
+
+    pub fn env_name(self) -> &'static str {
+        match self {
+            SecretName::AccountSk => "MPC_ACCOUNT_SK",
+            SecretName::P2pPrivateKey => "MPC_P2P_PRIVATE_KEY",
+            SecretName::SecretStoreKey => "MPC_SECRET_STORE_KEY",
+            SecretName::BackupEncryptionKey => "MPC_BACKUP_ENCRYPTION_KEY_HEX",
+        }
+    }
+
+    /// Without it the node cannot be the registered participant, so the agent refuses.
+    /// The store key may be absent: the homes stage generates one when no share exists.
+    fn required(self) -> bool {
+        matches!(self, SecretName::AccountSk | SecretName::P2pPrivateKey)
+    }
+}
+
+/// Where a secret's value came from; never the value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    Env {
+        variable: String,
+    },
+    SecretsManager {
+        id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arn: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        version_stages: Vec<String>,
+    },
+    File {
+        path: PathBuf,
+    },
+    /// The fleet template names a secret that does not exist: an optional secret is then unset.
+    TemplateMissing {
+        id: String,
+    },
+    Absent,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env { variable } => write!(f, "environment variable {variable}"),
+            Source::SecretsManager { id, version_id, .. } => match version_id {
+                Some(v) => write!(f, "Secrets Manager secret {id} (version {v})"),
+                None => write!(f, "Secrets Manager secret {id}"),
+            },
+            Source::File { path } => write!(f, "file {}", path.display()),
+            Source::TemplateMissing { id } => write!(f, "nowhere (no Secrets Manager secret {id})"),
+            Source::Absent => write!(f, "nowhere"),
+        }
+    }
+}
+
+/// What the stage found for one secret: where it came from and whether it is
+/// good, with the public key (for keys) or a fingerprint (for the hex keys).
+#[derive(Clone, Debug, Serialize)]
+pub struct SecretReport {
+    pub name: SecretName,
+    pub source: Source,
+    pub status: Status,
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+impl SecretReport {
+    pub fn check(&self) -> Check {
+        let check = Check {
+            id: format!("secrets.{}", self.name.env_name()),
+            status: self.status,
+            cause: self.cause.clone(),
+            fix: self.fix.clone(),
+            detail: serde_json::Value::Null,
+        };
+        check.with_detail(serde_json::json!({
+            "source": self.source,
+            "public_key": self.public_key,
+            "fingerprint": self.fingerprint,
+        }))
+    }
+}
+
+/// The validated secrets: the stage's output.
+#[derive(Clone, Debug)]
+pub struct NodeSecrets {
+    /// MPC_ACCOUNT_SK: the signer (and responder) key of MPC_ACCOUNT_ID.
+    pub account: NodeKey,
+    pub p2p: NodeKey,
+    /// Absent when nothing holds one; the homes stage decides whether to generate it.
+    pub store_key: Option<Secret>,
+    pub backup_key: Option<Secret>,
+    pub report: Vec<SecretReport>,
+}
+
+impl NodeSecrets {
+    pub fn source(&self, name: SecretName) -> &Source {
+        &self
+            .report
+            .iter()
+            .find(|r| r.name == name)
+            .expect("every secret is reported")
+            .source
+    }
+}
+
+/// The stage failed: at least one secret is missing, unreachable or invalid.
+#[derive(Clone, Debug)]
+pub struct SecretsFailure {
+    pub report: Vec<SecretReport>,
+}
+
+impl SecretsFailure {
+    pub fn checks(&self) -> Vec<Check> {
+        self.report.iter().map(SecretReport::check).collect()
+    }
+}
+
+/// Fetches and validates every secret. `env` is the process environment.
+pub async fn load(
+    settings: &SecretSettings,
+    env: &BTreeMap<String, String>,
+) -> Result<NodeSecrets, SecretsFailure> {
+    let plan: Vec<(SecretName, Plan)> = SecretName::ALL
+        .iter()
+        .map(|name| (*name, plan(*name, settings, env)))
+        .collect();
+    let manager = if plan.iter().any(|(_, p)| {
+        matches!(
+            p,
+            Plan::SecretsManager {
+                reference: Ok(_),
+                ..
+            }
+        )
+    }) {
+        if !settings.jitter.is_zero() {
+            let delay = rand::thread_rng().gen_range(Duration::ZERO..=settings.jitter);
+            tokio::time::sleep(delay).await;
+        }
+        Some(SecretsManager::connect(env, settings.timeout.min(Duration::from_secs(5))).await)
+    } else {
+        None
+    };
+    let deadline = tokio::time::Instant::now() + settings.timeout;
+    let fetches = plan.into_iter().map(|(name, plan)| {
+        let manager = manager.clone();
+        async move {
+            (
+                name,
+                obtain(name, plan, manager.as_ref(), deadline, settings.timeout).await,
+            )
+        }
+    });
+    let raw: Vec<(SecretName, Obtained)> = futures::future::join_all(fetches).await;
+    judge(raw)
+}
+
+/// One secret's raw value (`None`: set nowhere) and where it came from, or
+/// why it could not be had.
+type Obtained = Result<(Option<Secret>, Source), (Source, FetchError)>;
+
+/// How one secret will be obtained.
+enum Plan {
+    Env(String, Secret),
+    /// `from_template`: the id comes from AGENT_SECRET_ID_TEMPLATE, so an
+    /// optional secret may simply not exist.
+    SecretsManager {
+        reference: Result<SecretRef, Rule>,
+        from_template: bool,
+    },
+    File(PathBuf),
+    Absent,
+}
+
+fn plan(name: SecretName, settings: &SecretSettings, env: &BTreeMap<String, String>) -> Plan {
+    if let Some(value) = env.get(name.env_name()).filter(|v| !v.is_empty()) {
+        return Plan::Env(name.env_name().to_string(), Secret::new(value.as_str()));
+    }
+    if let Some(id) = settings.ids.get(name.env_name()) {
+        return Plan::SecretsManager {
+            reference: SecretRef::parse(id),
+            from_template: false,
+        };
+    }
+    if let Some(template) = &settings.template {
+        return Plan::SecretsManager {
+            reference: SecretRef::from_template(template, name.env_name()),
+            from_template: true,
+        };
+    }
+    match settings.dir.as_deref().and_then(|dir| dir_file(dir, name)) {
+        Some(path) => Plan::File(path),
+        None => Plan::Absent,
+    }
+}
+
+/// The raw value of one secret (JSON field selected), or why there is none.
+async fn obtain(
+    name: SecretName,
+    plan: Plan,
+    manager: Option<&SecretsManager>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Obtained {
+    match plan {
+        Plan::Env(variable, value) => Ok((Some(value), Source::Env { variable })),
+        Plan::Absent => Ok((None, Source::Absent)),
+        Plan::File(path) => {
+            let source = Source::File { path: path.clone() };
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                (
+                    source.clone(),
+                    FetchError {
+                        kind: FetchErrorKind::Other,
+                        cause: format!("cannot read {}: {e}", path.display()),
+                        fix: "make the file readable by the agent, or remove it".into(),
+                    },
+                )
+            })?;
+            let value =
+                select_field(Secret::new(text), None, name).map_err(|e| (source.clone(), e))?;
+            Ok((Some(value), source))
+        }
+        Plan::SecretsManager {
+            reference: Err(rule),
+            ..
+        } => Err((
+            Source::Absent,
+            FetchError {
+                kind: FetchErrorKind::Other,
+                cause: format!("the secret id for {} {}", name.env_name(), rule.rule),
+                fix: rule.fix,
+            },
+        )),
+        Plan::SecretsManager {
+            reference: Ok(reference),
+            from_template,
+        } => {
+            let manager =
+                manager.expect("a client exists whenever a secret comes from Secrets Manager");
+            let pending = Source::SecretsManager {
+                id: reference.describe(),
+                arn: None,
+                version_id: None,
+                version_stages: Vec::new(),
+            };
+            let fetched = match tokio::time::timeout_at(deadline, manager.get(&reference, None))
+                .await
+            {
+                Ok(Err(e))
+                    if from_template && !name.required() && e.kind == FetchErrorKind::NotFound =>
+                {
+                    return Ok((
+                        None,
+                        Source::TemplateMissing {
+                            id: reference.secret_id,
+                        },
+                    ));
+                }
+                Ok(result) => result.map_err(|e| (pending.clone(), e))?,
+                Err(_) => {
+                    return Err((
+                        pending,
+                        FetchError {
+                            kind: FetchErrorKind::Unavailable,
+                            cause: format!(
+                                "Secrets Manager at {} did not answer within AGENT_SECRETS_TIMEOUT ({}s) for {}",
+                                manager.endpoint(),
+                                timeout.as_secs_f64(),
+                                reference.secret_id
+                            ),
+                            fix: "check the network path to Secrets Manager (VPC endpoint or NAT, security groups), or raise AGENT_SECRETS_TIMEOUT".into(),
+                        },
+                    ));
+                }
+            };
+            let source = Source::SecretsManager {
+                id: reference.describe(),
+                arn: fetched.arn,
+                version_id: fetched.version_id,
+                version_stages: fetched.version_stages,
+            };
+            let value = select_field(fetched.value, reference.json_key.as_deref(), name)
+                .map_err(|e| (source.clone(), e))?;
+            Ok((Some(value), source))
+        }
+    }
+}
+
+/// A plain value is the secret; a JSON object holds it under `json_key`, else
+/// under the secret's name (upper or lower case).
+fn select_field(
+    raw: Secret,
+    json_key: Option<&str>,
+    name: SecretName,
+) -> Result<Secret, FetchError> {
+    if !raw.expose().trim_start().starts_with('{') {
+        if let Some(key) = json_key {
+            return Err(FetchError {
+                kind: FetchErrorKind::Other,
+                cause: format!("the secret is plain text, but JSON key {key:?} was asked for"),
+                fix: "drop the JSON key from the secret id, or store the secret as a JSON object"
+                    .into(),
+            });
+        }
+        return Ok(raw);
+    }
+    let object: serde_json::Map<String, serde_json::Value> =
+        match serde_json::from_str(raw.expose()) {
+            Ok(serde_json::Value::Object(o)) => o,
+            // Not JSON after all (or not an object): the text is the secret.
+            _ => return Ok(raw),
+        };
+    let lower = name.env_name().to_ascii_lowercase();
+    let wanted: Vec<&str> = match json_key {
+        Some(key) => vec![key],
+        None => vec![name.env_name(), lower.as_str()],
+    };
+    let found = wanted.iter().find_map(|k| object.get(*k).map(|v| (*k, v)));
+    let fields: Vec<&str> = object.keys().map(String::as_str).collect();
+    match found {
+        Some((_, serde_json::Value::String(s))) => Ok(Secret::new(s.as_str())),
+        Some((key, _)) => Err(FetchError {
+            kind: FetchErrorKind::Other,
+            cause: format!("JSON field {key:?} of the secret is not a string"),
+            fix: "store the key as a JSON string".into(),
+        }),
+        None => Err(FetchError {
+            kind: FetchErrorKind::Other,
+            cause: format!(
+                "the secret is a JSON object without the field {} (its fields: {})",
+                wanted.join(" or "),
+                fields.join(", ")
+            ),
+            fix: "name the field in the secret id (…:json-key::) or rename the field".into(),
+        }),
+    }
+}
+
+/// Validates every obtained value and cross-checks them.
+fn judge(raw: Vec<(SecretName, Obtained)>) -> Result<NodeSecrets, SecretsFailure> {
+    let mut report = Vec::new();
+    let mut keys: BTreeMap<SecretName, NodeKey> = BTreeMap::new();
+    let mut hex: BTreeMap<SecretName, Secret> = BTreeMap::new();
+    for (name, obtained) in raw {
+        let entry =
+            |source: Source, status: Status, cause: String, fix: Option<String>| SecretReport {
+                name,
+                source,
+                status,
+                cause,
+                fix,
+                public_key: None,
+                fingerprint: None,
+            };
+        let (value, source) = match obtained {
+            Err((source, e)) => {
+                report.push(entry(source, Status::Fail, e.cause, Some(e.fix)));
+                continue;
+            }
+            Ok((None, source)) if name.required() => {
+                report.push(entry(
+                    source,
+                    Status::Fail,
+                    format!("{} is not set anywhere", name.env_name()),
+                    Some(format!(
+                        "set AGENT_SECRET_ID_{0} (or AGENT_SECRET_ID_TEMPLATE) to its Secrets Manager secret, or inject {0} through the task definition's secrets",
+                        name.env_name()
+                    )),
+                ));
+                continue;
+            }
+            Ok((None, source)) => {
+                let cause = match name {
+                    SecretName::SecretStoreKey => {
+                        "not set: one is generated at first boot if the home holds no share"
+                    }
+                    _ => "not set: the node generates a backup encryption key on every start",
+                };
+                report.push(entry(source, Status::Skipped, cause.into(), None));
+                continue;
+            }
+            Ok((Some(value), source)) => (value, source),
+        };
+        let prefix = format!("{} from {source}", name.env_name());
+        if let Some(what) = validate::placeholder(value.expose()) {
+            report.push(entry(
+                source,
+                Status::Fail,
+                format!("{prefix} {what}"),
+                Some(format!("put the real {} into its source", name.env_name())),
+            ));
+            continue;
+        }
+        let checked = match name {
+            SecretName::AccountSk | SecretName::P2pPrivateKey => {
+                validate::ed25519_key(value.expose()).map(|key| {
+                    let public = key.public.to_string();
+                    keys.insert(name, key);
+                    (Some(public), None)
+                })
+            }
+            SecretName::SecretStoreKey => {
+                validate::hex_key(value.expose(), 16, "secret store key (AES-128-GCM)").map(|key| {
+                    let fingerprint = key.fingerprint();
+                    hex.insert(name, key);
+                    (None, Some(fingerprint))
+                })
+            }
+            SecretName::BackupEncryptionKey => {
+                validate::hex_key(value.expose(), 32, "backup encryption key").map(|key| {
+                    let fingerprint = key.fingerprint();
+                    hex.insert(name, key);
+                    (None, Some(fingerprint))
+                })
+            }
+        };
+        match checked {
+            Ok((public_key, fingerprint)) => {
+                let shown = match (&public_key, &fingerprint) {
+                    (Some(pk), _) => format!("public key {pk}"),
+                    (_, Some(f)) => format!("fingerprint sha256:{f}…"),
+                    _ => unreachable!("every valid secret shows a public key or a fingerprint"),
+                };
+                report.push(SecretReport {
+                    public_key,
+                    fingerprint,
+                    ..entry(
+                        source,
+                        Status::Ok,
+                        format!("{prefix} is valid: {shown}"),
+                        None,
+                    )
+                })
+            }
+            Err(rule) => report.push(entry(
+                source,
+                Status::Fail,
+                format!("{prefix} {}", rule.rule),
+                Some(rule.fix),
+            )),
+        }
+    }
+    cross_check(&mut report, &keys, &hex);
+    if report.iter().any(|r| r.status == Status::Fail) {
+        return Err(SecretsFailure { report });
+    }
+    Ok(NodeSecrets {
+        account: keys
+            .remove(&SecretName::AccountSk)
+            .expect("required and valid"),
+        p2p: keys
+            .remove(&SecretName::P2pPrivateKey)
+            .expect("required and valid"),
+        store_key: hex.remove(&SecretName::SecretStoreKey),
+        backup_key: hex.remove(&SecretName::BackupEncryptionKey),
+        report,
+    })
+}
+
+/// Two different secrets must never hold the same value.
+fn cross_check(
+    report: &mut [SecretReport],
+    keys: &BTreeMap<SecretName, NodeKey>,
+    hex: &BTreeMap<SecretName, Secret>,
+) {
+    if let (Some(account), Some(p2p)) = (
+        keys.get(&SecretName::AccountSk),
+        keys.get(&SecretName::P2pPrivateKey),
+    ) && account.public == p2p.public
+    {
+        fail(
+            report,
+            SecretName::P2pPrivateKey,
+            "holds the same key as MPC_ACCOUNT_SK: the account key reused as the p2p key".into(),
+            "generate a separate ed25519 key for MPC_P2P_PRIVATE_KEY (the contract knows it as the node's tls_public_key)".into(),
+        );
+    }
+    if let (Some(store), Some(backup)) = (
+        hex.get(&SecretName::SecretStoreKey),
+        hex.get(&SecretName::BackupEncryptionKey),
+    ) && backup.expose().starts_with(store.expose())
+    {
+        fail(
+            report,
+            SecretName::BackupEncryptionKey,
+            "repeats MPC_SECRET_STORE_KEY".into(),
+            "generate an independent backup key (openssl rand -hex 32)".into(),
+        );
+    }
+}
+
+fn fail(report: &mut [SecretReport], name: SecretName, cause: String, fix: String) {
+    if let Some(r) = report.iter_mut().find(|r| r.name == name) {
+        r.status = Status::Fail;
+        r.cause = format!("{} from {} {cause}", name.env_name(), r.source);
+        r.fix = Some(fix);
+        r.public_key = None;
+        r.fingerprint = None;
+    }
+}
+
+/// The file of `name` in a secrets directory (`MPC_ACCOUNT_SK` or `mpc_account_sk`), if there.
+fn dir_file(dir: &Path, name: SecretName) -> Option<PathBuf> {
+    [
+        name.env_name().to_string(),
+        name.env_name().to_ascii_lowercase(),
+    ]
+    .into_iter()
+    .map(|f| dir.join(f))
+    .find(|p| p.exists())
+}

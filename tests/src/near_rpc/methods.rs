@@ -252,12 +252,14 @@ fn account(scenario: &Scenario, account_id: &AccountId) -> Result<AccountView, R
     if !scenario.account_exists(account_id) {
         return Err(unknown_account(scenario, account_id));
     }
-    let code_hash = scenario
-        .contracts
-        .get(account_id)
-        .map_or_else(CryptoHash::default, |state| {
-            hash(state.to_string().as_bytes())
-        });
+    let code_hash = match (
+        scenario.contracts.get(account_id),
+        scenario.panicking_contracts.get(account_id),
+    ) {
+        (Some(state), _) => hash(state.to_string().as_bytes()),
+        (None, Some(message)) => hash(message.as_bytes()),
+        (None, None) => CryptoHash::default(),
+    };
     Ok(AccountView {
         amount: Balance::from_near(100),
         locked: Balance::ZERO,
@@ -271,7 +273,8 @@ fn account(scenario: &Scenario, account_id: &AccountId) -> Result<AccountView, R
     })
 }
 
-/// A view call: the contract's `state` answers the scenario's JSON; an
+/// A view call: the contract's `state` answers the scenario's JSON, or fails
+/// with the scenario's panic message the way the VM reports a guest panic; an
 /// account without a contract fails the way the VM does (`CodeDoesNotExist`),
 /// which nearcore reports as a contract execution error, not `NO_CONTRACT_CODE`
 /// (that one belongs to `view_code`).
@@ -283,15 +286,22 @@ fn call_function(
     if !scenario.account_exists(account_id) {
         return Err(unknown_account(scenario, account_id));
     }
-    let vm_error = match scenario.contracts.get(account_id) {
-        Some(state) if method_name == STATE_METHOD => {
+    let panic = scenario.panicking_contracts.get(account_id);
+    let vm_error = match (scenario.contracts.get(account_id), panic) {
+        (Some(state), _) if method_name == STATE_METHOD => {
             return Ok(CallResult {
                 result: state.to_string().into_bytes(),
                 logs: Vec::new(),
             });
         }
-        Some(_) => FunctionCallError::MethodResolveError(MethodResolveError::MethodNotFound),
-        None => FunctionCallError::CompilationError(CompilationError::CodeDoesNotExist {
+        // The VM's guest panic, as near-vm-runner words it.
+        (None, Some(message)) if method_name == STATE_METHOD => {
+            FunctionCallError::ExecutionError(format!("Smart contract panicked: {message}"))
+        }
+        (Some(_), _) | (None, Some(_)) => {
+            FunctionCallError::MethodResolveError(MethodResolveError::MethodNotFound)
+        }
+        (None, None) => FunctionCallError::CompilationError(CompilationError::CodeDoesNotExist {
             account_id: account_id.clone(),
         }),
     };

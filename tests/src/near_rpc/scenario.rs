@@ -19,6 +19,10 @@
 //! }
 //! ```
 //!
+//! `panicking_contracts` maps a contract account to the message its `state`
+//! view panics with, e.g. `"Calling default not allowed."` for near/mpc's
+//! contract deployed but never initialized.
+//!
 //! `latest_block_time` is an ISO 8601 / RFC 3339 date-time, the form nearcore
 //! itself writes in `status`. `permission` is nearcore's own
 //! `AccessKeyPermissionView` (an allowance is a yoctoNEAR decimal string or
@@ -49,6 +53,9 @@ pub struct Scenario {
     /// Contract account → the JSON value its `state` view returns.
     #[serde(default)]
     pub contracts: BTreeMap<AccountId, serde_json::Value>,
+    /// Contract account → the message its `state` view panics with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub panicking_contracts: BTreeMap<AccountId, String>,
     /// The node's cap on one `view_access_key_list` page (nearcore's
     /// `access_keys_limit`). `None`: no cap, paging only when the caller asks
     /// for a `limit`.
@@ -101,6 +108,7 @@ impl Scenario {
             syncing: false,
             accounts: BTreeMap::new(),
             contracts: BTreeMap::new(),
+            panicking_contracts: BTreeMap::new(),
             access_key_page_size: None,
             fault: Fault::None,
         }
@@ -116,7 +124,9 @@ impl Scenario {
 
     /// Does the account exist on this chain (with or without a contract)?
     pub fn account_exists(&self, account_id: &AccountId) -> bool {
-        self.accounts.contains_key(account_id) || self.contracts.contains_key(account_id)
+        self.accounts.contains_key(account_id)
+            || self.contracts.contains_key(account_id)
+            || self.panicking_contracts.contains_key(account_id)
     }
 
     /// `sync_info` of `status`. nearcore's block time type has no constructor

@@ -1,0 +1,192 @@
+//! What the key checks found, as served on `/status` and by `--json`: the
+//! node's keys and where they came from, every endpoint asked, and what the
+//! chain holds.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use near_crypto::{PublicKey, PublicKeyHandle};
+use near_primitives::types::AccountId;
+use near_primitives::views::AccessKeyPermissionView;
+use serde::Serialize;
+
+use super::contract::{ContractState, Standing, StateError};
+use super::rpc::EndpointFailure;
+use crate::config::Chain;
+
+/// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
+/// [`KeyReport::verdict`].
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyReport {
+    /// The chain the node joins (`MPC_ENV`).
+    pub chain: Chain,
+    pub account_id: AccountId,
+    pub contract_id: AccountId,
+    pub signer_public_key: PublicKey,
+    pub p2p_public_key: PublicKey,
+    pub signer_key_source: String,
+    pub p2p_key_source: String,
+    /// Every endpoint asked, in order.
+    pub endpoints: Vec<EndpointOutcome>,
+    /// What the chain holds, from the endpoint that answered every request;
+    /// `None` when none did.
+    pub on_chain: Option<OnChain>,
+}
+
+/// How one endpoint fared.
+#[derive(Clone, Debug, Serialize)]
+pub struct EndpointOutcome {
+    /// Without credentials or query string.
+    pub url: String,
+    pub elapsed_ms: u64,
+    #[serde(flatten)]
+    pub result: EndpointResult,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum EndpointResult {
+    /// Answered every request; its answers are in [`KeyReport::on_chain`].
+    Answered,
+    /// Serves another chain than the node joins.
+    OtherChain {
+        chain_id: String,
+    },
+    Failed(EndpointFailure),
+}
+
+/// The chain's answers.
+#[derive(Clone, Debug, Serialize)]
+pub struct OnChain {
+    pub rpc_url: String,
+    /// Round trip of `status`.
+    pub latency_ms: u64,
+    pub chain_id: String,
+    pub latest_block_height: u64,
+    /// RFC 3339, UTC.
+    pub latest_block_time: String,
+    pub syncing: bool,
+    pub account_exists: bool,
+    /// Every access key of the account, in the order the node lists them.
+    pub access_keys: Vec<AccessKey>,
+    pub contract: ContractFinding,
+    /// Where the account stands among the participants; `None` when the
+    /// contract's state was not read.
+    pub standing: Option<Standing>,
+}
+
+/// One access key of the account, with nearcore's permission view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccessKey {
+    pub public_key: PublicKeyHandle,
+    pub permission: AccessKeyPermissionView,
+}
+
+/// What the contract's `state()` view gave.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+pub enum ContractFinding {
+    State {
+        state: ContractState,
+    },
+    /// A state name this agent does not know (a newer contract).
+    UnknownState {
+        name: String,
+    },
+    /// An answer that is not a signer contract's state.
+    Unreadable {
+        error: String,
+    },
+    /// The contract account does not exist.
+    NoAccount,
+    /// The account exists, with no contract deployed.
+    NoCode,
+    /// The signer contract deployed but never initialized: its `state()`
+    /// panics with `Calling default not allowed.`
+    Uninitialized {
+        vm_error: String,
+    },
+    /// The view failed otherwise (no such method, another panic).
+    ViewFailed {
+        vm_error: String,
+    },
+}
+
+impl ContractFinding {
+    /// The finding for the bytes `state()` returned.
+    pub(super) fn read(bytes: &[u8]) -> ContractFinding {
+        match ContractState::parse(bytes) {
+            Ok(state) => ContractFinding::State { state },
+            Err(StateError::UnknownState(name)) => ContractFinding::UnknownState { name },
+            Err(err @ StateError::Malformed(_)) => ContractFinding::Unreadable {
+                error: err.to_string(),
+            },
+        }
+    }
+
+    /// The finding for a failed `state()` call, from the VM's error text.
+    pub(super) fn from_vm_error(vm_error: String) -> ContractFinding {
+        if vm_error.contains("CodeDoesNotExist") {
+            ContractFinding::NoCode
+        } else if vm_error.contains("Calling default not allowed") {
+            ContractFinding::Uninitialized { vm_error }
+        } else {
+            ContractFinding::ViewFailed { vm_error }
+        }
+    }
+}
+
+/// `2025-06-01T12:00:00Z` for a Unix time in seconds (times before 1970 show as 1970).
+pub(super) fn rfc3339(unix_seconds: i64) -> String {
+    let since_epoch = Duration::from_secs(unix_seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + since_epoch).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_errors_tell_missing_code_from_an_uninitialized_contract() {
+        let no_code = "wasm execution failed with error: CompilationError(CodeDoesNotExist { account_id: AccountId(\"x.near\") })";
+        assert_eq!(
+            ContractFinding::from_vm_error(no_code.to_string()),
+            ContractFinding::NoCode
+        );
+        let uninitialized = "wasm execution failed with error: ExecutionError(\"Smart contract panicked: Calling default not allowed.\")";
+        assert!(matches!(
+            ContractFinding::from_vm_error(uninitialized.to_string()),
+            ContractFinding::Uninitialized { .. }
+        ));
+        let no_method = "wasm execution failed with error: MethodResolveError(MethodNotFound)";
+        assert!(matches!(
+            ContractFinding::from_vm_error(no_method.to_string()),
+            ContractFinding::ViewFailed { .. }
+        ));
+    }
+
+    #[test]
+    fn state_answers_are_read_into_findings() {
+        assert!(matches!(
+            ContractFinding::read(br#""NotInitialized""#),
+            ContractFinding::State {
+                state: ContractState::NotInitialized
+            }
+        ));
+        assert_eq!(
+            ContractFinding::read(br#"{"Migrating": {}}"#),
+            ContractFinding::UnknownState {
+                name: "Migrating".to_string()
+            }
+        );
+        assert!(matches!(
+            ContractFinding::read(b"[1, 2]"),
+            ContractFinding::Unreadable { .. }
+        ));
+    }
+
+    #[test]
+    fn block_times_are_rfc3339() {
+        assert_eq!(rfc3339(1_748_779_200), "2025-06-01T12:00:00Z");
+        assert_eq!(rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
+}

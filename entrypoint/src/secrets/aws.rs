@@ -1,0 +1,314 @@
+//! AWS Secrets Manager through the SDK's default credential chain (environment,
+//! ECS task role, IMDSv2, profiles): GetSecretValue with the SDK's retries, and
+//! every failure translated into what to do about it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+
+use super::{Secret, SecretRef};
+
+/// A Secrets Manager client and where it points, for messages.
+#[derive(Clone)]
+pub struct SecretsManager {
+    client: Client,
+    region: Option<String>,
+    endpoint: String,
+}
+
+/// One secret as Secrets Manager returned it.
+pub struct Fetched {
+    pub value: Secret,
+    pub arn: Option<String>,
+    pub version_id: Option<String>,
+    pub version_stages: Vec<String>,
+}
+
+/// Why a secret could not be fetched: a cause and a fix for a person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchError {
+    pub kind: FetchErrorKind,
+    pub cause: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchErrorKind {
+    NotFound,
+    AccessDenied,
+    /// Not reachable, timed out or throttled: worth another try later.
+    Unavailable,
+    Other,
+}
+
+impl SecretsManager {
+    /// Loads the SDK configuration; `attempt_timeout` bounds each try.
+    pub async fn connect(
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> SecretsManager {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(5)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(attempt_timeout.min(Duration::from_secs(3)))
+                    .operation_attempt_timeout(attempt_timeout)
+                    .build(),
+            )
+            .load()
+            .await;
+        let region = config.region().map(|r| r.to_string());
+        let endpoint = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
+            .unwrap_or_else(|| {
+                format!(
+                    "https://secretsmanager.{}.amazonaws.com",
+                    region.as_deref().unwrap_or("<no region>")
+                )
+            });
+        SecretsManager {
+            client: Client::new(&config),
+            region,
+            endpoint,
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// GetSecretValue for `reference`; `stage` overrides its version stage.
+    pub async fn get(
+        &self,
+        reference: &SecretRef,
+        stage: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        if self.region.is_none() {
+            return Err(FetchError {
+                kind: FetchErrorKind::Other,
+                cause: "no AWS region is configured".into(),
+                fix: "set AWS_REGION (ECS and EC2 set it; elsewhere set it in the environment)"
+                    .into(),
+            });
+        }
+        let started = Instant::now();
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&reference.secret_id)
+            .set_version_stage(
+                stage
+                    .map(str::to_string)
+                    .or_else(|| reference.version_stage.clone()),
+            )
+            .set_version_id(reference.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| self.translate(e, reference, started.elapsed()))?;
+        let value = match (output.secret_string(), output.secret_binary()) {
+            (Some(s), _) => Secret::new(s),
+            (None, Some(blob)) => match std::str::from_utf8(blob.as_ref()) {
+                Ok(s) => Secret::new(s),
+                Err(_) => {
+                    return Err(FetchError {
+                        kind: FetchErrorKind::Other,
+                        cause: format!("secret {} is binary and not UTF-8 text", reference.secret_id),
+                        fix: "store the key as text (SecretString), or as UTF-8 bytes in SecretBinary".into(),
+                    });
+                }
+            },
+            (None, None) => {
+                return Err(FetchError {
+                    kind: FetchErrorKind::Other,
+                    cause: format!(
+                        "secret {} has no value in this version",
+                        reference.secret_id
+                    ),
+                    fix: "put a value into the secret (aws secretsmanager put-secret-value)".into(),
+                });
+            }
+        };
+        Ok(Fetched {
+            value,
+            arn: output.arn().map(str::to_string),
+            version_id: output.version_id().map(str::to_string),
+            version_stages: output.version_stages().to_vec(),
+        })
+    }
+
+    fn translate<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+        reference: &SecretRef,
+        elapsed: Duration,
+    ) -> FetchError {
+        let id = &reference.secret_id;
+        let region = self.region.as_deref().unwrap_or("?");
+        let waited = format!("{:.1}s", elapsed.as_secs_f64());
+        match &error {
+            SdkError::ServiceError(ctx) => {
+                let code = ctx.err().code();
+                let status = ctx.raw().status().as_u16();
+                let message = ctx
+                    .err()
+                    .message()
+                    .map(str::to_string)
+                    .or_else(|| xml_message(ctx.raw().body().bytes()))
+                    .unwrap_or_default();
+                match code {
+                    Some("ResourceNotFoundException") => FetchError {
+                        kind: FetchErrorKind::NotFound,
+                        cause: format!("secret {id} was not found in region {region}"),
+                        fix: format!(
+                            "create it, or correct the secret id or AWS_REGION (searched {region} at {})",
+                            self.endpoint
+                        ),
+                    },
+                    Some("DecryptionFailure") => FetchError {
+                        kind: FetchErrorKind::Other,
+                        cause: format!("Secrets Manager cannot decrypt {id} with its KMS key: {message}"),
+                        fix: "grant kms:Decrypt on the secret's KMS key to the task role (taskRoleArn), or re-encrypt the secret with a key the role may use".into(),
+                    },
+                    _ if status == 403 || matches!(code, Some("AccessDeniedException" | "AccessDenied")) => {
+                        access_denied(id, &message)
+                    }
+                    Some("ThrottlingException") => FetchError {
+                        kind: FetchErrorKind::Unavailable,
+                        cause: format!("Secrets Manager throttled the requests for {id} through every retry ({waited})"),
+                        fix: "raise AGENT_SECRETS_JITTER so a fleet does not fetch at once, or ask AWS for a higher GetSecretValue rate".into(),
+                    },
+                    Some("InvalidRequestException") => FetchError {
+                        kind: FetchErrorKind::Other,
+                        cause: format!("Secrets Manager refused {id}: {message}"),
+                        fix: "a secret scheduled for deletion must be restored first (aws secretsmanager restore-secret)".into(),
+                    },
+                    _ => FetchError {
+                        kind: FetchErrorKind::Other,
+                        cause: format!(
+                            "Secrets Manager answered HTTP {status} {} for {id}: {message}",
+                            code.unwrap_or("(no error code)")
+                        ),
+                        fix: format!("check the endpoint {} and the secret id", self.endpoint),
+                    },
+                }
+            }
+            SdkError::TimeoutError(_) => self.unreachable(id, "timed out", &waited),
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => self.unreachable(id, "timed out", &waited),
+            SdkError::DispatchFailure(failure) if failure.is_io() => {
+                self.unreachable(id, &format!("could not connect ({})", source_chain(&error)), &waited)
+            }
+            _ if source_chain(&error).contains("credentials") => FetchError {
+                kind: FetchErrorKind::Other,
+                cause: format!("no AWS credentials to fetch {id}: {}", source_chain(&error)),
+                fix: "run with an ECS task role (taskRoleArn) or an EC2 instance profile; the SDK tried the environment (AWS_ACCESS_KEY_ID), web identity, ECS container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI), the profile files and the instance metadata (IMDSv2)".into(),
+            },
+            _ => FetchError {
+                kind: FetchErrorKind::Other,
+                cause: format!("fetching {id} failed after {waited}: {}", source_chain(&error)),
+                fix: format!("check the endpoint {} and the network path to it", self.endpoint),
+            },
+        }
+    }
+
+    fn unreachable(&self, id: &str, what: &str, waited: &str) -> FetchError {
+        FetchError {
+            kind: FetchErrorKind::Unavailable,
+            cause: format!("Secrets Manager at {} {what} after {waited}, fetching {id}", self.endpoint),
+            fix: "check the network path: VPC endpoint or NAT for secretsmanager, security groups allowing HTTPS out, AWS_ENDPOINT_URL if set".into(),
+        }
+    }
+}
+
+fn access_denied(id: &str, message: &str) -> FetchError {
+    let action = if message.contains("kms:Decrypt") {
+        "kms:Decrypt"
+    } else {
+        "secretsmanager:GetSecretValue"
+    };
+    let principal = message
+        .split_whitespace()
+        .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))
+        .map(|p| format!(" for {}", p.trim_end_matches([',', '.'])))
+        .unwrap_or_default();
+    let execution_role = if principal.to_ascii_lowercase().contains("execution") {
+        " — the principal looks like the execution role: the agent runs with the task role"
+    } else {
+        ""
+    };
+    FetchError {
+        kind: FetchErrorKind::AccessDenied,
+        cause: format!("access denied{principal}: {action} on {id}{execution_role} ({message})"),
+        fix: format!(
+            "grant {action} on {id} to the task role (taskRoleArn), not the execution role"
+        ),
+    }
+}
+
+/// The `<Message>` of an XML error body (what the query-protocol APIs send).
+fn xml_message(body: Option<&[u8]>) -> Option<String> {
+    let text = std::str::from_utf8(body?).ok()?;
+    let start = text.find("<Message>")? + "<Message>".len();
+    let end = text[start..].find("</Message>")? + start;
+    Some(text[start..end].to_string())
+}
+
+/// The error and its sources, one line.
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_names_the_action_the_principal_and_the_task_role() {
+        let e = access_denied(
+            "mpc-node-0-MPC_ACCOUNT_SK",
+            "User: arn:aws:sts::123456789012:assumed-role/ecsTaskExecutionRole/abc is not authorized to perform: secretsmanager:GetSecretValue",
+        );
+        assert!(
+            e.cause
+                .contains("for arn:aws:sts::123456789012:assumed-role/ecsTaskExecutionRole/abc"),
+            "{}",
+            e.cause
+        );
+        assert!(e.cause.contains("looks like the execution role"));
+        assert!(e.fix.contains("secretsmanager:GetSecretValue"));
+        assert!(
+            e.fix
+                .contains("task role (taskRoleArn), not the execution role")
+        );
+        let kms = access_denied("s", "not authorized to perform kms:Decrypt on key");
+        assert!(kms.fix.starts_with("grant kms:Decrypt"));
+    }
+
+    #[test]
+    fn xml_error_messages_are_read() {
+        let body = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: x is not authorized</Message></Error></ErrorResponse>";
+        assert_eq!(
+            xml_message(Some(body)).as_deref(),
+            Some("User: x is not authorized")
+        );
+        assert_eq!(xml_message(Some(b"{}")), None);
+    }
+}

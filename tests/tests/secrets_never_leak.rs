@@ -1,0 +1,155 @@
+//! Invariant 4: no secret byte reaches a log line, an error or a report. Every
+//! scenario of the secrets stage runs at RUST_LOG=trace and the whole output
+//! is searched for each secret value, its base58 body, its hex, and halves of each.
+
+use agent_tests::harness::{AgentCommand, backup_key, keypair, node_env, store_key};
+use agent_tests::moto::{Moto, Value};
+use serde_json::json;
+
+/// Every form in which `secret` could show up.
+fn needles(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_string()];
+    if let Some(body) = secret.strip_prefix("ed25519:") {
+        forms.push(body.to_string());
+        if let Ok(bytes) = near_crypto_bytes(secret) {
+            forms.push(hex::encode(&bytes));
+            forms.push(hex::encode(&bytes[..32]));
+        }
+    } else {
+        forms.push(secret.to_ascii_uppercase());
+    }
+    let halves: Vec<String> = forms
+        .iter()
+        .flat_map(|f| [f[..f.len() / 2].to_string(), f[f.len() / 2..].to_string()])
+        .collect();
+    forms.extend(halves);
+    forms
+}
+
+fn near_crypto_bytes(secret: &str) -> Result<Vec<u8>, ()> {
+    match secret.parse::<near_crypto::SecretKey>() {
+        Ok(near_crypto::SecretKey::ED25519(k)) => Ok(k.0.to_vec()),
+        _ => Err(()),
+    }
+}
+
+fn assert_no_leak(output: &str, secrets: &[&str], scenario: &str) {
+    assert!(!output.is_empty(), "{scenario}: no output to search");
+    for secret in secrets {
+        for needle in needles(secret) {
+            assert!(
+                !output.contains(&needle),
+                "{scenario}: a form of a secret ({} characters) appears in the output",
+                needle.len()
+            );
+        }
+    }
+}
+
+fn run(scenario: &str, env: Vec<(&str, String)>, secrets: &[&str]) {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        ["keys", "--offline", "--json"].as_slice(),
+        ["keys", "--offline"].as_slice(),
+    ] {
+        let out = AgentCommand::new(args)
+            .envs(node_env(home.path()))
+            .env("RUST_LOG", "trace")
+            .envs(env.iter().cloned())
+            .run();
+        let all = format!("{}\n{}", out.stdout, out.stderr);
+        assert!(
+            all.lines().count() > 5,
+            "{scenario}: trace output expected, got {all}"
+        );
+        assert_no_leak(&all, secrets, scenario);
+    }
+}
+
+#[test]
+fn no_scenario_prints_a_secret_at_trace_level() {
+    let moto = Moto::start();
+    let (account, _) = keypair();
+    let (p2p, _) = keypair();
+    let (other, _) = keypair();
+    let store = store_key();
+    let backup = backup_key();
+    let mut spliced = near_crypto_bytes(&account).unwrap();
+    spliced[32..].copy_from_slice(&near_crypto_bytes(&other).unwrap()[32..]);
+    let spliced = format!(
+        "ed25519:{}",
+        near_crypto::SecretKey::ED25519(near_crypto::ED25519SecretKey(spliced.try_into().unwrap()))
+            .to_string()
+            .strip_prefix("ed25519:")
+            .unwrap()
+    );
+    moto.create_secret("ok-MPC_ACCOUNT_SK", Value::Text(&account));
+    moto.create_secret(
+        "ok-MPC_P2P_PRIVATE_KEY",
+        Value::Text(&json!({ "MPC_P2P_PRIVATE_KEY": p2p }).to_string()),
+    );
+    moto.create_secret("ok-MPC_SECRET_STORE_KEY", Value::Binary(store.as_bytes()));
+    moto.create_secret("ok-MPC_BACKUP_ENCRYPTION_KEY_HEX", Value::Text(&backup));
+    moto.create_secret("bad-MPC_ACCOUNT_SK", Value::Text(&spliced));
+    moto.create_secret(
+        "bad-MPC_P2P_PRIVATE_KEY",
+        Value::Text(&json!({ "wrong_field": p2p, "also": account }).to_string()),
+    );
+    moto.create_secret("bad-MPC_SECRET_STORE_KEY", Value::Text(&backup));
+    moto.create_secret("bad-MPC_BACKUP_ENCRYPTION_KEY_HEX", Value::Text(&store));
+    let all: [&str; 6] = [&account, &p2p, &other, &store, &backup, &spliced];
+    let aws = moto.env();
+
+    let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        aws.iter().cloned().chain(extra.iter().cloned()).collect()
+    };
+    run(
+        "valid, from Secrets Manager",
+        with(&[("AGENT_SECRET_ID_TEMPLATE", "ok-{name}".into())]),
+        &all,
+    );
+    run(
+        "invalid, from Secrets Manager",
+        with(&[("AGENT_SECRET_ID_TEMPLATE", "bad-{name}".into())]),
+        &all,
+    );
+    run(
+        "valid, from the environment",
+        vec![
+            ("MPC_ACCOUNT_SK", account.clone()),
+            ("MPC_P2P_PRIVATE_KEY", p2p.clone()),
+            ("MPC_SECRET_STORE_KEY", store.clone()),
+            ("MPC_BACKUP_ENCRYPTION_KEY_HEX", backup.clone()),
+        ],
+        &all,
+    );
+    run(
+        "swapped and reused, from the environment",
+        vec![
+            ("MPC_ACCOUNT_SK", account.clone()),
+            ("MPC_P2P_PRIVATE_KEY", account.clone()),
+            ("MPC_SECRET_STORE_KEY", backup.clone()),
+            ("MPC_BACKUP_ENCRYPTION_KEY_HEX", store.clone()),
+        ],
+        &all,
+    );
+    run(
+        "plain text where a JSON key was asked for",
+        with(&[
+            (
+                "AGENT_SECRET_ID_MPC_ACCOUNT_SK",
+                "ok-MPC_ACCOUNT_SK:field::".into(),
+            ),
+            ("MPC_P2P_PRIVATE_KEY", p2p.clone()),
+        ]),
+        &all,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("MPC_ACCOUNT_SK"), format!("{spliced}\n")).unwrap();
+    std::fs::write(dir.path().join("MPC_P2P_PRIVATE_KEY"), &p2p).unwrap();
+    run(
+        "invalid, from a directory",
+        vec![("AGENT_SECRETS_DIR", dir.path().display().to_string())],
+        &all,
+    );
+}
