@@ -6,12 +6,13 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use near_crypto::PublicKeyHandle;
+
 use entrypoint::check::Status;
 use entrypoint::config::SecretsJsonPolicy::{self, Keep, Reconcile, Replace};
-use entrypoint::homes::secrets_file::{
-    ChainFacts, SecretsJsonAction, SecretsJsonOutcome, update_secrets_json,
-};
+use entrypoint::homes::secrets_file::{SecretsJsonAction, SecretsJsonOutcome, update_secrets_json};
 use entrypoint::homes::{NodeUser, Written};
+use entrypoint::keys::ChainFacts;
 use entrypoint::secrets::{NodeKey, Secret};
 
 fn node_key() -> NodeKey {
@@ -119,7 +120,7 @@ fn keys_from_secrets_manager_that_the_chain_accepts_replace_the_file_with_a_back
     start_sh_file(home.path(), &p2p, &stale_signer);
     let old = std::fs::read(home.path().join("secrets.json")).unwrap();
     let chain = ChainFacts {
-        access_keys: vec![signer.public.clone()],
+        access_keys: vec![PublicKeyHandle::from(&signer.public)],
         participant_p2p_key: Some(p2p.public.clone()),
     };
     let outcome = run(home.path(), &p2p, &signer, Reconcile, Some(&chain));
@@ -152,7 +153,7 @@ fn keys_in_the_file_that_the_chain_accepts_are_kept() {
     start_sh_file(home.path(), &registered_p2p, &signer);
     let before = std::fs::read(home.path().join("secrets.json")).unwrap();
     let chain = ChainFacts {
-        access_keys: vec![signer.public.clone()],
+        access_keys: vec![PublicKeyHandle::from(&signer.public)],
         participant_p2p_key: Some(registered_p2p.public.clone()),
     };
     let outcome = run(home.path(), &p2p, &signer, Reconcile, Some(&chain));
@@ -194,7 +195,7 @@ fn when_the_chain_cannot_be_asked_the_file_is_kept() {
 fn keep_and_replace_do_what_they_say_whatever_the_chain() {
     let (p2p, signer, other) = (node_key(), node_key(), node_key());
     let chain = ChainFacts {
-        access_keys: vec![signer.public.clone()],
+        access_keys: vec![PublicKeyHandle::from(&signer.public)],
         participant_p2p_key: None,
     };
     let home = tempfile::tempdir().unwrap();

@@ -16,22 +16,13 @@ use super::atomic::{self, Previous, Written};
 use super::owner::NodeUser;
 use crate::check::Check;
 use crate::config::SecretsJsonPolicy;
+use crate::keys::{ChainFacts, P2pKeyMatch};
 use crate::secrets::NodeKey;
 
 const FILE: &str = "secrets.json";
 const P2P: &str = "p2p_private_key";
 const SIGNER: &str = "near_signer_key";
 const RESPONDERS: &str = "near_responder_keys";
-
-/// What the chain says about the keys, as far as the keys stage could tell.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChainFacts {
-    /// The access keys of `MPC_ACCOUNT_ID` that may call the contract
-    /// (full access, or a function-call key for `MPC_CONTRACT_ID`).
-    pub access_keys: Vec<PublicKey>,
-    /// The contract's `tls_public_key` for the account, when it is a participant.
-    pub participant_p2p_key: Option<PublicKey>,
-}
 
 /// The public keys of one side (the file, or the validated secrets).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,8 +139,8 @@ impl SecretsJsonOutcome {
 
 /// Makes `<home>/secrets.json` agree with the rule: absent → written from
 /// `p2p` and `signer` (`near_responder_keys = [signer]`, as start.sh writes);
-/// different → `policy` decides with `chain` (None when the chain could not
-/// be asked). Always 0600; a backup whenever the content changes.
+/// different → `policy` decides with `chain` (the keys stage's
+/// `KeysVerdict::chain_facts()`, None when the chain could not be asked). Always 0600; a backup whenever the content changes.
 pub fn update_secrets_json(
     home: &Path,
     p2p: &NodeKey,
@@ -412,49 +403,52 @@ fn decide(
             "the chain could not be asked, so it cannot tell which keys are right".to_string(),
         );
     };
-    let signer = |key: &PublicKey| {
-        if chain.access_keys.contains(key) {
+    let verdicts = |side: &KeySet| {
+        let acceptance = chain.accepts(&side.signer, &side.p2p);
+        let signer = if acceptance.signer_key {
             Verdict::Accepted
         } else {
             Verdict::Rejected
-        }
+        };
+        let p2p = match acceptance.p2p_key {
+            P2pKeyMatch::Registered => Verdict::Accepted,
+            P2pKeyMatch::Differs => Verdict::Rejected,
+            P2pKeyMatch::NoEntry => Verdict::Unknown,
+        };
+        (signer, p2p)
     };
-    let p2p = |key: &PublicKey| match &chain.participant_p2p_key {
-        Some(on_chain) if on_chain == key => Verdict::Accepted,
-        Some(_) => Verdict::Rejected,
-        None => Verdict::Unknown,
-    };
-    let judge = |side: &KeySet| {
-        let mut verdicts = Vec::new();
+    let (file_said, validated_said) = (verdicts(file), verdicts(validated));
+    let judge = |(signer, p2p): (Verdict, Verdict)| {
+        let mut decisive = Vec::new();
         if signer_differs {
-            verdicts.push(signer(&side.signer));
+            decisive.push(signer);
         }
         if p2p_differs {
-            verdicts.push(p2p(&side.p2p));
+            decisive.push(p2p);
         }
-        verdicts.contains(&Verdict::Accepted) && !verdicts.contains(&Verdict::Rejected)
+        decisive.contains(&Verdict::Accepted) && !decisive.contains(&Verdict::Rejected)
     };
     let mut facts = Vec::new();
     if signer_differs {
         facts.push(format!(
             "signer key: file {} {}, validated {} {}",
             file.signer,
-            said(signer(&file.signer), "an access key of the account"),
+            said(file_said.0, "an access key of the account"),
             validated.signer,
-            said(signer(&validated.signer), "an access key of the account"),
+            said(validated_said.0, "an access key of the account"),
         ));
     }
     if p2p_differs {
         facts.push(format!(
             "p2p key: file {} {}, validated {} {}",
             file.p2p,
-            said(p2p(&file.p2p), "the contract's participant key"),
+            said(file_said.1, "the contract's participant key"),
             validated.p2p,
-            said(p2p(&validated.p2p), "the contract's participant key"),
+            said(validated_said.1, "the contract's participant key"),
         ));
     }
     let facts = facts.join("; ");
-    match (judge(validated), judge(file)) {
+    match (judge(validated_said), judge(file_said)) {
         (true, false) => (
             true,
             format!("the chain accepts the validated keys ({facts})"),
@@ -477,6 +471,8 @@ fn said(verdict: Verdict, what: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use near_crypto::PublicKeyHandle;
+
     use super::*;
 
     fn key() -> (String, PublicKey) {
@@ -542,7 +538,7 @@ mod tests {
         let file = set(&p2p, &old_signer);
         let validated = set(&p2p, &new_signer);
         let facts = |keys: &[&PublicKey]| ChainFacts {
-            access_keys: keys.iter().map(|k| (*k).clone()).collect(),
+            access_keys: keys.iter().map(|k| PublicKeyHandle::from(*k)).collect(),
             participant_p2p_key: None,
         };
         let r = SecretsJsonPolicy::Reconcile;
@@ -577,7 +573,7 @@ mod tests {
         let file = set(&registered, &signer);
         let validated = set(&stray, &signer);
         let chain = ChainFacts {
-            access_keys: vec![signer.clone()],
+            access_keys: vec![PublicKeyHandle::from(&signer)],
             participant_p2p_key: Some(registered.clone()),
         };
         let (replace, why) = decide(
