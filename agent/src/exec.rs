@@ -43,6 +43,7 @@ async fn supervise(config: Config, spec: ChildSpec) -> i32 {
         Judgement {
             probe_required: settings.ready_url.is_some(),
             probe_max_age: settings.ready_interval * 3,
+            ..Judgement::default()
         },
         show_config::to_json(&config),
     );

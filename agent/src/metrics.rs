@@ -21,6 +21,17 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageStatusLabels {
+    stage: &'static str,
+    status: &'static str,
+}
+
 /// Handles to every metric; cheap to clone, updated by the state as it changes.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +42,8 @@ pub struct Metrics {
     pub orphans_reaped: Counter,
     pub http_requests: Family<RequestLabels, Counter>,
     phase: Family<PhaseLabels, Gauge>,
+    stage_seconds: Family<StageLabels, Gauge<f64, AtomicU64>>,
+    stage_status: Family<StageStatusLabels, Gauge>,
 }
 
 impl Metrics {
@@ -44,6 +57,8 @@ impl Metrics {
             orphans_reaped: Counter::default(),
             http_requests: Family::default(),
             phase: Family::default(),
+            stage_seconds: Family::default(),
+            stage_status: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -77,6 +92,16 @@ impl Metrics {
             m.http_requests.clone(),
         );
         registry.register("phase", "1 for the agent's current phase", m.phase.clone());
+        registry.register(
+            "stage_duration_seconds",
+            "How long the last run of each boot stage took",
+            m.stage_seconds.clone(),
+        );
+        registry.register(
+            "stage_status",
+            "1 for the outcome of the last run of each boot stage (ok, skipped, warn, fail)",
+            m.stage_status.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -88,6 +113,24 @@ impl Metrics {
                 })
                 .set((phase == current).into());
         }
+    }
+
+    pub fn set_stage(&self, stage: &'static str, status: entrypoint::check::Status) {
+        use entrypoint::check::Status;
+        for s in [Status::Ok, Status::Skipped, Status::Warn, Status::Fail] {
+            self.stage_status
+                .get_or_create(&StageStatusLabels {
+                    stage,
+                    status: s.as_str(),
+                })
+                .set((s == status).into());
+        }
+    }
+
+    pub fn set_stage_duration(&self, stage: &'static str, took: std::time::Duration) {
+        self.stage_seconds
+            .get_or_create(&StageLabels { stage })
+            .set(took.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

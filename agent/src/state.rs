@@ -2,11 +2,11 @@
 //! Stages and the supervisor write it; the HTTP server only reads snapshots of
 //! it, so a request never waits on the child or the network.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use entrypoint::check::Status;
+use entrypoint::check::{Check, Status};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
@@ -17,21 +17,36 @@ use crate::supervisor::Exit;
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Starting,
+    /// Fetching and validating the secrets.
+    Secrets,
+    /// Comparing the keys with the chain.
+    Keys,
+    /// Another agent holds the home's lock.
+    WaitingForLock,
+    /// Checking, initializing and patching the home.
+    Home,
     Launching,
     Running,
     /// The child exited; it starts again after a backoff.
     Restarting,
+    /// Not starting the node for a reason the operator can fix; re-checking.
+    Holding,
     Stopping,
     /// Failed for good; the agent exits after the linger.
     Failed,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Starting,
+        Phase::Secrets,
+        Phase::Keys,
+        Phase::WaitingForLock,
+        Phase::Home,
         Phase::Launching,
         Phase::Running,
         Phase::Restarting,
+        Phase::Holding,
         Phase::Stopping,
         Phase::Failed,
     ];
@@ -39,9 +54,14 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Starting => "starting",
+            Phase::Secrets => "secrets",
+            Phase::Keys => "keys",
+            Phase::WaitingForLock => "waiting-for-lock",
+            Phase::Home => "home",
             Phase::Launching => "launching",
             Phase::Running => "running",
             Phase::Restarting => "restarting",
+            Phase::Holding => "holding",
             Phase::Stopping => "stopping",
             Phase::Failed => "failed",
         }
@@ -97,7 +117,12 @@ pub struct Judgement {
     pub probe_required: bool,
     /// A probe older than this no longer counts.
     pub probe_max_age: Duration,
+    /// How long holding is a warning before it is a failure (`agent run`).
+    pub hold_grace: Duration,
 }
+
+/// The stages whose checks `/status` shows, in pipeline order.
+pub const STAGES: [&str; 5] = ["config", "secrets", "keys", "home", "launch"];
 
 const MAX_REASONS: usize = 32;
 
@@ -111,6 +136,12 @@ struct Inner {
     last_exit: Option<ExitRecord>,
     reasons: VecDeque<Reason>,
     probe: Option<Probe>,
+    /// When the current hold began (kept across re-checks).
+    holding_since: Option<Instant>,
+    /// Each stage's latest checks.
+    checks: BTreeMap<&'static str, Vec<Check>>,
+    /// The keys match the chain (or the policy let the node start anyway).
+    keys_ok: bool,
 }
 
 /// Shared handle to the agent's state.
@@ -144,6 +175,9 @@ impl State {
                 last_exit: None,
                 reasons: VecDeque::new(),
                 probe: None,
+                holding_since: None,
+                checks: BTreeMap::new(),
+                keys_ok: true,
             }),
             started: Instant::now(),
             started_at: now,
@@ -172,11 +206,32 @@ impl State {
         if inner.phase != phase {
             inner.phase = phase;
             inner.phase_since = SystemTime::now();
-            if !matches!(phase, Phase::Restarting | Phase::Failed) {
+            if !matches!(phase, Phase::Restarting | Phase::Failed | Phase::Holding) {
                 inner.reason = None;
+            }
+            if phase != Phase::Holding {
+                inner.holding_since = None;
             }
             self.0.metrics.set_phase(phase);
         }
+    }
+
+    /// Holds for `reason`; a hold that goes on keeps the time it began.
+    pub fn hold(&self, reason: Reason) {
+        self.set_phase_for(Phase::Holding, reason);
+        let mut inner = self.lock();
+        inner.holding_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Replaces the checks of `stage` (one of [`STAGES`]).
+    pub fn set_checks(&self, stage: &'static str, checks: Vec<Check>) {
+        debug_assert!(STAGES.contains(&stage), "{stage} is not a stage");
+        self.0.metrics.set_stage(stage, entrypoint::check::worst(&checks));
+        self.lock().checks.insert(stage, checks);
+    }
+
+    pub fn set_keys_ok(&self, ok: bool) {
+        self.lock().keys_ok = ok;
     }
 
     /// Enters `phase` for `reason` (restarting, failed).
@@ -269,6 +324,22 @@ impl State {
                     .map(|r| format!("failed: {}", r.cause))
                     .unwrap_or_else(|| "failed".into()),
             ),
+            Phase::Holding => {
+                let cause = inner
+                    .reason
+                    .as_ref()
+                    .map(|r| r.cause.clone())
+                    .unwrap_or_default();
+                let held = inner.holding_since.map(|t| t.elapsed()).unwrap_or_default();
+                if held > self.0.judgement.hold_grace {
+                    (
+                        Status::Fail,
+                        format!("holding for {}s, past the hold grace: {cause}", held.as_secs()),
+                    )
+                } else {
+                    (Status::Warn, format!("holding: {cause}"))
+                }
+            }
             Phase::Restarting => (
                 Status::Warn,
                 inner
@@ -298,6 +369,9 @@ impl State {
     fn ready_locked(&self, inner: &Inner) -> Readiness {
         if inner.phase != Phase::Running || inner.child.is_none() {
             return Readiness::No(format!("phase is {}", inner.phase.as_str()));
+        }
+        if !inner.keys_ok {
+            return Readiness::No("the keys do not match the chain (see checks on /status)".into());
         }
         if !self.0.judgement.probe_required {
             return Readiness::Yes("child is running".into());
@@ -344,6 +418,11 @@ impl State {
                 "last_exit": inner.last_exit,
             },
             "reasons": inner.reasons,
+            "checks": STAGES
+                .iter()
+                .filter_map(|stage| inner.checks.get(stage))
+                .flatten()
+                .collect::<Vec<_>>(),
             "log_tail": log_tail,
         })
     }

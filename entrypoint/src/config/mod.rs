@@ -207,6 +207,34 @@ pub struct SecretSettings {
     pub jitter: Duration,
 }
 
+/// What to do about a key the chain does not accept (or an invalid secret).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMismatch {
+    Hold,
+    Exit,
+    Warn,
+}
+
+/// What to do when no NEAR RPC answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRpcUnavailable {
+    Hold,
+    Skip,
+}
+
+/// How `agent run` (and `agent init`) reacts to what the stages find.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub on_key_mismatch: OnMismatch,
+    pub on_rpc_unavailable: OnRpcUnavailable,
+    /// `agent run` only.
+    pub hold_grace: Duration,
+    pub hold_retry: Backoff,
+    pub secret_refresh: Duration,
+}
+
 /// The resolved configuration of one command.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -223,6 +251,8 @@ pub struct Config {
     pub chain_rpc: Option<ChainRpc>,
     /// Present for the commands that work on the node's home.
     pub homes: Option<HomeSettings>,
+    /// Present for `agent run` and `agent init`.
+    pub policy: Option<Policy>,
     /// Every setting the command reads, with its value and source.
     pub effective: Vec<Effective>,
 }
@@ -276,6 +306,7 @@ impl Config {
             .then(|| r.chain_rpc(node.as_ref().map(|n| n.chain)))
             .flatten();
         let homes = command.reads_home().then(|| r.homes()).flatten();
+        let policy = matches!(command, Command::Run | Command::Init).then(|| r.policy(command));
         r.unknown_names();
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -291,6 +322,7 @@ impl Config {
             secrets,
             chain_rpc,
             homes,
+            policy,
             effective: r.effective,
         })
     }
@@ -515,6 +547,50 @@ impl<'a> Resolver<'a> {
             tier3_public_addr,
             log_format,
         })
+    }
+
+    fn policy(&mut self, command: Command) -> Policy {
+        let on_key_mismatch = self
+            .parse("AGENT_ON_KEY_MISMATCH", |v| {
+                values::choice(v, &["hold", "exit", "warn"]).map(|c| match c {
+                    "exit" => OnMismatch::Exit,
+                    "warn" => OnMismatch::Warn,
+                    _ => OnMismatch::Hold,
+                })
+            })
+            .unwrap_or(OnMismatch::Hold);
+        let on_rpc_unavailable = self
+            .parse("AGENT_ON_RPC_UNAVAILABLE", |v| {
+                values::choice(v, &["hold", "skip"]).map(|c| match c {
+                    "skip" => OnRpcUnavailable::Skip,
+                    _ => OnRpcUnavailable::Hold,
+                })
+            })
+            .unwrap_or(OnRpcUnavailable::Hold);
+        let default_retry = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        if command != Command::Run {
+            return Policy {
+                on_key_mismatch,
+                on_rpc_unavailable,
+                hold_grace: Duration::ZERO,
+                hold_retry: default_retry,
+                secret_refresh: Duration::ZERO,
+            };
+        }
+        Policy {
+            on_key_mismatch,
+            on_rpc_unavailable,
+            hold_grace: self.duration("AGENT_HOLD_GRACE"),
+            hold_retry: self
+                .parse("AGENT_HOLD_RETRY", values::backoff)
+                .unwrap_or(default_retry),
+            secret_refresh: self
+                .parse("AGENT_SECRET_REFRESH", values::positive_duration)
+                .unwrap_or(Duration::from_secs(300)),
+        }
     }
 
     fn secrets(&mut self) -> SecretSettings {

@@ -76,6 +76,7 @@ pub enum Group {
     Node,
     Chain,
     Home,
+    Policy,
 }
 
 impl Group {
@@ -87,6 +88,7 @@ impl Group {
             Group::Node => "Node (the upstream start.sh contract)",
             Group::Chain => "Chain (keys against the chain)",
             Group::Home => "Home (MPC_HOME_DIR)",
+            Group::Policy => "Policy (what agent run does about a problem)",
         }
     }
 }
@@ -391,6 +393,46 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Value("5s"),
         group: Group::Chain,
         commands: NODE,
+    },
+    Setting {
+        name: "AGENT_ON_KEY_MISMATCH",
+        value_name: "hold|exit|warn",
+        help: "A secret is invalid or a key does not match the chain: hold (do not start the node, report, re-check until it matches), exit (78), or warn (start anyway; an invalid secret always holds). agent init treats hold as exit",
+        default: Default::Value("hold"),
+        group: Group::Policy,
+        commands: &[Run, Init],
+    },
+    Setting {
+        name: "AGENT_ON_RPC_UNAVAILABLE",
+        value_name: "hold|skip",
+        help: "No NEAR RPC answered: hold (re-check until one does) or skip (start with a warning)",
+        default: Default::Value("hold"),
+        group: Group::Policy,
+        commands: &[Run, Init],
+    },
+    Setting {
+        name: "AGENT_HOLD_GRACE",
+        value_name: "DURATION",
+        help: "How long a hold is a warning on /health (200) before it becomes a failure (503) so the orchestrator replaces the task",
+        default: Default::Value("15m"),
+        group: Group::Policy,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_HOLD_RETRY",
+        value_name: "MIN..MAX",
+        help: "While holding, the secrets are fetched and the chain asked again after MIN, doubling up to MAX",
+        default: Default::Value("1s..60s"),
+        group: Group::Policy,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_SECRET_REFRESH",
+        value_name: "DURATION",
+        help: "How often the running agent fetches the secrets again (jittered); a changed, valid, matching secret restarts the node once",
+        default: Default::Value("5m"),
+        group: Group::Policy,
+        commands: &[Run],
     },
     Setting {
         name: "RUST_LOG",
