@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::{exec, exit, health, keys, show_config};
+use crate::{exec, exit, health, init, keys, run, show_config};
 
 pub fn main() -> i32 {
     let matches = match cli().try_get_matches() {
@@ -34,6 +34,8 @@ pub fn main() -> i32 {
                 timeout: *m.get_one("timeout").expect("has a default"),
             },
         ),
+        Some(("run", m)) => run::main(layers(m, Command::Run)),
+        Some(("init", m)) => init::main(layers(m, Command::Init)),
         Some(("keys", m)) => keys::main(
             layers(m, Command::Keys),
             m.get_flag("json"),
@@ -65,6 +67,18 @@ fn cli() -> clap::Command {
                     config::CONFIG_FILE_VAR
                 )),
         )
+        .subcommand(with_settings(
+            clap::Command::new("run").about(
+                "Boot mpc-node: validate the secrets, compare the keys with the chain, lock and prepare the home, then run the node as its PID 1 and serve its health (the container ENTRYPOINT)",
+            ),
+            Command::Run,
+        ))
+        .subcommand(with_settings(
+            clap::Command::new("init").about(
+                "Run the boot stages up to and including the home (first init, config files, secrets.json), then stop; never holds",
+            ),
+            Command::Init,
+        ))
         .subcommand(
             with_settings(
                 clap::Command::new("exec")

@@ -1,13 +1,13 @@
 //! `agent exec -- CMD…`: the HTTP server first, then the supervisor around CMD.
 
 use std::ffi::OsString;
-use std::sync::Arc;
 
 use entrypoint::config::{Command, Config, Layers, LogFormat};
 
-use crate::state::{Judgement, State};
-use crate::supervisor::{ChildSpec, LogTail, Reaper, Role, Signals, Supervisor};
-use crate::{exit, logging, readiness, server, show_config};
+use crate::process::{self, Process};
+use crate::state::Judgement;
+use crate::supervisor::{ChildSpec, Outcome, Supervisor};
+use crate::{logging, readiness, show_config};
 
 pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
     logging::init(
@@ -19,76 +19,43 @@ pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => return show_config::refuse(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match process::runtime() {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return exit::SOFTWARE;
-        }
+        Err(code) => return code,
     };
     let mut args = command.into_iter();
     let spec = ChildSpec {
         program: args.next().expect("clap requires a command"),
         args: args.collect(),
+        env: None,
+        user: None,
     };
     runtime.block_on(supervise(config, spec))
 }
 
 async fn supervise(config: Config, spec: ChildSpec) -> i32 {
     let settings = config.supervision.clone().expect("exec supervises");
-    let state = State::new(
-        Judgement {
-            probe_required: settings.ready_url.is_some(),
-            probe_max_age: settings.ready_interval * 3,
-            ..Judgement::default()
-        },
-        show_config::to_json(&config),
-    );
-    let mut signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return exit::SOFTWARE;
-        }
+    let judgement = Judgement {
+        probe_required: settings.ready_url.is_some(),
+        probe_max_age: settings.ready_interval * 3,
+        ..Judgement::default()
     };
-    let reaper = match Reaper::start(state.clone()) {
-        Ok((reaper, role)) => {
-            match role {
-                Role::Init => tracing::info!("running as PID 1: reaping every orphan"),
-                Role::Subreaper => tracing::info!("not PID 1: registered as child subreaper"),
-            }
-            reaper
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot become a child subreaper");
-            return exit::SOFTWARE;
-        }
+    let mut process = match Process::start(&config, judgement, true).await {
+        Ok(p) => p,
+        Err(code) => return code,
     };
-    let tail = Arc::new(LogTail::default());
-    match server::bind(config.listen).await {
-        Ok(listener) => {
-            let listen = listener.local_addr().unwrap_or(config.listen);
-            tracing::info!(%listen, "serving /health, /ready, /status, /metrics, /config");
-            server::spawn(listener, state.clone(), tail.clone());
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            return exit::CONFIG;
-        }
-    }
     if let Some(url) = settings.ready_url.clone() {
-        readiness::spawn(url, settings.ready_interval, state.clone());
+        readiness::spawn(url, settings.ready_interval, process.state.clone());
     }
-    Supervisor {
+    let supervisor = Supervisor {
         spec,
         settings,
-        state,
-        reaper,
-        tail,
+        state: process.state,
+        reaper: process.reaper,
+        tail: process.tail,
+    };
+    match supervisor.run(&mut process.signals, None).await {
+        Outcome::Exit(code) => code,
+        Outcome::Replace { .. } => unreachable!("exec takes no replacement requests"),
     }
-    .run(&mut signals)
-    .await
 }

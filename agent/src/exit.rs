@@ -5,9 +5,14 @@
 pub const UNHEALTHY: i32 = 1;
 /// The command line is malformed (clap's own code).
 pub const USAGE: i32 = 2;
+/// `agent init`: no NEAR RPC answered (EX_UNAVAILABLE).
+pub const UNAVAILABLE: i32 = 69;
 /// The agent itself failed (EX_SOFTWARE): a runtime or signal handler could not be set up.
 pub const SOFTWARE: i32 = 70;
-/// The configuration is invalid or the HTTP address is taken (EX_CONFIG).
+/// Another agent held the home's lock longer than `AGENT_LOCK_WAIT` (EX_TEMPFAIL).
+pub const TEMPFAIL: i32 = 75;
+/// The configuration is invalid, the HTTP address is taken, or a check failed
+/// under `AGENT_ON_KEY_MISMATCH=exit` (EX_CONFIG).
 pub const CONFIG: i32 = 78;
 /// The command exists but cannot be executed.
 pub const NOT_EXECUTABLE: i32 = 126;

@@ -201,6 +201,10 @@ impl State {
         &self.0.config
     }
 
+    pub fn phase_name(&self) -> &'static str {
+        self.lock().phase.as_str()
+    }
+
     pub fn set_phase(&self, phase: Phase) {
         let mut inner = self.lock();
         if inner.phase != phase {
@@ -226,7 +230,9 @@ impl State {
     /// Replaces the checks of `stage` (one of [`STAGES`]).
     pub fn set_checks(&self, stage: &'static str, checks: Vec<Check>) {
         debug_assert!(STAGES.contains(&stage), "{stage} is not a stage");
-        self.0.metrics.set_stage(stage, entrypoint::check::worst(&checks));
+        self.0
+            .metrics
+            .set_stage(stage, entrypoint::check::worst(&checks));
         self.lock().checks.insert(stage, checks);
     }
 
@@ -334,7 +340,10 @@ impl State {
                 if held > self.0.judgement.hold_grace {
                     (
                         Status::Fail,
-                        format!("holding for {}s, past the hold grace: {cause}", held.as_secs()),
+                        format!(
+                            "holding for {}s, past the hold grace: {cause}",
+                            held.as_secs()
+                        ),
                     )
                 } else {
                     (Status::Warn, format!("holding: {cause}"))

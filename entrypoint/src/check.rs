@@ -3,12 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Outcome of one check, ordered from best to worst.
+/// Outcome of one check, ordered from least to most telling: a stage with
+/// one check ok and another skipped is ok.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    Ok,
     Skipped,
+    Ok,
     Warn,
     Fail,
 }
@@ -87,7 +88,7 @@ impl Check {
     }
 }
 
-/// The worst status among `checks`, `Ok` when there are none.
+/// The worst status among `checks` (skipped only when all are), `Ok` when there are none.
 pub fn worst<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Status {
     checks
         .into_iter()
@@ -108,6 +109,8 @@ mod tests {
             Check::warn("c", "low", "raise it"),
         ];
         assert_eq!(worst(&checks), Status::Warn);
+        assert_eq!(worst(&checks[..2]), Status::Ok);
+        assert_eq!(worst(&checks[1..2]), Status::Skipped);
         assert_eq!(worst(&[]), Status::Ok);
     }
 

@@ -6,4 +6,5 @@ pub mod check;
 pub mod config;
 pub mod homes;
 pub mod keys;
+pub mod launch;
 pub mod secrets;

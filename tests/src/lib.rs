@@ -5,4 +5,5 @@ pub mod faults;
 pub mod harness;
 pub mod moto;
 pub mod near_rpc;
+pub mod node_fixture;
 pub mod standin_node;

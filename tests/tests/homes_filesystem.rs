@@ -21,6 +21,7 @@ fn settings(require_persistent: bool, min_free: u64) -> HomeSettings {
         secrets_json: SecretsJsonPolicy::Reconcile,
         node_user: None,
         localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
+        generate_store_key: false,
     }
 }
 

@@ -120,7 +120,7 @@ fn the_template_serves_both_name_conventions() {
     // Optional secrets the template names but that do not exist are unset, not failures.
     let store = secret(&r, "MPC_SECRET_STORE_KEY");
     assert_eq!(store["status"], "skipped");
-    assert_eq!(store["source"]["kind"], "template_missing");
+    assert_eq!(store["source"]["kind"], "missing");
 }
 
 #[test]

@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use entrypoint::config::Supervision;
+use entrypoint::secrets::Secret;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde::Serialize;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 pub use output::{LogLine, LogTail};
 pub use reaper::{Reaper, Role};
@@ -88,12 +89,25 @@ fn signal_name(n: i32) -> String {
 pub struct ChildSpec {
     pub program: OsString,
     pub args: Vec<OsString>,
+    /// The child's whole environment; `None` inherits the agent's (`agent exec`).
+    pub env: Option<Vec<(String, Secret)>>,
+    /// `(uid, gid)` to run as, when the agent runs as root.
+    pub user: Option<(u32, u32)>,
 }
 
 impl ChildSpec {
     fn display(&self) -> String {
         self.program.to_string_lossy().into_owned()
     }
+}
+
+/// How a supervision ended.
+pub enum Outcome {
+    /// The agent exits with this code.
+    Exit(i32),
+    /// The child was stopped on request, to be started again with a new plan
+    /// (a rotated secret).
+    Replace { reason: String },
 }
 
 /// Runs and watches one child.
@@ -119,20 +133,30 @@ const FIRST_DRAIN: Duration = Duration::from_millis(200);
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 impl Supervisor {
-    /// Supervises until the agent should exit; returns the agent's exit code.
-    pub async fn run(self, signals: &mut Signals) -> i32 {
+    /// Supervises until the agent should exit, or until `replace` asks for the
+    /// child to be stopped and started again with a new plan.
+    pub async fn run(
+        self,
+        signals: &mut Signals,
+        mut replace: Option<&mut mpsc::Receiver<String>>,
+    ) -> Outcome {
         let s = &self.settings;
         let mut plan = RestartPlan::new(s.restart, s.backoff, s.restart_reset, s.crash_loop);
         loop {
             self.state.set_phase(Phase::Launching);
             let mut child = match self.spawn() {
                 Ok(child) => child,
-                Err(code) => return code,
+                Err(code) => return Outcome::Exit(code),
             };
             let exit = tokio::select! {
                 exit = &mut child.exit => exit.unwrap_or(Exit::Code(exit::NOT_FOUND)),
                 stop = signals.forward_until_stop(child.pid) => {
-                    return self.stop(child, stop, signals).await;
+                    return Outcome::Exit(self.stop(child, stop, signals).await);
+                }
+                Some(reason) = next_request(&mut replace) => {
+                    tracing::info!(%reason, "stopping the child to start it again with a new plan");
+                    self.stop(child, Signal::SIGTERM, signals).await;
+                    return Outcome::Replace { reason };
                 }
             };
             // Let the child's last lines through before the agent speaks of its exit.
@@ -142,7 +166,7 @@ impl Supervisor {
             self.clean_up_group(child.pid).await;
             drain(&mut child.drained, DRAIN_WAIT).await;
             match plan.after_exit(exit, uptime, Instant::now()) {
-                Next::Exit => return exit.code(),
+                Next::Exit => return Outcome::Exit(exit.code()),
                 Next::RestartAfter(delay) => {
                     tracing::warn!(%exit, delay_ms = delay.as_millis() as u64, "restarting the child after a backoff");
                     self.state.set_phase_for(
@@ -158,7 +182,7 @@ impl Supervisor {
                     );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => self.state.child_restarting(),
-                        stop = signals.next_stop() => return exit::by_signal(stop),
+                        stop = signals.next_stop() => return Outcome::Exit(exit::by_signal(stop)),
                     }
                 }
                 Next::CrashLoop { exits, window } => {
@@ -179,7 +203,7 @@ impl Supervisor {
                         _ = tokio::time::sleep(s.fail_linger) => {}
                         _ = signals.next_stop() => {}
                     }
-                    return exit.code();
+                    return Outcome::Exit(exit.code());
                 }
             }
         }
@@ -194,6 +218,15 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        if let Some(env) = &self.spec.env {
+            command.env_clear();
+            command.envs(env.iter().map(|(k, v)| (k, v.expose())));
+        }
+        if let Some((uid, gid)) = self.spec.user
+            && nix::unistd::geteuid().is_root()
+        {
+            command.uid(uid).gid(gid);
+        }
         let program = self.spec.display();
         let (mut child, exit) = self.reaper.spawn(&mut command).map_err(|e| {
             let code = match e.kind() {
@@ -310,6 +343,14 @@ impl Supervisor {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// The next replacement request, or never when there is no one to ask.
+async fn next_request(replace: &mut Option<&mut mpsc::Receiver<String>>) -> Option<String> {
+    match replace {
+        Some(requests) => requests.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -166,6 +166,8 @@ pub struct HomeSettings {
     pub node_user: Option<UserSpec>,
     /// The genesis for the first init on mpc-localnet.
     pub localnet_genesis: PathBuf,
+    /// Generate the store key when none exists and no share does (`agent run`, `agent init`).
+    pub generate_store_key: bool,
 }
 
 /// How the child is supervised (`agent exec` and `agent run`).
@@ -679,6 +681,12 @@ impl<'a> Resolver<'a> {
             None => None,
         };
         let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
+        let generate_store_key = match self.command {
+            Command::Run | Command::Init => {
+                self.parse("AGENT_GENERATE_STORE_KEY", values::boolean)?
+            }
+            _ => false,
+        };
         Some(HomeSettings {
             require_persistent: require_persistent?,
             min_free: min_free?,
@@ -687,6 +695,7 @@ impl<'a> Resolver<'a> {
             secrets_json: secrets_json?,
             node_user,
             localnet_genesis: localnet_genesis?,
+            generate_store_key,
         })
     }
 

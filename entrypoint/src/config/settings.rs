@@ -491,6 +491,14 @@ pub static SETTINGS: &[Setting] = &[
         commands: HOME,
     },
     Setting {
+        name: "AGENT_GENERATE_STORE_KEY",
+        value_name: "BOOL",
+        help: "With no MPC_SECRET_STORE_KEY anywhere and no share on the home, generate one and store it in its Secrets Manager secret before the node uses it (never when a share exists)",
+        default: Default::Value("true"),
+        group: Group::Home,
+        commands: &[Run, Init],
+    },
+    Setting {
         name: "AGENT_LOCALNET_GENESIS",
         value_name: "PATH",
         help: "Genesis for the first init on mpc-localnet (put back over the one init writes)",

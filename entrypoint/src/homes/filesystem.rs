@@ -492,6 +492,7 @@ mod tests {
             secrets_json: crate::config::SecretsJsonPolicy::Reconcile,
             node_user: None,
             localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
+            generate_store_key: false,
         }
     }
 

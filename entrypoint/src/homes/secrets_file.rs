@@ -250,6 +250,43 @@ pub fn update_secrets_json(
     Ok(result)
 }
 
+/// The keys the node will run with if `secrets.json` stays as it is: the
+/// file's signer and p2p public keys when it exists, is readable, differs from
+/// the validated keys, and `policy` (with `chain`) keeps it; `None` when the
+/// validated keys will be used. Reads only.
+pub fn kept_keys(
+    home: &Path,
+    p2p: &NodeKey,
+    signer: &NodeKey,
+    policy: SecretsJsonPolicy,
+    chain: Option<&ChainFacts>,
+) -> Result<Option<(PublicKey, PublicKey)>, HomeError> {
+    let path = home.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(HomeError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    let Ok(file) = parse(&bytes) else {
+        return Ok(None);
+    };
+    let validated = KeySet {
+        p2p: p2p.public.clone(),
+        signer: signer.public.clone(),
+        responders: vec![signer.public.clone()],
+    };
+    if drift(&file, &validated).is_empty() || decide(policy, &file, &validated, chain).0 {
+        return Ok(None);
+    }
+    Ok(Some((file.signer, file.p2p)))
+}
+
 /// The file as start.sh writes it (indented JSON), built in wiped memory.
 fn contents(p2p: &NodeKey, signer: &NodeKey) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::with_capacity(512));

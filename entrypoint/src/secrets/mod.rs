@@ -6,6 +6,7 @@
 mod aws;
 mod reference;
 mod secret;
+pub mod store_key;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -77,8 +78,9 @@ pub enum Source {
     File {
         path: PathBuf,
     },
-    /// The fleet template names a secret that does not exist: an optional secret is then unset.
-    TemplateMissing {
+    /// The configured secret does not exist. The store key is then unset (and
+    /// may be generated into it); so is a backup key named by the template.
+    Missing {
         id: String,
     },
     Absent,
@@ -93,7 +95,7 @@ impl std::fmt::Display for Source {
                 None => write!(f, "Secrets Manager secret {id}"),
             },
             Source::File { path } => write!(f, "file {}", path.display()),
-            Source::TemplateMissing { id } => write!(f, "nowhere (no Secrets Manager secret {id})"),
+            Source::Missing { id } => write!(f, "nowhere (no Secrets Manager secret {id})"),
             Source::Absent => write!(f, "nowhere"),
         }
     }
@@ -224,20 +226,27 @@ enum Plan {
     Absent,
 }
 
+/// The Secrets Manager secret configured for `name` (its own id, else the
+/// template), and whether it comes from the template.
+pub fn reference_for(
+    settings: &SecretSettings,
+    name: SecretName,
+) -> Option<(Result<SecretRef, Rule>, bool)> {
+    if let Some(id) = settings.ids.get(name.env_name()) {
+        return Some((SecretRef::parse(id), false));
+    }
+    let template = settings.template.as_ref()?;
+    Some((SecretRef::from_template(template, name.env_name()), true))
+}
+
 fn plan(name: SecretName, settings: &SecretSettings, env: &BTreeMap<String, String>) -> Plan {
     if let Some(value) = env.get(name.env_name()).filter(|v| !v.is_empty()) {
         return Plan::Env(name.env_name().to_string(), Secret::new(value.as_str()));
     }
-    if let Some(id) = settings.ids.get(name.env_name()) {
+    if let Some((reference, from_template)) = reference_for(settings, name) {
         return Plan::SecretsManager {
-            reference: SecretRef::parse(id),
-            from_template: false,
-        };
-    }
-    if let Some(template) = &settings.template {
-        return Plan::SecretsManager {
-            reference: SecretRef::from_template(template, name.env_name()),
-            from_template: true,
+            reference,
+            from_template,
         };
     }
     match settings.dir.as_deref().and_then(|dir| dir_file(dir, name)) {
@@ -300,11 +309,13 @@ async fn obtain(
                 .await
             {
                 Ok(Err(e))
-                    if from_template && !name.required() && e.kind == FetchErrorKind::NotFound =>
+                    if e.kind == FetchErrorKind::NotFound
+                        && (name == SecretName::SecretStoreKey
+                            || (from_template && !name.required())) =>
                 {
                     return Ok((
                         None,
-                        Source::TemplateMissing {
+                        Source::Missing {
                             id: reference.secret_id,
                         },
                     ));

@@ -119,14 +119,13 @@ fn main() {
                 "MPC_SECRET_STORE_KEY",
                 "<SECRET_STORE_KEY_HEX>",
             );
-            if hex::decode(key.as_encoded_bytes()).map(|k| k.len()) != Ok(16) {
-                fail("invalid local storage aes key hex");
-            }
-            behavior_in(Path::new(&home_dir))
+            let home = PathBuf::from(home_dir);
+            let web_ui = yaml_web_ui(&home);
+            start_node(&home, &key.to_string_lossy(), web_ui)
         }
         Cmd::StartWithConfigFile { config } => {
-            let home = start_config_home(&config, config_file);
-            behavior_in(&home)
+            let (home, key, web_ui) = start_config_home(&config, config_file);
+            start_node(&home, &key, web_ui)
         }
         Cmd::Init {
             dir,
@@ -185,9 +184,104 @@ fn behavior_in(home: &Path) -> Behavior {
     }
 }
 
+/// What the node does on start before it runs: the store key must be 16 hex
+/// bytes; `secrets.json` is read (or, absent, generated with fresh keys as the
+/// node does); `<home>/key` must decrypt with the store key; the web UI serves
+/// `/health` and `/public_data` on `web_ui` (the behaviour's `health` wins).
+fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>) -> Behavior {
+    let key = match hex::decode(store_key) {
+        Ok(k) if k.len() == 16 => k,
+        _ => fail("invalid local storage aes key hex"),
+    };
+    let public = node_secrets(home);
+    let share = home.join("key");
+    if share.exists() {
+        use aes_gcm::aead::{Aead, KeyInit};
+        let bytes =
+            std::fs::read(&share).unwrap_or_else(|e| fail(&format!("{}: {e}", share.display())));
+        let cipher = aes_gcm::Aes128Gcm::new_from_slice(&key).expect("16 bytes");
+        let decrypted = bytes.len() >= 12
+            && cipher
+                .decrypt(aes_gcm::Nonce::from_slice(&bytes[..12]), &bytes[12..])
+                .is_ok();
+        if !decrypted {
+            fail("Failed to decrypt key file\n\nCaused by:\n    decryption failed");
+        }
+    }
+    let mut behavior = behavior_in(home);
+    if behavior.health.is_none() {
+        behavior.health = web_ui;
+    }
+    behavior.public_data = Some(public);
+    behavior
+}
+
+/// The keys of `<home>/secrets.json`, as `/public_data` shows them; an absent
+/// file is generated with fresh keys (mode 0600), as the node does.
+fn node_secrets(home: &Path) -> serde_json::Value {
+    let path = home.join("secrets.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) => {
+            let fresh =
+                || near_crypto::SecretKey::from_random(near_crypto::KeyType::ED25519).to_string();
+            let signer = fresh();
+            let text = serde_json::json!({
+                "p2p_private_key": fresh(),
+                "near_signer_key": signer,
+                "near_responder_keys": [signer],
+            })
+            .to_string();
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap_or_else(|_| fail("secrets.json already exists. Refusing to overwrite."));
+            file.write_all(text.as_bytes()).expect("write secrets.json");
+            text
+        }
+    };
+    let secrets: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| fail(&format!("secrets.json: {e}")));
+    let public = |field: &str| -> String {
+        let sk: near_crypto::SecretKey = secrets[field]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| fail(&format!("secrets.json: {field} is not a key")));
+        sk.public_key().to_string()
+    };
+    serde_json::json!({
+        "near_signer_public_key": public("near_signer_key"),
+        "near_p2p_public_key": public("p2p_private_key"),
+        "near_responder_public_keys": [public("near_signer_key")],
+        "tee_participant_info": null,
+    })
+}
+
+/// `web_ui` of `<home>/config.yaml`: `host:port` or `{host, port}`.
+fn yaml_web_ui(home: &Path) -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string(home.join("config.yaml")).ok()?;
+    let config: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    web_ui_of(&config["web_ui"])
+}
+
+fn web_ui_of(value: &serde_yaml::Value) -> Option<std::net::SocketAddr> {
+    if let Some(text) = value.as_str() {
+        return text.parse().ok();
+    }
+    let host = value["host"].as_str()?;
+    let port = value["port"].as_u64()?;
+    format!("{host}:{port}").parse().ok()
+}
+
 /// Reads the start file as the node does: the tables `start-with-config-file`
-/// requires, or exit 1 naming the file. Returns `home_dir`.
-fn start_config_home(path: &Path, supported: bool) -> PathBuf {
+/// requires, or exit 1 naming the file. Returns `home_dir`, the store key and `[node].web_ui`.
+fn start_config_home(
+    path: &Path,
+    supported: bool,
+) -> (PathBuf, String, Option<std::net::SocketAddr>) {
     if !supported {
         eprintln!("error: unrecognized subcommand 'start-with-config-file'");
         std::process::exit(2);
@@ -209,10 +303,10 @@ fn start_config_home(path: &Path, supported: bool) -> PathBuf {
         }
         value.unwrap_or_else(|| refused(&format!("missing field `{dotted}`")))
     };
-    let key = get("secrets.secret_store_key_hex").as_str().unwrap_or("");
-    if hex::decode(key).map(|k| k.len()) != Ok(16) {
-        fail("invalid local storage aes key hex");
-    }
+    let key = get("secrets.secret_store_key_hex")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     for required in [
         "tee.image_hash",
         "tee.latest_allowed_hash_file_path",
@@ -226,11 +320,17 @@ fn start_config_home(path: &Path, supported: bool) -> PathBuf {
     if config.contains_key("near_init") && get("near_init.download_genesis").as_bool().is_none() {
         refused("near_init.download_genesis: invalid type, expected a boolean");
     }
-    PathBuf::from(
+    let home = PathBuf::from(
         get("home_dir")
             .as_str()
             .unwrap_or_else(|| refused("home_dir: expected a string")),
-    )
+    );
+    let web_ui = config
+        .get("node")
+        .and_then(|n| n.get("web_ui"))
+        .and_then(|v| serde_yaml::to_value(v).ok())
+        .and_then(|v| web_ui_of(&v));
+    (home, key, web_ui)
 }
 
 /// Writes files the way nearcore's `init_configs` does, one at a time.
@@ -547,9 +647,10 @@ async fn live(b: Behavior) {
     println!("mpc-node: running");
     if let Some(addr) = b.health {
         let delay = Duration::from_millis(b.health_after_ms);
+        let public_data = b.public_data.clone().unwrap_or(serde_json::Value::Null);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            serve_health(addr).await;
+            serve_web_ui(addr, public_data).await;
         });
     }
     if b.exit_code.is_some() || b.die_by_signal.is_some() {
@@ -598,20 +699,37 @@ fn start_group_child() {
     }
 }
 
-async fn serve_health(addr: std::net::SocketAddr) {
+/// The node's web UI: `/health` (a static `OK`, as the node's) and `/public_data`.
+async fn serve_web_ui(addr: std::net::SocketAddr, public_data: serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .expect("bind health");
+        .unwrap_or_else(|e| fail(&format!("cannot bind the web UI on {addr}: {e}")));
+    let public_data = public_data.to_string();
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
+        let public_data = public_data.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, content_type, body) = if request.starts_with("GET /health ") {
+                ("200 OK", "text/plain", "OK".to_string())
+            } else if request.starts_with("GET /public_data ") {
+                ("200 OK", "application/json", public_data)
+            } else {
+                ("404 Not Found", "text/plain", "not found".to_string())
+            };
             let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nOK")
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
                 .await;
         });
     }

@@ -62,6 +62,9 @@ pub struct Behavior {
     pub health: Option<SocketAddr>,
     /// Bind `health` only after this delay (the node binds it after start-up work).
     pub health_after_ms: u64,
+    /// What `/public_data` answers (set by `start` from `secrets.json`).
+    #[serde(skip)]
+    pub public_data: Option<serde_json::Value>,
 }
 
 /// The stand-in's answer to SIGTERM and SIGINT.

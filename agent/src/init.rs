@@ -1,0 +1,54 @@
+//! `agent init`: the boot stages up to and including the home — secrets,
+//! keys against the chain, lock, first init, the files the node reads — and
+//! then stop, releasing the lock. It never holds: a problem exits with its code.
+
+use entrypoint::config::{Command, Config, Layers, LogFormat};
+
+use crate::pipeline::{Mode, Pipeline};
+use crate::process::{self, Process};
+use crate::state::Judgement;
+use crate::{logging, show_config};
+
+pub fn main(layers: Layers) -> i32 {
+    logging::init(
+        LogFormat::from_layers(&layers),
+        layers.env.get("RUST_LOG").map(String::as_str),
+        logging::Output::Stdout,
+    );
+    let config = match Config::resolve(Command::Init, &layers) {
+        Ok(c) => c,
+        Err(e) => return show_config::refuse(&e),
+    };
+    let runtime = match process::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let mut process = match Process::start(&config, Judgement::default(), false).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        let pipeline = Pipeline {
+            config: &config,
+            env: &layers.env,
+            state: process.state.clone(),
+            reaper: process.reaper.clone(),
+            mode: Mode::Init,
+        };
+        let mut lock = None;
+        tokio::select! {
+            ready = pipeline.prepare(&mut lock) => match ready {
+                Ok(ready) => {
+                    let summary = ready.plan.describe();
+                    tracing::info!(command = %summary.command.join(" "), user = %summary.user, "home ready: the node can start");
+                    0
+                }
+                Err(code) => code,
+            },
+            stop = process.signals.next_stop() => {
+                tracing::info!(signal = stop.as_str(), "stopped; the home is left as an interrupted init leaves it (the next run resumes)");
+                crate::exit::by_signal(stop)
+            }
+        }
+    })
+}

@@ -1,0 +1,93 @@
+//! The node's short commands (`mpc-node init`, `mpc-node --help`), run to
+//! their end through the agent's reaper, as the node user, with no secret in
+//! their environment; killed with their process group if the agent gives up.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use entrypoint::homes::NodeUser;
+use entrypoint::homes::init::{Finished, NodeCommands, NodeExit};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+
+use crate::supervisor::{Exit, Reaper};
+
+/// How much of a command's output is kept for the report.
+const OUTPUT_TAIL: usize = 4096;
+
+pub struct ReapedCommands {
+    pub reaper: Reaper,
+    pub user: NodeUser,
+    /// The variables the commands get (no secrets: init and `--help` need none).
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeCommands for ReapedCommands {
+    async fn run(&self, program: &Path, args: &[OsString]) -> io::Result<Finished> {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if nix::unistd::geteuid().is_root() {
+            command.uid(self.user.uid).gid(self.user.gid);
+        }
+        let (mut child, exit) = self.reaper.spawn(&mut command)?;
+        let group = KillOnDrop(Some(Pid::from_raw(child.id() as i32)));
+        let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped"))?;
+        let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped"))?;
+        let (out, err, exit) = tokio::join!(read_all(stdout), read_all(stderr), exit);
+        let exit =
+            exit.map_err(|_| io::Error::other("the reaper dropped the command's exit status"))?;
+        group.disarm();
+        let mut output = String::from_utf8_lossy(&out).into_owned();
+        output.push_str(&String::from_utf8_lossy(&err));
+        if output.len() > OUTPUT_TAIL {
+            let mut cut = output.len() - OUTPUT_TAIL;
+            while !output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            output.drain(..cut);
+        }
+        Ok(Finished {
+            exit: match exit {
+                Exit::Code(c) => NodeExit::Code(c),
+                Exit::Signal(n) => NodeExit::Signal(n),
+            },
+            output,
+        })
+    }
+}
+
+async fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // A read error ends the output; the exit status still tells what happened.
+    let _ = pipe.read_to_end(&mut buf).await;
+    buf
+}
+
+/// Kills the command's process group if the agent stops waiting for it (a
+/// SIGTERM to the agent cancels the stage that runs it).
+struct KillOnDrop(Option<Pid>);
+
+impl KillOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}

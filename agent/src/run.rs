@@ -1,0 +1,114 @@
+//! `agent run`, the container ENTRYPOINT: the HTTP server first, then
+//! config → secrets → keys → homes → launch → supervise, each stage's outcome
+//! on `/status` as it happens. A rotated secret restarts the node through the
+//! stages again; SIGTERM at any phase stops cleanly.
+
+use std::collections::BTreeMap;
+
+use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::homes::HomeLock;
+use tokio::sync::mpsc;
+
+use crate::pipeline::{Mode, Pipeline};
+use crate::process::{self, Process};
+use crate::state::{Judgement, Phase};
+use crate::supervisor::{ChildSpec, Outcome, Supervisor};
+use crate::{exit, logging, readiness, rotation, show_config};
+
+pub fn main(layers: Layers) -> i32 {
+    logging::init(
+        LogFormat::from_layers(&layers),
+        layers.env.get("RUST_LOG").map(String::as_str),
+        logging::Output::Stdout,
+    );
+    let config = match Config::resolve(Command::Run, &layers) {
+        Ok(c) => c,
+        Err(e) => return show_config::refuse(&e),
+    };
+    let runtime = match process::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(run(config, layers.env))
+}
+
+async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {
+    let settings = config.supervision.clone().expect("run supervises");
+    let policy = config.policy.clone().expect("run has a policy");
+    let judgement = Judgement {
+        probe_required: settings.ready_url.is_some(),
+        probe_max_age: settings.ready_interval * 3,
+        hold_grace: policy.hold_grace,
+    };
+    let Process {
+        state,
+        mut signals,
+        reaper,
+        tail,
+    } = match Process::start(&config, judgement, true).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if let Some(url) = settings.ready_url.clone() {
+        readiness::spawn(url, settings.ready_interval, state.clone());
+    }
+    let pipeline = Pipeline {
+        config: &config,
+        env: &env,
+        state: state.clone(),
+        reaper: reaper.clone(),
+        mode: Mode::Run,
+    };
+    // Held from the moment it is taken until the agent exits.
+    let mut lock: Option<HomeLock> = None;
+    loop {
+        let ready = tokio::select! {
+            ready = pipeline.prepare(&mut lock) => ready,
+            stop = signals.next_stop() => {
+                tracing::info!(signal = stop.as_str(), phase = state.phase_name(), "stopped before the node started");
+                state.set_phase(Phase::Stopping);
+                return exit::by_signal(stop);
+            }
+        };
+        let ready = match ready {
+            Ok(ready) => ready,
+            Err(code) => {
+                // Keep reporting the failure for a moment, then exit.
+                tokio::select! {
+                    _ = tokio::time::sleep(settings.fail_linger) => {}
+                    _ = signals.next_stop() => {}
+                }
+                return code;
+            }
+        };
+        let (restart, mut requests) = mpsc::channel(1);
+        let watcher = rotation::spawn(
+            config.clone(),
+            env.clone(),
+            state.clone(),
+            &ready.secrets,
+            restart,
+        );
+        let plan = ready.plan;
+        let supervisor = Supervisor {
+            spec: ChildSpec {
+                program: plan.program.into_os_string(),
+                args: plan.args,
+                env: Some(plan.env),
+                user: Some((plan.user.uid, plan.user.gid)),
+            },
+            settings: settings.clone(),
+            state: state.clone(),
+            reaper: reaper.clone(),
+            tail: tail.clone(),
+        };
+        let outcome = supervisor.run(&mut signals, Some(&mut requests)).await;
+        watcher.abort();
+        match outcome {
+            Outcome::Exit(code) => return code,
+            Outcome::Replace { reason } => {
+                tracing::info!(%reason, "starting the node again through the boot stages")
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The `launch` stage: the exact command, environment and user mpc-node is
+//! started with. Secrets reach the node only through its environment or a
+//! file of mode 0600 — never its argv — and it gets nothing it does not need.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Node;
+use crate::homes::NodeUser;
+use crate::homes::start_config::Launch;
+use crate::secrets::Secret;
+
+/// Passed through from the agent's environment when set: what any process needs.
+const PASSED_THROUGH: [&str; 8] = [
+    "PATH",
+    "HOME",
+    "TZ",
+    "LANG",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+];
+
+/// How mpc-node is started. Not `Debug`-printable with values: the
+/// environment holds the store key (its `Secret`s redact themselves).
+#[derive(Clone, Debug)]
+pub struct LaunchPlan {
+    pub launch: Launch,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The child's whole environment.
+    pub env: Vec<(String, Secret)>,
+    pub user: NodeUser,
+}
+
+/// The secrets the node is started with.
+pub struct LaunchSecrets<'a> {
+    pub store_key: &'a Secret,
+    pub backup_key: Option<&'a Secret>,
+}
+
+impl LaunchPlan {
+    /// `mpc-node start` with upstream's environment, or
+    /// `mpc-node start-with-config-file <start_file>` (the file holds the secrets).
+    pub fn new(
+        node: &Node,
+        launch: Launch,
+        start_file: &Path,
+        secrets: LaunchSecrets,
+        process_env: &BTreeMap<String, String>,
+        user: NodeUser,
+    ) -> LaunchPlan {
+        let mut env: Vec<(String, Secret)> = PASSED_THROUGH
+            .iter()
+            .filter_map(|name| {
+                // An empty variable is not passed: the node reads `""` as a value.
+                let value = process_env.get(*name).filter(|v| !v.is_empty())?;
+                Some((name.to_string(), Secret::new(value.as_str())))
+            })
+            .collect();
+        if let Some(filter) = process_env.get("RUST_LOG").filter(|v| !v.is_empty()) {
+            env.push(("RUST_LOG".into(), Secret::new(filter.as_str())));
+        }
+        let args: Vec<OsString> = match launch {
+            Launch::Start => {
+                env.push((
+                    "MPC_HOME_DIR".into(),
+                    Secret::new(node.home_dir.display().to_string()),
+                ));
+                env.push(("MPC_SECRET_STORE_KEY".into(), secrets.store_key.clone()));
+                if let Some(backup) = secrets.backup_key {
+                    env.push(("MPC_BACKUP_ENCRYPTION_KEY_HEX".into(), backup.clone()));
+                }
+                if let Some(format) = &node.log_format {
+                    env.push(("MPC_LOG_FORMAT".into(), Secret::new(format.as_str())));
+                }
+                vec!["start".into()]
+            }
+            Launch::StartWithConfigFile => vec!["start-with-config-file".into(), start_file.into()],
+        };
+        LaunchPlan {
+            launch,
+            program: node.bin.clone(),
+            args,
+            env,
+            user,
+        }
+    }
+
+    /// The plan without secret values: names of the environment variables only.
+    pub fn describe(&self) -> LaunchSummary {
+        LaunchSummary {
+            launch: self.launch,
+            command: std::iter::once(self.program.display().to_string())
+                .chain(self.args.iter().map(|a| a.to_string_lossy().into_owned()))
+                .collect(),
+            env: self.env.iter().map(|(k, _)| k.clone()).collect(),
+            user: self.user.describe(),
+        }
+    }
+}
+
+/// What `/status` and the log say about the launch.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaunchSummary {
+    pub launch: Launch,
+    pub command: Vec<String>,
+    /// Variable names only.
+    pub env: Vec<String>,
+    pub user: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Chain;
+
+    fn node() -> Node {
+        Node {
+            bin: "/app/mpc-node".into(),
+            home_dir: "/data".into(),
+            chain: Chain::Testnet,
+            account_id: "node0.testnet".parse().unwrap(),
+            contract_id: "v1.signer-prod.testnet".parse().unwrap(),
+            responder_id: "node0.testnet".parse().unwrap(),
+            boot_nodes: None,
+            tier3_public_addr: None,
+            log_format: Some("json".into()),
+        }
+    }
+
+    fn user() -> NodeUser {
+        NodeUser::resolve(None, Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn start_passes_the_store_key_in_the_environment_only() {
+        let store = Secret::new("00112233445566778899aabbccddeeff");
+        let env: BTreeMap<String, String> = [
+            ("PATH", "/usr/bin"),
+            ("MPC_ACCOUNT_SK", "ed25519:secret"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+            ("AGENT_LISTEN", "0.0.0.0:8090"),
+            ("TZ", ""),
+            ("RUST_LOG", "info"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let plan = LaunchPlan::new(
+            &node(),
+            Launch::Start,
+            Path::new("/run/start.toml"),
+            LaunchSecrets {
+                store_key: &store,
+                backup_key: None,
+            },
+            &env,
+            user(),
+        );
+        assert_eq!(plan.args, vec![OsString::from("start")]);
+        let names: Vec<&str> = plan.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PATH",
+                "RUST_LOG",
+                "MPC_HOME_DIR",
+                "MPC_SECRET_STORE_KEY",
+                "MPC_LOG_FORMAT"
+            ]
+        );
+        assert!(!format!("{plan:?}").contains("00112233"));
+        assert!(!format!("{:?}", plan.describe()).contains("00112233"));
+    }
+
+    #[test]
+    fn start_with_config_file_names_the_file_and_passes_no_key() {
+        let store = Secret::new("00112233445566778899aabbccddeeff");
+        let plan = LaunchPlan::new(
+            &node(),
+            Launch::StartWithConfigFile,
+            Path::new("/run/mpc-agent/start.toml"),
+            LaunchSecrets {
+                store_key: &store,
+                backup_key: None,
+            },
+            &BTreeMap::new(),
+            user(),
+        );
+        assert_eq!(
+            plan.describe().command,
+            [
+                "/app/mpc-node",
+                "start-with-config-file",
+                "/run/mpc-agent/start.toml"
+            ]
+        );
+        assert!(plan.env.is_empty());
+    }
+}

@@ -1,0 +1,153 @@
+//! `agent run` from boot to a running, ready node and back down: the stages in
+//! order on `/status`, the node started with what it needs and nothing else,
+//! SIGTERM at any phase.
+
+use std::time::Duration;
+
+use agent_tests::harness::{WAIT, metric};
+use agent_tests::node_fixture::NodeFixture;
+use agent_tests::standin_node::Behavior;
+use nix::sys::signal::Signal;
+
+#[test]
+fn a_node_whose_keys_match_starts_and_becomes_ready() {
+    let node = NodeFixture::new();
+    let mut agent = node.run().start();
+    let ready = agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    assert_eq!(ready.json()["ready"], true);
+    let status = agent.get("/status").json();
+    assert_eq!(status["phase"], "running");
+    let checks = status["checks"].as_array().unwrap();
+    for id in [
+        "secrets.MPC_ACCOUNT_SK",
+        "keys.access_key",
+        "keys.participant",
+        "homes.lock",
+        "homes.init",
+        "homes.secrets.json",
+        "launch.command",
+    ] {
+        let check = checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} missing from {checks:#?}"));
+        assert!(
+            check["status"] == "ok" || check["status"] == "warn",
+            "{check}"
+        );
+    }
+    let launch = checks.iter().find(|c| c["id"] == "launch.command").unwrap();
+    let env: Vec<&str> = launch["detail"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"MPC_SECRET_STORE_KEY"), "{env:?}");
+    assert!(
+        !env.contains(&"MPC_ACCOUNT_SK") && !env.contains(&"MPC_P2P_PRIVATE_KEY"),
+        "{env:?}"
+    );
+    let secrets_json = node.secrets_json();
+    assert_eq!(secrets_json["near_signer_key"], node.account.secret);
+    assert_eq!(secrets_json["p2p_private_key"], node.p2p.secret);
+    let metrics = agent.get("/metrics").body;
+    assert!(
+        metric(&metrics, "agent_stage_duration_seconds{stage=\"keys\"}").is_some(),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agent_stage_status{stage=\"home\",status="),
+        "{metrics}"
+    );
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+}
+
+#[test]
+fn sigterm_while_holding_stops_at_once() {
+    let node = NodeFixture::new();
+    node.chain_knows(
+        &agent_tests::node_fixture::Key::random().public,
+        &node.p2p.public,
+    );
+    let mut agent = node.run().start();
+    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "holding");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 143);
+}
+
+#[test]
+fn the_second_boot_writes_nothing() {
+    let node = NodeFixture::new();
+    let mut first = node.run().start();
+    first.wait_until("/ready", WAIT, |r| r.status == 200);
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.exit_code(), 0);
+    let before = snapshot(node.home());
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut second = node.run().start();
+    second.wait_until("/ready", WAIT, |r| r.status == 200);
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.exit_code(), 0);
+    assert_eq!(snapshot(node.home()), before);
+}
+
+/// Every file of the home with its size and modification time, the agent's
+/// holder record aside (rewritten by every boot).
+fn snapshot(home: &std::path::Path) -> Vec<(String, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    let mut dirs = vec![home.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                dirs.push(path);
+            } else if !path.ends_with(".agent/holder.json") {
+                files.push((
+                    path.strip_prefix(home).unwrap().display().to_string(),
+                    meta.size(),
+                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+                ));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_crash_loop_with_a_known_fatal_line_is_named() {
+    let node = NodeFixture::new();
+    node.behave(&Behavior {
+        stderr: vec!["ERROR mpc_node: InvalidTxError(InvalidAccessKeyError(AccessKeyNotFound { account_id: node0.test.near }))".into()],
+        exit_code: Some(1),
+        after_ms: 50,
+        ..Behavior::default()
+    });
+    let mut agent = node
+        .run()
+        .env("AGENT_RESTART_BACKOFF", "20ms..50ms")
+        .env("AGENT_CRASH_LOOP", "3/60s")
+        .env("AGENT_FAIL_LINGER", "5s")
+        .start();
+    let health = agent.wait_until("/health", WAIT, |r| r.status == 503);
+    assert!(
+        health.json()["output"]
+            .as_str()
+            .unwrap()
+            .contains("crash loop")
+    );
+    let status = agent.get("/status").json();
+    let reason = status["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "AccessKeyNotFound")
+        .cloned()
+        .expect("the fatal line is a reason");
+    assert!(reason["fix"].as_str().unwrap().contains("MPC_ACCOUNT_SK"));
+    assert_eq!(agent.exit_code(), 1);
+}
