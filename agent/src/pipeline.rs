@@ -206,7 +206,7 @@ impl Pipeline<'_> {
             .as_ref()
             .expect("the secret settings are resolved");
 
-        self.state.set_phase(Phase::Secrets);
+        self.state.enter_stage(Phase::Secrets);
         let started = Instant::now();
         let secrets = match secrets::load(secret_settings, self.env).await {
             Ok(s) => {
@@ -220,7 +220,7 @@ impl Pipeline<'_> {
             }
         };
 
-        self.state.set_phase(Phase::Keys);
+        self.state.enter_stage(Phase::Keys);
         let started = Instant::now();
         let report = keys::check(
             config
@@ -267,7 +267,7 @@ impl Pipeline<'_> {
         }
         self.state.set_keys_ok(verdict == KeysVerdict::Match);
 
-        self.state.set_phase(Phase::Home);
+        self.state.enter_stage(Phase::Home);
         let started = Instant::now();
         let mut home_checks = Vec::new();
         let home = self
@@ -364,7 +364,7 @@ impl Pipeline<'_> {
 
         if held.is_none() {
             *held = Some(self.lock(home, &user).await?);
-            self.state.set_phase(Phase::Home);
+            self.state.enter_stage(Phase::Home);
         }
         let lock = held.as_ref().expect("just taken");
         checks.push(Check::ok(

@@ -220,6 +220,14 @@ impl State {
         }
     }
 
+    /// Enters a boot stage. While holding, the stages are only re-checks: the
+    /// hold (and the time it began) stays what `/health` and `/status` show.
+    pub fn enter_stage(&self, phase: Phase) {
+        if self.lock().phase != Phase::Holding {
+            self.set_phase(phase);
+        }
+    }
+
     /// Holds for `reason`; a hold that goes on keeps the time it began.
     pub fn hold(&self, reason: Reason) {
         self.set_phase_for(Phase::Holding, reason);

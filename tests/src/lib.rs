@@ -4,6 +4,7 @@
 pub mod faults;
 pub mod harness;
 pub mod moto;
+pub mod mounts;
 pub mod near_rpc;
 pub mod node_fixture;
 pub mod standin_node;

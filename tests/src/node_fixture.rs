@@ -68,7 +68,8 @@ pub struct NodeFixture {
     /// The stand-in node's web UI (`/health`, `/public_data`).
     pub web_ui: SocketAddr,
     pub chain: Chain,
-    genesis: tempfile::NamedTempFile,
+    genesis: std::sync::Arc<tempfile::NamedTempFile>,
+    wrappers: tempfile::TempDir,
 }
 
 impl Default for NodeFixture {
@@ -84,7 +85,7 @@ impl NodeFixture {
         let account = Key::random();
         let p2p = Key::random();
         let scenario = scenario(&account.public, &p2p.public);
-        let genesis = tempfile::NamedTempFile::new().unwrap();
+        let genesis = std::sync::Arc::new(tempfile::NamedTempFile::new().unwrap());
         std::fs::write(
             genesis.path(),
             json!({ "chain_id": "mpc-localnet", "genesis_time": "2026-01-01T00:00:00Z" })
@@ -100,9 +101,27 @@ impl NodeFixture {
             web_ui: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
             chain: Chain::start(scenario),
             genesis,
+            wrappers: tempfile::tempdir().unwrap(),
         };
         fixture.write_config_yaml();
         fixture
+    }
+
+    /// Another home for the same node: the same keys, chain and config.yaml.
+    pub fn twin_of(other: &NodeFixture) -> NodeFixture {
+        let twin = NodeFixture {
+            home: tempfile::tempdir().unwrap(),
+            account: other.account.clone(),
+            p2p: other.p2p.clone(),
+            store_key: other.store_key.clone(),
+            backup_key: other.backup_key.clone(),
+            web_ui: other.web_ui,
+            chain: Chain::start(other.scenario()),
+            genesis: other.genesis.clone(),
+            wrappers: tempfile::tempdir().unwrap(),
+        };
+        std::fs::copy(other.path("config.yaml"), twin.path("config.yaml")).unwrap();
+        twin
     }
 
     pub fn home(&self) -> &Path {
@@ -111,7 +130,7 @@ impl NodeFixture {
 
     /// A config.yaml with the web UI on a port of this test (the agent keeps
     /// an operator's config.yaml and updates only the account fields).
-    fn write_config_yaml(&self) {
+    pub fn write_config_yaml(&self) {
         let free = || format!("127.0.0.1:{}", free_port());
         let yaml = format!(
             "my_near_account_id: {ACCOUNT}\nnear_responder_account_id: {ACCOUNT}\nnumber_of_responder_keys: 1\nweb_ui: {}\nmigration_web_ui: {}\npprof_bind_address: {}\ntriple:\n  concurrency: 2\n  desired_triples_to_buffer: 16\n  timeout_sec: 60\n  parallel_triple_generation_stagger_time_sec: 1\npresignature:\n  concurrency: 2\n  desired_presignatures_to_buffer: 8\n  timeout_sec: 60\nsignature:\n  timeout_sec: 60\nckd:\n  timeout_sec: 60\nindexer:\n  validate_genesis: false\n  sync_mode: Latest\n  concurrency: 1\n  mpc_contract_id: {CONTRACT}\n  finality: optimistic\n",
@@ -120,6 +139,41 @@ impl NodeFixture {
             free()
         );
         std::fs::write(self.home().join("config.yaml"), yaml).unwrap();
+    }
+
+    /// A stand-in binary that runs with `switches` set (the agent gives the
+    /// node's commands a minimal environment, so switches travel this way).
+    pub fn standin_with(&self, switches: &[(&str, &str)]) -> PathBuf {
+        let path = self
+            .wrappers
+            .path()
+            .join(format!("mpc-node-{}", rand::random::<u32>()));
+        let exports: String = switches
+            .iter()
+            .map(|(k, v)| format!("export {k}='{v}'\n"))
+            .collect();
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n{exports}exec '{}' \"$@\"\n",
+                standin_node_bin().display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Plants an encrypted share made with `store_key`, as the node writes one.
+    pub fn plant_share(&self, store_key: &str) {
+        let status = std::process::Command::new(standin_node_bin())
+            .args(["write-test-share", "--home"])
+            .arg(self.home())
+            .args(["--store-key", store_key, "--kind", "key"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "write-test-share failed");
     }
 
     /// What the stand-in node does once started.

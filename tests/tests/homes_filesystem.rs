@@ -5,8 +5,8 @@
 //! that need one say so and pass.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use agent_tests::mounts::Mounted;
 use entrypoint::check::Status;
 use entrypoint::config::{HomeSettings, SecretsJsonPolicy, StartMode};
 use entrypoint::homes::filesystem::{FsKind, inspect};
@@ -22,63 +22,6 @@ fn settings(require_persistent: bool, min_free: u64) -> HomeSettings {
         node_user: None,
         localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
         generate_store_key: false,
-    }
-}
-
-/// A filesystem mounted for one test, unmounted when dropped.
-struct Mounted {
-    _dir: tempfile::TempDir,
-    at: PathBuf,
-}
-
-impl Mounted {
-    fn new(args: &[&str]) -> Option<Mounted> {
-        let dir = tempfile::tempdir().unwrap();
-        let at = dir.path().join("home");
-        std::fs::create_dir(&at).unwrap();
-        Self::run(dir, at, args)
-    }
-
-    fn tmpfs(size: &str) -> Option<Mounted> {
-        Self::new(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size},mode=0755"),
-            "tmpfs",
-        ])
-    }
-
-    fn run(dir: tempfile::TempDir, at: PathBuf, args: &[&str]) -> Option<Mounted> {
-        let out = Command::new("mount").args(args).arg(&at).output();
-        match out {
-            Ok(out) if out.status.success() => Some(Mounted { _dir: dir, at }),
-            Ok(out) => {
-                eprintln!(
-                    "skipped: mount {args:?} is not permitted here: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("skipped: cannot run mount: {e}");
-                None
-            }
-        }
-    }
-
-    fn remount(&self, options: &str) -> bool {
-        Command::new("mount")
-            .args(["-o", options])
-            .arg(&self.at)
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
 }
 
@@ -138,7 +81,8 @@ fn a_home_in_an_overlay_is_refused_as_the_container_layer() {
         dir.path().join("upper").display(),
         dir.path().join("work").display()
     );
-    let Some(overlay) = Mounted::run(dir, at, &["-t", "overlay", "overlay", "-o", &options]) else {
+    let Some(overlay) = Mounted::at(Some(dir), at, &["-t", "overlay", "overlay", "-o", &options])
+    else {
         return;
     };
     let fs = inspect(&overlay.at).unwrap();
