@@ -1,0 +1,81 @@
+//! Secrets re-fetched while the node runs: a changed value that validates and
+//! that the chain accepts restarts the node once, gracefully, with secrets.json
+//! brought along; a changed value that fails leaves the node running and says
+//! why; an unchanged value never restarts anything.
+
+use std::time::Duration;
+
+use agent_tests::harness::WAIT;
+use agent_tests::moto::{Moto, Value};
+use agent_tests::node_fixture::{Key, NodeFixture};
+use agent_tests::harness::AgentCommand;
+
+fn in_manager(node: &NodeFixture, moto: &Moto) {
+    moto.create_secret("node0-MPC_ACCOUNT_SK", Value::Text(&node.account.secret));
+    moto.create_secret("node0-MPC_P2P_PRIVATE_KEY", Value::Text(&node.p2p.secret));
+    moto.create_secret("node0-MPC_SECRET_STORE_KEY", Value::Text(&node.store_key));
+}
+
+fn run(node: &NodeFixture, moto: &Moto) -> AgentCommand {
+    node.run_without_secrets()
+        .envs(moto.env())
+        .env("AGENT_SECRET_ID_TEMPLATE", "node0-{name}")
+        .env("AGENT_SECRET_REFRESH", "300ms")
+}
+
+fn child_pid(agent: &agent_tests::harness::Agent) -> i64 {
+    agent.get("/status").json()["child"]["running"]["pid"].as_i64().unwrap_or(0)
+}
+
+#[test]
+fn a_rotated_key_the_chain_accepts_restarts_the_node_once() {
+    let node = NodeFixture::new();
+    let moto = Moto::start();
+    in_manager(&node, &moto);
+    let agent = run(&node, &moto).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let before = child_pid(&agent);
+
+    // The operator registers a new p2p key on chain, then rotates the secret.
+    let rotated = Key::random();
+    node.chain_knows(&node.account.public, &rotated.public);
+    moto.put_secret_value("node0-MPC_P2P_PRIVATE_KEY", &rotated.secret);
+    agent.wait_until("/ready", WAIT, |r| r.status == 200 && child_pid(&agent) != before);
+    assert_eq!(node.secrets_json()["p2p_private_key"], rotated.secret, "secrets.json follows");
+    agent.wait_log("a rotated secret validated and matches the chain");
+    let after = child_pid(&agent);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(child_pid(&agent), after, "restarted once, not again");
+}
+
+#[test]
+fn an_unchanged_secret_never_restarts_the_node() {
+    let node = NodeFixture::new();
+    let moto = Moto::start();
+    in_manager(&node, &moto);
+    let agent = run(&node, &moto).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let pid = child_pid(&agent);
+    // A new version with the same value is not a change.
+    moto.put_secret_value("node0-MPC_ACCOUNT_SK", &node.account.secret);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(child_pid(&agent), pid);
+}
+
+#[test]
+fn a_rotated_key_the_chain_rejects_keeps_the_node_running_and_says_why() {
+    let node = NodeFixture::new();
+    let moto = Moto::start();
+    in_manager(&node, &moto);
+    let agent = run(&node, &moto).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let pid = child_pid(&agent);
+    moto.put_secret_value("node0-MPC_ACCOUNT_SK", &Key::random().secret);
+    let status = agent.wait_until("/status", WAIT, |r| {
+        r.json()["reasons"].as_array().unwrap().iter().any(|reason| reason["kind"] == "rotation")
+    });
+    let reason = status.json()["reasons"].as_array().unwrap().iter().find(|r| r["kind"] == "rotation").cloned().unwrap();
+    assert!(reason["cause"].as_str().unwrap().contains("keeps running"), "{reason}");
+    assert_eq!(child_pid(&agent), pid);
+    assert_eq!(agent.get("/ready").status, 200);
+}

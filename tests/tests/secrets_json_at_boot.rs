@@ -1,0 +1,86 @@
+//! `secrets.json` against Secrets Manager and the chain through `agent run`:
+//! a stale file is replaced (with a backup) when the chain accepts the new
+//! keys, kept when the chain accepts the file's, and `keep` / `replace` do as
+//! they say; the drift is reported with public keys only.
+
+use agent_tests::harness::WAIT;
+use agent_tests::node_fixture::{Key, NodeFixture};
+use serde_json::{Value, json};
+
+/// A secrets.json with other keys, as start.sh wrote it long ago.
+fn stale_file(node: &NodeFixture) -> (Key, Key) {
+    let (old_signer, old_p2p) = (Key::random(), Key::random());
+    std::fs::write(
+        node.path("secrets.json"),
+        serde_json::to_string_pretty(&json!({
+            "p2p_private_key": old_p2p.secret,
+            "near_signer_key": old_signer.secret,
+            "near_responder_keys": [old_signer.secret],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    (old_signer, old_p2p)
+}
+
+fn check(status: &Value, id: &str) -> Value {
+    status["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id} missing"))
+}
+
+fn backups(node: &NodeFixture) -> Vec<String> {
+    std::fs::read_dir(node.home())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("secrets.json.bak."))
+        .collect()
+}
+
+#[test]
+fn a_stale_file_is_replaced_when_the_chain_accepts_the_new_keys() {
+    let node = NodeFixture::new();
+    let (old_signer, _) = stale_file(&node);
+    let agent = node.run().start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = agent.get("/status").json();
+    let secrets_json = check(&status, "homes.secrets.json");
+    assert_eq!(secrets_json["status"], "warn");
+    let cause = secrets_json["cause"].as_str().unwrap();
+    assert!(cause.contains("replaced it with the validated keys"), "{cause}");
+    assert!(cause.contains(&old_signer.public) && cause.contains(&node.account.public), "the drift names both public keys: {cause}");
+    assert!(!cause.contains(&old_signer.secret), "never a secret key");
+    assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
+    assert_eq!(backups(&node).len(), 1, "the old file is kept");
+}
+
+#[test]
+fn a_file_the_chain_accepts_is_kept_and_the_node_runs_with_it() {
+    let node = NodeFixture::new();
+    let (old_signer, old_p2p) = stale_file(&node);
+    // The chain knows the file's keys; the secrets are the ones that are wrong.
+    node.chain_knows(&old_signer.public, &old_p2p.public);
+    let agent = node.run().start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = agent.get("/status").json();
+    assert_eq!(check(&status, "keys.effective")["status"], "warn");
+    let kept = check(&status, "homes.secrets.json");
+    assert!(kept["cause"].as_str().unwrap().contains("kept the file"), "{kept}");
+    assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
+    assert!(backups(&node).is_empty());
+}
+
+#[test]
+fn keep_keeps_and_replace_replaces_whatever_the_chain_says() {
+    let node = NodeFixture::new();
+    let (old_signer, _) = stale_file(&node);
+    let keep = node.run().env("AGENT_SECRETS_JSON", "keep").env("AGENT_ON_KEY_MISMATCH", "warn").start();
+    keep.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
+    drop(keep);
+
+    node.chain_knows(&old_signer.public, &Key::random().public);
+    let replace = node.run().env("AGENT_SECRETS_JSON", "replace").env("AGENT_ON_KEY_MISMATCH", "warn").start();
+    replace.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
+    assert_eq!(backups(&node).len(), 1);
+}
