@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::{exec, exit, health, init, keys, run, show_config};
+use crate::{doctor, exec, exit, health, init, keys, run, show_config};
 
 pub fn main() -> i32 {
     let matches = match cli().try_get_matches() {
@@ -36,6 +36,16 @@ pub fn main() -> i32 {
         ),
         Some(("run", m)) => run::main(layers(m, Command::Run)),
         Some(("init", m)) => init::main(layers(m, Command::Init)),
+        Some(("doctor", m)) => doctor::main(
+            layers(m, Command::Doctor),
+            doctor::Options {
+                json: m.get_flag("json"),
+                only: m.get_many::<String>("check").map(|v| v.cloned().collect()).unwrap_or_default(),
+                list: m.get_flag("list-checks"),
+                timeout: *m.get_one("timeout").expect("has a default"),
+                from: m.get_one::<String>("from").cloned(),
+            },
+        ),
         Some(("keys", m)) => keys::main(
             layers(m, Command::Keys),
             m.get_flag("json"),
@@ -103,15 +113,20 @@ fn cli() -> clap::Command {
                     .about("Ask the running agent's /health (or /ready); exit 0 on 200, 1 otherwise. For the container HEALTHCHECK")
                     .arg(Arg::new("url").long("url").value_name("URL").help("Ask this URL instead [default: /health on AGENT_LISTEN, loopback for a wildcard address]"))
                     .arg(Arg::new("ready").long("ready").action(ArgAction::SetTrue).help("Ask /ready instead of /health"))
-                    .arg(
-                        Arg::new("timeout")
-                            .long("timeout")
-                            .value_name("DURATION")
-                            .default_value("3s")
-                            .value_parser(|v: &str| config::values::duration(v).map_err(|r| format!("{}; {}", r.rule, r.fix)))
-                            .help("Give up after this long"),
-                    ),
+                    .arg(duration_arg("timeout", "3s", "Give up after this long")),
                 Command::Health,
+            ),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("doctor")
+                    .about("Run every check read-only (no lock, no write, nothing started): config, secrets, keys against the chain, home, AWS, the running agent. Exit 0 all good, 1 a failure, 2 warnings only")
+                    .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report as JSON (schema mpc-agent.doctor.v1)"))
+                    .arg(Arg::new("check").long("check").value_name("NAME").num_args(1..).help("Only these groups (config, secrets, keys, home, aws, agent) or check ids"))
+                    .arg(Arg::new("list-checks").long("list-checks").action(ArgAction::SetTrue).help("List the groups of checks and exit"))
+                    .arg(duration_arg("timeout", "5s", "Each group of checks gives up after this long"))
+                    .arg(Arg::new("from").long("from").value_name("URL").help("Take the configuration from the running agent at URL (its /config), e.g. on the instance over SSM [default: this environment, else the agent on AGENT_LISTEN]")),
+                Command::Doctor,
             ),
         )
         .subcommand(
@@ -137,6 +152,15 @@ fn cli() -> clap::Command {
                 Command::Run,
             ),
         )
+}
+
+fn duration_arg(name: &'static str, default: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .long(name)
+        .value_name("DURATION")
+        .default_value(default)
+        .value_parser(|v: &str| config::values::duration(v).map_err(|r| format!("{}; {}", r.rule, r.fix)))
+        .help(help)
 }
 
 /// Adds a flag for every setting `command` reads, grouped under headings.

@@ -3,6 +3,8 @@
 
 /// `agent health`: the endpoint did not answer 200.
 pub const UNHEALTHY: i32 = 1;
+/// `agent doctor`: warnings, no failure.
+pub const WARNINGS: i32 = 2;
 /// The command line is malformed (clap's own code).
 pub const USAGE: i32 = 2;
 /// `agent init`: no NEAR RPC answered (EX_UNAVAILABLE).

@@ -2,6 +2,7 @@
 //! the HTTP server and the state they share.
 
 pub mod cli;
+mod doctor;
 mod exec;
 mod exit;
 mod health;

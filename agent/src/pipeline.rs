@@ -211,6 +211,7 @@ impl Pipeline<'_> {
         let secrets = match secrets::load(secret_settings, self.env).await {
             Ok(s) => {
                 self.record("secrets", &report_checks(&s), started);
+                self.state.set_secrets(&s.report);
                 s
             }
             Err(failure) => {

@@ -92,7 +92,7 @@ fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<F
                 &state.status(tail.lines()),
             ),
             "/metrics" => metrics(state),
-            _ => json(StatusCode::OK, "application/json", state.config()),
+            _ => json(StatusCode::OK, "application/json", &state.config()),
         }
     };
     state

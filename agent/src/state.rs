@@ -142,6 +142,8 @@ struct Inner {
     checks: BTreeMap<&'static str, Vec<Check>>,
     /// The keys match the chain (or the policy let the node start anyway).
     keys_ok: bool,
+    /// Where the secrets the node runs with came from (no values), for `/config`.
+    secrets: serde_json::Value,
 }
 
 /// Shared handle to the agent's state.
@@ -178,6 +180,7 @@ impl State {
                 holding_since: None,
                 checks: BTreeMap::new(),
                 keys_ok: true,
+                secrets: serde_json::Value::Null,
             }),
             started: Instant::now(),
             started_at: now,
@@ -197,8 +200,17 @@ impl State {
         &self.0.metrics
     }
 
-    pub fn config(&self) -> &serde_json::Value {
-        &self.0.config
+    /// What `/config` serves: the effective settings and, once validated, the
+    /// secrets' sources with their public keys and fingerprints.
+    pub fn config(&self) -> serde_json::Value {
+        let mut config = self.0.config.clone();
+        config["secrets"] = self.lock().secrets.clone();
+        config
+    }
+
+    /// Records the secrets the node runs with (reports only: no values).
+    pub fn set_secrets(&self, report: &[entrypoint::secrets::SecretReport]) {
+        self.lock().secrets = serde_json::to_value(report).unwrap_or_default();
     }
 
     pub fn phase_name(&self) -> &'static str {

@@ -88,6 +88,21 @@ impl Check {
     }
 }
 
+/// An error and its sources on one line, for a check's cause.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    // Some errors span lines (the SDK lists every credential provider tried).
+    parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The worst status among `checks` (skipped only when all are), `Ok` when there are none.
 pub fn worst<'a>(checks: impl IntoIterator<Item = &'a Check>) -> Status {
     checks

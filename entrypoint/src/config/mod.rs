@@ -255,6 +255,8 @@ pub struct Config {
     pub homes: Option<HomeSettings>,
     /// Present for `agent run` and `agent init`.
     pub policy: Option<Policy>,
+    /// `AGENT_EFS_FILE_SYSTEM_ID` (`agent run` shows it on /config for `agent doctor`).
+    pub efs_file_system_id: Option<String>,
     /// Every setting the command reads, with its value and source.
     pub effective: Vec<Effective>,
 }
@@ -309,6 +311,9 @@ impl Config {
             .flatten();
         let homes = command.reads_home().then(|| r.homes()).flatten();
         let policy = matches!(command, Command::Run | Command::Init).then(|| r.policy(command));
+        let efs_file_system_id = matches!(command, Command::Run | Command::Doctor)
+            .then(|| r.parse("AGENT_EFS_FILE_SYSTEM_ID", values::efs_id))
+            .flatten();
         r.unknown_names();
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
@@ -325,6 +330,7 @@ impl Config {
             chain_rpc,
             homes,
             policy,
+            efs_file_system_id,
             effective: r.effective,
         })
     }

@@ -435,6 +435,14 @@ pub static SETTINGS: &[Setting] = &[
         commands: &[Run],
     },
     Setting {
+        name: "AGENT_EFS_FILE_SYSTEM_ID",
+        value_name: "FS_ID",
+        help: "The EFS file system of the home: agent doctor checks it is available, has a mount target in this availability zone, and answers on 2049",
+        default: Default::Unset("none (EFS not checked)"),
+        group: Group::Home,
+        commands: &[Run, Doctor],
+    },
+    Setting {
         name: "RUST_LOG",
         value_name: "FILTER",
         help: "Log filter of the agent and of the node",

@@ -99,6 +99,33 @@ fn path_of(path: &[&str]) -> String {
     path.join(".")
 }
 
+fn read(path: &Path) -> Result<Map<String, Value>, HomeError> {
+    let bytes = std::fs::read(path).map_err(|source| HomeError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let unparsable = |reason: String| HomeError::Unparsable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(unparsable("not a JSON object".to_string())),
+        Err(e) => Err(unparsable(format!("not JSON: {e}"))),
+    }
+}
+
+/// The edits the next boot would make to `<home>/config.json`, without
+/// writing; `None` when there is no config.json yet (the first init makes it).
+pub fn pending_config_json(home: &Path, inputs: &NearConfigInputs) -> Result<Option<Vec<Edit>>, HomeError> {
+    let path = home.join("config.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(patch(&mut read(&path)?, inputs)))
+}
+
 /// Patches `<home>/config.json` in place of start.sh's inline Python: a
 /// backup when it changes, no write when nothing changes.
 pub fn update_config_json(
@@ -107,20 +134,7 @@ pub fn update_config_json(
     user: &NodeUser,
 ) -> Result<FileUpdate, HomeError> {
     let path = home.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|source| HomeError::Io {
-        action: "read",
-        path: path.clone(),
-        source,
-    })?;
-    let unparsable = |reason: String| HomeError::Unparsable {
-        path: path.clone(),
-        reason,
-    };
-    let mut config = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(unparsable("not a JSON object".to_string())),
-        Err(e) => return Err(unparsable(format!("not JSON: {e}"))),
-    };
+    let mut config = read(&path)?;
     let edits = patch(&mut config, inputs);
     let written = if edits.is_empty() {
         atomic::Written::Unchanged

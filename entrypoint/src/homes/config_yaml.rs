@@ -153,6 +153,40 @@ fn set(map: &mut Mapping, key: &str, value: &str, prefix: &str, edits: &mut Vec<
     }
 }
 
+/// The edits the next boot would make to `<home>/config.yaml`, without
+/// writing; `None` when there is none yet (the boot creates it).
+pub fn pending_config_yaml(home: &Path, inputs: &MpcConfigInputs) -> Result<Option<Vec<Edit>>, HomeError> {
+    let path = home.join("config.yaml");
+    let Some(mut map) = read(&path)? else {
+        return Ok(None);
+    };
+    update(&mut map, inputs).map(Some).map_err(|reason| HomeError::Unparsable { path, reason })
+}
+
+/// The mapping in `path`; `None` when there is no such file.
+fn read(path: &Path) -> Result<Option<Mapping>, HomeError> {
+    let bytes = match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(HomeError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        Ok(bytes) => bytes,
+    };
+    let unparsable = |reason: String| HomeError::Unparsable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match serde_yaml::from_slice::<Value>(&bytes) {
+        Ok(Value::Mapping(map)) => Ok(Some(map)),
+        Ok(_) => Err(unparsable("not a YAML mapping".to_string())),
+        Err(e) => Err(unparsable(format!("not YAML: {e}"))),
+    }
+}
+
 /// Creates `<home>/config.yaml` when absent, else updates the three values;
 /// a backup when it changes, no write when nothing changes.
 pub fn update_config_yaml(
@@ -173,17 +207,9 @@ pub fn update_config_yaml(
         path: path.clone(),
         reason,
     };
-    let (config, edits) = match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (upstream_default(inputs), Vec::new())
-        }
-        Err(e) => return Err(io("read")(e)),
-        Ok(bytes) => {
-            let mut map = match serde_yaml::from_slice::<Value>(&bytes) {
-                Ok(Value::Mapping(map)) => map,
-                Ok(_) => return Err(unparsable("not a YAML mapping".to_string())),
-                Err(e) => return Err(unparsable(format!("not YAML: {e}"))),
-            };
+    let (config, edits) = match read(&path)? {
+        None => (upstream_default(inputs), Vec::new()),
+        Some(mut map) => {
             let edits = update(&mut map, inputs).map_err(unparsable)?;
             if edits.is_empty() {
                 return Ok(MpcConfig {

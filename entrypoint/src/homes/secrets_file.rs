@@ -137,10 +137,75 @@ impl SecretsJsonOutcome {
     }
 }
 
-/// Makes `<home>/secrets.json` agree with the rule: absent → written from
-/// `p2p` and `signer` (`near_responder_keys = [signer]`, as start.sh writes);
-/// different → `policy` decides with `chain` (the keys stage's
-/// `KeysVerdict::chain_facts()`, None when the chain could not be asked). Always 0600; a backup whenever the content changes.
+/// What a boot would do to `secrets.json`, decided without writing: absent →
+/// created from the validated keys; different → `policy` decides with `chain`
+/// (the keys stage's `chain_facts()`, `None` when the chain could not be
+/// asked). `written` is `Unchanged` in a plan. `agent doctor` shows plans.
+pub fn plan_secrets_json(
+    home: &Path,
+    p2p: &NodeKey,
+    signer: &NodeKey,
+    policy: SecretsJsonPolicy,
+    chain: Option<&ChainFacts>,
+) -> Result<SecretsJsonOutcome, HomeError> {
+    let path = home.join(FILE);
+    let validated = KeySet {
+        p2p: p2p.public.clone(),
+        signer: signer.public.clone(),
+        responders: vec![signer.public.clone()],
+    };
+    let outcome = |action, drift, unparsable, reason: &str| SecretsJsonOutcome {
+        path: path.clone(),
+        policy,
+        action,
+        written: Written::Unchanged,
+        drift,
+        unparsable,
+        reason: reason.to_string(),
+        mode_was: None,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(outcome(SecretsJsonAction::Created, Vec::new(), None, "there was no secrets.json"));
+        }
+        Err(source) => {
+            return Err(HomeError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    };
+    Ok(match parse(&bytes) {
+        Err(why) => match policy {
+            SecretsJsonPolicy::Keep => outcome(SecretsJsonAction::Kept, Vec::new(), Some(why), "AGENT_SECRETS_JSON=keep"),
+            SecretsJsonPolicy::Reconcile | SecretsJsonPolicy::Replace => outcome(
+                SecretsJsonAction::Replaced,
+                Vec::new(),
+                Some(why),
+                "a file the node cannot read is replaced under AGENT_SECRETS_JSON=reconcile or replace",
+            ),
+        },
+        Ok(file) => {
+            let drift = drift(&file, &validated);
+            if drift.is_empty() {
+                outcome(SecretsJsonAction::Unchanged, drift, None, "the file holds the validated keys")
+            } else {
+                let (replace, reason) = decide(policy, &file, &validated, chain);
+                let action = if replace {
+                    SecretsJsonAction::Replaced
+                } else {
+                    SecretsJsonAction::Kept
+                };
+                outcome(action, drift, None, &reason)
+            }
+        }
+    })
+}
+
+/// Makes `<home>/secrets.json` what [`plan_secrets_json`] decides. Always
+/// 0600; a backup whenever the content changes.
 pub fn update_secrets_json(
     home: &Path,
     p2p: &NodeKey,
@@ -149,103 +214,26 @@ pub fn update_secrets_json(
     chain: Option<&ChainFacts>,
     user: &NodeUser,
 ) -> Result<SecretsJsonOutcome, HomeError> {
-    let path = home.join(FILE);
+    let mut result = plan_secrets_json(home, p2p, signer, policy, chain)?;
     let io = |action: &'static str| {
-        let path = path.clone();
+        let path = result.path.clone();
         move |source| HomeError::Io {
             action,
             path,
             source,
         }
     };
-    let validated = KeySet {
-        p2p: p2p.public.clone(),
-        signer: signer.public.clone(),
-        responders: vec![signer.public.clone()],
-    };
-    let outcome = |action, written, drift, unparsable, reason: String| SecretsJsonOutcome {
-        path: path.clone(),
-        policy,
-        action,
-        written,
-        drift,
-        unparsable,
-        reason,
-        mode_was: None,
-    };
-    let write = || {
-        atomic::write_file(
-            &path,
+    if matches!(result.action, SecretsJsonAction::Created | SecretsJsonAction::Replaced) {
+        result.written = atomic::write_file(
+            &result.path,
             contents(p2p, signer).as_bytes(),
             0o600,
             Previous::Backup,
             user,
         )
-        .map_err(io("write"))
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let written = write()?;
-            return Ok(outcome(
-                SecretsJsonAction::Created,
-                written,
-                Vec::new(),
-                None,
-                "there was no secrets.json".to_string(),
-            ));
-        }
-        Err(e) => return Err(io("read")(e)),
-    };
-    let mut result = match parse(&bytes) {
-        Err(why) => match policy {
-            SecretsJsonPolicy::Keep => outcome(
-                SecretsJsonAction::Kept,
-                Written::Unchanged,
-                Vec::new(),
-                Some(why),
-                "AGENT_SECRETS_JSON=keep".to_string(),
-            ),
-            SecretsJsonPolicy::Reconcile | SecretsJsonPolicy::Replace => {
-                let written = write()?;
-                outcome(
-                    SecretsJsonAction::Replaced,
-                    written,
-                    Vec::new(),
-                    Some(why),
-                    "a file the node cannot read is replaced under AGENT_SECRETS_JSON=reconcile or replace".to_string(),
-                )
-            }
-        },
-        Ok(file) => {
-            let drift = drift(&file, &validated);
-            if drift.is_empty() {
-                outcome(
-                    SecretsJsonAction::Unchanged,
-                    Written::Unchanged,
-                    drift,
-                    None,
-                    "the file holds the validated keys".to_string(),
-                )
-            } else {
-                let (replace, reason) = decide(policy, &file, &validated, chain);
-                if replace {
-                    let written = write()?;
-                    outcome(SecretsJsonAction::Replaced, written, drift, None, reason)
-                } else {
-                    outcome(
-                        SecretsJsonAction::Kept,
-                        Written::Unchanged,
-                        drift,
-                        None,
-                        reason,
-                    )
-                }
-            }
-        }
-    };
-    if !result.written.wrote() {
-        result.mode_was = atomic::restrict_mode(&path, 0o600).map_err(io("chmod"))?;
+        .map_err(io("write"))?;
+    } else {
+        result.mode_was = atomic::restrict_mode(&result.path, 0o600).map_err(io("chmod"))?;
     }
     Ok(result)
 }

@@ -12,6 +12,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::{Secret, SecretRef};
+use crate::check::error_chain;
 
 /// A Secrets Manager client and where it points, for messages.
 #[derive(Clone)]
@@ -270,16 +271,16 @@ impl SecretsManager {
             SdkError::TimeoutError(_) => self.unreachable(id, "timed out", &waited),
             SdkError::DispatchFailure(failure) if failure.is_timeout() => self.unreachable(id, "timed out", &waited),
             SdkError::DispatchFailure(failure) if failure.is_io() => {
-                self.unreachable(id, &format!("could not connect ({})", source_chain(&error)), &waited)
+                self.unreachable(id, &format!("could not connect ({})", error_chain(&error)), &waited)
             }
-            _ if source_chain(&error).contains("credentials") => FetchError {
+            _ if error_chain(&error).contains("credentials") => FetchError {
                 kind: FetchErrorKind::Other,
-                cause: format!("no AWS credentials to fetch {id}: {}", source_chain(&error)),
+                cause: format!("no AWS credentials to fetch {id}: {}", error_chain(&error)),
                 fix: "run with an ECS task role (taskRoleArn) or an EC2 instance profile; the SDK tried the environment (AWS_ACCESS_KEY_ID), web identity, ECS container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI), the profile files and the instance metadata (IMDSv2)".into(),
             },
             _ => FetchError {
                 kind: FetchErrorKind::Other,
-                cause: format!("fetching {id} failed after {waited}: {}", source_chain(&error)),
+                cause: format!("fetching {id} failed after {waited}: {}", error_chain(&error)),
                 fix: format!("check the endpoint {} and the network path to it", self.endpoint),
             },
         }
@@ -338,20 +339,6 @@ fn xml_message(body: Option<&[u8]>) -> Option<String> {
     let start = text.find("<Message>")? + "<Message>".len();
     let end = text[start..].find("</Message>")? + start;
     Some(text[start..end].to_string())
-}
-
-/// The error and its sources, one line.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

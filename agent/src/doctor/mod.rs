@@ -1,0 +1,350 @@
+//! `agent doctor`: every check of the boot pipeline plus the AWS side and the
+//! running agent, read-only (no lock taken, nothing written, nothing started),
+//! concurrently, each group within its own timeout. A table for a person or a
+//! stable JSON document; exit 0 all good, 1 a failure, 2 warnings only.
+//!
+//! It runs where the operator is: inside the container (`docker exec`), from
+//! the container's environment; or on the instance (over SSM), where that
+//! environment is not at hand, from the running agent's `/config`.
+
+mod aws;
+mod home;
+mod running;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use entrypoint::check::{Check, Status};
+use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::keys::{self, KeyReport};
+use entrypoint::secrets;
+use serde::Serialize;
+
+use crate::{exit, logging, probe, render};
+
+pub struct Options {
+    pub json: bool,
+    /// Only these groups or check ids (prefixes).
+    pub only: Vec<String>,
+    pub list: bool,
+    pub timeout: Duration,
+    /// The running agent to take the configuration from.
+    pub from: Option<String>,
+}
+
+/// The groups of checks, in the order they are shown.
+const GROUPS: [(&str, &str); 6] = [
+    ("config", "the settings: every problem of the environment and the config file"),
+    ("secrets", "each secret: source, version, validity, public key or fingerprint"),
+    ("keys", "the keys against the chain: RPC, chain id, access key, contract state, participant"),
+    ("home", "filesystem and mount, free space, owner, lock holder, init marker, config.json / config.yaml / secrets.json drift, store key against the shares"),
+    ("aws", "credentials and caller identity, clock skew, EFS file system, mount target in this AZ, port 2049"),
+    ("agent", "the running agent's /status: phase, restarts, last exit, reasons"),
+];
+
+/// Where the configuration came from.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+enum Origin {
+    /// The container's environment (`docker exec … agent doctor`).
+    Environment,
+    /// The running agent's `/config` (on the instance, over SSM).
+    RunningAgent { url: String },
+}
+
+/// One check and the group it belongs to.
+#[derive(Clone, Debug, Serialize)]
+struct Entry {
+    group: &'static str,
+    #[serde(flatten)]
+    check: Check,
+}
+
+pub fn main(layers: Layers, options: Options) -> i32 {
+    logging::init(
+        LogFormat::from_layers(&layers),
+        layers.env.get("RUST_LOG").map(String::as_str),
+        logging::Output::Stderr,
+    );
+    if options.list {
+        for (group, what) in GROUPS {
+            println!("{group:<8} {what}");
+        }
+        return 0;
+    }
+    let runtime = match crate::process::runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let started = Instant::now();
+    let (origin, entries) = runtime.block_on(diagnose(layers, &options));
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| options.only.is_empty() || options.only.iter().any(|o| e.group == o || e.check.id.starts_with(o.as_str())))
+        .collect();
+    let worst = entrypoint::check::worst(entries.iter().map(|e| &e.check));
+    if options.json {
+        let count = |s: Status| entries.iter().filter(|e| e.check.status == s).count();
+        let body = serde_json::json!({
+            "schema": "mpc-agent.doctor.v1",
+            "agent_version": env!("CARGO_PKG_VERSION"),
+            "configuration": origin,
+            "status": worst,
+            "summary": {
+                "ok": count(Status::Ok),
+                "warn": count(Status::Warn),
+                "fail": count(Status::Fail),
+                "skipped": count(Status::Skipped),
+            },
+            "took_ms": started.elapsed().as_millis() as u64,
+            "checks": entries,
+        });
+        println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+    } else {
+        match &origin {
+            Origin::Environment => println!("agent doctor: configuration from this environment\n"),
+            Origin::RunningAgent { url } => println!("agent doctor: configuration from the running agent at {url}\n"),
+        }
+        for (group, _) in GROUPS {
+            let checks: Vec<Check> = entries.iter().filter(|e| e.group == group).map(|e| e.check.clone()).collect();
+            if !checks.is_empty() {
+                render::print_section(group, &checks);
+            }
+        }
+        render::print_problems(entries.iter().map(|e| &e.check));
+    }
+    match worst {
+        Status::Fail => exit::UNHEALTHY,
+        Status::Warn => exit::WARNINGS,
+        Status::Ok | Status::Skipped => 0,
+    }
+}
+
+/// Runs every group; the configuration first, then the rest concurrently.
+async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
+    let (origin, layers, agent_config) = match source(layers, options).await {
+        Ok(found) => found,
+        Err(check) => return (Origin::Environment, vec![entry("config", check)]),
+    };
+    let mut entries = Vec::new();
+    let config = match Config::resolve(Command::Doctor, &layers) {
+        Ok(config) => {
+            entries.push(entry(
+                "config",
+                Check::ok("config", format!("the configuration is valid ({} settings)", config.effective.len())),
+            ));
+            Some(config)
+        }
+        Err(e) => {
+            entries.extend(e.0.into_iter().map(|c| entry("config", c)));
+            None
+        }
+    };
+    let agent_url = options.from.clone().unwrap_or_else(|| {
+        config
+            .as_ref()
+            .map(|c| c.local_url(""))
+            .unwrap_or_else(|| "http://127.0.0.1:8090".into())
+    });
+    let limit = options.timeout;
+    let node_checks = async {
+        let Some(config) = &config else {
+            return vec![entry(
+                "secrets",
+                Check::skipped("secrets", "not checked: the configuration has problems"),
+            )];
+        };
+        node_checks(config, &layers.env, agent_config.as_ref(), &origin, limit).await
+    };
+    let aws_checks = async {
+        match &config {
+            Some(config) => bounded("aws", limit, aws::checks(config, &layers.env, limit)).await,
+            None => Vec::new(),
+        }
+    };
+    let agent_checks = bounded("agent", limit, running::checks(&agent_url, limit));
+    let (node, aws, agent) = tokio::join!(node_checks, aws_checks, agent_checks);
+    entries.extend(node);
+    entries.extend(aws.into_iter().map(|c| entry("aws", c)));
+    entries.extend(agent.into_iter().map(|c| entry("agent", c)));
+    (origin, entries)
+}
+
+/// The configuration's layers: this environment when it has the node's, else
+/// the running agent's `/config`.
+async fn source(layers: Layers, options: &Options) -> Result<(Origin, Layers, Option<serde_json::Value>), Check> {
+    let local = options.from.is_none() && layers.env.get("MPC_HOME_DIR").is_some_and(|v| !v.is_empty());
+    if local {
+        return Ok((Origin::Environment, layers, None));
+    }
+    let base = options.from.clone().unwrap_or_else(|| {
+        let listen = layers
+            .env
+            .get("AGENT_LISTEN")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or_else(|| "127.0.0.1:8090".parse().expect("a valid address"));
+        entrypoint::config::local_url(listen, "")
+    });
+    let url = format!("{}/config", base.trim_end_matches('/'));
+    let body = match probe::get(&url, options.timeout).await {
+        Ok((200, body)) => body,
+        Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
+        Err(e) => return Err(no_configuration(&url, &e)),
+    };
+    let config: serde_json::Value = serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
+    let mut env = layers.env.clone();
+    for setting in config["settings"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (setting["name"].as_str(), setting["value"].as_str()) {
+            env.insert(name.to_string(), value.to_string());
+        }
+    }
+    Ok((
+        Origin::RunningAgent { url: base },
+        Layers { env, ..layers },
+        Some(config),
+    ))
+}
+
+fn no_configuration(url: &str, why: &str) -> Check {
+    Check::fail(
+        "config",
+        format!("no configuration: this environment has no MPC_HOME_DIR and the running agent's {url} cannot be read ({why})"),
+        "run doctor inside the container (docker exec <container> agent doctor), or point --from at the agent (http://HOST:8090)",
+    )
+}
+
+/// Secrets, keys against the chain and the home, in that order: each needs the one before.
+async fn node_checks(
+    config: &Config,
+    env: &BTreeMap<String, String>,
+    agent_config: Option<&serde_json::Value>,
+    origin: &Origin,
+    limit: Duration,
+) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let secrets = match agent_config {
+        // On the instance: the secrets as the running agent validated them.
+        Some(agent) => {
+            let reports = agent["secrets"].as_array().cloned().unwrap_or_default();
+            if reports.is_empty() {
+                entries.push(entry("secrets", Check::skipped("secrets", "the running agent has not validated its secrets yet")));
+            }
+            for report in &reports {
+                let name = report["name"].as_str().unwrap_or("?");
+                let status = serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
+                let cause = format!("{} (as the running agent validated it)", report["cause"].as_str().unwrap_or(""));
+                let mut check = Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
+                check.status = status;
+                check.fix = report["fix"].as_str().map(str::to_string);
+                entries.push(entry("secrets", check));
+            }
+            None
+        }
+        None => match tokio::time::timeout(limit, secrets::load(config.secrets.as_ref().expect("doctor reads secrets"), env)).await {
+            Ok(Ok(s)) => {
+                entries.extend(s.report.iter().map(|r| entry("secrets", r.check())));
+                Some(s)
+            }
+            Ok(Err(f)) => {
+                entries.extend(f.checks().into_iter().map(|c| entry("secrets", c)));
+                None
+            }
+            Err(_) => {
+                entries.push(entry("secrets", timed_out("secrets", limit)));
+                None
+            }
+        },
+    };
+    let node = config.node.as_ref().expect("doctor reads the node settings");
+    let input = match (&secrets, agent_config) {
+        (Some(s), _) => Some(crate::keys::keys_input(config, s)),
+        (None, Some(agent)) => agent_public_keys(agent).map(|(signer, p2p)| {
+            let from = "the running agent's secret".to_string();
+            keys::KeysInput {
+                chain: node.chain,
+                account_id: node.account_id.clone(),
+                contract_id: node.contract_id.clone(),
+                signer_public_key: signer,
+                p2p_public_key: p2p,
+                signer_key_source: from.clone(),
+                p2p_key_source: from,
+            }
+        }),
+        (None, None) => None,
+    };
+    let report: Option<KeyReport> = match input {
+        Some(input) => {
+            match tokio::time::timeout(limit, keys::check(config.chain_rpc.as_ref().expect("doctor reads the chain settings"), &input)).await {
+                Ok(report) => {
+                    entries.extend(report.checks().into_iter().map(|c| entry("keys", c)));
+                    Some(report)
+                }
+                Err(_) => {
+                    let urls = config.chain_rpc.as_ref().map(|r| r.urls.join(", ")).unwrap_or_default();
+                    entries.push(entry(
+                        "keys",
+                        Check::fail(
+                            keys::check_ids::RPC,
+                            format!("no NEAR RPC answered within {}s ({urls})", limit.as_secs_f64()),
+                            "check AGENT_NEAR_RPC_URL and the network path to it (security groups, NAT)",
+                        ),
+                    ));
+                    None
+                }
+            }
+        }
+        None => {
+            entries.push(entry("keys", Check::skipped("keys", "not checked: no valid keys to compare")));
+            None
+        }
+    };
+    match origin {
+        Origin::Environment => {
+            let checks = home::checks(config, secrets.as_ref(), report.as_ref());
+            entries.extend(checks.into_iter().map(|c| entry("home", c)));
+        }
+        Origin::RunningAgent { .. } => entries.push(entry(
+            "home",
+            Check::skipped(
+                "home",
+                format!(
+                    "not checked: MPC_HOME_DIR ({}) is the container's path; run doctor inside the container to check the home",
+                    config.node.as_ref().map(|n| n.home_dir.display().to_string()).unwrap_or_default()
+                ),
+            ),
+        )),
+    }
+    entries
+}
+
+/// The signer and p2p public keys the running agent reported on `/config`.
+fn agent_public_keys(agent: &serde_json::Value) -> Option<(near_crypto::PublicKey, near_crypto::PublicKey)> {
+    let key = |name: &str| {
+        agent["secrets"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["public_key"].as_str())
+            .and_then(|k| k.parse().ok())
+    };
+    Some((key("MPC_ACCOUNT_SK")?, key("MPC_P2P_PRIVATE_KEY")?))
+}
+
+/// A group's checks, or one failed check naming the timeout.
+async fn bounded(group: &'static str, limit: Duration, checks: impl std::future::Future<Output = Vec<Check>>) -> Vec<Check> {
+    tokio::time::timeout(limit, checks)
+        .await
+        .unwrap_or_else(|_| vec![timed_out(group, limit)])
+}
+
+fn timed_out(group: &str, limit: Duration) -> Check {
+    Check::fail(
+        group,
+        format!("the {group} checks did not finish within {}s", limit.as_secs_f64()),
+        "what they ask does not answer: see the cause on a run with a longer --timeout",
+    )
+}
+
+fn entry(group: &'static str, check: Check) -> Entry {
+    Entry { group, check }
+}
