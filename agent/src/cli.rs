@@ -40,7 +40,10 @@ pub fn main() -> i32 {
             layers(m, Command::Doctor),
             doctor::Options {
                 json: m.get_flag("json"),
-                only: m.get_many::<String>("check").map(|v| v.cloned().collect()).unwrap_or_default(),
+                only: m
+                    .get_many::<String>("check")
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default(),
                 list: m.get_flag("list-checks"),
                 timeout: *m.get_one("timeout").expect("has a default"),
                 from: m.get_one::<String>("from").cloned(),
@@ -159,7 +162,9 @@ fn duration_arg(name: &'static str, default: &'static str, help: &'static str) -
         .long(name)
         .value_name("DURATION")
         .default_value(default)
-        .value_parser(|v: &str| config::values::duration(v).map_err(|r| format!("{}; {}", r.rule, r.fix)))
+        .value_parser(|v: &str| {
+            config::values::duration(v).map_err(|r| format!("{}; {}", r.rule, r.fix))
+        })
         .help(help)
 }
 

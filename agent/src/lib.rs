@@ -12,6 +12,7 @@ mod logging;
 mod metrics;
 mod node_commands;
 mod pipeline;
+mod placement;
 mod probe;
 mod process;
 mod readiness;

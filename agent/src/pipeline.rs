@@ -357,7 +357,15 @@ impl Pipeline<'_> {
         let user =
             NodeUser::resolve(homes.node_user.as_ref(), home).map_err(|e| failed(checks, e))?;
         let fs = filesystem::inspect(home).map_err(|e| failed(checks, e))?;
-        checks.extend(fs.checks(homes, &user));
+        let fs_checks = fs.checks(homes, &user);
+        if fs_checks
+            .iter()
+            .any(|c| c.id == "homes.filesystem" && c.status == Status::Fail)
+        {
+            // The EFS side says why the home is not on EFS: it leads the reasons.
+            checks.extend(self.efs_failures().await);
+        }
+        checks.extend(fs_checks);
         let writable = fs.probe_writable();
         checks.push(writable.clone());
         self.gate(ProblemKind::Blocking, vec![writable])?;
@@ -406,6 +414,28 @@ impl Pipeline<'_> {
         .map_err(|e| failed(checks, e))?;
         checks.push(secrets_json.check());
         Ok((user, store_key, yaml))
+    }
+
+    /// What is wrong with the home's EFS (`AGENT_EFS_FILE_SYSTEM_ID`), if
+    /// anything: no mount target in this zone, port 2049 closed.
+    async fn efs_failures(&self) -> Vec<Check> {
+        let Some(id) = &self.config.efs_file_system_id else {
+            return Vec::new();
+        };
+        let limit = std::time::Duration::from_secs(5);
+        let zone = crate::placement::availability_zone(self.env, limit).await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        tokio::time::timeout(
+            limit * 2,
+            entrypoint::homes::efs::checks(&sdk, id, zone.as_deref(), limit),
+        )
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.status == Status::Fail)
+        .collect()
     }
 
     /// Takes the home's lock, showing who holds it while waiting.

@@ -21,15 +21,52 @@ pub fn main(layers: Layers) -> i32 {
         layers.env.get("RUST_LOG").map(String::as_str),
         logging::Output::Stdout,
     );
-    let config = match Config::resolve(Command::Run, &layers) {
-        Ok(c) => c,
-        Err(e) => return show_config::refuse(&e),
-    };
     let runtime = match process::runtime() {
         Ok(r) => r,
         Err(code) => return code,
     };
-    runtime.block_on(run(config, layers.env))
+    match Config::resolve(Command::Run, &layers) {
+        Ok(config) => runtime.block_on(run(config, layers.env)),
+        Err(e) => runtime.block_on(refuse(&layers, &e)),
+    }
+}
+
+/// An invalid configuration: every problem logged, and served on `/health`
+/// and `/status` (on the listen address, if that much is valid) for a
+/// moment, so the orchestrator and the operator see why; then exit 78.
+async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32 {
+    let code = show_config::refuse(error);
+    let Ok(exec) = Config::resolve(
+        Command::Exec,
+        &Layers {
+            env: layers
+                .env
+                .iter()
+                .filter(|(k, _)| k.starts_with("AGENT_") || *k == "RUST_LOG")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            cli: layers.cli.clone(),
+            file: None,
+        },
+    ) else {
+        return code;
+    };
+    let Ok(process) = Process::start(&exec, Judgement::default(), true).await else {
+        return code;
+    };
+    process.state.set_checks("config", error.0.clone());
+    let first = &error.0[0];
+    process.state.set_phase_for(
+        Phase::Failed,
+        crate::state::Reason::new(first.id.clone(), first.cause.clone(), first.fix.clone()),
+    );
+    let linger = exec.supervision.map(|s| s.fail_linger).unwrap_or_default();
+    let mut signals = process.signals;
+    tokio::select! {
+        _ = tokio::time::sleep(linger) => {}
+        _ = signals.next_stop() => {}
+    }
+    code
 }
 
 async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {

@@ -100,7 +100,11 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     // Some errors span lines (the SDK lists every credential provider tried).
-    parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The worst status among `checks` (skipped only when all are), `Ok` when there are none.

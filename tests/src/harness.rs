@@ -499,3 +499,29 @@ pub fn node_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
         ("AGENT_NEAR_RPC_URL", "http://127.0.0.1:9".into()),
     ]
 }
+
+/// Serves one JSON document on every path of a loopback port, as the ECS
+/// task metadata endpoint does for `/task`.
+pub struct JsonServer {
+    pub url: String,
+}
+
+impl JsonServer {
+    pub fn start(body: serde_json::Value) -> JsonServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let body = body.to_string();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        JsonServer { url }
+    }
+}

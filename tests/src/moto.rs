@@ -138,15 +138,69 @@ impl Moto {
             .and_then(|o| o.secret_string().map(str::to_string))
     }
 
+    /// A VPC and a subnet in `zone` (moto accepts loopback ranges, so the
+    /// mount targets made in it answer on 127.0.0.1); returns the subnet id.
+    pub fn subnet(&self, zone: &str, cidr: &str) -> String {
+        let vpc = xml(
+            &self.query(
+                "ec2",
+                &format!("Action=CreateVpc&CidrBlock={cidr}&Version=2016-11-15"),
+            ),
+            "vpcId",
+        );
+        let subnet = self.query(
+            "ec2",
+            &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock={cidr}&AvailabilityZone={zone}&Version=2016-11-15"),
+        );
+        xml(&subnet, "subnetId")
+    }
+
+    /// An EFS file system with one mount target per `(subnet, ip)`; returns its id.
+    pub fn efs(&self, targets: &[(&str, &str)]) -> String {
+        let config = self.runtime.block_on(async {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(aws_config::Region::new(REGION))
+                .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                    KEY_ID, SECRET_KEY, None, None, "test",
+                ))
+                .load()
+                .await
+        });
+        let efs = aws_sdk_efs::Client::new(&config);
+        self.runtime.block_on(async {
+            let id = efs
+                .create_file_system()
+                .creation_token(format!("home-{}", rand::random::<u32>()))
+                .send()
+                .await
+                .expect("CreateFileSystem")
+                .file_system_id()
+                .to_string();
+            for (subnet, ip) in targets {
+                efs.create_mount_target()
+                    .file_system_id(&id)
+                    .subnet_id(*subnet)
+                    .ip_address(*ip)
+                    .send()
+                    .await
+                    .expect("CreateMountTarget");
+            }
+            id
+        })
+    }
+
     /// An IAM user with access keys and no permission at all; returns (user ARN, key id, secret key).
     /// Spends two of the unchecked requests of [`Moto::with_iam_after`].
     pub fn create_user_without_permissions(&self, user: &str) -> (String, String, String) {
-        let created = self.iam(&format!(
-            "Action=CreateUser&UserName={user}&Version=2010-05-08"
-        ));
-        let keys = self.iam(&format!(
-            "Action=CreateAccessKey&UserName={user}&Version=2010-05-08"
-        ));
+        let created = self.query(
+            "iam",
+            &format!("Action=CreateUser&UserName={user}&Version=2010-05-08"),
+        );
+        let keys = self.query(
+            "iam",
+            &format!("Action=CreateAccessKey&UserName={user}&Version=2010-05-08"),
+        );
         (
             xml(&created, "Arn"),
             xml(&keys, "AccessKeyId"),
@@ -154,9 +208,10 @@ impl Moto {
         )
     }
 
-    /// One IAM query-protocol call. moto routes it by the credential scope of the
-    /// Authorization header; it checks no signature while requests are unchecked.
-    fn iam(&self, form: &str) -> String {
+    /// One query-protocol call (IAM, EC2). moto routes it by the credential
+    /// scope of the Authorization header; it checks no signature while
+    /// requests are unchecked.
+    fn query(&self, service: &str, form: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(self.addr).unwrap();
         stream
@@ -164,7 +219,7 @@ impl Moto {
             .unwrap();
         write!(
             stream,
-            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
             self.addr,
             form.len()
         )

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use agent_tests::harness::AgentCommand;
 use agent_tests::harness::WAIT;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
-use agent_tests::harness::AgentCommand;
 
 fn in_manager(node: &NodeFixture, moto: &Moto) {
     moto.create_secret("node0-MPC_ACCOUNT_SK", Value::Text(&node.account.secret));
@@ -24,7 +24,9 @@ fn run(node: &NodeFixture, moto: &Moto) -> AgentCommand {
 }
 
 fn child_pid(agent: &agent_tests::harness::Agent) -> i64 {
-    agent.get("/status").json()["child"]["running"]["pid"].as_i64().unwrap_or(0)
+    agent.get("/status").json()["child"]["running"]["pid"]
+        .as_i64()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -40,8 +42,14 @@ fn a_rotated_key_the_chain_accepts_restarts_the_node_once() {
     let rotated = Key::random();
     node.chain_knows(&node.account.public, &rotated.public);
     moto.put_secret_value("node0-MPC_P2P_PRIVATE_KEY", &rotated.secret);
-    agent.wait_until("/ready", WAIT, |r| r.status == 200 && child_pid(&agent) != before);
-    assert_eq!(node.secrets_json()["p2p_private_key"], rotated.secret, "secrets.json follows");
+    agent.wait_until("/ready", WAIT, |r| {
+        r.status == 200 && child_pid(&agent) != before
+    });
+    assert_eq!(
+        node.secrets_json()["p2p_private_key"],
+        rotated.secret,
+        "secrets.json follows"
+    );
     agent.wait_log("a rotated secret validated and matches the chain");
     let after = child_pid(&agent);
     std::thread::sleep(Duration::from_secs(2));
@@ -72,10 +80,23 @@ fn a_rotated_key_the_chain_rejects_keeps_the_node_running_and_says_why() {
     let pid = child_pid(&agent);
     moto.put_secret_value("node0-MPC_ACCOUNT_SK", &Key::random().secret);
     let status = agent.wait_until("/status", WAIT, |r| {
-        r.json()["reasons"].as_array().unwrap().iter().any(|reason| reason["kind"] == "rotation")
+        r.json()["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|reason| reason["kind"] == "rotation")
     });
-    let reason = status.json()["reasons"].as_array().unwrap().iter().find(|r| r["kind"] == "rotation").cloned().unwrap();
-    assert!(reason["cause"].as_str().unwrap().contains("keeps running"), "{reason}");
+    let reason = status.json()["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "rotation")
+        .cloned()
+        .unwrap();
+    assert!(
+        reason["cause"].as_str().unwrap().contains("keeps running"),
+        "{reason}"
+    );
     assert_eq!(child_pid(&agent), pid);
     assert_eq!(agent.get("/ready").status, 200);
 }

@@ -24,7 +24,13 @@ fn stale_file(node: &NodeFixture) -> (Key, Key) {
 }
 
 fn check(status: &Value, id: &str) -> Value {
-    status["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id} missing"))
+    status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} missing"))
 }
 
 fn backups(node: &NodeFixture) -> Vec<String> {
@@ -46,8 +52,14 @@ fn a_stale_file_is_replaced_when_the_chain_accepts_the_new_keys() {
     let secrets_json = check(&status, "homes.secrets.json");
     assert_eq!(secrets_json["status"], "warn");
     let cause = secrets_json["cause"].as_str().unwrap();
-    assert!(cause.contains("replaced it with the validated keys"), "{cause}");
-    assert!(cause.contains(&old_signer.public) && cause.contains(&node.account.public), "the drift names both public keys: {cause}");
+    assert!(
+        cause.contains("replaced it with the validated keys"),
+        "{cause}"
+    );
+    assert!(
+        cause.contains(&old_signer.public) && cause.contains(&node.account.public),
+        "the drift names both public keys: {cause}"
+    );
     assert!(!cause.contains(&old_signer.secret), "never a secret key");
     assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
     assert_eq!(backups(&node).len(), 1, "the old file is kept");
@@ -64,7 +76,10 @@ fn a_file_the_chain_accepts_is_kept_and_the_node_runs_with_it() {
     let status = agent.get("/status").json();
     assert_eq!(check(&status, "keys.effective")["status"], "warn");
     let kept = check(&status, "homes.secrets.json");
-    assert!(kept["cause"].as_str().unwrap().contains("kept the file"), "{kept}");
+    assert!(
+        kept["cause"].as_str().unwrap().contains("kept the file"),
+        "{kept}"
+    );
     assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
     assert!(backups(&node).is_empty());
 }
@@ -73,13 +88,21 @@ fn a_file_the_chain_accepts_is_kept_and_the_node_runs_with_it() {
 fn keep_keeps_and_replace_replaces_whatever_the_chain_says() {
     let node = NodeFixture::new();
     let (old_signer, _) = stale_file(&node);
-    let keep = node.run().env("AGENT_SECRETS_JSON", "keep").env("AGENT_ON_KEY_MISMATCH", "warn").start();
+    let keep = node
+        .run()
+        .env("AGENT_SECRETS_JSON", "keep")
+        .env("AGENT_ON_KEY_MISMATCH", "warn")
+        .start();
     keep.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
     assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
     drop(keep);
 
     node.chain_knows(&old_signer.public, &Key::random().public);
-    let replace = node.run().env("AGENT_SECRETS_JSON", "replace").env("AGENT_ON_KEY_MISMATCH", "warn").start();
+    let replace = node
+        .run()
+        .env("AGENT_SECRETS_JSON", "replace")
+        .env("AGENT_ON_KEY_MISMATCH", "warn")
+        .start();
     replace.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
     assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
     assert_eq!(backups(&node).len(), 1);

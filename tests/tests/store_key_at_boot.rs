@@ -34,17 +34,29 @@ fn a_store_key_that_cannot_decrypt_the_shares_is_refused_and_the_previous_versio
     // Someone "rotated" the store key: the shares were written with the previous one.
     let version = moto.put_secret_value("node0-MPC_SECRET_STORE_KEY", &store_key());
     let agent = from_manager(&node, &moto, "run").start();
-    let status = agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "holding").json();
+    let status = agent
+        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
+        .json();
     assert_eq!(status["reason"]["kind"], "homes.store_key");
     let cause = status["reason"]["cause"].as_str().unwrap();
     assert!(cause.contains("does not decrypt"), "{cause}");
-    assert!(cause.contains("the previous version"), "AWSPREVIOUS is named: {cause}");
+    assert!(
+        cause.contains("the previous version"),
+        "AWSPREVIOUS is named: {cause}"
+    );
     let fix = status["reason"]["fix"].as_str().unwrap();
     assert!(fix.contains("update-secret-version-stage"), "{fix}");
-    assert!(!fix.contains(&version), "the fix names the version to restore, not the current one: {fix}");
+    assert!(
+        !fix.contains(&version),
+        "the fix names the version to restore, not the current one: {fix}"
+    );
     let share = std::fs::read(node.path("key")).unwrap();
     drop(agent);
-    assert_eq!(std::fs::read(node.path("key")).unwrap(), share, "the share is untouched");
+    assert_eq!(
+        std::fs::read(node.path("key")).unwrap(),
+        share,
+        "the share is untouched"
+    );
 }
 
 #[test]
@@ -54,13 +66,24 @@ fn with_no_key_and_no_share_one_is_generated_stored_and_read_back() {
     secrets_in(&moto, &node, None);
     let agent = from_manager(&node, &moto, "run").start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let stored = moto.secret_value("node0-MPC_SECRET_STORE_KEY").expect("the generated key is in Secrets Manager");
+    let stored = moto
+        .secret_value("node0-MPC_SECRET_STORE_KEY")
+        .expect("the generated key is in Secrets Manager");
     assert_eq!(stored.len(), 32);
     let status = agent.get("/status").json();
-    let check = status["checks"].as_array().unwrap().iter().find(|c| c["id"] == "homes.store_key").unwrap().clone();
+    let check = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "homes.store_key")
+        .unwrap()
+        .clone();
     let cause = check["cause"].as_str().unwrap();
     assert!(cause.contains("generated one"), "{cause}");
-    assert!(cause.contains(&Secret::new(stored.as_str()).fingerprint()), "the node got what Secrets Manager holds: {cause}");
+    assert!(
+        cause.contains(&Secret::new(stored.as_str()).fingerprint()),
+        "the node got what Secrets Manager holds: {cause}"
+    );
 }
 
 #[test]
@@ -69,12 +92,24 @@ fn with_no_key_but_a_share_nothing_is_generated() {
     let moto = Moto::start();
     secrets_in(&moto, &node, None);
     node.plant_share(&node.store_key);
-    let mut agent = from_manager(&node, &moto, "run").env("AGENT_ON_KEY_MISMATCH", "exit").start();
+    let mut agent = from_manager(&node, &moto, "run")
+        .env("AGENT_ON_KEY_MISMATCH", "exit")
+        .start();
     assert_eq!(agent.exit_code(), 78);
     let line = agent.wait_log("not starting the node");
     assert_eq!(line["check"], "homes.store_key");
-    assert!(line["cause"].as_str().unwrap().contains("a new key would make them unreadable"), "{line}");
-    assert_eq!(moto.secret_value("node0-MPC_SECRET_STORE_KEY"), None, "nothing was generated");
+    assert!(
+        line["cause"]
+            .as_str()
+            .unwrap()
+            .contains("a new key would make them unreadable"),
+        "{line}"
+    );
+    assert_eq!(
+        moto.secret_value("node0-MPC_SECRET_STORE_KEY"),
+        None,
+        "nothing was generated"
+    );
 }
 
 #[test]
@@ -90,7 +125,10 @@ fn two_agents_generating_at_once_converge_on_one_key() {
         .into_iter()
         .map(|mut agent| {
             assert_eq!(agent.exit_code(), 0);
-            agent.wait_log("generated a secret store key")["fingerprint"].as_str().unwrap().to_string()
+            agent.wait_log("generated a secret store key")["fingerprint"]
+                .as_str()
+                .unwrap()
+                .to_string()
         })
         .collect();
     let stored = moto.secret_value("node0-MPC_SECRET_STORE_KEY").unwrap();

@@ -13,9 +13,19 @@ use entrypoint::homes::{Edit, NodeUser, filesystem, init, lock};
 use entrypoint::keys::KeyReport;
 use entrypoint::secrets::NodeSecrets;
 
-pub fn checks(config: &Config, secrets: Option<&NodeSecrets>, keys: Option<&KeyReport>) -> Vec<Check> {
-    let node = config.node.as_ref().expect("doctor reads the node settings");
-    let homes = config.homes.as_ref().expect("doctor reads the home settings");
+pub fn checks(
+    config: &Config,
+    secrets: Option<&NodeSecrets>,
+    keys: Option<&KeyReport>,
+) -> Vec<Check> {
+    let node = config
+        .node
+        .as_ref()
+        .expect("doctor reads the node settings");
+    let homes = config
+        .homes
+        .as_ref()
+        .expect("doctor reads the home settings");
     let home = node.home_dir.as_path();
     let mut checks = Vec::new();
     let user = match NodeUser::resolve(homes.node_user.as_ref(), home) {
@@ -26,20 +36,28 @@ pub fn checks(config: &Config, secrets: Option<&NodeSecrets>, keys: Option<&KeyR
         Ok(fs) => checks.extend(fs.checks(homes, &user)),
         Err(e) => return vec![e.check()],
     }
-    checks.push(match nix::unistd::access(home, nix::unistd::AccessFlags::W_OK) {
-        Ok(()) => Check::ok("homes.writable", format!("{} is writable (checked without writing)", home.display())),
-        Err(e) => Check::fail(
-            "homes.writable",
-            format!("{} is not writable: {e}", home.display()),
-            "mount the volume read-write (no readOnly in the task definition's mountPoints)",
-        ),
-    });
+    checks.push(
+        match nix::unistd::access(home, nix::unistd::AccessFlags::W_OK) {
+            Ok(()) => Check::ok(
+                "homes.writable",
+                format!("{} is writable (checked without writing)", home.display()),
+            ),
+            Err(e) => Check::fail(
+                "homes.writable",
+                format!("{} is not writable: {e}", home.display()),
+                "mount the volume read-write (no readOnly in the task definition's mountPoints)",
+            ),
+        },
+    );
     checks.push(match (lock::is_held(home), lock::read_holder(home)) {
         (Ok(true), Ok(holder)) => Check::ok(
             "homes.lock",
             format!(
                 "held by {}",
-                holder.map_or_else(|| "an agent that left no holder record".to_string(), |h| h.to_string())
+                holder.map_or_else(
+                    || "an agent that left no holder record".to_string(),
+                    |h| h.to_string()
+                )
             ),
         ),
         (Ok(false), _) => Check::ok("homes.lock", "free: no agent runs a node on this home"),
@@ -62,8 +80,14 @@ pub fn checks(config: &Config, secrets: Option<&NodeSecrets>, keys: Option<&KeyR
         ),
         Err(e) => e.check(),
     });
-    checks.push(drift("homes.config.json", pending_config_json(home, &NearConfigInputs::new(node))));
-    checks.push(drift("homes.config.yaml", pending_config_yaml(home, &MpcConfigInputs::new(node))));
+    checks.push(drift(
+        "homes.config.json",
+        pending_config_json(home, &NearConfigInputs::new(node)),
+    ));
+    checks.push(drift(
+        "homes.config.yaml",
+        pending_config_yaml(home, &MpcConfigInputs::new(node)),
+    ));
     if let Some(secrets) = secrets {
         let facts = keys.and_then(KeyReport::chain_facts);
         checks.push(match plan_secrets_json(home, &secrets.p2p, &secrets.account, homes.secrets_json, facts.as_ref()) {
@@ -102,7 +126,11 @@ pub fn checks(config: &Config, secrets: Option<&NodeSecrets>, keys: Option<&KeyR
                     "homes.store_key",
                     format!(
                         "MPC_SECRET_STORE_KEY is set nowhere, but the home holds shares ({})",
-                        found.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", ")
+                        found
+                            .iter()
+                            .map(|s| s.path.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     "restore the store key these shares were written with",
                 ),

@@ -34,12 +34,30 @@ pub struct Options {
 
 /// The groups of checks, in the order they are shown.
 const GROUPS: [(&str, &str); 6] = [
-    ("config", "the settings: every problem of the environment and the config file"),
-    ("secrets", "each secret: source, version, validity, public key or fingerprint"),
-    ("keys", "the keys against the chain: RPC, chain id, access key, contract state, participant"),
-    ("home", "filesystem and mount, free space, owner, lock holder, init marker, config.json / config.yaml / secrets.json drift, store key against the shares"),
-    ("aws", "credentials and caller identity, clock skew, EFS file system, mount target in this AZ, port 2049"),
-    ("agent", "the running agent's /status: phase, restarts, last exit, reasons"),
+    (
+        "config",
+        "the settings: every problem of the environment and the config file",
+    ),
+    (
+        "secrets",
+        "each secret: source, version, validity, public key or fingerprint",
+    ),
+    (
+        "keys",
+        "the keys against the chain: RPC, chain id, access key, contract state, participant",
+    ),
+    (
+        "home",
+        "filesystem and mount, free space, owner, lock holder, init marker, config.json / config.yaml / secrets.json drift, store key against the shares",
+    ),
+    (
+        "aws",
+        "credentials and caller identity, clock skew, EFS file system, mount target in this AZ, port 2049",
+    ),
+    (
+        "agent",
+        "the running agent's /status: phase, restarts, last exit, reasons",
+    ),
 ];
 
 /// Where the configuration came from.
@@ -80,7 +98,13 @@ pub fn main(layers: Layers, options: Options) -> i32 {
     let (origin, entries) = runtime.block_on(diagnose(layers, &options));
     let entries: Vec<Entry> = entries
         .into_iter()
-        .filter(|e| options.only.is_empty() || options.only.iter().any(|o| e.group == o || e.check.id.starts_with(o.as_str())))
+        .filter(|e| {
+            options.only.is_empty()
+                || options
+                    .only
+                    .iter()
+                    .any(|o| e.group == o || e.check.id.starts_with(o.as_str()))
+        })
         .collect();
     let worst = entrypoint::check::worst(entries.iter().map(|e| &e.check));
     if options.json {
@@ -103,10 +127,16 @@ pub fn main(layers: Layers, options: Options) -> i32 {
     } else {
         match &origin {
             Origin::Environment => println!("agent doctor: configuration from this environment\n"),
-            Origin::RunningAgent { url } => println!("agent doctor: configuration from the running agent at {url}\n"),
+            Origin::RunningAgent { url } => {
+                println!("agent doctor: configuration from the running agent at {url}\n")
+            }
         }
         for (group, _) in GROUPS {
-            let checks: Vec<Check> = entries.iter().filter(|e| e.group == group).map(|e| e.check.clone()).collect();
+            let checks: Vec<Check> = entries
+                .iter()
+                .filter(|e| e.group == group)
+                .map(|e| e.check.clone())
+                .collect();
             if !checks.is_empty() {
                 render::print_section(group, &checks);
             }
@@ -131,7 +161,13 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
         Ok(config) => {
             entries.push(entry(
                 "config",
-                Check::ok("config", format!("the configuration is valid ({} settings)", config.effective.len())),
+                Check::ok(
+                    "config",
+                    format!(
+                        "the configuration is valid ({} settings)",
+                        config.effective.len()
+                    ),
+                ),
             ));
             Some(config)
         }
@@ -172,8 +208,15 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
 
 /// The configuration's layers: this environment when it has the node's, else
 /// the running agent's `/config`.
-async fn source(layers: Layers, options: &Options) -> Result<(Origin, Layers, Option<serde_json::Value>), Check> {
-    let local = options.from.is_none() && layers.env.get("MPC_HOME_DIR").is_some_and(|v| !v.is_empty());
+async fn source(
+    layers: Layers,
+    options: &Options,
+) -> Result<(Origin, Layers, Option<serde_json::Value>), Check> {
+    let local = options.from.is_none()
+        && layers
+            .env
+            .get("MPC_HOME_DIR")
+            .is_some_and(|v| !v.is_empty());
     if local {
         return Ok((Origin::Environment, layers, None));
     }
@@ -191,7 +234,8 @@ async fn source(layers: Layers, options: &Options) -> Result<(Origin, Layers, Op
         Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
         Err(e) => return Err(no_configuration(&url, &e)),
     };
-    let config: serde_json::Value = serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
     let mut env = layers.env.clone();
     for setting in config["settings"].as_array().into_iter().flatten() {
         if let (Some(name), Some(value)) = (setting["name"].as_str(), setting["value"].as_str()) {
@@ -208,7 +252,9 @@ async fn source(layers: Layers, options: &Options) -> Result<(Origin, Layers, Op
 fn no_configuration(url: &str, why: &str) -> Check {
     Check::fail(
         "config",
-        format!("no configuration: this environment has no MPC_HOME_DIR and the running agent's {url} cannot be read ({why})"),
+        format!(
+            "no configuration: this environment has no MPC_HOME_DIR and the running agent's {url} cannot be read ({why})"
+        ),
         "run doctor inside the container (docker exec <container> agent doctor), or point --from at the agent (http://HOST:8090)",
     )
 }
@@ -227,20 +273,36 @@ async fn node_checks(
         Some(agent) => {
             let reports = agent["secrets"].as_array().cloned().unwrap_or_default();
             if reports.is_empty() {
-                entries.push(entry("secrets", Check::skipped("secrets", "the running agent has not validated its secrets yet")));
+                entries.push(entry(
+                    "secrets",
+                    Check::skipped(
+                        "secrets",
+                        "the running agent has not validated its secrets yet",
+                    ),
+                ));
             }
             for report in &reports {
                 let name = report["name"].as_str().unwrap_or("?");
-                let status = serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
-                let cause = format!("{} (as the running agent validated it)", report["cause"].as_str().unwrap_or(""));
-                let mut check = Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
+                let status =
+                    serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
+                let cause = format!(
+                    "{} (as the running agent validated it)",
+                    report["cause"].as_str().unwrap_or("")
+                );
+                let mut check =
+                    Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
                 check.status = status;
                 check.fix = report["fix"].as_str().map(str::to_string);
                 entries.push(entry("secrets", check));
             }
             None
         }
-        None => match tokio::time::timeout(limit, secrets::load(config.secrets.as_ref().expect("doctor reads secrets"), env)).await {
+        None => match tokio::time::timeout(
+            limit,
+            secrets::load(config.secrets.as_ref().expect("doctor reads secrets"), env),
+        )
+        .await
+        {
             Ok(Ok(s)) => {
                 entries.extend(s.report.iter().map(|r| entry("secrets", r.check())));
                 Some(s)
@@ -255,7 +317,10 @@ async fn node_checks(
             }
         },
     };
-    let node = config.node.as_ref().expect("doctor reads the node settings");
+    let node = config
+        .node
+        .as_ref()
+        .expect("doctor reads the node settings");
     let input = match (&secrets, agent_config) {
         (Some(s), _) => Some(crate::keys::keys_input(config, s)),
         (None, Some(agent)) => agent_public_keys(agent).map(|(signer, p2p)| {
@@ -274,13 +339,28 @@ async fn node_checks(
     };
     let report: Option<KeyReport> = match input {
         Some(input) => {
-            match tokio::time::timeout(limit, keys::check(config.chain_rpc.as_ref().expect("doctor reads the chain settings"), &input)).await {
+            match tokio::time::timeout(
+                limit,
+                keys::check(
+                    config
+                        .chain_rpc
+                        .as_ref()
+                        .expect("doctor reads the chain settings"),
+                    &input,
+                ),
+            )
+            .await
+            {
                 Ok(report) => {
                     entries.extend(report.checks().into_iter().map(|c| entry("keys", c)));
                     Some(report)
                 }
                 Err(_) => {
-                    let urls = config.chain_rpc.as_ref().map(|r| r.urls.join(", ")).unwrap_or_default();
+                    let urls = config
+                        .chain_rpc
+                        .as_ref()
+                        .map(|r| r.urls.join(", "))
+                        .unwrap_or_default();
                     entries.push(entry(
                         "keys",
                         Check::fail(
@@ -294,7 +374,10 @@ async fn node_checks(
             }
         }
         None => {
-            entries.push(entry("keys", Check::skipped("keys", "not checked: no valid keys to compare")));
+            entries.push(entry(
+                "keys",
+                Check::skipped("keys", "not checked: no valid keys to compare"),
+            ));
             None
         }
     };
@@ -318,7 +401,9 @@ async fn node_checks(
 }
 
 /// The signer and p2p public keys the running agent reported on `/config`.
-fn agent_public_keys(agent: &serde_json::Value) -> Option<(near_crypto::PublicKey, near_crypto::PublicKey)> {
+fn agent_public_keys(
+    agent: &serde_json::Value,
+) -> Option<(near_crypto::PublicKey, near_crypto::PublicKey)> {
     let key = |name: &str| {
         agent["secrets"]
             .as_array()?
@@ -331,7 +416,11 @@ fn agent_public_keys(agent: &serde_json::Value) -> Option<(near_crypto::PublicKe
 }
 
 /// A group's checks, or one failed check naming the timeout.
-async fn bounded(group: &'static str, limit: Duration, checks: impl std::future::Future<Output = Vec<Check>>) -> Vec<Check> {
+async fn bounded(
+    group: &'static str,
+    limit: Duration,
+    checks: impl std::future::Future<Output = Vec<Check>>,
+) -> Vec<Check> {
     tokio::time::timeout(limit, checks)
         .await
         .unwrap_or_else(|_| vec![timed_out(group, limit)])
@@ -340,7 +429,10 @@ async fn bounded(group: &'static str, limit: Duration, checks: impl std::future:
 fn timed_out(group: &str, limit: Duration) -> Check {
     Check::fail(
         group,
-        format!("the {group} checks did not finish within {}s", limit.as_secs_f64()),
+        format!(
+            "the {group} checks did not finish within {}s",
+            limit.as_secs_f64()
+        ),
         "what they ask does not answer: see the cause on a run with a longer --timeout",
     )
 }

@@ -12,10 +12,27 @@ pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let status: serde_json::Value = match probe::get(&url, limit).await {
         Ok((200, body)) => match serde_json::from_slice(&body) {
             Ok(status) => status,
-            Err(e) => return vec![Check::warn("agent.status", format!("{url} is not an agent's /status: {e}"), "point --from at the agent's port (AGENT_LISTEN)")],
+            Err(e) => {
+                return vec![Check::warn(
+                    "agent.status",
+                    format!("{url} is not an agent's /status: {e}"),
+                    "point --from at the agent's port (AGENT_LISTEN)",
+                )];
+            }
         },
-        Ok((code, _)) => return vec![Check::warn("agent.status", format!("{url} answered {code}"), "point --from at the agent's port (AGENT_LISTEN)")],
-        Err(e) => return vec![Check::skipped("agent.status", format!("no running agent answers at {url} ({e})"))],
+        Ok((code, _)) => {
+            return vec![Check::warn(
+                "agent.status",
+                format!("{url} answered {code}"),
+                "point --from at the agent's port (AGENT_LISTEN)",
+            )];
+        }
+        Err(e) => {
+            return vec![Check::skipped(
+                "agent.status",
+                format!("no running agent answers at {url} ({e})"),
+            )];
+        }
     };
     let phase = status["phase"].as_str().unwrap_or("?");
     let child = &status["child"];
@@ -26,18 +43,39 @@ pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
             child["running"]["uptime_seconds"].as_f64().unwrap_or(0.0)
         ));
     }
-    cause.push_str(&format!("; restarts {}", child["restarts"].as_u64().unwrap_or(0)));
+    cause.push_str(&format!(
+        "; restarts {}",
+        child["restarts"].as_u64().unwrap_or(0)
+    ));
     if let Some(code) = child["last_exit"]["code"].as_i64() {
         cause.push_str(&format!("; last exit code {code}"));
     }
     let reason = status["reason"]["cause"].as_str();
-    let fix = status["reason"]["fix"].as_str().unwrap_or("read /status for the reason").to_string();
-    let mut checks = vec![match phase {
-        "running" | "starting" | "secrets" | "keys" | "home" | "launching" => Check::ok("agent.status", cause),
-        "failed" => Check::fail("agent.status", format!("{cause}: {}", reason.unwrap_or("failed")), fix),
-        _ => Check::warn("agent.status", format!("{cause}{}", reason.map(|r| format!(": {r}")).unwrap_or_default()), fix),
-    }
-    .with_detail(serde_json::json!({ "phase": phase, "child": child.clone() }))];
+    let fix = status["reason"]["fix"]
+        .as_str()
+        .unwrap_or("read /status for the reason")
+        .to_string();
+    let mut checks = vec![
+        match phase {
+            "running" | "starting" | "secrets" | "keys" | "home" | "launching" => {
+                Check::ok("agent.status", cause)
+            }
+            "failed" => Check::fail(
+                "agent.status",
+                format!("{cause}: {}", reason.unwrap_or("failed")),
+                fix,
+            ),
+            _ => Check::warn(
+                "agent.status",
+                format!(
+                    "{cause}{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+                fix,
+            ),
+        }
+        .with_detail(serde_json::json!({ "phase": phase, "child": child.clone() })),
+    ];
     for seen in status["reasons"].as_array().into_iter().flatten() {
         checks.push(
             Check::warn(

@@ -121,7 +121,9 @@ pub fn positive_duration(value: &str) -> Result<Duration, Rule> {
 /// An EFS file system id, `fs-` and hex.
 pub fn efs_id(value: &str) -> Result<String, Rule> {
     match value.strip_prefix("fs-") {
-        Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()) => Ok(value.to_string()),
+        Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Ok(value.to_string())
+        }
         _ => Err(Rule::new(
             "is not an EFS file system id",
             "write it like fs-0123456789abcdef0 (aws efs describe-file-systems lists them)",

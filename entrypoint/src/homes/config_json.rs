@@ -118,7 +118,10 @@ fn read(path: &Path) -> Result<Map<String, Value>, HomeError> {
 
 /// The edits the next boot would make to `<home>/config.json`, without
 /// writing; `None` when there is no config.json yet (the first init makes it).
-pub fn pending_config_json(home: &Path, inputs: &NearConfigInputs) -> Result<Option<Vec<Edit>>, HomeError> {
+pub fn pending_config_json(
+    home: &Path,
+    inputs: &NearConfigInputs,
+) -> Result<Option<Vec<Edit>>, HomeError> {
     let path = home.join("config.json");
     if !path.exists() {
         return Ok(None);

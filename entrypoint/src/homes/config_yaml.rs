@@ -155,12 +155,17 @@ fn set(map: &mut Mapping, key: &str, value: &str, prefix: &str, edits: &mut Vec<
 
 /// The edits the next boot would make to `<home>/config.yaml`, without
 /// writing; `None` when there is none yet (the boot creates it).
-pub fn pending_config_yaml(home: &Path, inputs: &MpcConfigInputs) -> Result<Option<Vec<Edit>>, HomeError> {
+pub fn pending_config_yaml(
+    home: &Path,
+    inputs: &MpcConfigInputs,
+) -> Result<Option<Vec<Edit>>, HomeError> {
     let path = home.join("config.yaml");
     let Some(mut map) = read(&path)? else {
         return Ok(None);
     };
-    update(&mut map, inputs).map(Some).map_err(|reason| HomeError::Unparsable { path, reason })
+    update(&mut map, inputs)
+        .map(Some)
+        .map_err(|reason| HomeError::Unparsable { path, reason })
 }
 
 /// The mapping in `path`; `None` when there is no such file.

@@ -16,6 +16,7 @@
 pub mod atomic;
 pub mod config_json;
 pub mod config_yaml;
+pub mod efs;
 pub mod filesystem;
 pub mod init;
 pub mod lock;

@@ -167,7 +167,12 @@ pub fn plan_secrets_json(
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => Zeroizing::new(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(outcome(SecretsJsonAction::Created, Vec::new(), None, "there was no secrets.json"));
+            return Ok(outcome(
+                SecretsJsonAction::Created,
+                Vec::new(),
+                None,
+                "there was no secrets.json",
+            ));
         }
         Err(source) => {
             return Err(HomeError::Io {
@@ -179,7 +184,12 @@ pub fn plan_secrets_json(
     };
     Ok(match parse(&bytes) {
         Err(why) => match policy {
-            SecretsJsonPolicy::Keep => outcome(SecretsJsonAction::Kept, Vec::new(), Some(why), "AGENT_SECRETS_JSON=keep"),
+            SecretsJsonPolicy::Keep => outcome(
+                SecretsJsonAction::Kept,
+                Vec::new(),
+                Some(why),
+                "AGENT_SECRETS_JSON=keep",
+            ),
             SecretsJsonPolicy::Reconcile | SecretsJsonPolicy::Replace => outcome(
                 SecretsJsonAction::Replaced,
                 Vec::new(),
@@ -190,7 +200,12 @@ pub fn plan_secrets_json(
         Ok(file) => {
             let drift = drift(&file, &validated);
             if drift.is_empty() {
-                outcome(SecretsJsonAction::Unchanged, drift, None, "the file holds the validated keys")
+                outcome(
+                    SecretsJsonAction::Unchanged,
+                    drift,
+                    None,
+                    "the file holds the validated keys",
+                )
             } else {
                 let (replace, reason) = decide(policy, &file, &validated, chain);
                 let action = if replace {
@@ -223,7 +238,10 @@ pub fn update_secrets_json(
             source,
         }
     };
-    if matches!(result.action, SecretsJsonAction::Created | SecretsJsonAction::Replaced) {
+    if matches!(
+        result.action,
+        SecretsJsonAction::Created | SecretsJsonAction::Replaced
+    ) {
         result.written = atomic::write_file(
             &result.path,
             contents(p2p, signer).as_bytes(),

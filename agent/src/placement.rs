@@ -1,0 +1,37 @@
+//! Where this task runs: its availability zone, from the ECS task metadata
+//! (`ECS_CONTAINER_METADATA_URI_V4`) or else the instance metadata (IMDSv2).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::probe;
+
+/// The availability zone: from the ECS task metadata, else from IMDSv2.
+pub async fn availability_zone(env: &BTreeMap<String, String>, limit: Duration) -> Option<String> {
+    if let Some(base) = env
+        .get("ECS_CONTAINER_METADATA_URI_V4")
+        .filter(|v| !v.is_empty())
+    {
+        let (status, body) = probe::get(&format!("{base}/task"), limit).await.ok()?;
+        if status != 200 {
+            return None;
+        }
+        let task: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        return task["AvailabilityZone"].as_str().map(str::to_string);
+    }
+    if env
+        .get("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
+    let imds = aws_config::imds::Client::builder().build();
+    let zone = tokio::time::timeout(
+        limit,
+        imds.get("/latest/meta-data/placement/availability-zone"),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(zone.as_ref().to_string())
+}
