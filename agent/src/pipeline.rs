@@ -516,7 +516,11 @@ impl Pipeline<'_> {
                     (None, check)
                 }
                 StoreKeyVerdict::Malformed { .. } => (None, check),
-                _ => (Some(key.clone()), check),
+                _ => {
+                    let source = secrets.source(SecretName::SecretStoreKey);
+                    tracing::info!(fingerprint = %key.fingerprint(), %source, generated = false, "the node's secret store key");
+                    (Some(key.clone()), check)
+                }
             };
         }
         let id = "homes.store_key";
@@ -553,7 +557,7 @@ impl Pipeline<'_> {
         }
         match secrets::store_key::generate(settings, self.env).await {
             Ok(stored) => {
-                tracing::info!(source = %stored.source, fingerprint = %stored.key.fingerprint(), "generated a secret store key and stored it before first use");
+                tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
                 let check = Check::ok(
                     id,
                     format!(
