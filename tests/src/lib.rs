@@ -1,6 +1,7 @@
 //! Support for the integration tests: the stand-ins they run (mpc-node, NEAR
 //! RPC) and the harness that drives the real `agent` binary.
 
+pub mod docker;
 pub mod faults;
 pub mod harness;
 pub mod moto;

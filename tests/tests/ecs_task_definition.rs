@@ -1,0 +1,129 @@
+//! The example ECS task definition fits the agent: its environment is a valid
+//! configuration, every variable is one the agent knows, the health check is
+//! `agent health`, the agent's port is mapped, and ECS waits longer than the
+//! agent's pre-stop delay and stop grace together.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agent_tests::harness::AgentCommand;
+use entrypoint::config::settings;
+use entrypoint::config::values::duration;
+use entrypoint::secrets::{SecretName, SecretRef};
+use serde_json::Value;
+
+fn task_definition() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docker/ecs-task-definition.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn container() -> Value {
+    task_definition()["containerDefinitions"][0].clone()
+}
+
+fn environment() -> BTreeMap<String, String> {
+    container()["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_variable_is_one_the_agent_knows_and_together_they_are_valid() {
+    let env = environment();
+    for name in env.keys() {
+        assert!(
+            settings::find(name).is_some(),
+            "{name} is not a setting of the agent"
+        );
+    }
+    let secrets = container()["secrets"].as_array().unwrap().clone();
+    for secret in &secrets {
+        let name = secret["name"].as_str().unwrap();
+        assert!(
+            SecretName::ALL.iter().any(|s| s.env_name() == name),
+            "{name} is not a secret of the node"
+        );
+        let reference = SecretRef::parse(secret["valueFrom"].as_str().unwrap())
+            .expect("an ECS valueFrom the agent parses");
+        assert!(reference.secret_id.starts_with("arn:aws:secretsmanager:"));
+    }
+    let out = AgentCommand::new(["config", "--json"]).envs(env).run();
+    assert_eq!(
+        out.code, 0,
+        "the task definition's environment is not a valid configuration: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn the_health_check_is_agent_health_and_the_agent_port_is_mapped() {
+    let c = container();
+    assert_eq!(
+        c["healthCheck"]["command"],
+        serde_json::json!(["CMD", "/usr/local/bin/agent", "health"])
+    );
+    let port = environment()["AGENT_LISTEN"]
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse::<u64>()
+        .unwrap();
+    assert!(
+        c["portMappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["containerPort"] == port),
+        "port {port} is not mapped"
+    );
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/Dockerfile"))
+            .unwrap();
+    assert!(
+        dockerfile.contains(&format!("EXPOSE {port}")),
+        "the image does not expose {port}"
+    );
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/agent", "run"]"#));
+}
+
+#[test]
+fn ecs_waits_longer_than_the_agent_takes_to_stop() {
+    let env = environment();
+    let grace = duration(&env["AGENT_STOP_GRACE"]).unwrap();
+    let prestop = duration(&env["AGENT_PRESTOP_DELAY"]).unwrap();
+    let stop_timeout = Duration::from_secs(container()["stopTimeout"].as_u64().unwrap());
+    assert!(
+        prestop + grace < stop_timeout,
+        "pre-stop {prestop:?} + grace {grace:?} must end before ECS's stopTimeout {stop_timeout:?} (else SIGKILL from ECS, exit 137)"
+    );
+    assert!(
+        stop_timeout <= Duration::from_secs(120),
+        "Fargate allows 120 s at most"
+    );
+}
+
+#[test]
+fn the_home_is_the_efs_volume_with_iam_and_transit_encryption() {
+    let td = task_definition();
+    let volume = &td["volumes"][0]["efsVolumeConfiguration"];
+    assert_eq!(volume["transitEncryption"], "ENABLED");
+    assert_eq!(volume["authorizationConfig"]["iam"], "ENABLED");
+    assert_eq!(
+        volume["fileSystemId"],
+        environment()["AGENT_EFS_FILE_SYSTEM_ID"]
+    );
+    let mount = &container()["mountPoints"][0];
+    assert_eq!(mount["containerPath"], environment()["MPC_HOME_DIR"]);
+}
