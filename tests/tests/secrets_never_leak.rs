@@ -153,3 +153,34 @@ fn no_scenario_prints_a_secret_at_trace_level() {
         &all,
     );
 }
+
+#[test]
+fn a_running_node_serves_and_logs_no_secret() {
+    use agent_tests::harness::WAIT;
+    use agent_tests::node_fixture::NodeFixture;
+    let node = NodeFixture::new();
+    let mut agent = node.run().env("RUST_LOG", "trace").start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let mut seen = String::new();
+    for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
+        seen.push_str(&agent.get(path).body);
+    }
+    let doctor = AgentCommand::new(["doctor", "--json"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .env("RUST_LOG", "trace")
+        .run();
+    seen.push_str(&doctor.stdout);
+    seen.push_str(&doctor.stderr);
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+    seen.push_str(&agent.stdout.all().join("\n"));
+    seen.push_str(&agent.stderr.all().join("\n"));
+    let secrets = [
+        node.account.secret.as_str(),
+        node.p2p.secret.as_str(),
+        node.store_key.as_str(),
+        node.backup_key.as_str(),
+    ];
+    assert_no_leak(&seen, &secrets, "HTTP answers, log and doctor of a running node");
+}
