@@ -2,25 +2,16 @@
 
 use std::ffi::OsString;
 
-use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::config::{Command, Config, Layers};
 
 use crate::process::{self, Process};
 use crate::state::Judgement;
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
-use crate::{logging, readiness, show_config};
+use crate::{logging, readiness};
 
 pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
-    logging::init(
-        LogFormat::from_layers(&layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
-        logging::Output::Stdout,
-    );
-    let config = match Config::resolve(Command::Exec, &layers) {
-        Ok(c) => c,
-        Err(e) => return show_config::refuse(&e),
-    };
-    let runtime = match process::runtime() {
-        Ok(r) => r,
+    let (config, runtime) = match process::begin(&layers, Command::Exec, logging::Output::Stdout) {
+        Ok(begun) => begun,
         Err(code) => return code,
     };
     let mut args = command.into_iter();

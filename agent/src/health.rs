@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use entrypoint::config::{Command, Config, Layers};
 
-use crate::{exit, probe, show_config};
+use crate::{exit, probe, process, show_config};
 
 pub struct Options {
     pub url: Option<String>,
@@ -21,15 +21,9 @@ pub fn main(layers: Layers, options: Options) -> i32 {
             Err(e) => return show_config::refuse(&e),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            println!("unhealthy: cannot start the async runtime: {e}");
-            return exit::SOFTWARE;
-        }
+    let Ok(runtime) = process::runtime() else {
+        println!("unhealthy: cannot start the async runtime");
+        return exit::SOFTWARE;
     };
     let (line, code) = match runtime.block_on(probe::get(&url, options.timeout)) {
         Ok((status, body)) => {

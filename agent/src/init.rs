@@ -2,25 +2,16 @@
 //! keys against the chain, lock, first init, the files the node reads — and
 //! then stop, releasing the lock. It never holds: a problem exits with its code.
 
-use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::config::{Command, Layers};
 
+use crate::logging;
 use crate::pipeline::{Mode, Pipeline};
 use crate::process::{self, Process};
 use crate::state::Judgement;
-use crate::{logging, show_config};
 
 pub fn main(layers: Layers) -> i32 {
-    logging::init(
-        LogFormat::from_layers(&layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
-        logging::Output::Stdout,
-    );
-    let config = match Config::resolve(Command::Init, &layers) {
-        Ok(c) => c,
-        Err(e) => return show_config::refuse(&e),
-    };
-    let runtime = match process::runtime() {
-        Ok(r) => r,
+    let (config, runtime) = match process::begin(&layers, Command::Init, logging::Output::Stdout) {
+        Ok(begun) => begun,
         Err(code) => return code,
     };
     runtime.block_on(async {

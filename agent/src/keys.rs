@@ -4,31 +4,16 @@
 //! their key inventory. Exit 0 when everything matches, 1 otherwise.
 
 use entrypoint::check::Check;
-use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::config::{Command, Config, Layers};
 use entrypoint::keys::{self, KeysInput, KeysVerdict};
 use entrypoint::secrets::{self, NodeSecrets, SecretName};
 
-use crate::{exit, logging, render, show_config};
+use crate::{exit, logging, process, render};
 
 pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
-    logging::init(
-        LogFormat::from_layers(&layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
-        logging::Output::Stderr,
-    );
-    let config = match Config::resolve(Command::Keys, &layers) {
-        Ok(c) => c,
-        Err(e) => return show_config::refuse(&e),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return exit::SOFTWARE;
-        }
+    let (config, runtime) = match process::begin(&layers, Command::Keys, logging::Output::Stderr) {
+        Ok(begun) => begun,
+        Err(code) => return code,
     };
     let settings = config
         .secrets

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use entrypoint::config::Config;
+use entrypoint::config::{Command, Config, Layers, LogFormat};
 
 use crate::state::{Judgement, State};
 use crate::supervisor::{LogTail, Reaper, Role, Signals};
-use crate::{exit, server, show_config};
+use crate::{exit, logging, server, show_config};
 
 pub struct Process {
     pub state: State,
@@ -57,6 +57,23 @@ impl Process {
             tail,
         })
     }
+}
+
+/// The start of every command that works on a configuration: its log lines
+/// going to `output`, the configuration resolved (or refused with every
+/// problem, exit 78), and a runtime. `Err` is the exit code.
+pub fn begin(
+    layers: &Layers,
+    command: Command,
+    output: logging::Output,
+) -> Result<(Config, tokio::runtime::Runtime), i32> {
+    logging::init(
+        LogFormat::from_layers(layers),
+        layers.env.get("RUST_LOG").map(String::as_str),
+        output,
+    );
+    let config = Config::resolve(command, layers).map_err(|e| show_config::refuse(&e))?;
+    Ok((config, runtime()?))
 }
 
 /// A current-thread runtime, or the exit code when none can be had.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use agent_tests::harness::{WAIT, metric};
 use agent_tests::node_fixture::NodeFixture;
-use agent_tests::standin_node::Behavior;
 use nix::sys::signal::Signal;
 
 #[test]
@@ -116,38 +115,4 @@ fn snapshot(home: &std::path::Path) -> Vec<(String, u64, i64)> {
     }
     files.sort();
     files
-}
-
-#[test]
-fn a_crash_loop_with_a_known_fatal_line_is_named() {
-    let node = NodeFixture::new();
-    node.behave(&Behavior {
-        stderr: vec!["ERROR mpc_node: InvalidTxError(InvalidAccessKeyError(AccessKeyNotFound { account_id: node0.test.near }))".into()],
-        exit_code: Some(1),
-        after_ms: 50,
-        ..Behavior::default()
-    });
-    let mut agent = node
-        .run()
-        .env("AGENT_RESTART_BACKOFF", "20ms..50ms")
-        .env("AGENT_CRASH_LOOP", "3/60s")
-        .env("AGENT_FAIL_LINGER", "5s")
-        .start();
-    let health = agent.wait_until("/health", WAIT, |r| r.status == 503);
-    assert!(
-        health.json()["output"]
-            .as_str()
-            .unwrap()
-            .contains("crash loop")
-    );
-    let status = agent.get("/status").json();
-    let reason = status["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "AccessKeyNotFound")
-        .cloned()
-        .expect("the fatal line is a reason");
-    assert!(reason["fix"].as_str().unwrap().contains("MPC_ACCOUNT_SK"));
-    assert_eq!(agent.exit_code(), 1);
 }

@@ -182,5 +182,9 @@ fn a_running_node_serves_and_logs_no_secret() {
         node.store_key.as_str(),
         node.backup_key.as_str(),
     ];
-    assert_no_leak(&seen, &secrets, "HTTP answers, log and doctor of a running node");
+    assert_no_leak(
+        &seen,
+        &secrets,
+        "HTTP answers, log and doctor of a running node",
+    );
 }

@@ -337,16 +337,27 @@ async fn obtain(
                     ));
                 }
             };
-            let source = Source::SecretsManager {
-                id: reference.describe(),
-                arn: fetched.arn,
-                version_id: fetched.version_id,
-                version_stages: fetched.version_stages,
-            };
-            let value = select_field(fetched.value, reference.json_key.as_deref(), name)
-                .map_err(|e| (source.clone(), e))?;
+            let (value, source) = unpack(fetched, &reference, name)?;
             Ok((Some(value), source))
         }
+    }
+}
+
+/// A fetched secret's value (its JSON field selected) and where it came from.
+fn unpack(
+    fetched: Fetched,
+    reference: &SecretRef,
+    name: SecretName,
+) -> Result<(Secret, Source), (Source, FetchError)> {
+    let source = Source::SecretsManager {
+        id: reference.describe(),
+        arn: fetched.arn,
+        version_id: fetched.version_id,
+        version_stages: fetched.version_stages,
+    };
+    match select_field(fetched.value, reference.json_key.as_deref(), name) {
+        Ok(value) => Ok((value, source)),
+        Err(e) => Err((source, e)),
     }
 }
 

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{
-    FetchError, FetchErrorKind, SecretName, SecretRef, SecretsManager, Source, select_field,
-    validate,
+    FetchError, FetchErrorKind, SecretName, SecretRef, SecretsManager, Source, unpack, validate,
 };
 use crate::config::SecretSettings;
 use crate::secrets::Secret;
@@ -56,20 +55,9 @@ pub async fn generate(
             ),
             fix: "check the network path to Secrets Manager, then retry".into(),
         })??;
-    let source = Source::SecretsManager {
-        id: reference.describe(),
-        arn: fetched.arn,
-        version_id: fetched.version_id,
-        version_stages: fetched.version_stages,
-    };
-    let key = checked(
-        select_field(
-            fetched.value,
-            reference.json_key.as_deref(),
-            SecretName::SecretStoreKey,
-        )?,
-        &source,
-    )?;
+    let (value, source) =
+        unpack(fetched, &reference, SecretName::SecretStoreKey).map_err(|(_, e)| e)?;
+    let key = checked(value, &source)?;
     Ok(StoredKey { key, source })
 }
 
@@ -87,18 +75,7 @@ pub async fn previous(
     .await
     .ok()?
     .ok()?;
-    let source = Source::SecretsManager {
-        id: reference.describe(),
-        arn: fetched.arn,
-        version_id: fetched.version_id,
-        version_stages: fetched.version_stages,
-    };
-    let value = select_field(
-        fetched.value,
-        reference.json_key.as_deref(),
-        SecretName::SecretStoreKey,
-    )
-    .ok()?;
+    let (value, source) = unpack(fetched, &reference, SecretName::SecretStoreKey).ok()?;
     let key = checked(value, &source).ok()?;
     Some(StoredKey { key, source })
 }
