@@ -66,17 +66,23 @@ pub fn checks(
     checks.push(match init::read_marker(home) {
         Ok(Some(marker)) if marker.chain == node.chain.as_str() => Check::ok(
             "homes.init",
-            format!("initialized for {} by agent {}", marker.chain, marker.agent_version),
+            format!(
+                "initialized for {} by agent {}",
+                marker.chain, marker.agent_version
+            ),
         ),
         Ok(Some(marker)) => Check::fail(
             "homes.init",
-            format!("initialized for {}, but MPC_ENV is {}", marker.chain, node.chain.as_str()),
+            format!(
+                "initialized for {}, but MPC_ENV is {}",
+                marker.chain,
+                node.chain.as_str()
+            ),
             "set MPC_ENV to the chain this home belongs to, or give this node another home",
         ),
-        Ok(None) => Check::warn(
+        Ok(None) => Check::ok(
             "homes.init",
             "not initialized yet: the first boot runs mpc-node init",
-            "nothing to do unless the home should have been initialized already (a home from another volume?)",
         ),
         Err(e) => e.check(),
     });
