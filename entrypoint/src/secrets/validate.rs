@@ -294,7 +294,7 @@ mod tests {
             "  ",
             "PLACEHOLDER",
             "ChangeMe",
-            "TODO",
+            "todo",
             "<your key here>",
             "xxxxxxxx",
             "dummy",
