@@ -88,9 +88,20 @@ pub fn to_json(config: &Config) -> serde_json::Value {
         .iter()
         .map(|e| {
             let setting = SETTINGS.iter().find(|s| s.name == e.name);
+            // An RPC URL may carry a provider's API key: shown without it.
+            let shown = match (e.name, &e.value) {
+                ("AGENT_NEAR_RPC_URL", Some(urls)) => Some(
+                    urls.split(',')
+                        .map(|u| entrypoint::keys::shown_url(u.trim()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                _ => e.value.clone(),
+            };
             serde_json::json!({
                 "name": e.name,
-                "value": e.value,
+                "value": shown,
+                "redacted": shown != e.value,
                 "source": e.source,
                 "help": setting.map(|s| s.help),
             })

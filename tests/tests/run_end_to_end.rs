@@ -116,3 +116,26 @@ fn snapshot(home: &std::path::Path) -> Vec<(String, u64, i64)> {
     files.sort();
     files
 }
+
+#[test]
+fn config_never_shows_an_rpc_urls_api_key() {
+    let node = NodeFixture::new();
+    let with_key = format!("{}/?apikey=provider-key-1234567890", node.chain.rpc.url());
+    let agent = node.run().env("AGENT_NEAR_RPC_URL", &with_key).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let config = agent.get("/config").json();
+    let rpc = config["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "AGENT_NEAR_RPC_URL")
+        .unwrap()
+        .clone();
+    assert_eq!(rpc["redacted"], true);
+    assert!(
+        !rpc["value"].as_str().unwrap().contains("provider-key"),
+        "{rpc}"
+    );
+    let status = agent.get("/status").body;
+    assert!(!status.contains("provider-key"), "{status}");
+}

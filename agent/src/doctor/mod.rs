@@ -236,10 +236,16 @@ async fn source(
     };
     let config: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
+    // This environment wins (e.g. an RPC URL with its API key, which /config does not show).
     let mut env = layers.env.clone();
     for setting in config["settings"].as_array().into_iter().flatten() {
-        if let (Some(name), Some(value)) = (setting["name"].as_str(), setting["value"].as_str()) {
-            env.insert(name.to_string(), value.to_string());
+        if let (Some(name), Some(value), false) = (
+            setting["name"].as_str(),
+            setting["value"].as_str(),
+            setting["redacted"] == true,
+        ) {
+            env.entry(name.to_string())
+                .or_insert_with(|| value.to_string());
         }
     }
     Ok((

@@ -24,7 +24,7 @@ use near_primitives::views::QueryRequest;
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
 pub use report::{AccessKey, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain};
-pub use rpc::{ATTEMPTS, EndpointFailure, FailureKind, endpoint_budget};
+pub use rpc::{ATTEMPTS, EndpointFailure, FailureKind, endpoint_budget, shown_url};
 pub use verdict::{Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids};
 
 use crate::config::{Chain, ChainRpc};

@@ -324,7 +324,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// `https://user:secret@rpc.example/v1?apiKey=…` → `https://rpc.example/v1?…`:
 /// RPC providers put API keys in the user part and the query.
-fn shown_url(url: &str) -> String {
+/// `url` without credentials or query string (providers put API keys there),
+/// for reports, logs and `/config`.
+pub fn shown_url(url: &str) -> String {
     let Ok(uri) = url.parse::<http::Uri>() else {
         return url.split(['?', '@']).next().unwrap_or_default().to_string();
     };
