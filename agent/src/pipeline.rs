@@ -287,7 +287,7 @@ impl Pipeline<'_> {
 
         let started = Instant::now();
         let launch = self.launch_kind(&commands).await;
-        let start_file = start_file_dir().join("start.toml");
+        let start_file = start_file_dir().join(start_file_name(home));
         if launch == Launch::StartWithConfigFile {
             let rendered = start_config::render(&StartConfigInputs {
                 home,
@@ -627,6 +627,14 @@ fn failed(checks: &mut Vec<Check>, e: HomeError) -> Problem {
 /// The checks of a successful secrets stage.
 fn report_checks(secrets: &NodeSecrets) -> Vec<Check> {
     secrets.report.iter().map(|r| r.check()).collect()
+}
+
+/// One start file per home, so agents of several homes on one host never share one.
+fn start_file_name(home: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    home.hash(&mut hasher);
+    format!("start-{:016x}.toml", hasher.finish())
 }
 
 fn start_file_dir() -> PathBuf {

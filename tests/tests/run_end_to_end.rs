@@ -139,3 +139,47 @@ fn config_never_shows_an_rpc_urls_api_key() {
     let status = agent.get("/status").body;
     assert!(!status.contains("provider-key"), "{status}");
 }
+
+#[test]
+fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = NodeFixture::new();
+    let newer_image = node.standin_with(&[("MPC_NODE_STANDIN_CONFIG_FILE", "1")]);
+    let agent = node.run().env("AGENT_NODE_BIN", &newer_image).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = agent.get("/status").json();
+    let launch = status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "launch.command")
+        .unwrap()
+        .clone();
+    let command: Vec<String> = launch["detail"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(command[1], "start-with-config-file", "{command:?}");
+    let file = std::path::Path::new(&command[2]);
+    assert!(
+        !file.starts_with(node.home()),
+        "the store key stays off the home: {}",
+        file.display()
+    );
+    assert_eq!(
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let env: Vec<&str> = launch["detail"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        !env.contains(&"MPC_SECRET_STORE_KEY"),
+        "the key is in the file, not the environment: {env:?}"
+    );
+}
