@@ -20,6 +20,7 @@ use near_jsonrpc_client::methods::status::RpcStatusRequest;
 use near_jsonrpc_primitives::types::query::{QueryResponseKind, RpcQueryError};
 use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
 use near_primitives::views::QueryRequest;
+use serde::Serialize;
 
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
@@ -34,8 +35,9 @@ use rpc::{CallError, Endpoint, HandlerError};
 const KEY_PAGE: u32 = 100;
 
 /// What the stage judges: the node's identity and its two public keys.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct KeysInput {
+    /// The chain the node joins (`MPC_ENV`).
     pub chain: Chain,
     pub account_id: AccountId,
     pub contract_id: AccountId,
@@ -71,13 +73,7 @@ pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {
         }
     }
     KeyReport {
-        chain: input.chain,
-        account_id: input.account_id.clone(),
-        contract_id: input.contract_id.clone(),
-        signer_public_key: input.signer_public_key.clone(),
-        p2p_public_key: input.p2p_public_key.clone(),
-        signer_key_source: input.signer_key_source.clone(),
-        p2p_key_source: input.p2p_key_source.clone(),
+        node: input.clone(),
         endpoints,
         on_chain,
     }

@@ -4,27 +4,21 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use near_crypto::{PublicKey, PublicKeyHandle};
-use near_primitives::types::AccountId;
+use near_crypto::PublicKeyHandle;
 use near_primitives::views::AccessKeyPermissionView;
 use serde::Serialize;
 
+use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
 use super::rpc::EndpointFailure;
-use crate::config::Chain;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
 /// [`KeyReport::verdict`].
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyReport {
-    /// The chain the node joins (`MPC_ENV`).
-    pub chain: Chain,
-    pub account_id: AccountId,
-    pub contract_id: AccountId,
-    pub signer_public_key: PublicKey,
-    pub p2p_public_key: PublicKey,
-    pub signer_key_source: String,
-    pub p2p_key_source: String,
+    /// What was judged: the node's identity, keys and their sources.
+    #[serde(flatten)]
+    pub node: KeysInput,
     /// Every endpoint asked, in order.
     pub endpoints: Vec<EndpointOutcome>,
     /// What the chain holds, from the endpoint that answered every request;

@@ -74,7 +74,7 @@ impl KeyReport {
             access_keys: on_chain
                 .access_keys
                 .iter()
-                .filter(|key| KeyFit::of(&key.permission, &self.contract_id).usable())
+                .filter(|key| KeyFit::of(&key.permission, &self.node.contract_id).usable())
                 .map(|key| key.public_key.clone())
                 .collect(),
             participant_p2p_key: match &on_chain.standing {
@@ -129,7 +129,7 @@ impl KeyReport {
                 RPC,
                 format!(
                     "no NEAR RPC serves {}: {}",
-                    self.chain.as_str(),
+                    self.node.chain.as_str(),
                     trouble.join("; ")
                 ),
                 "see keys.chain_id",
@@ -160,10 +160,10 @@ impl KeyReport {
     }
 
     fn chain_id_check(&self) -> Check {
-        let env = self.chain.as_str();
+        let env = self.node.chain.as_str();
         if let Some(on_chain) = &self.on_chain {
             let detail = json!({ "chain_id": on_chain.chain_id, "mpc_env": env });
-            let cause = if self.chain == Chain::Localnet {
+            let cause = if self.node.chain == Chain::Localnet {
                 format!(
                     "{} serves chain {}; MPC_ENV={env} takes any chain id",
                     on_chain.rpc_url, on_chain.chain_id
@@ -189,7 +189,7 @@ impl KeyReport {
         if others.is_empty() {
             return not_checked(CHAIN_ID);
         }
-        let example = match self.chain.public_rpc_url() {
+        let example = match self.node.chain.public_rpc_url() {
             Some(url) => format!(" (e.g. {url})"),
             None => String::new(),
         };
@@ -205,10 +205,10 @@ impl KeyReport {
         let Some(on_chain) = &self.on_chain else {
             return not_checked(ACCESS_KEY);
         };
-        let account = &self.account_id;
-        let contract = &self.contract_id;
-        let signer = &self.signer_public_key;
-        let source = &self.signer_key_source;
+        let account = &self.node.account_id;
+        let contract = &self.node.contract_id;
+        let signer = &self.node.signer_public_key;
+        let source = &self.node.signer_key_source;
         let detail = json!({
             "account_id": account,
             "signer_public_key": signer,
@@ -321,7 +321,7 @@ impl KeyReport {
         let Some(on_chain) = &self.on_chain else {
             return not_checked(CONTRACT);
         };
-        let contract = &self.contract_id;
+        let contract = &self.node.contract_id;
         let detail = json!({ "contract_id": contract, "contract": on_chain.contract });
         let wrong_contract = "check MPC_CONTRACT_ID: it names the signer contract (v1.signer-prod.testnet on testnet, v1.signer on mainnet)";
         let check = match &on_chain.contract {
@@ -391,10 +391,10 @@ impl KeyReport {
                 "not checked: the contract's state was not read",
             );
         };
-        let account = &self.account_id;
-        let contract = &self.contract_id;
-        let p2p = &self.p2p_public_key;
-        let source = &self.p2p_key_source;
+        let account = &self.node.account_id;
+        let contract = &self.node.contract_id;
+        let p2p = &self.node.p2p_public_key;
+        let source = &self.node.p2p_key_source;
         let detail = json!({
             "account_id": account,
             "p2p_public_key": p2p,
@@ -567,6 +567,7 @@ fn participant_accounts(state: &ContractState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KeysInput;
     use crate::keys::report::EndpointOutcome;
     use crate::keys::rpc::{EndpointFailure, FailureKind};
     use near_crypto::ED25519PublicKey;
@@ -626,13 +627,15 @@ mod tests {
             _ => unreachable!(),
         };
         KeyReport {
-            chain: Chain::Testnet,
-            account_id: id(NODE_ACCOUNT),
-            contract_id: id(SIGNER_CONTRACT),
-            signer_public_key: key(1),
-            p2p_public_key: key(9),
-            signer_key_source: "env MPC_ACCOUNT_SK".to_string(),
-            p2p_key_source: "env MPC_P2P_PRIVATE_KEY".to_string(),
+            node: KeysInput {
+                chain: Chain::Testnet,
+                account_id: id(NODE_ACCOUNT),
+                contract_id: id(SIGNER_CONTRACT),
+                signer_public_key: key(1),
+                p2p_public_key: key(9),
+                signer_key_source: "env MPC_ACCOUNT_SK".to_string(),
+                p2p_key_source: "env MPC_P2P_PRIVATE_KEY".to_string(),
+            },
             endpoints: vec![EndpointOutcome {
                 url: "https://rpc.testnet.near.org".to_string(),
                 elapsed_ms: 120,
@@ -678,7 +681,7 @@ mod tests {
     #[test]
     fn a_missing_signer_key_lists_what_the_account_holds_and_the_fix() {
         let mut report = report();
-        report.signer_public_key = key(5);
+        report.node.signer_public_key = key(5);
         let check = check(&report, ACCESS_KEY);
         assert_eq!(check.status, Status::Fail);
         assert!(check.cause.contains(&key(5).to_string()), "{}", check.cause);
@@ -758,7 +761,7 @@ mod tests {
     #[test]
     fn a_participant_known_by_another_p2p_key_fails() {
         let mut report = report();
-        report.p2p_public_key = key(7);
+        report.node.p2p_public_key = key(7);
         let check = check(&report, PARTICIPANT);
         assert_eq!(check.status, Status::Fail);
         assert!(
