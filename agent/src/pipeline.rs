@@ -598,22 +598,7 @@ impl Pipeline<'_> {
     /// The environment of the node's short commands: no secrets (the node's
     /// `--help` prints the values of the variables it reads).
     fn command_env(&self) -> Vec<(String, String)> {
-        [
-            "PATH",
-            "HOME",
-            "TZ",
-            "LANG",
-            "SSL_CERT_FILE",
-            "SSL_CERT_DIR",
-        ]
-        .iter()
-        .filter_map(|k| {
-            self.env
-                .get(*k)
-                .filter(|v| !v.is_empty())
-                .map(|v| (k.to_string(), v.clone()))
-        })
-        .collect()
+        entrypoint::launch::passed_through(self.env).collect()
     }
 }
 

@@ -25,6 +25,17 @@ const PASSED_THROUGH: [&str; 8] = [
     "RUST_LIB_BACKTRACE",
 ];
 
+/// The variables of [`PASSED_THROUGH`] that are set in `process_env`. An
+/// empty one is not passed: the node reads `""` as a value.
+pub fn passed_through(
+    process_env: &BTreeMap<String, String>,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    PASSED_THROUGH.iter().filter_map(|name| {
+        let value = process_env.get(*name).filter(|v| !v.is_empty())?;
+        Some((name.to_string(), value.clone()))
+    })
+}
+
 /// How mpc-node is started. Not `Debug`-printable with values: the
 /// environment holds the store key (its `Secret`s redact themselves).
 #[derive(Clone, Debug)]
@@ -54,13 +65,8 @@ impl LaunchPlan {
         process_env: &BTreeMap<String, String>,
         user: NodeUser,
     ) -> LaunchPlan {
-        let mut env: Vec<(String, Secret)> = PASSED_THROUGH
-            .iter()
-            .filter_map(|name| {
-                // An empty variable is not passed: the node reads `""` as a value.
-                let value = process_env.get(*name).filter(|v| !v.is_empty())?;
-                Some((name.to_string(), Secret::new(value.as_str())))
-            })
+        let mut env: Vec<(String, Secret)> = passed_through(process_env)
+            .map(|(name, value)| (name, Secret::new(value)))
             .collect();
         if let Some(filter) = process_env.get("RUST_LOG").filter(|v| !v.is_empty()) {
             env.push(("RUST_LOG".into(), Secret::new(filter.as_str())));
