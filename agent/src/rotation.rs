@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use entrypoint::check::{Check, Status};
 use entrypoint::config::Config;
 use entrypoint::keys::{self, KeysVerdict};
 use entrypoint::secrets::{self, NodeSecrets};
@@ -89,16 +90,12 @@ async fn changed(
     let fresh = match secrets::load(settings, env).await {
         Ok(fresh) => fresh,
         Err(failure) => {
-            let first = failure
-                .checks()
-                .into_iter()
-                .find(|c| c.status == entrypoint::check::Status::Fail)?;
-            tracing::warn!(check = %first.id, cause = %first.cause, "re-fetched secrets are not valid; the node keeps running");
-            state.note_reason(Reason::new(
-                "rotation",
-                format!("re-fetched secrets are not valid; the node keeps running with the previous ones: {}", first.cause),
-                first.fix,
-            ));
+            keep_running(
+                state,
+                failure.checks(),
+                "re-fetched secrets are not valid",
+                "ones",
+            );
             return None;
         }
     };
@@ -114,17 +111,30 @@ async fn changed(
     )
     .await;
     if report.verdict() != KeysVerdict::Match {
-        let first = report
-            .checks()
-            .into_iter()
-            .find(|c| c.status == entrypoint::check::Status::Fail)?;
-        tracing::warn!(check = %first.id, cause = %first.cause, "a rotated secret does not match the chain; the node keeps running");
-        state.note_reason(Reason::new(
-            "rotation",
-            format!("a rotated secret does not match the chain; the node keeps running with the previous keys: {}", first.cause),
-            first.fix,
-        ));
+        keep_running(
+            state,
+            report.checks(),
+            "a rotated secret does not match the chain",
+            "keys",
+        );
         return None;
     }
     Some(fresh)
+}
+
+/// Logs why the new secrets are not used and notes it as a reason on
+/// `/status`, from the first failing check.
+fn keep_running(state: &State, checks: Vec<Check>, problem: &str, kept: &str) {
+    let Some(first) = checks.into_iter().find(|c| c.status == Status::Fail) else {
+        return;
+    };
+    tracing::warn!(check = %first.id, cause = %first.cause, "{problem}; the node keeps running");
+    state.note_reason(Reason::new(
+        "rotation",
+        format!(
+            "{problem}; the node keeps running with the previous {kept}: {}",
+            first.cause
+        ),
+        first.fix,
+    ));
 }
