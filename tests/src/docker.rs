@@ -166,21 +166,18 @@ impl Volume {
             .iter()
             .map(|(path, content)| format!("cat > /v/{path} <<'EOF'\n{content}\nEOF\n"))
             .collect();
-        docker_ok(&[
-            "run",
-            "--rm",
-            "-v",
-            &format!("{}:/v", self.name),
-            "--entrypoint",
-            "sh",
-            NODE_IMAGE,
-            "-c",
-            &script,
-        ]);
+        self.shell(&script);
     }
 
     /// Every file with its size and modification time (ns), the lock holder record aside.
     pub fn snapshot(&self) -> String {
+        self.shell(
+            "cd /v && find . -type f ! -name holder.json -exec stat -c '%n %s %Y %y' {} + | sort",
+        )
+    }
+
+    /// Runs `script` in a throwaway container with the volume at `/v`.
+    fn shell(&self, script: &str) -> String {
         docker_ok(&[
             "run",
             "--rm",
@@ -190,7 +187,7 @@ impl Volume {
             "sh",
             NODE_IMAGE,
             "-c",
-            "cd /v && find . -type f ! -name holder.json -exec stat -c '%n %s %Y %y' {} + | sort",
+            script,
         ])
     }
 }
