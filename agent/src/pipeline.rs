@@ -57,7 +57,8 @@ struct Problem {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ProblemKind {
     /// The node cannot start this way whatever the policy says (an invalid
-    /// secret, a store key that does not decrypt the shares).
+    /// secret, a store key that does not decrypt the shares, a home that
+    /// cannot keep them).
     Blocking,
     /// The node could start; `AGENT_ON_KEY_MISMATCH=warn` lets it.
     Overridable,
@@ -276,14 +277,9 @@ impl Pipeline<'_> {
             .await;
         self.record("home", &home_checks, started);
         let (user, store_key, yaml) = home?;
-        self.gate(ProblemKind::Blocking, home_checks.clone())?;
-        self.gate(ProblemKind::Overridable, home_checks)?;
+        self.gate(ProblemKind::Blocking, home_checks)?;
         let home = node.home_dir.as_path();
-        let commands = ReapedCommands {
-            reaper: self.reaper.clone(),
-            user: user.clone(),
-            env: self.command_env(),
-        };
+        let commands = self.commands(&user);
 
         let started = Instant::now();
         let launch = self.launch_kind(&commands).await;
@@ -366,10 +362,9 @@ impl Pipeline<'_> {
             checks.extend(self.efs_failures().await);
         }
         checks.extend(fs_checks);
-        let writable = fs.probe_writable();
-        checks.push(writable.clone());
-        self.gate(ProblemKind::Blocking, vec![writable])?;
-        self.gate(ProblemKind::Overridable, checks.clone())?;
+        checks.push(fs.probe_writable());
+        // A home the node cannot keep its shares on blocks whatever the key policy says.
+        self.gate(ProblemKind::Blocking, checks.clone())?;
 
         if held.is_none() {
             *held = Some(self.lock(home, &user).await?);
@@ -388,14 +383,14 @@ impl Pipeline<'_> {
         let Some(store_key) = store_key else {
             return Err(Problem::new(ProblemKind::Blocking, vec![store_check]));
         };
-        let commands = ReapedCommands {
-            reaper: self.reaper.clone(),
-            user: user.clone(),
-            env: self.command_env(),
-        };
-        let init = init::init_home(lock, &InitPlan::new(node, homes), &user, &commands)
-            .await
-            .map_err(|e| failed(checks, e))?;
+        let init = init::init_home(
+            lock,
+            &InitPlan::new(node, homes),
+            &user,
+            &self.commands(&user),
+        )
+        .await
+        .map_err(|e| failed(checks, e))?;
         checks.push(init.check());
         let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
             .map_err(|e| failed(checks, e))?;
@@ -595,10 +590,15 @@ impl Pipeline<'_> {
         start_config::launch(mode, help.as_deref())
     }
 
-    /// The environment of the node's short commands: no secrets (the node's
-    /// `--help` prints the values of the variables it reads).
-    fn command_env(&self) -> Vec<(String, String)> {
-        entrypoint::launch::passed_through(self.env).collect()
+    /// Runs the node's short commands (`init`, `--help`) as `user`, with no
+    /// secrets in their environment: `--help` prints the values of the
+    /// variables the node reads.
+    fn commands(&self, user: &NodeUser) -> ReapedCommands {
+        ReapedCommands {
+            reaper: self.reaper.clone(),
+            user: user.clone(),
+            env: entrypoint::launch::passed_through(self.env).collect(),
+        }
     }
 }
 
