@@ -62,10 +62,7 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
     );
     let linger = exec.supervision.map(|s| s.fail_linger).unwrap_or_default();
     let mut signals = process.signals;
-    tokio::select! {
-        _ = tokio::time::sleep(linger) => {}
-        _ = signals.next_stop() => {}
-    }
+    signals.linger(linger).await;
     code
 }
 
@@ -110,11 +107,7 @@ async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {
         let ready = match ready {
             Ok(ready) => ready,
             Err(code) => {
-                // Keep reporting the failure for a moment, then exit.
-                tokio::select! {
-                    _ = tokio::time::sleep(settings.fail_linger) => {}
-                    _ = signals.next_stop() => {}
-                }
+                signals.linger(settings.fail_linger).await;
                 return code;
             }
         };

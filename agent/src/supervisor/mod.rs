@@ -199,10 +199,7 @@ impl Supervisor {
                             Some("read the reasons and the log tail on /status; the orchestrator replaces the task".into()),
                         ),
                     );
-                    tokio::select! {
-                        _ = tokio::time::sleep(s.fail_linger) => {}
-                        _ = signals.next_stop() => {}
-                    }
+                    signals.linger(s.fail_linger).await;
                     return Outcome::Exit(exit.code());
                 }
             }

@@ -71,6 +71,15 @@ impl Signals {
         }
     }
 
+    /// Keeps a failure reported for `linger`, or until a stop signal asks
+    /// for the exit sooner.
+    pub async fn linger(&mut self, linger: std::time::Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = self.next_stop() => {}
+        }
+    }
+
     async fn recv(&mut self) -> Signal {
         // The senders live as long as the runtime; a closed channel cannot happen
         // while the agent runs, so waiting forever is the honest answer.
