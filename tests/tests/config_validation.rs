@@ -2,6 +2,7 @@
 //! named at once: the setting, the rule it broke and the fix; exit 78.
 
 use agent_tests::harness::agent_output;
+use agent_tests::json;
 
 const NODE_ENV: [(&str, &str); 4] = [
     ("MPC_HOME_DIR", "/data"),
@@ -124,15 +125,7 @@ fn flags_beat_the_environment_which_beats_the_file() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let find = |name: &str| {
-        report["settings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap()
-            .clone()
-    };
+    let find = |name: &str| json::item(&report, "settings", "name", name);
     assert_eq!(find("AGENT_STOP_GRACE")["value"], "1s");
     assert_eq!(find("AGENT_STOP_GRACE")["source"], "cli");
     assert_eq!(find("AGENT_PRESTOP_DELAY")["value"], "5s");

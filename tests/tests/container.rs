@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::docker::{Container, Volume, unavailable};
 use agent_tests::harness::{WAIT, free_port, http};
+use agent_tests::json;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
 use agent_tests::standin_node::{Behavior, OnStop};
@@ -198,12 +199,7 @@ fn doctor_over_docker_exec_and_a_bad_key_turning_unhealthy() {
     let out = c.exec(&["agent", "doctor", "--json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let access = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "keys.access_key")
-        .unwrap();
+    let access = json::check(&report, "keys.access_key");
     assert_eq!(access["status"], "fail");
     assert!(
         access["cause"].as_str().unwrap().contains(&wrong.public),

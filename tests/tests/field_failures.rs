@@ -4,6 +4,7 @@
 //! the stand-in node.
 
 use agent_tests::harness::{Agent, AgentCommand, JsonServer, WAIT, free_port};
+use agent_tests::json;
 use agent_tests::moto::{Moto, Value as Secret};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::{Key, NodeFixture};
@@ -18,13 +19,7 @@ fn doctor_check(env: Vec<(&'static str, String)>, id: &str) -> Value {
     let report: Value =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(report["schema"], "mpc-agent.doctor.v1");
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("doctor has no {id}: {report:#}"))
+    json::check(&report, id).clone()
 }
 
 /// The agent holds for `id`: `/status` and the log name it; returns the cause.
@@ -167,13 +162,7 @@ fn f05_a_stale_secrets_json() {
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let status = agent.get("/status").json();
-    let check = status["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "homes.secrets.json")
-        .unwrap()
-        .clone();
+    let check = json::check(&status, "homes.secrets.json");
     assert!(
         check["cause"].as_str().unwrap().contains(&old.public),
         "{check:#}"
@@ -394,13 +383,8 @@ fn f12_a_crash_loop_with_a_known_fatal_line() {
     .run();
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["configuration"]["from"], "running_agent");
-    let checks = report["checks"].as_array().unwrap();
-    let status = checks.iter().find(|c| c["id"] == "agent.status").unwrap();
-    fails(status, "crash loop");
-    let reason = checks
-        .iter()
-        .find(|c| c["id"] == "agent.reason.Failed to decrypt key file")
-        .expect("the fatal line");
+    fails(json::check(&report, "agent.status"), "crash loop");
+    let reason = json::check(&report, "agent.reason.Failed to decrypt key file");
     assert!(reason["fix"].as_str().unwrap().contains("AWSPREVIOUS"));
     assert_eq!(out.code, 1);
 }

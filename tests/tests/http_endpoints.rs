@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use agent_tests::harness::{AgentCommand, WAIT, free_port, http, metric};
+use agent_tests::json;
 use agent_tests::standin_node::Behavior;
 
 #[test]
@@ -126,17 +127,10 @@ fn config_shows_every_setting_with_its_source() {
         .env("AGENT_STOP_GRACE", "7s")
         .start();
     let config = agent.get("/config").json();
-    let settings = config["settings"].as_array().unwrap();
-    let grace = settings
-        .iter()
-        .find(|s| s["name"] == "AGENT_STOP_GRACE")
-        .unwrap();
+    let grace = json::item(&config, "settings", "name", "AGENT_STOP_GRACE");
     assert_eq!(grace["value"], "7s");
     assert_eq!(grace["source"], "env");
-    let restart = settings
-        .iter()
-        .find(|s| s["name"] == "AGENT_RESTART")
-        .unwrap();
+    let restart = json::item(&config, "settings", "name", "AGENT_RESTART");
     assert_eq!(restart["value"], "never");
     assert_eq!(restart["source"], "default");
 }

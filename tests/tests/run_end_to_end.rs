@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use agent_tests::harness::{WAIT, metric};
+use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
 use nix::sys::signal::Signal;
 
@@ -16,7 +17,6 @@ fn a_node_whose_keys_match_starts_and_becomes_ready() {
     assert_eq!(ready.json()["ready"], true);
     let status = agent.get("/status").json();
     assert_eq!(status["phase"], "running");
-    let checks = status["checks"].as_array().unwrap();
     for id in [
         "secrets.MPC_ACCOUNT_SK",
         "keys.access_key",
@@ -26,16 +26,13 @@ fn a_node_whose_keys_match_starts_and_becomes_ready() {
         "homes.secrets.json",
         "launch.command",
     ] {
-        let check = checks
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("{id} missing from {checks:#?}"));
+        let check = json::check(&status, id);
         assert!(
             check["status"] == "ok" || check["status"] == "warn",
             "{check}"
         );
     }
-    let launch = checks.iter().find(|c| c["id"] == "launch.command").unwrap();
+    let launch = json::check(&status, "launch.command");
     let env: Vec<&str> = launch["detail"]["env"]
         .as_array()
         .unwrap()
@@ -124,13 +121,7 @@ fn config_never_shows_an_rpc_urls_api_key() {
     let agent = node.run().env("AGENT_NEAR_RPC_URL", &with_key).start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let config = agent.get("/config").json();
-    let rpc = config["settings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "AGENT_NEAR_RPC_URL")
-        .unwrap()
-        .clone();
+    let rpc = json::item(&config, "settings", "name", "AGENT_NEAR_RPC_URL");
     assert_eq!(rpc["redacted"], true);
     assert!(
         !rpc["value"].as_str().unwrap().contains("provider-key"),
@@ -148,13 +139,7 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
     let agent = node.run().env("AGENT_NODE_BIN", &newer_image).start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let status = agent.get("/status").json();
-    let launch = status["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "launch.command")
-        .unwrap()
-        .clone();
+    let launch = json::check(&status, "launch.command");
     let command: Vec<String> = launch["detail"]["command"]
         .as_array()
         .unwrap()

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::faults::{Blackhole, Proxy};
 use agent_tests::harness::{AgentCommand, Output, backup_key, keypair, node_env, store_key};
+use agent_tests::json;
 use agent_tests::moto::{Moto, REGION, Value};
 use serde_json::{Value as Json, json};
 
@@ -23,12 +24,7 @@ fn report(out: &Output) -> Json {
 }
 
 fn secret<'a>(report: &'a Json, name: &str) -> &'a Json {
-    report["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} missing from {report}"))
+    json::item(report, "secrets", "name", name)
 }
 
 #[test]

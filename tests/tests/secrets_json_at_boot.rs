@@ -4,6 +4,7 @@
 //! they say; the drift is reported with public keys only.
 
 use agent_tests::harness::WAIT;
+use agent_tests::json;
 use agent_tests::node_fixture::{Key, NodeFixture};
 use serde_json::{Value, json};
 
@@ -24,13 +25,7 @@ fn stale_file(node: &NodeFixture) -> (Key, Key) {
 }
 
 fn check(status: &Value, id: &str) -> Value {
-    status["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} missing"))
+    json::check(status, id).clone()
 }
 
 fn backups(node: &NodeFixture) -> Vec<String> {

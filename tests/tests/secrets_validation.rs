@@ -3,6 +3,7 @@
 //! mistake behind it.
 
 use agent_tests::harness::{AgentCommand, Output, backup_key, keypair, node_env, store_key};
+use agent_tests::json;
 use serde_json::Value;
 
 fn keys(env: &[(&str, String)]) -> Output {
@@ -23,12 +24,7 @@ fn cause_of(name: &str, env: &[(&str, String)]) -> String {
     let out = keys(&all);
     assert_eq!(out.code, 1, "{out:?}");
     let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let entry = report["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap();
+    let entry = json::item(&report, "secrets", "name", name);
     assert_eq!(entry["status"], "fail", "{entry}");
     assert!(
         entry["fix"].as_str().is_some_and(|f| !f.is_empty()),

@@ -5,6 +5,7 @@
 //! with shares but no key, nothing is generated.
 
 use agent_tests::harness::{AgentCommand, WAIT, store_key};
+use agent_tests::json;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::NodeFixture;
 use entrypoint::secrets::Secret;
@@ -71,13 +72,7 @@ fn with_no_key_and_no_share_one_is_generated_stored_and_read_back() {
         .expect("the generated key is in Secrets Manager");
     assert_eq!(stored.len(), 32);
     let status = agent.get("/status").json();
-    let check = status["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "homes.store_key")
-        .unwrap()
-        .clone();
+    let check = json::check(&status, "homes.store_key");
     let cause = check["cause"].as_str().unwrap();
     assert!(cause.contains("generated one"), "{cause}");
     assert!(
