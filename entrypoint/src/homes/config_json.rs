@@ -100,11 +100,7 @@ fn path_of(path: &[&str]) -> String {
 }
 
 fn read(path: &Path) -> Result<Map<String, Value>, HomeError> {
-    let bytes = std::fs::read(path).map_err(|source| HomeError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(HomeError::io("read", path))?;
     let unparsable = |reason: String| HomeError::Unparsable {
         path: path.to_path_buf(),
         reason,
@@ -143,13 +139,8 @@ pub fn update_config_json(
         atomic::Written::Unchanged
     } else {
         let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
-        atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user).map_err(
-            |source| HomeError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            },
-        )?
+        atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user)
+            .map_err(HomeError::io("write", &path))?
     };
     Ok(FileUpdate {
         path,

@@ -200,14 +200,6 @@ pub fn update_config_yaml(
     user: &NodeUser,
 ) -> Result<MpcConfig, HomeError> {
     let path = home.join("config.yaml");
-    let io = |action: &'static str| {
-        let path = path.clone();
-        move |source| HomeError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     let unparsable = |reason: String| HomeError::Unparsable {
         path: path.clone(),
         reason,
@@ -231,7 +223,7 @@ pub fn update_config_yaml(
     };
     let text = serde_yaml::to_string(&config).expect("YAML serializes");
     let written = atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user)
-        .map_err(io("write"))?;
+        .map_err(HomeError::io("write", &path))?;
     Ok(MpcConfig {
         update: FileUpdate {
             path,

@@ -192,18 +192,11 @@ pub fn inspect(home: &Path) -> Result<Filesystem, HomeError> {
             home: home.to_path_buf(),
         });
     }
-    let io = |action: &'static str| {
-        move |source| HomeError::Io {
-            action,
-            path: home.to_path_buf(),
-            source,
-        }
-    };
-    let canonical = std::fs::canonicalize(home).map_err(io("resolve"))?;
-    let statfs =
-        nix::sys::statfs::statfs(&canonical).map_err(|e| io("statfs")(std::io::Error::from(e)))?;
+    let canonical = std::fs::canonicalize(home).map_err(HomeError::io("resolve", home))?;
+    let statfs = nix::sys::statfs::statfs(&canonical)
+        .map_err(|e| HomeError::io("statfs", home)(std::io::Error::from(e)))?;
     let statvfs = nix::sys::statvfs::statvfs(&canonical)
-        .map_err(|e| io("statvfs")(std::io::Error::from(e)))?;
+        .map_err(|e| HomeError::io("statvfs", home)(std::io::Error::from(e)))?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     // f_type is a signed word; magic numbers are 32 bits.
     let magic = statfs.filesystem_type().0 as u64 as u32;

@@ -307,15 +307,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, H
         })
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> HomeError {
-    let path = path.to_path_buf();
-    move |source| HomeError::Io {
-        action,
-        path,
-        source,
-    }
-}
-
 /// Makes sure the home is initialized (see the module documentation).
 pub async fn init_home(
     lock: &HomeLock,
@@ -375,12 +366,12 @@ pub async fn init_home(
             io::ErrorKind::NotFound => {
                 HomeError::Init(InitError::GenesisMissing { path: path.clone() })
             }
-            _ => io_err("read", path)(e),
+            _ => HomeError::io("read", path)(e),
         })?),
         None => None,
     };
     for dir in [&agent_dir, &staging, &staged_home] {
-        atomic::ensure_dir(dir, user).map_err(io_err("create", dir))?;
+        atomic::ensure_dir(dir, user).map_err(HomeError::io("create", dir))?;
     }
     let program = plan.node_bin.clone();
     let finished = node
@@ -402,11 +393,11 @@ pub async fn init_home(
     if let Some(genesis) = genesis {
         let path = staged_home.join("genesis.json");
         atomic::write_file(&path, &genesis, 0o644, Previous::Discard, user)
-            .map_err(io_err("write", &path))?;
+            .map_err(HomeError::io("write", &path))?;
         let validator_key = staged_home.join("validator_key.json");
         match std::fs::remove_file(&validator_key) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_err("remove", &validator_key)(e));
+                return Err(HomeError::io("remove", &validator_key)(e));
             }
             _ => {}
         }
@@ -419,11 +410,11 @@ pub async fn init_home(
         return Err(HomeError::Init(InitError::Incomplete { program, missing }));
     }
     user.own_tree(&staged_home)
-        .map_err(io_err("chown", &staged_home))?;
-    sync_tree(&staged_home).map_err(io_err("fsync", &staged_home))?;
+        .map_err(HomeError::io("chown", &staged_home))?;
+    sync_tree(&staged_home).map_err(HomeError::io("fsync", &staged_home))?;
     let text = serde_json::to_vec_pretty(&wanted).expect("a marker serializes");
     atomic::write_file(&record, &text, 0o644, Previous::Discard, user)
-        .map_err(io_err("write", &record))?;
+        .map_err(HomeError::io("write", &record))?;
 
     let (moved, kept) = move_into_place(&staged_home, home)?;
     finish(&agent_dir, &staging, &wanted, user)?;
@@ -443,14 +434,14 @@ fn existing_near_home(home: &Path) -> Result<bool, HomeError> {
         let bytes_len = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err("read", &path)(e)),
+            Err(e) => return Err(HomeError::io("read", &path)(e)),
         };
         present += 1;
         let broken = if name == "genesis.json" {
             // Several GB on testnet: not parsed, only required to be non-empty.
             (bytes_len == 0).then(|| "it is empty".to_string())
         } else {
-            let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+            let bytes = std::fs::read(&path).map_err(HomeError::io("read", &path))?;
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .err()
                 .map(|e| format!("not JSON: {e}"))
@@ -466,16 +457,19 @@ fn existing_near_home(home: &Path) -> Result<bool, HomeError> {
 /// Returns (moved, kept).
 fn move_into_place(staged: &Path, home: &Path) -> Result<(Vec<String>, Vec<String>), HomeError> {
     let mut entries: Vec<_> = std::fs::read_dir(staged)
-        .map_err(io_err("list", staged))?
+        .map_err(HomeError::io("list", staged))?
         .collect::<Result<_, _>>()
-        .map_err(io_err("list", staged))?;
+        .map_err(HomeError::io("list", staged))?;
     entries.sort_by_key(|e| e.file_name());
     let (mut moved, mut kept) = (Vec::new(), Vec::new());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
         let from = entry.path();
         let to = home.join(entry.file_name());
-        let is_dir = entry.file_type().map_err(io_err("read", &from))?.is_dir();
+        let is_dir = entry
+            .file_type()
+            .map_err(HomeError::io("read", &from))?
+            .is_dir();
         let placed = if is_dir {
             if to.exists() {
                 Err(io::Error::from(io::ErrorKind::AlreadyExists))
@@ -494,10 +488,10 @@ fn move_into_place(staged: &Path, home: &Path) -> Result<(Vec<String>, Vec<Strin
                     kept.push(name);
                 }
             }
-            Err(e) => return Err(io_err("link into the home", &to)(e)),
+            Err(e) => return Err(HomeError::io("link into the home", &to)(e)),
         }
     }
-    atomic::sync_dir(home).map_err(io_err("fsync", home))?;
+    atomic::sync_dir(home).map_err(HomeError::io("fsync", home))?;
     Ok((moved, kept))
 }
 
@@ -515,18 +509,18 @@ fn finish(
     marker: &InitMarker,
     user: &NodeUser,
 ) -> Result<(), HomeError> {
-    atomic::ensure_dir(agent_dir, user).map_err(io_err("create", agent_dir))?;
+    atomic::ensure_dir(agent_dir, user).map_err(HomeError::io("create", agent_dir))?;
     let path = agent_dir.join(MARKER_FILE);
     let text = serde_json::to_vec_pretty(marker).expect("a marker serializes");
     atomic::write_file(&path, &text, 0o644, Previous::Backup, user)
-        .map_err(io_err("write", &path))?;
+        .map_err(HomeError::io("write", &path))?;
     remove_staging(staging)
 }
 
 /// Removes the agent's staging directory (never anything of the node's).
 fn remove_staging(staging: &Path) -> Result<(), HomeError> {
     match std::fs::remove_dir_all(staging) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", staging)(e)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(HomeError::io("remove", staging)(e)),
         _ => Ok(()),
     }
 }

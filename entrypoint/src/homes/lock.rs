@@ -142,15 +142,7 @@ pub async fn acquire(
     mut on_wait: impl FnMut(Option<&Holder>),
 ) -> Result<HomeLock, HomeError> {
     let dir = home.join(AGENT_DIR);
-    let io = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| HomeError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    atomic::ensure_dir(&dir, owner).map_err(io("create", &dir))?;
+    atomic::ensure_dir(&dir, owner).map_err(HomeError::io("create", &dir))?;
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
@@ -159,8 +151,8 @@ pub async fn acquire(
         .truncate(false)
         .mode(0o644)
         .open(&path)
-        .map_err(io("open", &path))?;
-    owner.own(&file).map_err(io("chown", &path))?;
+        .map_err(HomeError::io("open", &path))?;
+    owner.own(&file).map_err(HomeError::io("chown", &path))?;
     let started = Instant::now();
     let mut reported: Option<Option<Holder>> = None;
     loop {
@@ -199,7 +191,7 @@ pub async fn acquire(
     let holder_path = dir.join(HOLDER_FILE);
     let text = serde_json::to_vec_pretty(&holder).expect("a holder serializes");
     atomic::write_file(&holder_path, &text, 0o644, Previous::Discard, owner)
-        .map_err(io("write", &holder_path))?;
+        .map_err(HomeError::io("write", &holder_path))?;
     Ok(HomeLock {
         home: home.to_path_buf(),
         holder,

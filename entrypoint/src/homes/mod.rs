@@ -25,7 +25,7 @@ pub mod secrets_file;
 pub mod start_config;
 pub mod store_key;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -130,6 +130,19 @@ pub enum HomeError {
 }
 
 impl HomeError {
+    /// For `map_err`: an I/O error while doing `action` to `path`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(std::io::Error) -> HomeError + use<> {
+        let path = path.to_path_buf();
+        move |source| HomeError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
     /// The error as a failed check, with the fix.
     pub fn check(&self) -> Check {
         let cause = self.to_string();

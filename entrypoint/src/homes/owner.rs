@@ -46,11 +46,8 @@ impl NodeUser {
         };
         match spec {
             None => {
-                let meta = std::fs::metadata(home).map_err(|source| HomeError::Io {
-                    action: "read the owner of",
-                    path: home.to_path_buf(),
-                    source,
-                })?;
+                let meta =
+                    std::fs::metadata(home).map_err(HomeError::io("read the owner of", home))?;
                 Ok(NodeUser {
                     name: lookup(meta.uid())?.map(|(name, _)| name),
                     uid: meta.uid(),

@@ -230,14 +230,6 @@ pub fn update_secrets_json(
     user: &NodeUser,
 ) -> Result<SecretsJsonOutcome, HomeError> {
     let mut result = plan_secrets_json(home, p2p, signer, policy, chain)?;
-    let io = |action: &'static str| {
-        let path = result.path.clone();
-        move |source| HomeError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     if matches!(
         result.action,
         SecretsJsonAction::Created | SecretsJsonAction::Replaced
@@ -249,9 +241,10 @@ pub fn update_secrets_json(
             Previous::Backup,
             user,
         )
-        .map_err(io("write"))?;
+        .map_err(HomeError::io("write", &result.path))?;
     } else {
-        result.mode_was = atomic::restrict_mode(&result.path, 0o600).map_err(io("chmod"))?;
+        result.mode_was = atomic::restrict_mode(&result.path, 0o600)
+            .map_err(HomeError::io("chmod", &result.path))?;
     }
     Ok(result)
 }

@@ -186,11 +186,7 @@ pub fn write_start_config(
         Previous::Discard,
         user,
     )
-    .map_err(|source| HomeError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    })
+    .map_err(HomeError::io("write", path))
 }
 
 #[cfg(test)]

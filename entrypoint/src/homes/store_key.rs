@@ -99,11 +99,7 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>, HomeError> {
     let mut paths = entries
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| HomeError::Io {
-            action: "list",
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        .map_err(HomeError::io("list", dir))?;
     paths.sort();
     Ok(paths)
 }
@@ -201,11 +197,7 @@ pub fn verify_store_key(home: &Path, key_hex: &Secret) -> Result<StoreKeyVerdict
             shares: found.into_iter().map(|s| s.path).collect(),
         });
     };
-    let bytes = std::fs::read(&share.path).map_err(|source| HomeError::Io {
-        action: "read",
-        path: share.path.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&share.path).map_err(HomeError::io("read", &share.path))?;
     let file = share.path.clone();
     let fingerprint = key_hex.fingerprint();
     Ok(if decrypts(&cipher, &bytes) {
