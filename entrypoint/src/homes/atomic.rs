@@ -63,7 +63,7 @@ pub fn write_file(
     }
     let dir = parent(path)?;
     let name = file_name(path)?;
-    let temp = dir.join(format!(".{name}.agent-tmp"));
+    let temp = dir.join(format!(".{name}{}", super::scratch::TEMP_SUFFIX));
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)

@@ -353,7 +353,8 @@ impl Filesystem {
     }
 
     /// `homes.writable`: creates, writes, fsyncs and removes a probe file in
-    /// the home (skipped for a read-only mount). `agent doctor` may leave it out.
+    /// the home (skipped for a read-only mount). A probe a kill left behind is
+    /// removed by the next agent to take the lock ([`super::scratch::remove_stale`]).
     pub fn probe_writable(&self) -> Check {
         let id = "homes.writable";
         if self.read_only {
@@ -363,14 +364,7 @@ impl Filesystem {
                 "mount the volume read-write (mountPoints readOnly: false; for EFS, an IAM policy that allows elasticfilesystem:ClientWrite)",
             );
         }
-        let probe = self.home.join(format!(
-            ".agent-write-probe.{}.{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
+        let probe = self.home.join(super::scratch::probe_name());
         let attempt = || -> std::io::Result<()> {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -379,7 +373,11 @@ impl Filesystem {
                 .open(&probe)?;
             let written = file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all());
             drop(file);
-            let removed = std::fs::remove_file(&probe);
+            // The agent that holds the lock may have swept it already.
+            let removed = match std::fs::remove_file(&probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
             written?;
             removed?;
             super::atomic::sync_dir(&self.home)

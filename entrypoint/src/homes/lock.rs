@@ -188,6 +188,11 @@ pub async fn acquire(
         };
         tokio::time::sleep(pause).await;
     }
+    let swept =
+        super::scratch::remove_stale(&[home, &dir]).map_err(HomeError::io("sweep", home))?;
+    if !swept.is_empty() {
+        tracing::info!(files = ?swept, "removed what an interrupted agent left on the home");
+    }
     let holder_path = dir.join(HOLDER_FILE);
     let text = serde_json::to_vec_pretty(&holder).expect("a holder serializes");
     atomic::write_file(&holder_path, &text, 0o644, Previous::Discard, owner)

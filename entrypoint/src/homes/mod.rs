@@ -21,6 +21,7 @@ pub mod filesystem;
 pub mod init;
 pub mod lock;
 pub mod owner;
+pub mod scratch;
 pub mod secrets_file;
 pub mod start_config;
 pub mod store_key;
