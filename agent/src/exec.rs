@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use entrypoint::config::{Command, Config, Layers};
+use entrypoint::config::{ExecConfig, Layers};
 
 use crate::process::{self, Process};
 use crate::state::Judgement;
@@ -10,7 +10,7 @@ use crate::supervisor::{ChildSpec, Outcome, Supervisor};
 use crate::{logging, readiness};
 
 pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
-    let (config, runtime) = match process::begin(&layers, Command::Exec, logging::Output::Stdout) {
+    let (config, runtime) = match process::begin(&layers, ExecConfig::resolve, logging::Output::Stdout) {
         Ok(begun) => begun,
         Err(code) => return code,
     };
@@ -24,14 +24,14 @@ pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
     runtime.block_on(supervise(config, spec))
 }
 
-async fn supervise(config: Config, spec: ChildSpec) -> i32 {
-    let settings = config.supervision.clone().expect("exec supervises");
+async fn supervise(config: ExecConfig, spec: ChildSpec) -> i32 {
+    let settings = config.supervision;
     let judgement = Judgement {
         probe_required: settings.ready_url.is_some(),
         probe_max_age: settings.ready_interval * 3,
         ..Judgement::default()
     };
-    let mut process = match Process::start(&config, judgement, true).await {
+    let mut process = match Process::start(&config.base, judgement, true).await {
         Ok(p) => p,
         Err(code) => return code,
     };

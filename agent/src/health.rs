@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use entrypoint::config::{Command, Config, Layers};
 
-use crate::{exit, probe, process, show_config};
+use entrypoint::probe;
+
+use crate::{exit, process, show_config};
 
 pub struct Options {
     pub url: Option<String>,
@@ -18,7 +20,11 @@ pub fn main(layers: Layers, options: Options) -> i32 {
         Some(url) => url,
         None => match Config::resolve(Command::Health, &layers) {
             Ok(c) => c.local_url(if options.ready { "/ready" } else { "/health" }),
-            Err(e) => return show_config::refuse(&e),
+            Err(e) => {
+                // No log here: the HEALTHCHECK shows this command's stdout.
+                print!("unhealthy: {}", show_config::problems_text(&e.0));
+                return exit::CONFIG;
+            }
         },
     };
     let Ok(runtime) = process::runtime() else {

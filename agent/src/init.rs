@@ -2,7 +2,7 @@
 //! keys against the chain, lock, first init, the files the node reads — and
 //! then stop, releasing the lock. It never holds: a problem exits with its code.
 
-use entrypoint::config::{Command, Layers};
+use entrypoint::config::{InitConfig, Layers};
 
 use crate::logging;
 use crate::pipeline::{Mode, Pipeline};
@@ -10,17 +10,20 @@ use crate::process::{self, Process};
 use crate::state::Judgement;
 
 pub fn main(layers: Layers) -> i32 {
-    let (config, runtime) = match process::begin(&layers, Command::Init, logging::Output::Stdout) {
+    let (config, runtime) = match process::begin(&layers, InitConfig::resolve, logging::Output::Stdout) {
         Ok(begun) => begun,
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let mut process = match Process::start(&config, Judgement::default(), false).await {
+        let mut process = match Process::start(&config.base, Judgement::default(), false).await {
             Ok(p) => p,
             Err(code) => return code,
         };
         let pipeline = Pipeline {
-            config: &config,
+            node: &config.node,
+            homes: &config.homes,
+            policy: &config.policy,
+            efs_file_system_id: None,
             env: &layers.env,
             state: process.state.clone(),
             reaper: process.reaper.clone(),

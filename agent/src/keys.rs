@@ -4,22 +4,18 @@
 //! their key inventory. Exit 0 when everything matches, 1 otherwise.
 
 use entrypoint::check::Check;
-use entrypoint::config::{Command, Config, Layers};
+use entrypoint::config::{KeysConfig, Layers};
 use entrypoint::keys::{self, KeysInput, KeysVerdict};
-use entrypoint::secrets::{self, NodeSecrets, SecretName};
+use entrypoint::secrets;
 
 use crate::{exit, logging, process, render};
 
 pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
-    let (config, runtime) = match process::begin(&layers, Command::Keys, logging::Output::Stderr) {
+    let (config, runtime) = match process::begin(&layers, KeysConfig::resolve, logging::Output::Stderr) {
         Ok(begun) => begun,
         Err(code) => return code,
     };
-    let settings = config
-        .secrets
-        .as_ref()
-        .expect("keys reads the secret settings");
-    let secrets = runtime.block_on(secrets::load(settings, &layers.env));
+    let secrets = runtime.block_on(secrets::load(&config.node.secrets, &layers.env));
     let secret_reports = match &secrets {
         Ok(s) => s.report.clone(),
         Err(f) => f.report.clone(),
@@ -27,11 +23,8 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
     let chain = match (&secrets, offline) {
         (Ok(s), false) => Some(
             runtime.block_on(keys::check(
-                config
-                    .chain_rpc
-                    .as_ref()
-                    .expect("keys reads the chain settings"),
-                &keys_input(&config, s),
+                &config.node.chain_rpc,
+                &KeysInput::new(&config.node.node, s),
             )),
         ),
         _ => None,
@@ -66,21 +59,4 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
         render::print_problems(secret_checks.iter().chain(&chain_checks));
     }
     if valid { 0 } else { exit::UNHEALTHY }
-}
-
-/// What the keys stage judges, from the configuration and the validated secrets.
-pub fn keys_input(config: &Config, secrets: &NodeSecrets) -> KeysInput {
-    let node = config
-        .node
-        .as_ref()
-        .expect("the node settings are resolved");
-    KeysInput {
-        chain: node.chain,
-        account_id: node.account_id.clone(),
-        contract_id: node.contract_id.clone(),
-        signer_public_key: secrets.account.public.clone(),
-        p2p_public_key: secrets.p2p.public.clone(),
-        signer_key_source: secrets.source(SecretName::AccountSk).to_string(),
-        p2p_key_source: secrets.source(SecretName::P2pPrivateKey).to_string(),
-    }
 }

@@ -12,8 +12,6 @@ mod logging;
 mod metrics;
 mod node_commands;
 mod pipeline;
-mod placement;
-mod probe;
 mod process;
 mod readiness;
 mod render;

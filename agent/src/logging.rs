@@ -13,6 +13,16 @@ pub enum Output {
     Stderr,
 }
 
+impl Output {
+    /// Writes text meant for a person where the log lines go.
+    pub fn print(self, text: &str) {
+        match self {
+            Output::Stdout => print!("{text}"),
+            Output::Stderr => eprint!("{text}"),
+        }
+    }
+}
+
 /// Installs the subscriber. `RUST_LOG` is shared with the node, so a filter
 /// that names only the node's targets still lets the agent's info lines through.
 pub fn init(format: LogFormat, rust_log: Option<&str>, output: Output) {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::config::{Config, ConfigError, Layers, LogFormat};
 
 use crate::state::{Judgement, State};
 use crate::supervisor::{LogTail, Reaper, Role, Signals};
@@ -60,19 +60,19 @@ impl Process {
 }
 
 /// The start of every command that works on a configuration: its log lines
-/// going to `output`, the configuration resolved (or refused with every
-/// problem, exit 78), and a runtime. `Err` is the exit code.
-pub fn begin(
+/// going to `output`, its configuration resolved by `resolve` (or refused
+/// with every problem, exit 78), and a runtime. `Err` is the exit code.
+pub fn begin<C>(
     layers: &Layers,
-    command: Command,
+    resolve: fn(&Layers) -> Result<C, ConfigError>,
     output: logging::Output,
-) -> Result<(Config, tokio::runtime::Runtime), i32> {
+) -> Result<(C, tokio::runtime::Runtime), i32> {
     logging::init(
         LogFormat::from_layers(layers),
         layers.env.get("RUST_LOG").map(String::as_str),
         output,
     );
-    let config = Config::resolve(command, layers).map_err(|e| show_config::refuse(&e))?;
+    let config = resolve(layers).map_err(|e| show_config::refuse(&e, layers, output))?;
     Ok((config, runtime()?))
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::probe;
+use entrypoint::probe;
 use crate::state::{Probe, State};
 
 /// Polls `url` every `interval` while a child runs.

@@ -1,16 +1,18 @@
 //! Secret rotation while the node runs: the secrets are fetched again every
 //! `AGENT_SECRET_REFRESH` (jittered). A changed value that validates and that
-//! the chain accepts asks for one graceful restart, once the secrets have been
-//! quiet for a moment; one that fails leaves the node running and becomes a
-//! reason on `/status`. An unchanged value never restarts anything.
+//! boot's own judgment would start the node with (the shared `verify`: the
+//! chain, the `secrets.json` rule, the policy) asks for one graceful restart,
+//! once the secrets have been quiet for a moment; one that fails, or that the
+//! node would not use, leaves the node running and becomes a reason on
+//! `/status`. An unchanged value never restarts anything.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use entrypoint::check::{Check, Status};
-use entrypoint::config::Config;
-use entrypoint::keys::{self, KeysVerdict};
+use entrypoint::config::RunConfig;
 use entrypoint::secrets::{self, NodeSecrets};
+use entrypoint::verify::{self, KeysInUse, VerifyInputs};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,50 +23,74 @@ use crate::state::{Reason, State};
 /// secrets are often updated one after another).
 const QUIET: Duration = Duration::from_secs(2);
 
-/// What identifies the secrets' values without holding them.
+/// What identifies a set of values without holding them.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Identity(Vec<Option<String>>);
 
-fn identity(s: &NodeSecrets) -> Identity {
+/// The values as fetched.
+fn fetched(s: &NodeSecrets) -> Identity {
+    identity(&s.account.public, &s.p2p.public, s)
+}
+
+/// What the node runs with: the keys in use, the store and backup keys.
+fn in_use(keys: &KeysInUse, s: &NodeSecrets) -> Identity {
+    identity(&keys.signer, &keys.p2p, s)
+}
+
+fn identity(
+    signer: &near_crypto::PublicKey,
+    p2p: &near_crypto::PublicKey,
+    s: &NodeSecrets,
+) -> Identity {
     Identity(vec![
-        Some(s.account.public.to_string()),
-        Some(s.p2p.public.to_string()),
+        Some(signer.to_string()),
+        Some(p2p.to_string()),
         s.store_key.as_ref().map(|k| k.fingerprint()),
         s.backup_key.as_ref().map(|k| k.fingerprint()),
     ])
 }
 
+/// The secrets and keys the node was started with.
+struct Running {
+    fetched: Identity,
+    in_use: Identity,
+}
+
 /// Watches the secrets the node runs with; sends on `restart` once.
 pub fn spawn(
-    config: Config,
+    config: RunConfig,
     env: BTreeMap<String, String>,
     state: State,
     running_with: &NodeSecrets,
+    keys_in_use: &KeysInUse,
     restart: mpsc::Sender<String>,
 ) -> JoinHandle<()> {
-    let current = identity(running_with);
+    let running = Running {
+        fetched: fetched(running_with),
+        in_use: in_use(keys_in_use, running_with),
+    };
     tokio::spawn(async move {
-        let policy = config.policy.as_ref().expect("run has a policy");
-        let settings = config.secrets.as_ref().expect("run reads secrets");
+        let settings = &config.node.secrets;
         loop {
-            let jittered = policy
+            let jittered = config
+                .lifetime
                 .secret_refresh
                 .mul_f64(rand::thread_rng().gen_range(0.9..=1.1));
             tokio::time::sleep(jittered).await;
-            let Some(changed) = changed(&config, settings, &env, &state, &current).await else {
+            let Some(changed) = changed(&config, &env, &state, &running).await else {
                 continue;
             };
             // Quiet period: restart only once the values stop moving.
-            let mut settled = changed;
+            let mut settled = fetched(&changed);
             loop {
                 tokio::time::sleep(QUIET).await;
                 match secrets::load(settings, &env).await {
-                    Ok(again) if identity(&again) == identity(&settled) => break,
-                    Ok(again) => settled = again,
+                    Ok(again) if fetched(&again) == settled => break,
+                    Ok(again) => settled = fetched(&again),
                     Err(_) => break,
                 }
             }
-            if identity(&settled) == current {
+            if settled == running.fetched {
                 continue;
             }
             tracing::info!(
@@ -78,16 +104,16 @@ pub fn spawn(
     })
 }
 
-/// The new secrets when they differ from `current`, validate and match the
-/// chain; otherwise `None`, with a reason noted when they fail.
+/// The new secrets when they differ from what the node runs with and boot
+/// would start the node with them; otherwise `None`, with a reason noted when
+/// they fail or would not be used.
 async fn changed(
-    config: &Config,
-    settings: &entrypoint::config::SecretSettings,
+    config: &RunConfig,
     env: &BTreeMap<String, String>,
     state: &State,
-    current: &Identity,
+    running: &Running,
 ) -> Option<NodeSecrets> {
-    let fresh = match secrets::load(settings, env).await {
+    let fresh = match secrets::load(&config.node.secrets, env).await {
         Ok(fresh) => fresh,
         Err(failure) => {
             keep_running(
@@ -99,33 +125,49 @@ async fn changed(
             return None;
         }
     };
-    if identity(&fresh) == *current {
+    if fetched(&fresh) == running.fetched {
         return None;
     }
-    let report = keys::check(
-        config
-            .chain_rpc
-            .as_ref()
-            .expect("run reads the chain settings"),
-        &crate::keys::keys_input(config, &fresh),
-    )
-    .await;
-    if report.verdict() != KeysVerdict::Match {
+    let inputs = VerifyInputs {
+        node: &config.node.node,
+        secrets: &config.node.secrets,
+        chain: &config.node.chain_rpc,
+        secrets_json: config.homes.secrets_json,
+        env,
+    };
+    let verified = verify::against_chain(inputs, fresh).await;
+    if let Some(problem) = verified.problem()
+        && !config.policy.waives(problem.kind)
+    {
         keep_running(
             state,
-            report.checks(),
+            problem.checks,
             "a rotated secret does not match the chain",
             "keys",
         );
         return None;
     }
-    Some(fresh)
+    if in_use(&verified.keys_in_use, &verified.secrets) == running.in_use {
+        keep_running(
+            state,
+            verified.key_checks,
+            "a rotated secret would not be used (the node runs with the keys of secrets.json, which the chain accepts)",
+            "keys",
+        );
+        return None;
+    }
+    Some(verified.secrets)
 }
 
 /// Logs why the new secrets are not used and notes it as a reason on
-/// `/status`, from the first failing check.
+/// `/status`, from the first failing check (else the first warning).
 fn keep_running(state: &State, checks: Vec<Check>, problem: &str, kept: &str) {
-    let Some(first) = checks.into_iter().find(|c| c.status == Status::Fail) else {
+    let first = checks
+        .iter()
+        .find(|c| c.status == Status::Fail)
+        .or_else(|| checks.iter().find(|c| c.status == Status::Warn))
+        .cloned();
+    let Some(first) = first else {
         return;
     };
     tracing::warn!(check = %first.id, cause = %first.cause, "{problem}; the node keeps running");

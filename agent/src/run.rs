@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use entrypoint::config::{Command, Config, Layers, LogFormat};
+use entrypoint::config::{ExecConfig, Layers, LogFormat, RunConfig};
 use entrypoint::homes::HomeLock;
 use tokio::sync::mpsc;
 
@@ -25,7 +25,7 @@ pub fn main(layers: Layers) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match Config::resolve(Command::Run, &layers) {
+    match RunConfig::resolve(&layers) {
         Ok(config) => runtime.block_on(run(config, layers.env)),
         Err(e) => runtime.block_on(refuse(&layers, &e)),
     }
@@ -35,10 +35,8 @@ pub fn main(layers: Layers) -> i32 {
 /// and `/status` (on the listen address, if that much is valid) for a
 /// moment, so the orchestrator and the operator see why; then exit 78.
 async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32 {
-    let code = show_config::refuse(error);
-    let Ok(exec) = Config::resolve(
-        Command::Exec,
-        &Layers {
+    let code = show_config::refuse(error, layers, logging::Output::Stdout);
+    let Ok(exec) = ExecConfig::resolve(&Layers {
             env: layers
                 .env
                 .iter()
@@ -47,11 +45,10 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
                 .collect(),
             cli: layers.cli.clone(),
             file: None,
-        },
-    ) else {
+        }) else {
         return code;
     };
-    let Ok(process) = Process::start(&exec, Judgement::default(), true).await else {
+    let Ok(process) = Process::start(&exec.base, Judgement::default(), true).await else {
         return code;
     };
     process.state.set_checks("config", error.0.clone());
@@ -60,26 +57,30 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
         Phase::Failed,
         crate::state::Reason::new(first.id.clone(), first.cause.clone(), first.fix.clone()),
     );
-    let linger = exec.supervision.map(|s| s.fail_linger).unwrap_or_default();
+    let linger = exec.supervision.fail_linger;
+    tracing::info!(
+        linger = %humantime::format_duration(linger),
+        "the refusal stays on {} and /status for AGENT_FAIL_LINGER, so the orchestrator and the operator see why; then exit {code}",
+        exec.base.local_url("/health"),
+    );
     let mut signals = process.signals;
     signals.linger(linger).await;
     code
 }
 
-async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {
-    let settings = config.supervision.clone().expect("run supervises");
-    let policy = config.policy.clone().expect("run has a policy");
+async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
+    let settings = config.supervision.clone();
     let judgement = Judgement {
         probe_required: settings.ready_url.is_some(),
         probe_max_age: settings.ready_interval * 3,
-        hold_grace: policy.hold_grace,
+        hold_grace: config.lifetime.hold_grace,
     };
     let Process {
         state,
         mut signals,
         reaper,
         tail,
-    } = match Process::start(&config, judgement, true).await {
+    } = match Process::start(&config.base, judgement, true).await {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -87,11 +88,16 @@ async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {
         readiness::spawn(url, settings.ready_interval, state.clone());
     }
     let pipeline = Pipeline {
-        config: &config,
+        node: &config.node,
+        homes: &config.homes,
+        policy: &config.policy,
+        efs_file_system_id: config.efs_file_system_id.as_deref(),
         env: &env,
         state: state.clone(),
         reaper: reaper.clone(),
-        mode: Mode::Run,
+        mode: Mode::Run {
+            hold_retry: config.lifetime.hold_retry,
+        },
     };
     // Held from the moment it is taken until the agent exits.
     let mut lock: Option<HomeLock> = None;
@@ -117,6 +123,7 @@ async fn run(config: Config, env: BTreeMap<String, String>) -> i32 {
             env.clone(),
             state.clone(),
             &ready.secrets,
+            &ready.keys_in_use,
             restart,
         );
         let plan = ready.plan;

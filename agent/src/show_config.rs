@@ -2,9 +2,9 @@
 //! where it came from; and how an invalid configuration is refused.
 
 use entrypoint::check::Check;
-use entrypoint::config::{Config, ConfigError, Layers, SETTINGS};
+use entrypoint::config::{Config, ConfigError, Layers, LogFormat, RunConfig, SETTINGS};
 
-use crate::exit;
+use crate::{exit, logging};
 
 /// Every setting of every command as a Markdown table: the README's reference.
 pub fn reference() -> String {
@@ -49,14 +49,14 @@ pub fn reference() -> String {
 }
 
 pub fn main(layers: Layers, json: bool) -> i32 {
-    let result = Config::resolve(entrypoint::config::Command::Run, &layers);
+    let result = RunConfig::resolve(&layers);
     match (&result, json) {
         (Ok(config), true) => println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(config)).expect("JSON")
+            serde_json::to_string_pretty(&to_json(&config.base)).expect("JSON")
         ),
         (Ok(config), false) => {
-            for e in &config.effective {
+            for e in &config.base.effective {
                 println!(
                     "{:<24} {:<40} {}",
                     e.name,
@@ -73,7 +73,7 @@ pub fn main(layers: Layers, json: bool) -> i32 {
             serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "problems": e.0 }))
                 .expect("JSON")
         ),
-        (Err(e), false) => print_problems(&e.0),
+        (Err(e), false) => print!("{}", problems_text(&e.0)),
     }
     match result {
         Ok(_) => 0,
@@ -115,20 +115,30 @@ pub fn to_json(config: &Config) -> serde_json::Value {
     })
 }
 
-/// Logs every problem and returns the exit code for an invalid configuration.
-pub fn refuse(error: &ConfigError) -> i32 {
-    for problem in &error.0 {
-        tracing::error!(check = %problem.id, cause = %problem.cause, fix = problem.fix.as_deref().unwrap_or(""), "invalid configuration");
+/// Reports every problem of an invalid configuration where the command logs:
+/// the list `agent config` prints when the log is plain (a terminal, or
+/// `AGENT_LOG_FORMAT=plain`), one JSON log line per problem otherwise.
+/// Returns the exit code for an invalid configuration.
+pub fn refuse(error: &ConfigError, layers: &Layers, output: logging::Output) -> i32 {
+    match LogFormat::from_layers(layers) {
+        LogFormat::Plain => output.print(&problems_text(&error.0)),
+        LogFormat::Json => {
+            for problem in &error.0 {
+                tracing::error!(check = %problem.id, cause = %problem.cause, fix = problem.fix.as_deref().unwrap_or(""), "invalid configuration");
+            }
+        }
     }
     exit::CONFIG
 }
 
-fn print_problems(problems: &[Check]) {
-    println!("{} configuration problem(s):", problems.len());
+/// The problems as `agent config` lists them.
+pub fn problems_text(problems: &[Check]) -> String {
+    let mut text = format!("{} configuration problem(s):\n", problems.len());
     for p in problems {
-        println!("  ✖ {}", p.cause);
+        text.push_str(&format!("  ✖ {}\n", p.cause));
         if let Some(fix) = &p.fix {
-            println!("    fix: {fix}");
+            text.push_str(&format!("    fix: {fix}\n"));
         }
     }
+    text
 }

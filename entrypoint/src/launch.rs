@@ -1,6 +1,7 @@
 //! The `launch` stage: the exact command, environment and user mpc-node is
-//! started with. Secrets reach the node only through its environment or a
-//! file of mode 0600 — never its argv — and it gets nothing it does not need.
+//! started with, from the prepared [`NodeHome`]. Secrets reach the node only
+//! through its environment or a file of mode 0600 off the home — never its
+//! argv — and it gets nothing it does not need.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -8,10 +9,123 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Node;
-use crate::homes::NodeUser;
-use crate::homes::start_config::Launch;
+use crate::check::Check;
+use crate::config::{Chain, HomeSettings, Node, StartMode};
+use crate::homes::init::{NodeCommands, NodeExit};
+use crate::homes::start_config::{self, Launch, StartConfigInputs};
+use crate::homes::{NodeHome, NodeUser, atomic};
 use crate::secrets::Secret;
+
+/// Where the start file goes: off the home, so the store key never sits next
+/// to the shares it encrypts.
+const START_FILE_DIRS: [&str; 2] = ["/run/mpc-agent", "/tmp/mpc-agent"];
+
+/// What the launch plan is made from, beside the home.
+pub struct LaunchInputs<'a> {
+    pub node: &'a Node,
+    pub homes: &'a HomeSettings,
+    pub backup_key: Option<&'a Secret>,
+    /// The agent's environment (what is passed through, `RUST_LOG`).
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// The launch stage: `start` or `start-with-config-file` (as configured, or
+/// as the binary's `--help` says, asked through `commands`), the start file
+/// rendered and written, and the plan with its `launch.command` check.
+/// `Err` is the failed check.
+pub async fn plan(
+    home: &NodeHome,
+    inputs: &LaunchInputs<'_>,
+    commands: &impl NodeCommands,
+) -> Result<(LaunchPlan, Check), Check> {
+    let node = inputs.node;
+    let launch = launch_kind(inputs, commands).await;
+    let start_file = start_file_dir().join(start_file_name(&node.home_dir));
+    if launch == Launch::StartWithConfigFile {
+        let rendered = start_config::render(&StartConfigInputs {
+            home: &node.home_dir,
+            store_key: &home.store_key,
+            backup_key: inputs.backup_key,
+            chain: node.chain,
+            boot_nodes: node.boot_nodes.as_deref(),
+            genesis_path: (node.chain == Chain::Localnet)
+                .then_some(inputs.homes.localnet_genesis.as_path()),
+            tier3_public_addr: node.tier3_public_addr,
+            log_format: node.log_format.as_deref(),
+            log_filter: inputs.env.get("RUST_LOG").map(String::as_str),
+            node: &home.config.config,
+        })
+        .map_err(|e| e.check())?;
+        atomic::ensure_dir(start_file.parent().expect("a directory"), &home.user).map_err(
+            |e| {
+                Check::fail(
+                    "launch.start_file",
+                    format!("cannot create {}: {e}", start_file.display()),
+                    "make /run or /tmp writable for the agent",
+                )
+            },
+        )?;
+        start_config::write_start_config(&start_file, &rendered, &home.user)
+            .map_err(|e| e.check())?;
+    }
+    let plan = LaunchPlan::new(
+        node,
+        launch,
+        &start_file,
+        LaunchSecrets {
+            store_key: &home.store_key,
+            backup_key: inputs.backup_key,
+        },
+        inputs.env,
+        home.user.clone(),
+    );
+    let summary = plan.describe();
+    let check = Check::ok(
+        "launch.command",
+        format!(
+            "{} as {} with {}",
+            summary.command.join(" "),
+            summary.user,
+            summary.env.join(", ")
+        ),
+    )
+    .with_detail(serde_json::to_value(&summary).unwrap_or_default());
+    Ok((plan, check))
+}
+
+/// `start` or `start-with-config-file`: as configured, or as the binary's help says.
+async fn launch_kind(inputs: &LaunchInputs<'_>, commands: &impl NodeCommands) -> Launch {
+    let mode = inputs.homes.start_mode;
+    if mode != StartMode::Auto {
+        return start_config::launch(mode, None);
+    }
+    let help = commands
+        .run(&inputs.node.bin, &["--help".into()])
+        .await
+        .ok()
+        .filter(|f| f.exit == NodeExit::Code(0))
+        .map(|f| f.output);
+    start_config::launch(mode, help.as_deref())
+}
+
+/// One start file per home, so agents of several homes on one host never share one.
+fn start_file_name(home: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    home.hash(&mut hasher);
+    format!("start-{:016x}.toml", hasher.finish())
+}
+
+fn start_file_dir() -> PathBuf {
+    START_FILE_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .find(|dir| {
+            std::fs::create_dir_all(dir).is_ok()
+                && nix::unistd::access(dir.as_path(), nix::unistd::AccessFlags::W_OK).is_ok()
+        })
+        .unwrap_or_else(std::env::temp_dir)
+}
 
 /// Passed through from the agent's environment when set: what any process needs.
 const PASSED_THROUGH: [&str; 8] = [

@@ -1,10 +1,16 @@
 //! Everything that must be true before mpc-node starts, one module per stage:
-//! `config` → `secrets` → `keys` → `homes` → `launch`. No process supervision
-//! and no HTTP here; the `agent` binary runs these stages and reports them.
+//! `config` → `secrets` → `keys` → `homes` → `launch`, each taking the typed
+//! output of the one before (`Config` → `NodeSecrets` → `KeyReport` →
+//! `NodeHome` → `LaunchPlan`), and `verify`, the one judgment of the keys that
+//! boot, rotation and `agent doctor` share. No process supervision and no HTTP
+//! server here; the `agent` binary runs these stages and reports them.
 
 pub mod check;
 pub mod config;
 pub mod homes;
 pub mod keys;
 pub mod launch;
+pub mod placement;
+pub mod probe;
 pub mod secrets;
+pub mod verify;

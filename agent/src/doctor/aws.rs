@@ -12,10 +12,10 @@ use aws_sdk_sts::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_sts::error::BoxError;
 use aws_smithy_types::date_time::{DateTime, Format};
 use entrypoint::check::{Check, error_chain};
-use entrypoint::config::Config;
+use entrypoint::config::DoctorConfig;
 use entrypoint::homes::efs;
 
-use crate::placement;
+use entrypoint::placement;
 
 /// Beyond this, SigV4 requests are refused.
 const SIGV4_SKEW: Duration = Duration::from_secs(300);
@@ -23,7 +23,7 @@ const SIGV4_SKEW: Duration = Duration::from_secs(300);
 const SKEW_WARN: Duration = Duration::from_secs(30);
 
 pub async fn checks(
-    config: &Config,
+    config: &DoctorConfig,
     env: &BTreeMap<String, String>,
     limit: Duration,
 ) -> Vec<Check> {

@@ -8,19 +8,21 @@
 //! environment is not at hand, from the running agent's `/config`.
 
 mod aws;
-mod home;
 mod running;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
-use entrypoint::config::{Command, Config, Layers, LogFormat};
-use entrypoint::keys::{self, KeyReport};
-use entrypoint::secrets;
+use entrypoint::config::{DoctorConfig, Layers, LogFormat};
+use entrypoint::homes::{self, HomeInputs, WriteTest};
+use entrypoint::keys;
+use entrypoint::verify::{self, Step, VerifyInputs};
 use serde::Serialize;
 
-use crate::{exit, logging, probe, render};
+use entrypoint::probe;
+
+use crate::{exit, logging, render};
 
 pub struct Options {
     pub json: bool,
@@ -157,7 +159,7 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
         Err(check) => return (Origin::Environment, vec![entry("config", check)]),
     };
     let mut entries = Vec::new();
-    let config = match Config::resolve(Command::Doctor, &layers) {
+    let config = match DoctorConfig::resolve(&layers) {
         Ok(config) => {
             entries.push(entry(
                 "config",
@@ -165,7 +167,7 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
                     "config",
                     format!(
                         "the configuration is valid ({} settings)",
-                        config.effective.len()
+                        config.base.effective.len()
                     ),
                 ),
             ));
@@ -179,7 +181,7 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
     let agent_url = options.from.clone().unwrap_or_else(|| {
         config
             .as_ref()
-            .map(|c| c.local_url(""))
+            .map(|c| c.base.local_url(""))
             .unwrap_or_else(|| "http://127.0.0.1:8090".into())
     });
     let limit = options.timeout;
@@ -190,7 +192,7 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
                 Check::skipped("secrets", "not checked: the configuration has problems"),
             )];
         };
-        node_checks(config, &layers.env, agent_config.as_ref(), &origin, limit).await
+        node_checks(config, &layers.env, agent_config.as_ref(), limit).await
     };
     let aws_checks = async {
         match &config {
@@ -265,145 +267,170 @@ fn no_configuration(url: &str, why: &str) -> Check {
     )
 }
 
-/// Secrets, keys against the chain and the home, in that order: each needs the one before.
+/// Secrets, keys against the chain and the home, in that order: each needs the
+/// one before. From this environment, through the same `verify` and home
+/// inspection as `agent run`; on the instance, from what the running agent
+/// validated.
 async fn node_checks(
-    config: &Config,
+    config: &DoctorConfig,
     env: &BTreeMap<String, String>,
     agent_config: Option<&serde_json::Value>,
-    origin: &Origin,
+    limit: Duration,
+) -> Vec<Entry> {
+    let Some(agent) = agent_config else {
+        return local_checks(config, env, limit).await;
+    };
+    let mut entries = agent_secrets(agent);
+    let node = &config.node.node;
+    let Some((signer, p2p)) = agent_public_keys(agent) else {
+        entries.push(entry(
+            "keys",
+            Check::skipped("keys", "not checked: no valid keys to compare"),
+        ));
+        return entries;
+    };
+    let from = "the running agent's secret".to_string();
+    let input = keys::KeysInput {
+        chain: node.chain,
+        account_id: node.account_id.clone(),
+        contract_id: node.contract_id.clone(),
+        signer_public_key: signer,
+        p2p_public_key: p2p,
+        signer_key_source: from.clone(),
+        p2p_key_source: from,
+    };
+    match tokio::time::timeout(limit, keys::check(&config.node.chain_rpc, &input)).await {
+        Ok(report) => entries.extend(report.checks().into_iter().map(|c| entry("keys", c))),
+        Err(_) => entries.push(entry("keys", rpc_timed_out(config, limit))),
+    }
+    entries.push(entry(
+        "home",
+        Check::skipped(
+            "home",
+            format!(
+                "not checked: MPC_HOME_DIR ({}) is the container's path; run doctor inside the container to check the home",
+                node.home_dir.display()
+            ),
+        ),
+    ));
+    entries
+}
+
+/// The node's checks from this environment: what `agent run` would judge.
+async fn local_checks(
+    config: &DoctorConfig,
+    env: &BTreeMap<String, String>,
     limit: Duration,
 ) -> Vec<Entry> {
     let mut entries = Vec::new();
-    let secrets = match agent_config {
-        // On the instance: the secrets as the running agent validated them.
-        Some(agent) => {
-            let reports = agent["secrets"].as_array().cloned().unwrap_or_default();
-            if reports.is_empty() {
-                entries.push(entry(
-                    "secrets",
-                    Check::skipped(
-                        "secrets",
-                        "the running agent has not validated its secrets yet",
-                    ),
-                ));
-            }
-            for report in &reports {
-                let name = report["name"].as_str().unwrap_or("?");
-                let status =
-                    serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
-                let cause = format!(
-                    "{} (as the running agent validated it)",
-                    report["cause"].as_str().unwrap_or("")
-                );
-                let mut check =
-                    Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
-                check.status = status;
-                check.fix = report["fix"].as_str().map(str::to_string);
-                entries.push(entry("secrets", check));
-            }
-            None
-        }
-        None => match tokio::time::timeout(
-            limit,
-            secrets::load(config.secrets.as_ref().expect("doctor reads secrets"), env),
-        )
-        .await
-        {
-            Ok(Ok(s)) => {
-                entries.extend(s.report.iter().map(|r| entry("secrets", r.check())));
-                Some(s)
-            }
-            Ok(Err(f)) => {
-                entries.extend(f.checks().into_iter().map(|c| entry("secrets", c)));
-                None
-            }
-            Err(_) => {
-                entries.push(entry("secrets", timed_out("secrets", limit)));
-                None
-            }
-        },
-    };
-    let node = config
-        .node
-        .as_ref()
-        .expect("doctor reads the node settings");
-    let input = match (&secrets, agent_config) {
-        (Some(s), _) => Some(crate::keys::keys_input(config, s)),
-        (None, Some(agent)) => agent_public_keys(agent).map(|(signer, p2p)| {
-            let from = "the running agent's secret".to_string();
-            keys::KeysInput {
-                chain: node.chain,
-                account_id: node.account_id.clone(),
-                contract_id: node.contract_id.clone(),
-                signer_public_key: signer,
-                p2p_public_key: p2p,
-                signer_key_source: from.clone(),
-                p2p_key_source: from,
-            }
-        }),
-        (None, None) => None,
-    };
-    let report: Option<KeyReport> = match input {
-        Some(input) => {
-            match tokio::time::timeout(
-                limit,
-                keys::check(
-                    config
-                        .chain_rpc
-                        .as_ref()
-                        .expect("doctor reads the chain settings"),
-                    &input,
-                ),
-            )
-            .await
-            {
-                Ok(report) => {
-                    entries.extend(report.checks().into_iter().map(|c| entry("keys", c)));
-                    Some(report)
+    let node = &config.node.node;
+    let mut secret_checks: Option<Vec<Check>> = None;
+    let verified = tokio::time::timeout(
+        limit * 2,
+        verify::verify(
+            VerifyInputs {
+                node,
+                secrets: &config.node.secrets,
+                chain: &config.node.chain_rpc,
+                secrets_json: config.homes.secrets_json,
+                env,
+            },
+            |step| {
+                if let Step::Secrets { checks, .. } = step {
+                    secret_checks = Some(checks.to_vec());
                 }
-                Err(_) => {
-                    let urls = config
-                        .chain_rpc
-                        .as_ref()
-                        .map(|r| r.urls.join(", "))
-                        .unwrap_or_default();
-                    entries.push(entry(
-                        "keys",
-                        Check::fail(
-                            keys::check_ids::RPC,
-                            format!("no NEAR RPC answered within {}s ({urls})", limit.as_secs_f64()),
-                            "check AGENT_NEAR_RPC_URL and the network path to it (security groups, NAT)",
-                        ),
-                    ));
-                    None
-                }
-            }
-        }
-        None => {
+            },
+        ),
+    )
+    .await;
+    let verified = match verified {
+        Ok(Ok(verified)) => Some(verified),
+        Ok(Err(failure)) => {
+            entries.extend(failure.checks().into_iter().map(|c| entry("secrets", c)));
             entries.push(entry(
                 "keys",
                 Check::skipped("keys", "not checked: no valid keys to compare"),
             ));
             None
         }
-    };
-    match origin {
-        Origin::Environment => {
-            let checks = home::checks(config, secrets.as_ref(), report.as_ref());
-            entries.extend(checks.into_iter().map(|c| entry("home", c)));
+        Err(_) => {
+            match secret_checks {
+                Some(checks) => {
+                    entries.extend(checks.into_iter().map(|c| entry("secrets", c)));
+                    entries.push(entry("keys", rpc_timed_out(config, limit)));
+                }
+                None => entries.push(entry("secrets", timed_out("secrets", limit))),
+            }
+            None
         }
-        Origin::RunningAgent { .. } => entries.push(entry(
-            "home",
-            Check::skipped(
-                "home",
-                format!(
-                    "not checked: MPC_HOME_DIR ({}) is the container's path; run doctor inside the container to check the home",
-                    config.node.as_ref().map(|n| n.home_dir.display().to_string()).unwrap_or_default()
-                ),
-            ),
-        )),
+    };
+    if let Some(verified) = &verified {
+        entries.extend(verified.secret_checks.iter().cloned().map(|c| entry("secrets", c)));
+        entries.extend(verified.key_checks.iter().cloned().map(|c| entry("keys", c)));
     }
+    let inputs = HomeInputs {
+        node,
+        homes: &config.homes,
+        secrets: &config.node.secrets,
+        // The aws group asks about the EFS.
+        efs_file_system_id: None,
+        env,
+    };
+    let home = match homes::inspect(&inputs, WriteTest::Permission).await {
+        Ok(inspection) => {
+            let facts = verified.as_ref().and_then(|v| v.keys.chain_facts());
+            let survey = inspection
+                .survey(&inputs, verified.as_ref().map(|v| &v.secrets), facts.as_ref())
+                .await;
+            inspection.checks.into_iter().chain(survey).collect()
+        }
+        Err(stop) => stop.checks,
+    };
+    entries.extend(home.into_iter().map(|c| entry("home", c)));
     entries
+}
+
+/// The secrets as the running agent validated them (its `/config`).
+fn agent_secrets(agent: &serde_json::Value) -> Vec<Entry> {
+    let reports = agent["secrets"].as_array().cloned().unwrap_or_default();
+    if reports.is_empty() {
+        return vec![entry(
+            "secrets",
+            Check::skipped(
+                "secrets",
+                "the running agent has not validated its secrets yet",
+            ),
+        )];
+    }
+    reports
+        .iter()
+        .map(|report| {
+            let name = report["name"].as_str().unwrap_or("?");
+            let status =
+                serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
+            let cause = format!(
+                "{} (as the running agent validated it)",
+                report["cause"].as_str().unwrap_or("")
+            );
+            let mut check = Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
+            check.status = status;
+            check.fix = report["fix"].as_str().map(str::to_string);
+            entry("secrets", check)
+        })
+        .collect()
+}
+
+/// `keys.rpc` when the chain did not answer within the group's time.
+fn rpc_timed_out(config: &DoctorConfig, limit: Duration) -> Check {
+    Check::fail(
+        keys::check_ids::RPC,
+        format!(
+            "no NEAR RPC answered within {}s ({})",
+            limit.as_secs_f64(),
+            config.node.chain_rpc.urls.join(", ")
+        ),
+        "check AGENT_NEAR_RPC_URL and the network path to it (security groups, NAT)",
+    )
 }
 
 /// The signer and p2p public keys the running agent reported on `/config`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use entrypoint::check::Check;
 
-use crate::probe;
+use entrypoint::probe;
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));

@@ -13,9 +13,9 @@ use std::time::Duration;
 use near_primitives::types::AccountId;
 use serde::Serialize;
 
-use crate::check::Check;
+use crate::check::{Check, Rule};
+use crate::secrets::SecretSettings;
 pub use settings::{Command, SETTINGS, Setting};
-use values::Rule;
 pub use values::{Backoff, CrashLoop, UserSpec};
 
 /// The environment variable naming the config file (same as `--config`).
@@ -198,17 +198,6 @@ pub struct Node {
     pub log_format: Option<String>,
 }
 
-/// Where the node's secrets come from (`agent run`, `keys`, `init`, `doctor`).
-#[derive(Clone, Debug)]
-pub struct SecretSettings {
-    /// Secrets Manager ids given per secret (`AGENT_SECRET_ID_<NAME>`), by secret name.
-    pub ids: BTreeMap<&'static str, String>,
-    pub template: Option<String>,
-    pub dir: Option<PathBuf>,
-    pub timeout: Duration,
-    pub jitter: Duration,
-}
-
 /// What to do about a key the chain does not accept (or an invalid secret).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,18 +215,23 @@ pub enum OnRpcUnavailable {
     Skip,
 }
 
-/// How `agent run` (and `agent init`) reacts to what the stages find.
+/// How `agent run` and `agent init` react to what the stages find.
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub on_key_mismatch: OnMismatch,
     pub on_rpc_unavailable: OnRpcUnavailable,
-    /// `agent run` only.
+}
+
+/// How `agent run` holds and what it watches while the node runs.
+#[derive(Clone, Debug)]
+pub struct Lifetime {
+    /// How long holding is a warning before it is a failure.
     pub hold_grace: Duration,
     pub hold_retry: Backoff,
     pub secret_refresh: Duration,
 }
 
-/// The resolved configuration of one command.
+/// What every command reads, and every setting it read with its source.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub command: Command,
@@ -245,20 +239,62 @@ pub struct Config {
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     pub rust_log: Option<String>,
-    /// Present for the commands that supervise a child.
-    pub supervision: Option<Supervision>,
-    /// Present for the commands that work on mpc-node's configuration.
-    pub node: Option<Node>,
-    pub secrets: Option<SecretSettings>,
-    pub chain_rpc: Option<ChainRpc>,
-    /// Present for the commands that work on the node's home.
-    pub homes: Option<HomeSettings>,
-    /// Present for `agent run` and `agent init`.
-    pub policy: Option<Policy>,
-    /// `AGENT_EFS_FILE_SYSTEM_ID` (`agent run` shows it on /config for `agent doctor`).
-    pub efs_file_system_id: Option<String>,
     /// Every setting the command reads, with its value and source.
     pub effective: Vec<Effective>,
+}
+
+/// The node's identity and where its keys are judged: what `run`, `init`,
+/// `keys` and `doctor` read.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub node: Node,
+    pub secrets: SecretSettings,
+    pub chain_rpc: ChainRpc,
+}
+
+/// `agent run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub base: Config,
+    pub supervision: Supervision,
+    pub node: NodeConfig,
+    pub homes: HomeSettings,
+    pub policy: Policy,
+    pub lifetime: Lifetime,
+    /// `AGENT_EFS_FILE_SYSTEM_ID` (shown on /config for `agent doctor`).
+    pub efs_file_system_id: Option<String>,
+}
+
+/// `agent exec`.
+#[derive(Clone, Debug)]
+pub struct ExecConfig {
+    pub base: Config,
+    pub supervision: Supervision,
+}
+
+/// `agent init`.
+#[derive(Clone, Debug)]
+pub struct InitConfig {
+    pub base: Config,
+    pub node: NodeConfig,
+    pub homes: HomeSettings,
+    pub policy: Policy,
+}
+
+/// `agent keys`.
+#[derive(Clone, Debug)]
+pub struct KeysConfig {
+    pub base: Config,
+    pub node: NodeConfig,
+}
+
+/// `agent doctor`.
+#[derive(Clone, Debug)]
+pub struct DoctorConfig {
+    pub base: Config,
+    pub node: NodeConfig,
+    pub homes: HomeSettings,
+    pub efs_file_system_id: Option<String>,
 }
 
 /// Every problem found in the configuration, each a failed [`Check`].
@@ -266,73 +302,88 @@ pub struct Config {
 #[error("{} configuration problem(s): {}", .0.len(), .0.iter().map(Check::summary).collect::<Vec<_>>().join("; "))]
 pub struct ConfigError(pub Vec<Check>);
 
-impl Config {
-    pub fn resolve(command: Command, layers: &Layers) -> Result<Config, ConfigError> {
-        let mut r = Resolver::new(command, layers);
-        let listen = r.parse("AGENT_LISTEN", values::socket_addr);
-        let log_format = r.parse("AGENT_LOG_FORMAT", |v| {
-            values::choice(v, &["json", "plain"]).map(log_format_named)
-        });
-        let rust_log = r.value("RUST_LOG");
-        let supervision = matches!(command, Command::Run | Command::Exec).then(|| Supervision {
-            restart: r
-                .parse("AGENT_RESTART", |v| {
-                    values::choice(v, &["never", "on-failure", "always"]).map(|c| match c {
-                        "never" => RestartPolicy::Never,
-                        "always" => RestartPolicy::Always,
-                        _ => RestartPolicy::OnFailure,
-                    })
-                })
-                .unwrap_or(RestartPolicy::Never),
-            backoff: r
-                .parse("AGENT_RESTART_BACKOFF", values::backoff)
-                .unwrap_or(Backoff {
-                    initial: Duration::from_secs(1),
-                    max: Duration::from_secs(60),
-                }),
-            restart_reset: r.duration("AGENT_RESTART_RESET"),
-            crash_loop: r
-                .parse("AGENT_CRASH_LOOP", values::crash_loop)
-                .unwrap_or(CrashLoop {
-                    exits: 5,
-                    window: Duration::from_secs(300),
-                }),
-            stop_grace: r.duration("AGENT_STOP_GRACE"),
-            prestop_delay: r.duration("AGENT_PRESTOP_DELAY"),
-            ready_url: r.parse("AGENT_READY_URL", values::http_url),
-            ready_interval: r.duration("AGENT_READY_INTERVAL"),
-            fail_linger: r.duration("AGENT_FAIL_LINGER"),
-        });
-        let node = command.reads_node().then(|| r.node()).flatten();
-        let secrets = command.reads_node().then(|| r.secrets());
-        let chain_rpc = command
-            .reads_node()
-            .then(|| r.chain_rpc(node.as_ref().map(|n| n.chain)))
-            .flatten();
-        let homes = command.reads_home().then(|| r.homes()).flatten();
-        let policy = matches!(command, Command::Run | Command::Init).then(|| r.policy(command));
-        let efs_file_system_id = matches!(command, Command::Run | Command::Doctor)
-            .then(|| r.parse("AGENT_EFS_FILE_SYSTEM_ID", values::efs_id))
-            .flatten();
-        r.unknown_names();
-        if !r.problems.is_empty() {
-            return Err(ConfigError(r.problems));
-        }
-        Ok(Config {
-            command,
-            file: layers.file.clone(),
-            listen: listen.expect("no problem means AGENT_LISTEN parsed"),
-            log_format: log_format.unwrap_or_else(LogFormat::for_stdout),
-            rust_log,
-            supervision,
-            node,
-            secrets,
-            chain_rpc,
-            homes,
-            policy,
-            efs_file_system_id,
-            effective: r.effective,
+impl RunConfig {
+    pub fn resolve(layers: &Layers) -> Result<RunConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Run, layers);
+        let supervision = r.supervision();
+        let node = r.node_config();
+        let homes = r.homes();
+        let policy = r.policy();
+        let lifetime = r.lifetime();
+        let efs_file_system_id = r.efs_file_system_id();
+        r.finish(|base| {
+            Some(RunConfig {
+                base,
+                supervision: supervision?,
+                node: node?,
+                homes: homes?,
+                policy: policy?,
+                lifetime: lifetime?,
+                efs_file_system_id,
+            })
         })
+    }
+}
+
+impl ExecConfig {
+    pub fn resolve(layers: &Layers) -> Result<ExecConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Exec, layers);
+        let supervision = r.supervision();
+        r.finish(|base| {
+            Some(ExecConfig {
+                base,
+                supervision: supervision?,
+            })
+        })
+    }
+}
+
+impl InitConfig {
+    pub fn resolve(layers: &Layers) -> Result<InitConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Init, layers);
+        let node = r.node_config();
+        let homes = r.homes();
+        let policy = r.policy();
+        r.finish(|base| {
+            Some(InitConfig {
+                base,
+                node: node?,
+                homes: homes?,
+                policy: policy?,
+            })
+        })
+    }
+}
+
+impl KeysConfig {
+    pub fn resolve(layers: &Layers) -> Result<KeysConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Keys, layers);
+        let node = r.node_config();
+        r.finish(|base| Some(KeysConfig { base, node: node? }))
+    }
+}
+
+impl DoctorConfig {
+    pub fn resolve(layers: &Layers) -> Result<DoctorConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Doctor, layers);
+        let node = r.node_config();
+        let homes = r.homes();
+        let efs_file_system_id = r.efs_file_system_id();
+        r.finish(|base| {
+            Some(DoctorConfig {
+                base,
+                node: node?,
+                homes: homes?,
+                efs_file_system_id,
+            })
+        })
+    }
+}
+
+impl Config {
+    /// What the command reads beside its own sections (`agent health`).
+    pub fn resolve(command: Command, layers: &Layers) -> Result<Config, ConfigError> {
+        Resolver::new(command, layers).finish(Some)
     }
 
     /// The local URL of this agent's own HTTP server (`0.0.0.0` becomes loopback).
@@ -393,6 +444,9 @@ struct Resolver<'a> {
     file: BTreeMap<String, String>,
     problems: Vec<Check>,
     effective: Vec<Effective>,
+    listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
+    rust_log: Option<String>,
 }
 
 impl<'a> Resolver<'a> {
@@ -403,6 +457,9 @@ impl<'a> Resolver<'a> {
             file: BTreeMap::new(),
             problems: Vec::new(),
             effective: Vec::new(),
+            listen: None,
+            log_format: None,
+            rust_log: None,
         };
         if let Some(path) = &layers.file {
             match read_file(path) {
@@ -410,7 +467,94 @@ impl<'a> Resolver<'a> {
                 Err(problem) => r.problems.push(problem),
             }
         }
+        r.listen = r.parse("AGENT_LISTEN", values::socket_addr);
+        r.log_format = r.parse("AGENT_LOG_FORMAT", |v| {
+            values::choice(v, &["json", "plain"]).map(log_format_named)
+        });
+        r.rust_log = r.value("RUST_LOG");
         r
+    }
+
+    /// The command's configuration, or every problem found. `build` gets the
+    /// common part and assembles the command's sections: each is there
+    /// unless it had a problem.
+    fn finish<T>(mut self, build: impl FnOnce(Config) -> Option<T>) -> Result<T, ConfigError> {
+        self.unknown_names();
+        if !self.problems.is_empty() {
+            return Err(ConfigError(self.problems));
+        }
+        let command = self.command;
+        let incomplete = || {
+            ConfigError(vec![Check::fail(
+                "config",
+                format!(
+                    "the configuration of agent {} is incomplete without a problem named",
+                    command.name()
+                ),
+                "report this as a bug of the agent",
+            )])
+        };
+        let listen = self.listen.ok_or_else(incomplete)?;
+        let base = Config {
+            command,
+            file: self.layers.file.clone(),
+            listen,
+            log_format: self.log_format.unwrap_or_else(LogFormat::for_stdout),
+            rust_log: self.rust_log,
+            effective: self.effective,
+        };
+        build(base).ok_or_else(incomplete)
+    }
+
+    /// How the child is supervised (`run`, `exec`).
+    fn supervision(&mut self) -> Option<Supervision> {
+        let restart = self.parse("AGENT_RESTART", |v| {
+            values::choice(v, &["never", "on-failure", "always"]).map(|c| match c {
+                "never" => RestartPolicy::Never,
+                "always" => RestartPolicy::Always,
+                _ => RestartPolicy::OnFailure,
+            })
+        });
+        let backoff = self.parse("AGENT_RESTART_BACKOFF", values::backoff);
+        let restart_reset = self.parse("AGENT_RESTART_RESET", values::duration);
+        let crash_loop = self.parse("AGENT_CRASH_LOOP", values::crash_loop);
+        let stop_grace = self.parse("AGENT_STOP_GRACE", values::duration);
+        let prestop_delay = self.parse("AGENT_PRESTOP_DELAY", values::duration);
+        let ready_url = match self.raw("AGENT_READY_URL") {
+            Some((value, source)) => {
+                Some(self.parse_found("AGENT_READY_URL", value, source, values::http_url)?)
+            }
+            None => None,
+        };
+        let ready_interval = self.parse("AGENT_READY_INTERVAL", values::duration);
+        let fail_linger = self.parse("AGENT_FAIL_LINGER", values::duration);
+        Some(Supervision {
+            restart: restart?,
+            backoff: backoff?,
+            restart_reset: restart_reset?,
+            crash_loop: crash_loop?,
+            stop_grace: stop_grace?,
+            prestop_delay: prestop_delay?,
+            ready_url,
+            ready_interval: ready_interval?,
+            fail_linger: fail_linger?,
+        })
+    }
+
+    /// The node, its secrets and its chain (`run`, `init`, `keys`, `doctor`).
+    fn node_config(&mut self) -> Option<NodeConfig> {
+        let node = self.node();
+        let secrets = self.secrets();
+        let chain_rpc = self.chain_rpc(node.as_ref().map(|n| n.chain));
+        Some(NodeConfig {
+            node: node?,
+            secrets: secrets?,
+            chain_rpc: chain_rpc?,
+        })
+    }
+
+    fn efs_file_system_id(&mut self) -> Option<String> {
+        self.parse("AGENT_EFS_FILE_SYSTEM_ID", values::efs_id)
     }
 
     /// The raw value of `name` and where it came from; records it as effective.
@@ -491,10 +635,6 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn duration(&mut self, name: &'static str) -> Duration {
-        self.parse(name, values::duration).unwrap_or_default()
-    }
-
     fn problem(&mut self, name: &str, value: &str, source: &Source, rule: Rule) {
         let from = match source {
             Source::Cli => "command line".to_string(),
@@ -557,51 +697,38 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn policy(&mut self, command: Command) -> Policy {
-        let on_key_mismatch = self
-            .parse("AGENT_ON_KEY_MISMATCH", |v| {
-                values::choice(v, &["hold", "exit", "warn"]).map(|c| match c {
-                    "exit" => OnMismatch::Exit,
-                    "warn" => OnMismatch::Warn,
-                    _ => OnMismatch::Hold,
-                })
+    fn policy(&mut self) -> Option<Policy> {
+        let on_key_mismatch = self.parse("AGENT_ON_KEY_MISMATCH", |v| {
+            values::choice(v, &["hold", "exit", "warn"]).map(|c| match c {
+                "exit" => OnMismatch::Exit,
+                "warn" => OnMismatch::Warn,
+                _ => OnMismatch::Hold,
             })
-            .unwrap_or(OnMismatch::Hold);
-        let on_rpc_unavailable = self
-            .parse("AGENT_ON_RPC_UNAVAILABLE", |v| {
-                values::choice(v, &["hold", "skip"]).map(|c| match c {
-                    "skip" => OnRpcUnavailable::Skip,
-                    _ => OnRpcUnavailable::Hold,
-                })
+        });
+        let on_rpc_unavailable = self.parse("AGENT_ON_RPC_UNAVAILABLE", |v| {
+            values::choice(v, &["hold", "skip"]).map(|c| match c {
+                "skip" => OnRpcUnavailable::Skip,
+                _ => OnRpcUnavailable::Hold,
             })
-            .unwrap_or(OnRpcUnavailable::Hold);
-        let default_retry = Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-        };
-        if command != Command::Run {
-            return Policy {
-                on_key_mismatch,
-                on_rpc_unavailable,
-                hold_grace: Duration::ZERO,
-                hold_retry: default_retry,
-                secret_refresh: Duration::ZERO,
-            };
-        }
-        Policy {
-            on_key_mismatch,
-            on_rpc_unavailable,
-            hold_grace: self.duration("AGENT_HOLD_GRACE"),
-            hold_retry: self
-                .parse("AGENT_HOLD_RETRY", values::backoff)
-                .unwrap_or(default_retry),
-            secret_refresh: self
-                .parse("AGENT_SECRET_REFRESH", values::positive_duration)
-                .unwrap_or(Duration::from_secs(300)),
-        }
+        });
+        Some(Policy {
+            on_key_mismatch: on_key_mismatch?,
+            on_rpc_unavailable: on_rpc_unavailable?,
+        })
     }
 
-    fn secrets(&mut self) -> SecretSettings {
+    fn lifetime(&mut self) -> Option<Lifetime> {
+        let hold_grace = self.parse("AGENT_HOLD_GRACE", values::duration);
+        let hold_retry = self.parse("AGENT_HOLD_RETRY", values::backoff);
+        let secret_refresh = self.parse("AGENT_SECRET_REFRESH", values::positive_duration);
+        Some(Lifetime {
+            hold_grace: hold_grace?,
+            hold_retry: hold_retry?,
+            secret_refresh: secret_refresh?,
+        })
+    }
+
+    fn secrets(&mut self) -> Option<SecretSettings> {
         let mut ids = BTreeMap::new();
         for name in crate::secrets::SecretName::ALL.map(|n| n.env_name()) {
             let setting = format!("AGENT_SECRET_ID_{name}");
@@ -612,16 +739,20 @@ impl<'a> Resolver<'a> {
                 ids.insert(name, id);
             }
         }
-        SecretSettings {
+        let template = self.parse(
+            "AGENT_SECRET_ID_TEMPLATE",
+            crate::secrets::SecretRef::check_template,
+        );
+        let dir = self.value("AGENT_SECRETS_DIR").map(PathBuf::from);
+        let timeout = self.parse("AGENT_SECRETS_TIMEOUT", values::duration);
+        let jitter = self.parse("AGENT_SECRETS_JITTER", values::duration);
+        Some(SecretSettings {
             ids,
-            template: self.parse(
-                "AGENT_SECRET_ID_TEMPLATE",
-                crate::secrets::SecretRef::check_template,
-            ),
-            dir: self.value("AGENT_SECRETS_DIR").map(PathBuf::from),
-            timeout: self.duration("AGENT_SECRETS_TIMEOUT"),
-            jitter: self.duration("AGENT_SECRETS_JITTER"),
-        }
+            template,
+            dir,
+            timeout: timeout?,
+            jitter: jitter?,
+        })
     }
 
     /// The NEAR RPC for the key checks. Its default depends on the chain;
@@ -687,12 +818,7 @@ impl<'a> Resolver<'a> {
             None => None,
         };
         let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
-        let generate_store_key = match self.command {
-            Command::Run | Command::Init => {
-                self.parse("AGENT_GENERATE_STORE_KEY", values::boolean)?
-            }
-            _ => false,
-        };
+        let generate_store_key = self.parse("AGENT_GENERATE_STORE_KEY", values::boolean)?;
         Some(HomeSettings {
             require_persistent: require_persistent?,
             min_free: min_free?,
@@ -865,32 +991,33 @@ mod tests {
 
     #[test]
     fn exec_defaults_resolve_without_any_setting() {
-        let config = Config::resolve(Command::Exec, &layers(&[])).unwrap();
-        let s = config.supervision.unwrap();
+        let config = ExecConfig::resolve(&layers(&[])).unwrap();
+        let s = config.supervision;
         assert_eq!(s.restart, RestartPolicy::Never);
         assert_eq!(s.stop_grace, Duration::from_secs(25));
         assert_eq!(s.ready_url, None);
-        assert_eq!(config.listen, "0.0.0.0:8090".parse().unwrap());
+        assert_eq!(config.base.listen, "0.0.0.0:8090".parse().unwrap());
     }
 
     #[test]
     fn run_defaults_restart_on_failure_and_poll_the_node() {
-        let config = Config::resolve(Command::Run, &layers(NODE_ENV)).unwrap();
-        let s = config.supervision.unwrap();
+        let config = RunConfig::resolve(&layers(NODE_ENV)).unwrap();
+        let s = config.supervision;
         assert_eq!(s.restart, RestartPolicy::OnFailure);
         assert_eq!(s.ready_url.as_deref(), Some("http://127.0.0.1:8080/health"));
-        let node = config.node.unwrap();
+        let node = config.node.node;
         assert_eq!(node.chain, Chain::Testnet);
         assert_eq!(node.responder_id.as_str(), "node0.testnet");
     }
 
     #[test]
     fn rpc_defaults_to_the_public_rpc_of_the_chain() {
-        let config = Config::resolve(Command::Keys, &layers(NODE_ENV)).unwrap();
-        let rpc = config.chain_rpc.unwrap();
+        let config = KeysConfig::resolve(&layers(NODE_ENV)).unwrap();
+        let rpc = config.node.chain_rpc;
         assert_eq!(rpc.urls, ["https://rpc.testnet.near.org"]);
         assert_eq!(rpc.timeout, Duration::from_secs(5));
         let effective = config
+            .base
             .effective
             .iter()
             .find(|e| e.name == "AGENT_NEAR_RPC_URL")
@@ -903,16 +1030,15 @@ mod tests {
 
         let mut mainnet = NODE_ENV.to_vec();
         mainnet[1] = ("MPC_ENV", "mainnet");
-        let config = Config::resolve(Command::Doctor, &layers(&mainnet)).unwrap();
-        assert_eq!(
-            config.chain_rpc.unwrap().urls,
-            ["https://rpc.mainnet.near.org"]
-        );
+        let config = DoctorConfig::resolve(&layers(&mainnet)).unwrap();
+        assert_eq!(config.node.chain_rpc.urls, ["https://rpc.mainnet.near.org"]);
         assert!(
-            Config::resolve(Command::Exec, &layers(&[]))
+            !ExecConfig::resolve(&layers(&[]))
                 .unwrap()
-                .chain_rpc
-                .is_none()
+                .base
+                .effective
+                .iter()
+                .any(|e| e.name == "AGENT_NEAR_RPC_URL")
         );
     }
 
@@ -920,7 +1046,7 @@ mod tests {
     fn rpc_urls_are_required_on_localnet_and_listed_in_order() {
         let mut localnet = NODE_ENV.to_vec();
         localnet[1] = ("MPC_ENV", "mpc-localnet");
-        let err = Config::resolve(Command::Run, &layers(&localnet)).unwrap_err();
+        let err = RunConfig::resolve(&layers(&localnet)).unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
         assert_eq!(err.0[0].id, "config.AGENT_NEAR_RPC_URL");
         assert!(
@@ -934,10 +1060,10 @@ mod tests {
             "http://10.0.0.5:3030, https://backup.example",
         ));
         localnet.push(("AGENT_RPC_TIMEOUT", "750ms"));
-        let rpc = Config::resolve(Command::Run, &layers(&localnet))
+        let rpc = RunConfig::resolve(&layers(&localnet))
             .unwrap()
-            .chain_rpc
-            .unwrap();
+            .node
+            .chain_rpc;
         assert_eq!(rpc.urls, ["http://10.0.0.5:3030", "https://backup.example"]);
         assert_eq!(rpc.timeout, Duration::from_millis(750));
     }
@@ -947,7 +1073,7 @@ mod tests {
         let mut env = NODE_ENV.to_vec();
         env.push(("AGENT_NEAR_RPC_URL", "rpc.testnet.near.org"));
         env.push(("AGENT_RPC_TIMEOUT", "0s"));
-        let err = Config::resolve(Command::Keys, &layers(&env)).unwrap_err();
+        let err = KeysConfig::resolve(&layers(&env)).unwrap_err();
         let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -957,8 +1083,8 @@ mod tests {
 
     #[test]
     fn home_settings_default_to_a_persistent_locked_home() {
-        let config = Config::resolve(Command::Run, &layers(NODE_ENV)).unwrap();
-        let homes = config.homes.unwrap();
+        let config = RunConfig::resolve(&layers(NODE_ENV)).unwrap();
+        let homes = config.homes;
         assert!(homes.require_persistent);
         assert_eq!(homes.min_free, 10 << 30);
         assert_eq!(homes.lock_wait, None);
@@ -970,10 +1096,12 @@ mod tests {
             PathBuf::from("/app/localnet-genesis.json")
         );
         assert!(
-            Config::resolve(Command::Keys, &layers(NODE_ENV))
+            !KeysConfig::resolve(&layers(NODE_ENV))
                 .unwrap()
-                .homes
-                .is_none()
+                .base
+                .effective
+                .iter()
+                .any(|e| e.name == "AGENT_MIN_FREE")
         );
     }
 
@@ -987,10 +1115,7 @@ mod tests {
             ("AGENT_SECRETS_JSON", "replace"),
             ("AGENT_NODE_USER", "1000:1000"),
         ]);
-        let homes = Config::resolve(Command::Init, &layers(&env))
-            .unwrap()
-            .homes
-            .unwrap();
+        let homes = InitConfig::resolve(&layers(&env)).unwrap().homes;
         assert!(!homes.require_persistent);
         assert_eq!(homes.lock_wait, Some(Duration::from_secs(90)));
         assert_eq!(homes.start_mode, StartMode::ConfigFile);
@@ -1007,16 +1132,14 @@ mod tests {
             ("AGENT_SECRETS_JSON", "overwrite"),
             ("AGENT_MIN_FREE", "lots"),
         ]);
-        let err = Config::resolve(Command::Run, &layers(&env)).unwrap_err();
+        let err = RunConfig::resolve(&layers(&env)).unwrap_err();
         let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["config.AGENT_MIN_FREE", "config.AGENT_SECRETS_JSON"]);
     }
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let err = Config::resolve(
-            Command::Run,
-            &layers(&[
+        let err = RunConfig::resolve(&layers(&[
                 ("MPC_ENV", "localnet"),
                 ("AGENT_STOP_GRACE", "soon"),
                 ("MPC_ACCOUNT_ID", "Node0.testnet"),
@@ -1040,11 +1163,8 @@ mod tests {
 
     #[test]
     fn empty_variables_count_as_unset() {
-        let config = Config::resolve(Command::Exec, &layers(&[("AGENT_STOP_GRACE", "")])).unwrap();
-        assert_eq!(
-            config.supervision.unwrap().stop_grace,
-            Duration::from_secs(25)
-        );
+        let config = ExecConfig::resolve(&layers(&[("AGENT_STOP_GRACE", "")])).unwrap();
+        assert_eq!(config.supervision.stop_grace, Duration::from_secs(25));
     }
 
     #[test]
@@ -1060,13 +1180,14 @@ mod tests {
         let mut l = layers(&[("AGENT_STOP_GRACE", "2s"), ("AGENT_PRESTOP_DELAY", "5s")]);
         l.file = Some(file);
         l.cli.insert("AGENT_STOP_GRACE", "1s".into());
-        let config = Config::resolve(Command::Exec, &l).unwrap();
-        let s = config.supervision.as_ref().unwrap();
+        let config = ExecConfig::resolve(&l).unwrap();
+        let s = &config.supervision;
         assert_eq!(s.stop_grace, Duration::from_secs(1));
         assert_eq!(s.prestop_delay, Duration::from_secs(5));
         assert_eq!(s.restart_reset, Duration::from_secs(7));
         let source = |name| {
             config
+                .base
                 .effective
                 .iter()
                 .find(|e| e.name == name)
@@ -1084,7 +1205,7 @@ mod tests {
     #[test]
     fn unknown_agent_variables_are_named_with_a_suggestion() {
         let err =
-            Config::resolve(Command::Exec, &layers(&[("AGENT_STOP_GRCE", "2s")])).unwrap_err();
+            ExecConfig::resolve(&layers(&[("AGENT_STOP_GRCE", "2s")])).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert!(
             err.0[0]

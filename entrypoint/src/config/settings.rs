@@ -20,16 +20,6 @@ pub enum Command {
 }
 
 impl Command {
-    /// Works on mpc-node's configuration (needs the `MPC_*` environment).
-    pub fn reads_node(self) -> bool {
-        NODE.contains(&self)
-    }
-
-    /// Works on the node's home (filesystem, lock, init, the files on it).
-    pub fn reads_home(self) -> bool {
-        HOME.contains(&self)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Command::Run => "run",
@@ -504,7 +494,7 @@ pub static SETTINGS: &[Setting] = &[
         help: "With no MPC_SECRET_STORE_KEY anywhere and no share on the home, generate one and store it in its Secrets Manager secret before the node uses it (never when a share exists)",
         default: Default::Value("true"),
         group: Group::Home,
-        commands: &[Run, Init],
+        commands: HOME,
     },
     Setting {
         name: "AGENT_LOCALNET_GENESIS",

@@ -4,21 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Why a value was refused, for a person: the rule and a fix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    pub rule: String,
-    pub fix: String,
-}
-
-impl Rule {
-    pub fn new(rule: impl Into<String>, fix: impl Into<String>) -> Self {
-        Rule {
-            rule: rule.into(),
-            fix: fix.into(),
-        }
-    }
-}
+use crate::check::Rule;
 
 /// `500ms`, `2s`, `5m`, `1h`, or a bare number of seconds (`30`, `1.5`).
 pub fn duration(value: &str) -> Result<Duration, Rule> {

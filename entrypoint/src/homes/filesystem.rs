@@ -17,6 +17,9 @@ use super::owner::NodeUser;
 use crate::check::Check;
 use crate::config::HomeSettings;
 
+/// What the write probe writes.
+pub const PROBE_BYTES: usize = 4096;
+
 /// What a filesystem means for the node's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -371,7 +374,9 @@ impl Filesystem {
                 .create_new(true)
                 .mode(0o600)
                 .open(&probe)?;
-            let written = file.write_all(&[0u8; 4096]).and_then(|()| file.sync_all());
+            let written = file
+                .write_all(&[0u8; PROBE_BYTES])
+                .and_then(|()| file.sync_all());
             drop(file);
             // The agent that holds the lock may have swept it already.
             let removed = match std::fs::remove_file(&probe) {

@@ -596,7 +596,7 @@ mod tests {
 
     #[test]
     fn the_plan_takes_the_localnet_genesis_only_for_localnet() {
-        use crate::config::{Command, Config, Layers};
+        use crate::config::{InitConfig, Layers};
         let resolve = |chain: &str| {
             let env = [
                 ("MPC_HOME_DIR", "/data"),
@@ -613,11 +613,8 @@ mod tests {
                     .collect(),
                 ..Layers::default()
             };
-            let config = Config::resolve(Command::Init, &layers).unwrap();
-            InitPlan::new(
-                config.node.as_ref().unwrap(),
-                config.homes.as_ref().unwrap(),
-            )
+            let config = InitConfig::resolve(&layers).unwrap();
+            InitPlan::new(&config.node.node, &config.homes)
         };
         assert_eq!(
             resolve("mpc-localnet").genesis,

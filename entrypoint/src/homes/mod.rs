@@ -3,11 +3,15 @@
 //! node reads on every boot. Nothing that exists on the home is ever deleted
 //! or overwritten in place.
 //!
-//! Pieces, in the order `agent run` uses them:
+//! Two entry points: [`inspect`] (read-only, before the lock: the checks
+//! `agent doctor` shows, with [`HomeInspection::survey`]) and [`prepare`]
+//! (under the lock: store key, init, patches, secrets.json → [`NodeHome`]).
+//! Their pieces:
 //! - [`filesystem`]: the filesystem and mount under the home, free space,
 //!   owner, a real write ([`Check`]s, nothing written except the probe);
 //! - [`owner`]: the user the node runs as, owner of everything written here;
-//! - [`lock`]: the exclusive lock and its holder;
+//! - [`lock`]: the exclusive lock and its holder; [`scratch`]: what an
+//!   interrupted agent leaves, swept under the lock;
 //! - [`store_key`]: the existing shares and whether the store key decrypts them;
 //! - [`init`]: `mpc-node init` in a staging directory, moved into place;
 //! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
@@ -19,8 +23,10 @@ pub mod config_yaml;
 pub mod efs;
 pub mod filesystem;
 pub mod init;
+mod inspect;
 pub mod lock;
 pub mod owner;
+mod prepare;
 pub mod scratch;
 pub mod secrets_file;
 pub mod start_config;
@@ -35,6 +41,8 @@ use serde_json::{Value, json};
 use crate::check::Check;
 
 pub use atomic::Written;
+pub use inspect::{HomeInputs, HomeInspection, HomeStop, WriteTest, inspect};
+pub use prepare::{NodeHome, prepare};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
 

@@ -71,24 +71,33 @@ pub struct SecretsJsonOutcome {
 }
 
 impl SecretsJsonOutcome {
-    /// `homes.secrets.json`.
+    /// `homes.secrets.json`, for what a boot did or, for a plan of
+    /// [`plan_secrets_json`] (nothing written yet), what the next boot does.
     pub fn check(&self) -> Check {
         let id = "homes.secrets.json";
+        let planned = self.written == Written::Unchanged;
         let mut cause = match self.action {
+            SecretsJsonAction::Created if planned => {
+                "no secrets.json yet: the next boot writes it from the validated keys".to_string()
+            }
             SecretsJsonAction::Created => "wrote secrets.json from the validated keys".to_string(),
             SecretsJsonAction::Unchanged => "secrets.json holds the validated keys".to_string(),
             SecretsJsonAction::Kept | SecretsJsonAction::Replaced => {
                 let what = match &self.unparsable {
                     Some(why) => format!("secrets.json cannot be used by the node ({why})"),
+                    None if planned && self.action == SecretsJsonAction::Replaced => format!(
+                        "secrets.json is stale ({})",
+                        self.describe_drift()
+                    ),
                     None => format!(
                         "secrets.json differs from the validated keys ({})",
                         self.describe_drift()
                     ),
                 };
-                let done = if self.action == SecretsJsonAction::Kept {
-                    "kept the file"
-                } else {
-                    "replaced it with the validated keys"
+                let done = match self.action {
+                    SecretsJsonAction::Kept => "kept the file",
+                    _ if planned => "the next boot replaces it with the validated keys, keeping a backup",
+                    _ => "replaced it with the validated keys",
                 };
                 format!("{what}; {done}: {}", self.reason)
             }
@@ -229,24 +238,33 @@ pub fn update_secrets_json(
     chain: Option<&ChainFacts>,
     user: &NodeUser,
 ) -> Result<SecretsJsonOutcome, HomeError> {
-    let mut result = plan_secrets_json(home, p2p, signer, policy, chain)?;
+    apply(plan_secrets_json(home, p2p, signer, policy, chain)?, p2p, signer, user)
+}
+
+/// Carries out a plan of [`plan_secrets_json`] made for `p2p` and `signer`.
+pub fn apply(
+    mut plan: SecretsJsonOutcome,
+    p2p: &NodeKey,
+    signer: &NodeKey,
+    user: &NodeUser,
+) -> Result<SecretsJsonOutcome, HomeError> {
     if matches!(
-        result.action,
+        plan.action,
         SecretsJsonAction::Created | SecretsJsonAction::Replaced
     ) {
-        result.written = atomic::write_file(
-            &result.path,
+        plan.written = atomic::write_file(
+            &plan.path,
             contents(p2p, signer).as_bytes(),
             0o600,
             Previous::Backup,
             user,
         )
-        .map_err(HomeError::io("write", &result.path))?;
+        .map_err(HomeError::io("write", &plan.path))?;
     } else {
-        result.mode_was = atomic::restrict_mode(&result.path, 0o600)
-            .map_err(HomeError::io("chmod", &result.path))?;
+        plan.mode_was = atomic::restrict_mode(&plan.path, 0o600)
+            .map_err(HomeError::io("chmod", &plan.path))?;
     }
-    Ok(result)
+    Ok(plan)
 }
 
 /// The keys the node will run with if `secrets.json` stays as it is: the

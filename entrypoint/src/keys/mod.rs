@@ -49,6 +49,22 @@ pub struct KeysInput {
     pub p2p_key_source: String,
 }
 
+impl KeysInput {
+    /// What the stage judges for `node`, from its validated secrets.
+    pub fn new(node: &crate::config::Node, secrets: &crate::secrets::NodeSecrets) -> KeysInput {
+        use crate::secrets::SecretName;
+        KeysInput {
+            chain: node.chain,
+            account_id: node.account_id.clone(),
+            contract_id: node.contract_id.clone(),
+            signer_public_key: secrets.account.public.clone(),
+            p2p_public_key: secrets.p2p.public.clone(),
+            signer_key_source: secrets.source(SecretName::AccountSk).to_string(),
+            p2p_key_source: secrets.source(SecretName::P2pPrivateKey).to_string(),
+        }
+    }
+}
+
 /// Asks the chain and reports. Never fails: an RPC that cannot be used is
 /// an outcome in the report. Takes at most `urls × endpoint_budget(timeout)`.
 pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {

@@ -16,9 +16,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::check::{Check, Status};
-use crate::config::SecretSettings;
-use crate::config::values::Rule;
+use crate::check::{Check, Rule, Status};
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
 pub use reference::SecretRef;
 pub use secret::{NodeKey, Secret};
@@ -155,6 +153,17 @@ impl NodeSecrets {
             .expect("every secret is reported")
             .source
     }
+}
+
+/// Where the node's secrets come from (`agent run`, `keys`, `init`, `doctor`).
+#[derive(Clone, Debug)]
+pub struct SecretSettings {
+    /// Secrets Manager ids given per secret (`AGENT_SECRET_ID_<NAME>`), by secret name.
+    pub ids: BTreeMap<&'static str, String>,
+    pub template: Option<String>,
+    pub dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub jitter: Duration,
 }
 
 /// The stage failed: at least one secret is missing, unreachable or invalid.

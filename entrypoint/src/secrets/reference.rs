@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::values::Rule;
+use crate::check::Rule;
 
 /// A parsed secret id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

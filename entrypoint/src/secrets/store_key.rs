@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{
     FetchError, FetchErrorKind, SecretName, SecretRef, SecretsManager, Source, unpack, validate,
 };
-use crate::config::SecretSettings;
+use super::SecretSettings;
 use crate::secrets::Secret;
 
 /// A store key and where it now lives.
@@ -17,7 +17,8 @@ pub struct StoredKey {
     pub source: Source,
 }
 
-fn reference(settings: &SecretSettings) -> Result<SecretRef, FetchError> {
+/// The secret a generated store key is kept in, or why there is none.
+pub fn reference(settings: &SecretSettings) -> Result<SecretRef, FetchError> {
     match super::reference_for(settings, SecretName::SecretStoreKey) {
         Some((Ok(reference), _)) => Ok(reference),
         Some((Err(rule), _)) => Err(FetchError {

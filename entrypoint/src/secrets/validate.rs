@@ -6,7 +6,7 @@ use near_crypto::{ED25519PublicKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::{NodeKey, Secret};
-use crate::config::values::Rule;
+use crate::check::Rule;
 
 /// What a placeholder looks like, if `value` is one.
 pub fn placeholder(value: &str) -> Option<&'static str> {

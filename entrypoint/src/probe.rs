@@ -1,4 +1,5 @@
-//! A bounded HTTP GET to a local endpoint, for the readiness poller and `agent health`.
+//! A bounded HTTP GET to a local endpoint: the readiness poller, `agent health`,
+//! `agent doctor` reading a running agent, the task metadata.
 
 use std::time::Duration;
 

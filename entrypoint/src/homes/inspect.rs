@@ -1,0 +1,401 @@
+//! The home stage's read-only half: where the home is (filesystem, mount,
+//! space, owner, whether a write lands, the EFS behind it when it is not
+//! NFS), and what the next boot will do with it (lock holder, init marker,
+//! store key, config.json, config.yaml, secrets.json). `agent doctor` shows
+//! exactly these checks; `agent run` judges the same ones before and under
+//! the lock, so both always reach the same verdict.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::config_json::{NearConfigInputs, pending_config_json};
+use super::config_yaml::{MpcConfigInputs, pending_config_yaml};
+use super::filesystem::{self, Filesystem};
+use super::init::{self, InitError};
+use super::secrets_file::{self, SecretsJsonOutcome};
+use super::store_key::{self, StoreKeyVerdict};
+use super::{Edit, HomeError, NodeUser, lock};
+use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::config::{HomeSettings, Node};
+use crate::keys::ChainFacts;
+use crate::secrets::{self, NodeSecrets, Secret, SecretName, SecretSettings};
+
+/// How `homes.writable` is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteTest {
+    /// Write, fsync and remove a probe file (`agent run`, `agent init`).
+    Probe,
+    /// Ask for write permission without writing (`agent doctor`).
+    Permission,
+}
+
+/// Where the home is and what the boot would run on.
+pub struct HomeInputs<'a> {
+    pub node: &'a Node,
+    pub homes: &'a HomeSettings,
+    pub secrets: &'a SecretSettings,
+    /// `AGENT_EFS_FILE_SYSTEM_ID`: asked about when the home is not on NFS.
+    pub efs_file_system_id: Option<&'a str>,
+    /// The process environment (AWS settings, task metadata).
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// The home as found before the lock: the user the node runs as, its
+/// filesystem, and the checks that say whether the node can keep its state there.
+pub struct HomeInspection {
+    pub user: NodeUser,
+    pub filesystem: Filesystem,
+    /// `homes.filesystem`, `homes.free_space`, `homes.owner`, `homes.writable`,
+    /// led by the EFS failures that explain a home that is not on EFS.
+    pub checks: Vec<Check>,
+}
+
+/// A home stage that stopped: every check it made, and the problem.
+#[derive(Debug)]
+pub struct HomeStop {
+    pub checks: Vec<Check>,
+    pub problem: Problem,
+}
+
+impl HomeStop {
+    /// A home error as a blocking problem, after the checks made so far.
+    pub fn after(mut checks: Vec<Check>, error: HomeError) -> HomeStop {
+        let check = error.check();
+        checks.push(check.clone());
+        let kind = match error {
+            HomeError::LockTimeout { .. } => ProblemKind::LockTimeout,
+            _ => ProblemKind::Blocking,
+        };
+        HomeStop {
+            checks,
+            problem: Problem {
+                kind,
+                checks: vec![check],
+            },
+        }
+    }
+}
+
+/// Looks at the home before the lock. `Err` when there is no usable home
+/// (missing, unknown node user) or when a check fails: a home the node cannot
+/// keep its shares on blocks whatever the key policy says.
+pub async fn inspect(inputs: &HomeInputs<'_>, write: WriteTest) -> Result<HomeInspection, HomeStop> {
+    let home = inputs.node.home_dir.as_path();
+    let user = NodeUser::resolve(inputs.homes.node_user.as_ref(), home)
+        .map_err(|e| HomeStop::after(Vec::new(), e))?;
+    let fs = filesystem::inspect(home).map_err(|e| HomeStop::after(Vec::new(), e))?;
+    let fs_checks = fs.checks(inputs.homes, &user);
+    let mut checks = Vec::new();
+    if fs_checks
+        .iter()
+        .any(|c| c.id == "homes.filesystem" && c.status == Status::Fail)
+    {
+        // The EFS side says why the home is not on EFS: it leads the reasons.
+        checks.extend(efs_failures(inputs).await);
+    }
+    checks.extend(fs_checks);
+    checks.push(match write {
+        WriteTest::Probe => fs.probe_writable(),
+        WriteTest::Permission => writable_by_permission(&fs),
+    });
+    if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
+        return Err(HomeStop { checks, problem });
+    }
+    Ok(HomeInspection {
+        user,
+        filesystem: fs,
+        checks,
+    })
+}
+
+/// What is wrong with the home's EFS, if anything: no mount target in this
+/// zone, port 2049 closed.
+async fn efs_failures(inputs: &HomeInputs<'_>) -> Vec<Check> {
+    let Some(id) = inputs.efs_file_system_id else {
+        return Vec::new();
+    };
+    let limit = Duration::from_secs(5);
+    let zone = crate::placement::availability_zone(inputs.env, limit).await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    tokio::time::timeout(
+        limit * 2,
+        super::efs::checks(&sdk, id, zone.as_deref(), limit),
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .filter(|c| c.status == Status::Fail)
+    .collect()
+}
+
+/// `homes.writable` without writing: the mount, the permission, and room
+/// for the probe `agent run` writes.
+fn writable_by_permission(fs: &Filesystem) -> Check {
+    let home = fs.home.as_path();
+    if fs.read_only {
+        // The same verdict, cause and fix as the probe's.
+        return fs.probe_writable();
+    }
+    if fs.free_bytes < filesystem::PROBE_BYTES as u64 {
+        return Check::fail(
+            "homes.writable",
+            format!(
+                "a write to {} would fail: No space left on device ({} bytes free)",
+                home.display(),
+                fs.free_bytes
+            ),
+            "free space on the volume or grow it",
+        );
+    }
+    match nix::unistd::access(home, nix::unistd::AccessFlags::W_OK) {
+        Ok(()) => Check::ok(
+            "homes.writable",
+            format!("{} is writable (checked without writing)", home.display()),
+        ),
+        Err(e) => Check::fail(
+            "homes.writable",
+            format!("{} is not writable: {e}", home.display()),
+            "mount the volume read-write (no readOnly in the task definition's mountPoints)",
+        ),
+    }
+}
+
+impl HomeInspection {
+    /// What the next boot would do with the home, without the lock and
+    /// without writing: the checks `agent doctor` adds to [`Self::checks`].
+    /// `secrets` and `chain` are the validated secrets and the chain's
+    /// answers, when there are any.
+    pub async fn survey(
+        &self,
+        inputs: &HomeInputs<'_>,
+        secrets: Option<&NodeSecrets>,
+        chain: Option<&ChainFacts>,
+    ) -> Vec<Check> {
+        let node = inputs.node;
+        let home = node.home_dir.as_path();
+        let mut checks = vec![lock_holder(home), init_marker(home, node)];
+        checks.push(drift(
+            "homes.config.json",
+            pending_config_json(home, &NearConfigInputs::new(node)),
+        ));
+        checks.push(drift(
+            "homes.config.yaml",
+            pending_config_yaml(home, &MpcConfigInputs::new(node)),
+        ));
+        if let Some(secrets) = secrets {
+            checks.push(
+                match plan_secrets_json(inputs, secrets, chain) {
+                    Ok(plan) => plan.check(),
+                    Err(e) => e.check(),
+                },
+            );
+            checks.push(plan_store_key(inputs, secrets).await.check);
+        }
+        checks
+    }
+}
+
+/// `homes.lock`: who holds the lock, read without taking it.
+fn lock_holder(home: &Path) -> Check {
+    match (lock::is_held(home), lock::read_holder(home)) {
+        (Ok(true), Ok(holder)) => Check::ok(
+            "homes.lock",
+            format!(
+                "held by {}",
+                holder.map_or_else(
+                    || "an agent that left no holder record".to_string(),
+                    |h| h.to_string()
+                )
+            ),
+        ),
+        (Ok(false), _) => Check::ok("homes.lock", "free: no agent runs a node on this home"),
+        (Err(e), _) | (_, Err(e)) => e.check(),
+    }
+}
+
+/// `homes.init`: the marker the first init leaves, against `MPC_ENV`.
+fn init_marker(home: &Path, node: &Node) -> Check {
+    match init::read_marker(home) {
+        Ok(Some(marker)) if marker.chain == node.chain.as_str() => Check::ok(
+            "homes.init",
+            format!(
+                "initialized for {} by agent {}",
+                marker.chain, marker.agent_version
+            ),
+        ),
+        Ok(Some(marker)) => HomeError::Init(InitError::OtherChain {
+            initialized: marker.chain,
+            configured: node.chain.as_str().to_string(),
+        })
+        .check(),
+        Ok(None) => Check::ok(
+            "homes.init",
+            "not initialized yet: the first boot runs mpc-node init",
+        ),
+        Err(e) => e.check(),
+    }
+}
+
+/// What the next boot would change in a file the node reads.
+fn drift(id: &str, pending: Result<Option<Vec<Edit>>, HomeError>) -> Check {
+    match pending {
+        Ok(None) => Check::ok(id, "not there yet: the boot writes it"),
+        Ok(Some(edits)) if edits.is_empty() => Check::ok(id, "as the agent writes it"),
+        // The agent's own settings, set again on every boot: what run does, not a problem.
+        Ok(Some(edits)) => Check::ok(
+            id,
+            format!(
+                "the next boot sets {} again (a backup is kept); values changed by hand there do not last",
+                edits.iter().map(|e| e.path.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_detail(serde_json::to_value(&edits).unwrap_or_default()),
+        Err(e) => e.check(),
+    }
+}
+
+/// What the boot does with `secrets.json` (the rule of `AGENT_SECRETS_JSON`).
+pub(super) fn plan_secrets_json(
+    inputs: &HomeInputs<'_>,
+    secrets: &NodeSecrets,
+    chain: Option<&ChainFacts>,
+) -> Result<SecretsJsonOutcome, HomeError> {
+    secrets_file::plan_secrets_json(
+        &inputs.node.home_dir,
+        &secrets.p2p,
+        &secrets.account,
+        inputs.homes.secrets_json,
+        chain,
+    )
+}
+
+/// Which store key the node will use.
+pub(super) enum StoreKeyChoice {
+    /// The configured key: it fits the shares.
+    Use(Secret),
+    /// No key anywhere and no share: generate one, store it, then use it.
+    Generate,
+    /// The node cannot start with any key the agent may give it.
+    Refuse,
+}
+
+pub(super) struct StoreKeyPlan {
+    pub choice: StoreKeyChoice,
+    /// `homes.store_key` as the plan stands (before a generation).
+    pub check: Check,
+}
+
+/// The store key policy: the configured key if it decrypts the shares (else
+/// refused, naming the previous Secrets Manager version when that one does);
+/// with no key, a generation when the home holds no share and
+/// `AGENT_GENERATE_STORE_KEY` allows it. Reads only.
+pub(super) async fn plan_store_key(
+    inputs: &HomeInputs<'_>,
+    secrets: &NodeSecrets,
+) -> StoreKeyPlan {
+    let home = inputs.node.home_dir.as_path();
+    let refuse = |check| StoreKeyPlan {
+        choice: StoreKeyChoice::Refuse,
+        check,
+    };
+    if let Some(key) = &secrets.store_key {
+        let verdict = match store_key::verify_store_key(home, key) {
+            Ok(v) => v,
+            Err(e) => return refuse(e.check()),
+        };
+        return match verdict {
+            StoreKeyVerdict::DoesNotDecrypt { ref file, .. } => {
+                refuse(does_not_decrypt(inputs, secrets, &verdict, file).await)
+            }
+            StoreKeyVerdict::Malformed { .. } => refuse(verdict.check()),
+            _ => StoreKeyPlan {
+                choice: StoreKeyChoice::Use(key.clone()),
+                check: verdict.check(),
+            },
+        };
+    }
+    let id = "homes.store_key";
+    match store_key::shares(home) {
+        Err(e) => return refuse(e.check()),
+        Ok(shares) if !shares.is_empty() => {
+            let listed: Vec<String> = shares
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect();
+            return refuse(Check::fail(
+                id,
+                format!(
+                    "MPC_SECRET_STORE_KEY is set nowhere, but the home holds shares encrypted with one ({}); a new key would make them unreadable",
+                    listed.join(", ")
+                ),
+                "restore the store key these shares were written with into its secret (Secrets Manager keeps earlier versions) or MPC_SECRET_STORE_KEY",
+            ));
+        }
+        Ok(_) => {}
+    }
+    if !inputs.homes.generate_store_key {
+        return refuse(Check::fail(
+            id,
+            "MPC_SECRET_STORE_KEY is set nowhere and AGENT_GENERATE_STORE_KEY is false",
+            "provide MPC_SECRET_STORE_KEY (32 hex characters), or allow the agent to generate one on a home without shares",
+        ));
+    }
+    if let Err(e) = secrets::store_key::reference(inputs.secrets) {
+        return refuse(Check::fail(
+            id,
+            format!("cannot keep a generated store key: {}", e.cause),
+            e.fix,
+        ));
+    }
+    StoreKeyPlan {
+        choice: StoreKeyChoice::Generate,
+        check: Check::ok(
+            id,
+            "no store key is set and the home holds no share: the boot generates one and stores it in Secrets Manager before first use",
+        ),
+    }
+}
+
+/// `homes.store_key` for a key that does not decrypt the shares, naming the
+/// previous Secrets Manager version when that one does.
+async fn does_not_decrypt(
+    inputs: &HomeInputs<'_>,
+    secrets: &NodeSecrets,
+    verdict: &StoreKeyVerdict,
+    file: &Path,
+) -> Check {
+    let check = verdict.check();
+    let from_manager = matches!(
+        secrets.source(SecretName::SecretStoreKey),
+        secrets::Source::SecretsManager { .. }
+    );
+    if !from_manager {
+        return check;
+    }
+    let home = inputs.node.home_dir.as_path();
+    let previous = secrets::store_key::previous(inputs.secrets, inputs.env).await;
+    let Some(previous) = previous.filter(|p| {
+        matches!(
+            store_key::verify_store_key(home, &p.key),
+            Ok(StoreKeyVerdict::Decrypts { .. })
+        )
+    }) else {
+        return check;
+    };
+    let version = match &previous.source {
+        secrets::Source::SecretsManager { version_id, .. } => version_id.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    Check::fail(
+        check.id.clone(),
+        format!("{}; the previous version ({}) decrypts it", check.cause, previous.source),
+        format!(
+            "make that version current again: aws secretsmanager update-secret-version-stage --secret-id <id> --version-stage AWSCURRENT --move-to-version-id {version} (the shares in {} were written with it)",
+            file.display()
+        ),
+    )
+    .with_detail(check.detail.clone())
+}

@@ -1,0 +1,127 @@
+//! The home stage's writing half, under the lock: the store key chosen (or
+//! generated and stored before first use), the first init, the every-boot
+//! patches of config.json and config.yaml, and secrets.json by its rule.
+//! Its output, [`NodeHome`], is what the launch plan is made from.
+
+use super::config_json::{self, NearConfigInputs};
+use super::config_yaml::{self, MpcConfig, MpcConfigInputs};
+use super::init::{self, InitPlan, NodeCommands};
+use super::inspect::{
+    HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key,
+};
+use super::secrets_file;
+use super::{HomeLock, NodeUser};
+use crate::check::{Check, Problem, ProblemKind};
+use crate::keys::ChainFacts;
+use crate::secrets::{self, NodeSecrets, Secret};
+
+/// A home ready for the node: initialized, patched, with its secrets.json,
+/// and the store key the node will be started with.
+pub struct NodeHome {
+    pub user: NodeUser,
+    pub store_key: Secret,
+    /// config.yaml as the node will read it (the start file's `[node]`).
+    pub config: MpcConfig,
+    /// Every check of the stage, the inspection's first.
+    pub checks: Vec<Check>,
+}
+
+/// Makes the home ready for the node, under `lock`. `chain` is the keys
+/// stage's answers (`None` when the chain could not be asked).
+pub async fn prepare(
+    inspection: HomeInspection,
+    lock: &HomeLock,
+    inputs: &HomeInputs<'_>,
+    secrets: &NodeSecrets,
+    chain: Option<&ChainFacts>,
+    commands: &impl NodeCommands,
+) -> Result<NodeHome, HomeStop> {
+    let HomeInspection {
+        user, mut checks, ..
+    } = inspection;
+    let node = inputs.node;
+    let home = node.home_dir.as_path();
+    checks.push(Check::ok(
+        "homes.lock",
+        format!(
+            "this agent holds the home's lock ({}); another agent on this home waits",
+            lock.holder()
+        ),
+    ));
+    let store_key = match store_key(inputs, secrets).await {
+        Ok((key, check)) => {
+            checks.push(check);
+            key
+        }
+        Err(check) => {
+            checks.push(check.clone());
+            return Err(HomeStop {
+                checks,
+                problem: Problem {
+                    kind: ProblemKind::Blocking,
+                    checks: vec![check],
+                },
+            });
+        }
+    };
+    let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
+        .await
+        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    checks.push(init.check());
+    let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
+        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    checks.push(json.check());
+    let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
+        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    checks.push(config.update.check());
+    let secrets_json = plan_secrets_json(inputs, secrets, chain)
+        .and_then(|plan| secrets_file::apply(plan, &secrets.p2p, &secrets.account, &user))
+        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    checks.push(secrets_json.check());
+    if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
+        return Err(HomeStop { checks, problem });
+    }
+    Ok(NodeHome {
+        user,
+        store_key,
+        config,
+        checks,
+    })
+}
+
+/// The store key the node will use, with `homes.store_key`; `Err` is the failed check.
+async fn store_key(
+    inputs: &HomeInputs<'_>,
+    secrets: &NodeSecrets,
+) -> Result<(Secret, Check), Check> {
+    let plan = plan_store_key(inputs, secrets).await;
+    match plan.choice {
+        StoreKeyChoice::Use(key) => {
+            let source = secrets.source(secrets::SecretName::SecretStoreKey);
+            tracing::info!(fingerprint = %key.fingerprint(), %source, generated = false, "the node's secret store key");
+            Ok((key, plan.check))
+        }
+        StoreKeyChoice::Refuse => Err(plan.check),
+        StoreKeyChoice::Generate => {
+            match secrets::store_key::generate(inputs.secrets, inputs.env).await {
+                Ok(stored) => {
+                    tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
+                    let check = Check::ok(
+                        plan.check.id,
+                        format!(
+                            "no store key existed and the home holds no share: generated one (sha256:{}…) and stored it in {} before first use",
+                            stored.key.fingerprint(),
+                            stored.source
+                        ),
+                    );
+                    Ok((stored.key, check))
+                }
+                Err(e) => Err(Check::fail(
+                    plan.check.id,
+                    format!("cannot keep a generated store key: {}", e.cause),
+                    e.fix,
+                )),
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! One judgment of the node's keys, shared by boot, rotation, `agent doctor`
+//! and the watch while the node runs: the secrets fetched and validated, the
+//! keys compared with the chain, the `secrets.json` rule, and what the policy
+//! (`AGENT_ON_KEY_MISMATCH`, `AGENT_ON_RPC_UNAVAILABLE`) makes of a problem.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use near_crypto::PublicKey;
+
+use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
+use crate::homes::secrets_file;
+use crate::keys::{self, KeyReport, KeysInput, KeysVerdict};
+use crate::secrets::{self, NodeSecrets, SecretSettings, SecretsFailure};
+
+/// What [`verify`] reads.
+#[derive(Clone, Copy)]
+pub struct VerifyInputs<'a> {
+    pub node: &'a Node,
+    pub secrets: &'a SecretSettings,
+    pub chain: &'a ChainRpc,
+    pub secrets_json: SecretsJsonPolicy,
+    /// The process environment (secrets given directly, AWS settings).
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// Valid secrets and what the chain says of the keys the node will run with.
+pub struct Verified {
+    pub secrets: NodeSecrets,
+    pub keys: KeyReport,
+    /// `Match` when the chain accepts the keys the node will run with: the
+    /// validated ones, or those of a `secrets.json` that stays.
+    pub verdict: KeysVerdict,
+    /// One per secret.
+    pub secret_checks: Vec<Check>,
+    /// One per question to the chain, then `keys.effective` when the node
+    /// runs with the keys of `secrets.json`.
+    pub key_checks: Vec<Check>,
+    /// The signer and p2p public keys the node will run with.
+    pub keys_in_use: KeysInUse,
+}
+
+/// The public keys a node runs with: the validated ones, or those of a
+/// `secrets.json` that stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysInUse {
+    pub signer: PublicKey,
+    pub p2p: PublicKey,
+    /// From `secrets.json`, not from the validated secrets.
+    pub from_secrets_json: bool,
+}
+
+impl Policy {
+    /// Whether the policy lets the node start despite `kind`.
+    pub fn waives(&self, kind: ProblemKind) -> bool {
+        match kind {
+            ProblemKind::KeyMismatch => self.on_key_mismatch == OnMismatch::Warn,
+            ProblemKind::RpcUnavailable => self.on_rpc_unavailable == OnRpcUnavailable::Skip,
+            ProblemKind::Blocking | ProblemKind::LockTimeout => false,
+        }
+    }
+}
+
+impl Verified {
+    /// What stops the node on the keys' account, if anything.
+    pub fn problem(&self) -> Option<Problem> {
+        let kind = match self.verdict {
+            KeysVerdict::Match => return None,
+            KeysVerdict::Mismatch => ProblemKind::KeyMismatch,
+            KeysVerdict::RpcUnavailable => ProblemKind::RpcUnavailable,
+        };
+        Problem::of(kind, &self.key_checks)
+    }
+
+    /// Every check, secrets first.
+    pub fn checks(&self) -> Vec<Check> {
+        self.secret_checks
+            .iter()
+            .chain(&self.key_checks)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A finished step of [`verify`], for a caller that shows progress.
+pub enum Step<'a> {
+    Secrets { checks: &'a [Check], took: Duration },
+    Keys { checks: &'a [Check], took: Duration },
+}
+
+/// Fetches and validates the secrets, then judges their keys against the
+/// chain; `on_step` hears of each step as it ends. `Err` when a secret is
+/// missing or invalid: nothing to compare.
+pub async fn verify(
+    inputs: VerifyInputs<'_>,
+    mut on_step: impl FnMut(Step),
+) -> Result<Verified, SecretsFailure> {
+    let started = Instant::now();
+    let secrets = match secrets::load(inputs.secrets, inputs.env).await {
+        Ok(secrets) => secrets,
+        Err(failure) => {
+            on_step(Step::Secrets {
+                checks: &failure.checks(),
+                took: started.elapsed(),
+            });
+            return Err(failure);
+        }
+    };
+    let secret_checks: Vec<Check> = secrets.report.iter().map(|r| r.check()).collect();
+    on_step(Step::Secrets {
+        checks: &secret_checks,
+        took: started.elapsed(),
+    });
+    let started = Instant::now();
+    let verified = against_chain(inputs, secrets).await;
+    on_step(Step::Keys {
+        checks: &verified.key_checks,
+        took: started.elapsed(),
+    });
+    Ok(verified)
+}
+
+/// Judges validated secrets against the chain (the second half of
+/// [`verify`], for a caller that already holds them).
+pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Verified {
+    let keys = keys::check(inputs.chain, &KeysInput::new(inputs.node, &secrets)).await;
+    judge(inputs.node, inputs.secrets_json, secrets, keys)
+}
+
+/// The `secrets.json` rule on a key report: when the validated keys are not
+/// the chain's but a `secrets.json` that stays (under `policy`) holds keys the
+/// chain accepts, the node runs with those; the failed key checks become
+/// warnings and `keys.effective` says why.
+pub fn judge(
+    node: &Node,
+    policy: SecretsJsonPolicy,
+    secrets: NodeSecrets,
+    keys: KeyReport,
+) -> Verified {
+    let secret_checks = secrets.report.iter().map(|r| r.check()).collect();
+    let mut key_checks = keys.checks();
+    let mut verdict = keys.verdict();
+    let mut keys_in_use = KeysInUse {
+        signer: secrets.account.public.clone(),
+        p2p: secrets.p2p.public.clone(),
+        from_secrets_json: false,
+    };
+    let accepted_file = || {
+        let facts = keys.chain_facts()?;
+        secrets_file::kept_keys(
+            &node.home_dir,
+            &secrets.p2p,
+            &secrets.account,
+            policy,
+            Some(&facts),
+        )
+        .ok()
+        .flatten()
+        .filter(|(signer, p2p)| facts.accepts(signer, p2p).accepted())
+    };
+    let kept = (verdict == KeysVerdict::Mismatch)
+        .then(accepted_file)
+        .flatten();
+    if let Some((signer, p2p)) = kept {
+        keys_in_use = KeysInUse {
+            signer,
+            p2p,
+            from_secrets_json: true,
+        };
+        for check in key_checks.iter_mut().filter(|c| c.status == Status::Fail) {
+            check.status = Status::Warn;
+            check.cause.push_str(
+                " (the node runs with the keys of secrets.json, which the chain accepts)",
+            );
+        }
+        key_checks.push(Check::warn(
+            "keys.effective",
+            "the node runs with the keys in secrets.json, which the chain accepts; the validated secrets are not the chain's",
+            "put the keys of secrets.json into Secrets Manager (or fix the secrets), so that both agree",
+        ));
+        verdict = KeysVerdict::Match;
+    }
+    Verified {
+        secrets,
+        keys,
+        verdict,
+        secret_checks,
+        key_checks,
+        keys_in_use,
+    }
+}
