@@ -1,12 +1,14 @@
 //! Secrets re-fetched while the node runs: a changed value that validates and
 //! that the chain accepts restarts the node once, gracefully, with secrets.json
 //! brought along; a changed value that fails leaves the node running and says
-//! why; an unchanged value never restarts anything.
+//! why; an unchanged value never restarts anything. Rotation judges by boot's
+//! rules: a node that booted on a secrets.json the chain accepts, or under
+//! `AGENT_ON_KEY_MISMATCH=warn`, takes a rotated backup key too.
 
 use std::time::Duration;
 
-use agent_tests::harness::AgentCommand;
-use agent_tests::harness::WAIT;
+use agent_tests::harness::{AgentCommand, WAIT, backup_key};
+use agent_tests::harness::Agent;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
 
@@ -14,6 +16,30 @@ fn in_manager(node: &NodeFixture, moto: &Moto) {
     moto.create_secret("node0-MPC_ACCOUNT_SK", Value::Text(&node.account.secret));
     moto.create_secret("node0-MPC_P2P_PRIVATE_KEY", Value::Text(&node.p2p.secret));
     moto.create_secret("node0-MPC_SECRET_STORE_KEY", Value::Text(&node.store_key));
+}
+
+/// The backup key in Secrets Manager too, so that it can be rotated.
+fn with_backup_key(node: &NodeFixture, moto: &Moto) {
+    in_manager(node, moto);
+    moto.create_secret(
+        "node0-MPC_BACKUP_ENCRYPTION_KEY_HEX",
+        Value::Text(&node.backup_key),
+    );
+}
+
+/// Rotates the backup key and waits for exactly one restart of the node.
+fn a_rotated_backup_key_restarts_once(moto: &Moto, agent: &Agent) {
+    let before = child_pid(agent);
+    assert_ne!(before, 0, "the node runs");
+    moto.put_secret_value("node0-MPC_BACKUP_ENCRYPTION_KEY_HEX", &backup_key());
+    agent.wait_until("/status", WAIT, |r| {
+        let pid = r.json()["child"]["running"]["pid"].as_i64().unwrap_or(0);
+        pid != 0 && pid != before
+    });
+    agent.wait_log("a rotated secret validated and matches the chain");
+    let after = child_pid(agent);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(child_pid(agent), after, "restarted once, not again");
 }
 
 fn run(node: &NodeFixture, moto: &Moto) -> AgentCommand {
@@ -99,4 +125,46 @@ fn a_rotated_key_the_chain_rejects_keeps_the_node_running_and_says_why() {
     );
     assert_eq!(child_pid(&agent), pid);
     assert_eq!(agent.get("/ready").status, 200);
+}
+
+#[test]
+fn a_node_running_on_a_secrets_json_the_chain_accepts_takes_a_rotated_backup_key() {
+    let node = NodeFixture::new();
+    let moto = Moto::start();
+    with_backup_key(&node, &moto);
+    // secrets.json holds the keys the chain knows; Secrets Manager holds others.
+    let (signer, p2p) = (Key::random(), Key::random());
+    std::fs::write(
+        node.path("secrets.json"),
+        serde_json::json!({
+            "p2p_private_key": p2p.secret,
+            "near_signer_key": signer.secret,
+            "near_responder_keys": [signer.secret],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    node.chain_knows(&signer.public, &p2p.public);
+    let agent = run(&node, &moto).start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    a_rotated_backup_key_restarts_once(&moto, &agent);
+    assert_eq!(
+        node.secrets_json()["near_signer_key"],
+        signer.secret,
+        "secrets.json stays"
+    );
+}
+
+#[test]
+fn a_node_started_under_warn_takes_a_rotated_backup_key() {
+    let node = NodeFixture::new();
+    let moto = Moto::start();
+    with_backup_key(&node, &moto);
+    // The chain knows another signer key: boot starts the node anyway under warn.
+    node.chain_knows(&Key::random().public, &node.p2p.public);
+    let agent = run(&node, &moto)
+        .env("AGENT_ON_KEY_MISMATCH", "warn")
+        .start();
+    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    a_rotated_backup_key_restarts_once(&moto, &agent);
 }
