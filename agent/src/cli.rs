@@ -103,7 +103,6 @@ fn cli() -> clap::Command {
                             .num_args(1..)
                             .required(true)
                             .trailing_var_arg(true)
-                            .allow_hyphen_values(true)
                             .value_parser(value_parser!(OsString))
                             .help("The command to supervise and its arguments"),
                     ),

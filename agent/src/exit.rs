@@ -5,8 +5,10 @@
 pub const UNHEALTHY: i32 = 1;
 /// `agent doctor`: warnings, no failure.
 pub const WARNINGS: i32 = 2;
-/// The command line is malformed (clap's own code).
-pub const USAGE: i32 = 2;
+/// The command line is malformed: an unknown flag, a missing or invalid value
+/// (EX_USAGE). Distinct from doctor's codes, so a mistyped flag never reads as
+/// "warnings only".
+pub const USAGE: i32 = 64;
 /// `agent init`: no NEAR RPC answered (EX_UNAVAILABLE).
 pub const UNAVAILABLE: i32 = 69;
 /// The agent itself failed (EX_SOFTWARE): a runtime or signal handler could not be set up.

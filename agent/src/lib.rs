@@ -21,3 +21,4 @@ mod server;
 mod show_config;
 mod state;
 mod supervisor;
+mod views;

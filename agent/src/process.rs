@@ -21,7 +21,7 @@ impl Process {
     /// Installs the signal handlers and the reaper; `serve` also starts the
     /// HTTP server. `Err` is the exit code.
     pub async fn start(config: &Config, judgement: Judgement, serve: bool) -> Result<Process, i32> {
-        let state = State::new(judgement, show_config::to_json(config));
+        let state = State::new(judgement, show_config::settings(config));
         let signals = Signals::install().map_err(|e| {
             tracing::error!(error = %e, "cannot install signal handlers");
             exit::SOFTWARE

@@ -219,11 +219,7 @@ fn ready(state: &State) -> Response<Full<Bytes>> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json(
-        code,
-        "application/json",
-        &serde_json::json!({ "ready": r.is_ready(), "detail": r.detail() }),
-    )
+    json(code, "application/json", &r.view())
 }
 
 fn metrics(state: &State) -> Response<Full<Bytes>> {

@@ -4,6 +4,7 @@
 use entrypoint::check::Check;
 use entrypoint::config::{Config, ConfigError, Layers, LogFormat, RunConfig, SETTINGS};
 
+use crate::views::{Setting, Settings};
 use crate::{exit, logging};
 
 /// Every setting of every command as a Markdown table: the README's reference.
@@ -53,7 +54,7 @@ pub fn main(layers: Layers, json: bool) -> i32 {
     match (&result, json) {
         (Ok(config), true) => println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&config.base)).expect("JSON")
+            serde_json::to_string_pretty(&settings(&config.base)).expect("JSON")
         ),
         (Ok(config), false) => {
             for e in &config.base.effective {
@@ -81,9 +82,9 @@ pub fn main(layers: Layers, json: bool) -> i32 {
     }
 }
 
-/// The effective configuration as `/config` serves it.
-pub fn to_json(config: &Config) -> serde_json::Value {
-    let settings: Vec<serde_json::Value> = config
+/// The effective configuration, as `agent config --json` prints it and `/config` serves it.
+pub fn settings(config: &Config) -> Settings {
+    let settings = config
         .effective
         .iter()
         .map(|e| {
@@ -98,21 +99,21 @@ pub fn to_json(config: &Config) -> serde_json::Value {
                 ),
                 _ => e.value.clone(),
             };
-            serde_json::json!({
-                "name": e.name,
-                "value": shown,
-                "redacted": shown != e.value,
-                "source": e.source,
-                "help": setting.map(|s| s.help),
-            })
+            Setting {
+                name: e.name.to_string(),
+                redacted: shown != e.value,
+                value: shown,
+                source: e.source.clone(),
+                help: setting.map(|s| s.help.to_string()),
+            }
         })
         .collect();
-    serde_json::json!({
-        "valid": true,
-        "command": config.command.name(),
-        "file": config.file,
-        "settings": settings,
-    })
+    Settings {
+        valid: true,
+        command: config.command.name().to_string(),
+        file: config.file.clone(),
+        settings,
+    }
 }
 
 /// Reports every problem of an invalid configuration where the command logs:

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use entrypoint::check::{Check, Status};
-use serde::Serialize;
+use entrypoint::secrets::SecretReport;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
 use crate::supervisor::Exit;
+use crate::views::{self, ConfigView, Settings};
 
 /// Where the agent is in its life. The HTTP server renders it, never computes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Starting,
@@ -68,15 +70,21 @@ impl Phase {
     }
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why the agent is where it is: a cause and a fix, as on a check.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Reason {
     /// Short stable name, e.g. `crash-loop` or `AccessKeyNotFound`.
     pub kind: String,
     pub cause: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(with = "rfc3339")]
     pub at: SystemTime,
     /// How many times it was seen.
     pub count: u64,
@@ -93,11 +101,12 @@ struct Child {
     started_at: SystemTime,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// How the child last ended, and when.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExitRecord {
     #[serde(flatten)]
     pub exit: Exit,
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(with = "rfc3339")]
     pub at: SystemTime,
     pub uptime_seconds: f64,
 }
@@ -143,7 +152,7 @@ struct Inner {
     /// The keys match the chain (or the policy let the node start anyway).
     keys_ok: bool,
     /// Where the secrets the node runs with came from (no values), for `/config`.
-    secrets: serde_json::Value,
+    secrets: Option<Vec<SecretReport>>,
 }
 
 /// Shared handle to the agent's state.
@@ -157,12 +166,12 @@ struct Shared {
     pid1: bool,
     judgement: Judgement,
     metrics: Metrics,
-    config: serde_json::Value,
+    settings: Settings,
 }
 
 impl State {
-    /// `config` is what `/config` serves: the effective settings and their sources.
-    pub fn new(judgement: Judgement, config: serde_json::Value) -> State {
+    /// `settings` are what `/config` serves: the effective settings and their sources.
+    pub fn new(judgement: Judgement, settings: Settings) -> State {
         let now = SystemTime::now();
         let metrics = Metrics::new();
         metrics.set_phase(Phase::Starting);
@@ -180,14 +189,14 @@ impl State {
                 holding_since: None,
                 checks: BTreeMap::new(),
                 keys_ok: true,
-                secrets: serde_json::Value::Null,
+                secrets: None,
             }),
             started: Instant::now(),
             started_at: now,
             pid1: std::process::id() == 1,
             judgement,
             metrics,
-            config,
+            settings,
         }))
     }
 
@@ -202,15 +211,16 @@ impl State {
 
     /// What `/config` serves: the effective settings and, once validated, the
     /// secrets' sources with their public keys and fingerprints.
-    pub fn config(&self) -> serde_json::Value {
-        let mut config = self.0.config.clone();
-        config["secrets"] = self.lock().secrets.clone();
-        config
+    pub fn config(&self) -> ConfigView {
+        ConfigView {
+            settings: self.0.settings.clone(),
+            secrets: self.lock().secrets.clone(),
+        }
     }
 
     /// Records the secrets the node runs with (reports only: no values).
-    pub fn set_secrets(&self, report: &[entrypoint::secrets::SecretReport]) {
-        self.lock().secrets = serde_json::to_value(report).unwrap_or_default();
+    pub fn set_secrets(&self, report: &[SecretReport]) {
+        self.lock().secrets = Some(report.to_vec());
     }
 
     pub fn phase_name(&self) -> &'static str {
@@ -417,43 +427,40 @@ impl State {
     }
 
     /// The whole snapshot, as `/status` serves it.
-    pub fn status(&self, log_tail: Vec<crate::supervisor::LogLine>) -> serde_json::Value {
+    pub fn status(&self, log_tail: Vec<crate::supervisor::LogLine>) -> views::Status {
         let inner = self.lock();
-        let ready = self.ready_locked(&inner);
-        let child = inner.child.as_ref().map(|c| {
-            serde_json::json!({
-                "pid": c.pid,
-                "started_at": humantime::format_rfc3339_millis(c.started_at).to_string(),
-                "uptime_seconds": c.started.elapsed().as_secs_f64(),
-            })
-        });
-        serde_json::json!({
-            "phase": inner.phase,
-            "phase_since": humantime::format_rfc3339_millis(inner.phase_since).to_string(),
-            "reason": inner.reason,
-            "ready": { "ready": ready.is_ready(), "detail": ready.detail() },
-            "agent": {
-                "version": env!("CARGO_PKG_VERSION"),
-                "pid": std::process::id(),
-                "pid1": self.0.pid1,
-                "started_at": humantime::format_rfc3339_millis(self.0.started_at).to_string(),
-                "uptime_seconds": self.0.started.elapsed().as_secs_f64(),
-                "orphans_reaped": self.0.metrics.orphans_reaped.get(),
+        views::Status {
+            phase: inner.phase.into(),
+            phase_since: inner.phase_since,
+            reason: inner.reason.clone(),
+            ready: self.ready_locked(&inner).view(),
+            agent: views::Agent {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                pid: std::process::id(),
+                pid1: self.0.pid1,
+                started_at: self.0.started_at,
+                uptime_seconds: self.0.started.elapsed().as_secs_f64(),
+                orphans_reaped: self.0.metrics.orphans_reaped.get(),
             },
-            "child": {
-                "program": inner.program,
-                "running": child,
-                "restarts": inner.restarts,
-                "last_exit": inner.last_exit,
+            child: views::Child {
+                program: inner.program.clone(),
+                running: inner.child.as_ref().map(|c| views::RunningChild {
+                    pid: c.pid,
+                    started_at: c.started_at,
+                    uptime_seconds: c.started.elapsed().as_secs_f64(),
+                }),
+                restarts: inner.restarts,
+                last_exit: inner.last_exit.clone(),
             },
-            "reasons": inner.reasons,
-            "checks": STAGES
+            reasons: inner.reasons.iter().cloned().collect(),
+            checks: STAGES
                 .iter()
                 .filter_map(|stage| inner.checks.get(stage))
                 .flatten()
-                .collect::<Vec<_>>(),
-            "log_tail": log_tail,
-        })
+                .cloned()
+                .collect(),
+            log_tail,
+        }
     }
 }
 
@@ -482,11 +489,30 @@ impl Readiness {
             Readiness::Yes(d) | Readiness::No(d) => d,
         }
     }
+
+    /// As `/ready` answers and `/status` repeats it.
+    pub fn view(&self) -> views::Ready {
+        views::Ready {
+            ready: self.is_ready(),
+            detail: self.detail().to_string(),
+        }
+    }
 }
 
-/// Serializes a time as RFC 3339 with milliseconds.
-pub fn rfc3339<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_rfc3339_millis(*at))
+/// A time on the wire: RFC 3339 with milliseconds (`#[serde(with = "rfc3339")]`).
+pub mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*at))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Reason {

@@ -17,11 +17,13 @@ use entrypoint::check::{Check, Status};
 use entrypoint::config::{DoctorConfig, Layers, LogFormat};
 use entrypoint::homes::{self, HomeInputs, WriteTest};
 use entrypoint::keys;
+use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
 use serde::Serialize;
 
 use entrypoint::probe;
 
+use crate::views::ConfigView;
 use crate::{exit, logging, render};
 
 pub struct Options {
@@ -213,7 +215,7 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
 async fn source(
     layers: Layers,
     options: &Options,
-) -> Result<(Origin, Layers, Option<serde_json::Value>), Check> {
+) -> Result<(Origin, Layers, Option<ConfigView>), Check> {
     let local = options.from.is_none()
         && layers
             .env
@@ -236,18 +238,14 @@ async fn source(
         Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
         Err(e) => return Err(no_configuration(&url, &e)),
     };
-    let config: serde_json::Value =
+    let config: ConfigView =
         serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
     // This environment wins (e.g. an RPC URL with its API key, which /config does not show).
     let mut env = layers.env.clone();
-    for setting in config["settings"].as_array().into_iter().flatten() {
-        if let (Some(name), Some(value), false) = (
-            setting["name"].as_str(),
-            setting["value"].as_str(),
-            setting["redacted"] == true,
-        ) {
-            env.entry(name.to_string())
-                .or_insert_with(|| value.to_string());
+    for setting in &config.settings.settings {
+        if let (Some(value), false) = (&setting.value, setting.redacted) {
+            env.entry(setting.name.clone())
+                .or_insert_with(|| value.clone());
         }
     }
     Ok((
@@ -274,7 +272,7 @@ fn no_configuration(url: &str, why: &str) -> Check {
 async fn node_checks(
     config: &DoctorConfig,
     env: &BTreeMap<String, String>,
-    agent_config: Option<&serde_json::Value>,
+    agent_config: Option<&ConfigView>,
     limit: Duration,
 ) -> Vec<Entry> {
     let Some(agent) = agent_config else {
@@ -391,8 +389,8 @@ async fn local_checks(
 }
 
 /// The secrets as the running agent validated them (its `/config`).
-fn agent_secrets(agent: &serde_json::Value) -> Vec<Entry> {
-    let reports = agent["secrets"].as_array().cloned().unwrap_or_default();
+fn agent_secrets(agent: &ConfigView) -> Vec<Entry> {
+    let reports = agent.secrets.as_deref().unwrap_or_default();
     if reports.is_empty() {
         return vec![entry(
             "secrets",
@@ -405,16 +403,13 @@ fn agent_secrets(agent: &serde_json::Value) -> Vec<Entry> {
     reports
         .iter()
         .map(|report| {
-            let name = report["name"].as_str().unwrap_or("?");
-            let status =
-                serde_json::from_value(report["status"].clone()).unwrap_or(Status::Skipped);
-            let cause = format!(
-                "{} (as the running agent validated it)",
-                report["cause"].as_str().unwrap_or("")
-            );
-            let mut check = Check::ok(format!("secrets.{name}"), cause).with_detail(report.clone());
-            check.status = status;
-            check.fix = report["fix"].as_str().map(str::to_string);
+            let check = Check {
+                id: format!("secrets.{}", report.name.env_name()),
+                status: report.status,
+                cause: format!("{} (as the running agent validated it)", report.cause),
+                fix: report.fix.clone(),
+                detail: serde_json::to_value(report).unwrap_or_default(),
+            };
             entry("secrets", check)
         })
         .collect()
@@ -435,17 +430,18 @@ fn rpc_timed_out(config: &DoctorConfig, limit: Duration) -> Check {
 
 /// The signer and p2p public keys the running agent reported on `/config`.
 fn agent_public_keys(
-    agent: &serde_json::Value,
+    agent: &ConfigView,
 ) -> Option<(near_crypto::PublicKey, near_crypto::PublicKey)> {
-    let key = |name: &str| {
-        agent["secrets"]
-            .as_array()?
+    let key = |name: SecretName| {
+        agent
+            .secrets
+            .as_ref()?
             .iter()
-            .find(|r| r["name"] == name)
-            .and_then(|r| r["public_key"].as_str())
+            .find(|r| r.name == name)
+            .and_then(|r| r.public_key.as_deref())
             .and_then(|k| k.parse().ok())
     };
-    Some((key("MPC_ACCOUNT_SK")?, key("MPC_P2P_PRIVATE_KEY")?))
+    Some((key(SecretName::AccountSk)?, key(SecretName::P2pPrivateKey)?))
 }
 
 /// A group's checks, or one failed check naming the timeout.

@@ -24,7 +24,7 @@ use entrypoint::secrets::Secret;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use output::{LogLine, LogTail};
@@ -75,6 +75,22 @@ impl Serialize for Exit {
             Exit::Signal(n) => map.serialize_entry("signal", &Some(signal_name(*n)))?,
         }
         map.end()
+    }
+}
+
+/// Reads back what `Serialize` wrote: a signal name means death by signal `code - 128`.
+impl<'de> Deserialize<'de> for Exit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Shown {
+            code: i32,
+            signal: Option<String>,
+        }
+        let shown = Shown::deserialize(d)?;
+        Ok(match shown.signal {
+            Some(_) => Exit::Signal(shown.code - 128),
+            None => Exit::Code(shown.code),
+        })
     }
 }
 

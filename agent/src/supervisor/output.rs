@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::state::{Reason, State};
@@ -40,17 +40,17 @@ const KNOWN_FATAL: &[(&str, &str, &str)] = &[
     ),
 ];
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
     Stderr,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogLine {
     pub stream: Stream,
-    #[serde(serialize_with = "crate::state::rfc3339")]
+    #[serde(with = "crate::state::rfc3339")]
     pub at: SystemTime,
     pub line: String,
 }

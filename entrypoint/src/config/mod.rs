@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use near_primitives::types::AccountId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Rule};
 use crate::secrets::SecretSettings;
@@ -22,7 +22,7 @@ pub use values::{Backoff, CrashLoop, UserSpec};
 pub const CONFIG_FILE_VAR: &str = "AGENT_CONFIG";
 
 /// Where a setting's value came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Cli,

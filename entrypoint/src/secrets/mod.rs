@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Rule, Status};
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
@@ -22,7 +22,7 @@ pub use reference::SecretRef;
 pub use secret::{NodeKey, Secret};
 
 /// The node's secrets, by their upstream environment names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SecretName {
     #[serde(rename = "MPC_ACCOUNT_SK")]
     AccountSk,
@@ -59,7 +59,7 @@ impl SecretName {
 }
 
 /// Where a secret's value came from; never the value.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     Env {
@@ -101,7 +101,7 @@ impl std::fmt::Display for Source {
 
 /// What the stage found for one secret: where it came from and whether it is
 /// good, with the public key (for keys) or a fingerprint (for the hex keys).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SecretReport {
     pub name: SecretName,
     pub source: Source,
