@@ -10,10 +10,11 @@ use crate::supervisor::{ChildSpec, Outcome, Supervisor};
 use crate::{logging, readiness};
 
 pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
-    let (config, runtime) = match process::begin(&layers, ExecConfig::resolve, logging::Output::Stdout) {
-        Ok(begun) => begun,
-        Err(code) => return code,
-    };
+    let (config, runtime) =
+        match process::begin(&layers, ExecConfig::resolve, logging::Output::Stdout) {
+            Ok(begun) => begun,
+            Err(code) => return code,
+        };
     let mut args = command.into_iter();
     let spec = ChildSpec {
         program: args.next().expect("clap requires a command"),

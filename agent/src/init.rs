@@ -10,10 +10,11 @@ use crate::process::{self, Process};
 use crate::state::Judgement;
 
 pub fn main(layers: Layers) -> i32 {
-    let (config, runtime) = match process::begin(&layers, InitConfig::resolve, logging::Output::Stdout) {
-        Ok(begun) => begun,
-        Err(code) => return code,
-    };
+    let (config, runtime) =
+        match process::begin(&layers, InitConfig::resolve, logging::Output::Stdout) {
+            Ok(begun) => begun,
+            Err(code) => return code,
+        };
     runtime.block_on(async {
         let mut process = match Process::start(&config.base, Judgement::default(), false).await {
             Ok(p) => p,

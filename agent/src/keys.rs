@@ -11,22 +11,21 @@ use entrypoint::secrets;
 use crate::{exit, logging, process, render};
 
 pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
-    let (config, runtime) = match process::begin(&layers, KeysConfig::resolve, logging::Output::Stderr) {
-        Ok(begun) => begun,
-        Err(code) => return code,
-    };
+    let (config, runtime) =
+        match process::begin(&layers, KeysConfig::resolve, logging::Output::Stderr) {
+            Ok(begun) => begun,
+            Err(code) => return code,
+        };
     let secrets = runtime.block_on(secrets::load(&config.node.secrets, &layers.env));
     let secret_reports = match &secrets {
         Ok(s) => s.report.clone(),
         Err(f) => f.report.clone(),
     };
     let chain = match (&secrets, offline) {
-        (Ok(s), false) => Some(
-            runtime.block_on(keys::check(
-                &config.node.chain_rpc,
-                &KeysInput::new(&config.node.node, s),
-            )),
-        ),
+        (Ok(s), false) => Some(runtime.block_on(keys::check(
+            &config.node.chain_rpc,
+            &KeysInput::new(&config.node.node, s),
+        ))),
         _ => None,
     };
     let valid = secrets.is_ok()

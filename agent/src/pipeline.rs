@@ -147,13 +147,10 @@ impl Pipeline<'_> {
             efs_file_system_id: self.efs_file_system_id,
             env: self.env,
         };
-        let home = self
-            .home(&inputs, &verified, held)
-            .await
-            .map_err(|stop| {
-                self.record("home", &stop.checks, started.elapsed());
-                stop.problem
-            })?;
+        let home = self.home(&inputs, &verified, held).await.map_err(|stop| {
+            self.record("home", &stop.checks, started.elapsed());
+            stop.problem
+        })?;
         self.record("home", &home.checks, started.elapsed());
 
         let started = Instant::now();

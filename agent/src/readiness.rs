@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use entrypoint::probe;
 use crate::state::{Probe, State};
+use entrypoint::probe;
 
 /// Polls `url` every `interval` while a child runs.
 pub fn spawn(url: String, interval: Duration, state: State) {

@@ -37,15 +37,15 @@ pub fn main(layers: Layers) -> i32 {
 async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32 {
     let code = show_config::refuse(error, layers, logging::Output::Stdout);
     let Ok(exec) = ExecConfig::resolve(&Layers {
-            env: layers
-                .env
-                .iter()
-                .filter(|(k, _)| k.starts_with("AGENT_") || *k == "RUST_LOG")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            cli: layers.cli.clone(),
-            file: None,
-        }) else {
+        env: layers
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("AGENT_") || *k == "RUST_LOG")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cli: layers.cli.clone(),
+        file: None,
+    }) else {
         return code;
     };
     let Ok(process) = Process::start(&exec.base, Judgement::default(), true).await else {

@@ -56,15 +56,13 @@ pub async fn plan(
             node: &home.config.config,
         })
         .map_err(|e| e.check())?;
-        atomic::ensure_dir(start_file.parent().expect("a directory"), &home.user).map_err(
-            |e| {
-                Check::fail(
-                    "launch.start_file",
-                    format!("cannot create {}: {e}", start_file.display()),
-                    "make /run or /tmp writable for the agent",
-                )
-            },
-        )?;
+        atomic::ensure_dir(start_file.parent().expect("a directory"), &home.user).map_err(|e| {
+            Check::fail(
+                "launch.start_file",
+                format!("cannot create {}: {e}", start_file.display()),
+                "make /run or /tmp writable for the agent",
+            )
+        })?;
         start_config::write_start_config(&start_file, &rendered, &home.user)
             .map_err(|e| e.check())?;
     }

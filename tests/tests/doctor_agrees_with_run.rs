@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use agent_tests::harness::{Agent, AgentCommand, WAIT, store_key};
-use agent_tests::mounts::Mounted;
 use agent_tests::moto::{Moto, Value as Secret};
+use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::{Key, NodeFixture};
 use serde_json::{Value, json};
 
@@ -52,7 +52,7 @@ impl Fixture {
     }
 
     /// The node's secrets from a local Secrets Manager instead of the environment.
-    fn from_manager(self, store: Option<&str>) -> Fixture {
+    fn secrets_in_manager(self, store: Option<&str>) -> Fixture {
         let moto = Moto::start();
         let node = &self.node;
         moto.create_secret("node0-MPC_ACCOUNT_SK", Secret::Text(&node.account.secret));
@@ -152,16 +152,16 @@ fn fixtures() -> Vec<Fixture> {
 
     let previous = Fixture::new("store key only in AWSPREVIOUS");
     let shares_key = previous.node.store_key.clone();
-    let previous = previous.from_manager(Some(&shares_key));
+    let previous = previous.secrets_in_manager(Some(&shares_key));
     previous.node.plant_share(&shares_key);
     let moto: &Moto = previous._keep[0].downcast_ref().unwrap();
     moto.put_secret_value("node0-MPC_SECRET_STORE_KEY", &store_key());
     all.push(previous);
 
-    let absent = Fixture::new("absent store key, shares").from_manager(None);
+    let absent = Fixture::new("absent store key, shares").secrets_in_manager(None);
     absent.node.plant_share(&absent.node.store_key);
     all.push(absent);
-    all.push(Fixture::new("absent store key, no share").from_manager(None));
+    all.push(Fixture::new("absent store key, no share").secrets_in_manager(None));
     all.push(Fixture::new("absent store key, nowhere to keep one").without("MPC_SECRET_STORE_KEY"));
 
     for rule in ["reconcile", "keep", "replace"] {
@@ -204,12 +204,18 @@ fn run_verdict(fixture: &Fixture) -> RunVerdict {
         let status = agent.get("/status").json();
         let phase = status["phase"].as_str().unwrap_or_default().to_string();
         let ready = status["ready"]["ready"] == true;
-        let settled = (phase == "running" && ready) || phase == "failed" || phase == "waiting-for-lock";
+        let settled =
+            (phase == "running" && ready) || phase == "failed" || phase == "waiting-for-lock";
         if settled {
             let checks = statuses(&status["checks"]);
             let refused = phase == "failed";
             if refused {
-                assert_eq!(agent.exit_code(), 78, "{}: run refuses with 78", fixture.name);
+                assert_eq!(
+                    agent.exit_code(),
+                    78,
+                    "{}: run refuses with 78",
+                    fixture.name
+                );
             }
             return RunVerdict {
                 checks,
@@ -269,7 +275,11 @@ fn doctor_and_run_reach_the_same_verdict_on_every_home() {
                 fixture.name,
                 doctor.code,
                 run.outcome,
-                if run.refused { "refused" } else { "not refused" }
+                if run.refused {
+                    "refused"
+                } else {
+                    "not refused"
+                }
             ));
         }
     }

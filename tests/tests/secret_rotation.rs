@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use agent_tests::harness::{AgentCommand, WAIT, backup_key};
 use agent_tests::harness::Agent;
+use agent_tests::harness::{AgentCommand, WAIT, backup_key};
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
 

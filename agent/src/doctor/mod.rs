@@ -363,8 +363,20 @@ async fn local_checks(
         }
     };
     if let Some(verified) = &verified {
-        entries.extend(verified.secret_checks.iter().cloned().map(|c| entry("secrets", c)));
-        entries.extend(verified.key_checks.iter().cloned().map(|c| entry("keys", c)));
+        entries.extend(
+            verified
+                .secret_checks
+                .iter()
+                .cloned()
+                .map(|c| entry("secrets", c)),
+        );
+        entries.extend(
+            verified
+                .key_checks
+                .iter()
+                .cloned()
+                .map(|c| entry("keys", c)),
+        );
     }
     let inputs = HomeInputs {
         node,
@@ -378,7 +390,11 @@ async fn local_checks(
         Ok(inspection) => {
             let facts = verified.as_ref().and_then(|v| v.keys.chain_facts());
             let survey = inspection
-                .survey(&inputs, verified.as_ref().map(|v| &v.secrets), facts.as_ref())
+                .survey(
+                    &inputs,
+                    verified.as_ref().map(|v| &v.secrets),
+                    facts.as_ref(),
+                )
                 .await;
             inspection.checks.into_iter().chain(survey).collect()
         }

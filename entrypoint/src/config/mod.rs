@@ -1140,11 +1140,10 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let err = RunConfig::resolve(&layers(&[
-                ("MPC_ENV", "localnet"),
-                ("AGENT_STOP_GRACE", "soon"),
-                ("MPC_ACCOUNT_ID", "Node0.testnet"),
-            ]),
-        )
+            ("MPC_ENV", "localnet"),
+            ("AGENT_STOP_GRACE", "soon"),
+            ("MPC_ACCOUNT_ID", "Node0.testnet"),
+        ]))
         .unwrap_err();
         let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
         assert!(ids.contains(&"config.MPC_ENV"), "{ids:?}");
@@ -1204,8 +1203,7 @@ mod tests {
 
     #[test]
     fn unknown_agent_variables_are_named_with_a_suggestion() {
-        let err =
-            ExecConfig::resolve(&layers(&[("AGENT_STOP_GRCE", "2s")])).unwrap_err();
+        let err = ExecConfig::resolve(&layers(&[("AGENT_STOP_GRCE", "2s")])).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert!(
             err.0[0]

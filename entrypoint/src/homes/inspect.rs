@@ -80,7 +80,10 @@ impl HomeStop {
 /// Looks at the home before the lock. `Err` when there is no usable home
 /// (missing, unknown node user) or when a check fails: a home the node cannot
 /// keep its shares on blocks whatever the key policy says.
-pub async fn inspect(inputs: &HomeInputs<'_>, write: WriteTest) -> Result<HomeInspection, HomeStop> {
+pub async fn inspect(
+    inputs: &HomeInputs<'_>,
+    write: WriteTest,
+) -> Result<HomeInspection, HomeStop> {
     let home = inputs.node.home_dir.as_path();
     let user = NodeUser::resolve(inputs.homes.node_user.as_ref(), home)
         .map_err(|e| HomeStop::after(Vec::new(), e))?;
@@ -186,12 +189,10 @@ impl HomeInspection {
             pending_config_yaml(home, &MpcConfigInputs::new(node)),
         ));
         if let Some(secrets) = secrets {
-            checks.push(
-                match plan_secrets_json(inputs, secrets, chain) {
-                    Ok(plan) => plan.check(),
-                    Err(e) => e.check(),
-                },
-            );
+            checks.push(match plan_secrets_json(inputs, secrets, chain) {
+                Ok(plan) => plan.check(),
+                Err(e) => e.check(),
+            });
             checks.push(plan_store_key(inputs, secrets).await.check);
         }
         checks
@@ -292,10 +293,7 @@ pub(super) struct StoreKeyPlan {
 /// refused, naming the previous Secrets Manager version when that one does);
 /// with no key, a generation when the home holds no share and
 /// `AGENT_GENERATE_STORE_KEY` allows it. Reads only.
-pub(super) async fn plan_store_key(
-    inputs: &HomeInputs<'_>,
-    secrets: &NodeSecrets,
-) -> StoreKeyPlan {
+pub(super) async fn plan_store_key(inputs: &HomeInputs<'_>, secrets: &NodeSecrets) -> StoreKeyPlan {
     let home = inputs.node.home_dir.as_path();
     let refuse = |check| StoreKeyPlan {
         choice: StoreKeyChoice::Refuse,
@@ -386,7 +384,9 @@ async fn does_not_decrypt(
         return check;
     };
     let version = match &previous.source {
-        secrets::Source::SecretsManager { version_id, .. } => version_id.clone().unwrap_or_default(),
+        secrets::Source::SecretsManager { version_id, .. } => {
+            version_id.clone().unwrap_or_default()
+        }
         _ => String::new(),
     };
     Check::fail(

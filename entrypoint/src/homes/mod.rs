@@ -42,9 +42,9 @@ use crate::check::Check;
 
 pub use atomic::Written;
 pub use inspect::{HomeInputs, HomeInspection, HomeStop, WriteTest, inspect};
-pub use prepare::{NodeHome, prepare};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
+pub use prepare::{NodeHome, prepare};
 
 /// The version recorded in `holder.json` and `initialized.json`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -96,7 +96,14 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            [".agent", "config.json", "config.json.bak.1", "init-staging", "key", "lock"]
+            [
+                ".agent",
+                "config.json",
+                "config.json.bak.1",
+                "init-staging",
+                "key",
+                "lock"
+            ]
         );
         assert!(remove_stale(&[home.path(), &agent]).unwrap().is_empty());
     }

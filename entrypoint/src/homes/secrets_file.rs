@@ -85,10 +85,9 @@ impl SecretsJsonOutcome {
             SecretsJsonAction::Kept | SecretsJsonAction::Replaced => {
                 let what = match &self.unparsable {
                     Some(why) => format!("secrets.json cannot be used by the node ({why})"),
-                    None if planned && self.action == SecretsJsonAction::Replaced => format!(
-                        "secrets.json is stale ({})",
-                        self.describe_drift()
-                    ),
+                    None if planned && self.action == SecretsJsonAction::Replaced => {
+                        format!("secrets.json is stale ({})", self.describe_drift())
+                    }
                     None => format!(
                         "secrets.json differs from the validated keys ({})",
                         self.describe_drift()
@@ -96,7 +95,9 @@ impl SecretsJsonOutcome {
                 };
                 let done = match self.action {
                     SecretsJsonAction::Kept => "kept the file",
-                    _ if planned => "the next boot replaces it with the validated keys, keeping a backup",
+                    _ if planned => {
+                        "the next boot replaces it with the validated keys, keeping a backup"
+                    }
                     _ => "replaced it with the validated keys",
                 };
                 format!("{what}; {done}: {}", self.reason)
@@ -238,7 +239,12 @@ pub fn update_secrets_json(
     chain: Option<&ChainFacts>,
     user: &NodeUser,
 ) -> Result<SecretsJsonOutcome, HomeError> {
-    apply(plan_secrets_json(home, p2p, signer, policy, chain)?, p2p, signer, user)
+    apply(
+        plan_secrets_json(home, p2p, signer, policy, chain)?,
+        p2p,
+        signer,
+        user,
+    )
 }
 
 /// Carries out a plan of [`plan_secrets_json`] made for `p2p` and `signer`.
@@ -261,8 +267,8 @@ pub fn apply(
         )
         .map_err(HomeError::io("write", &plan.path))?;
     } else {
-        plan.mode_was = atomic::restrict_mode(&plan.path, 0o600)
-            .map_err(HomeError::io("chmod", &plan.path))?;
+        plan.mode_was =
+            atomic::restrict_mode(&plan.path, 0o600).map_err(HomeError::io("chmod", &plan.path))?;
     }
     Ok(plan)
 }

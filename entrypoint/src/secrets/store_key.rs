@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::SecretSettings;
 use super::{
     FetchError, FetchErrorKind, SecretName, SecretRef, SecretsManager, Source, unpack, validate,
 };
-use super::SecretSettings;
 use crate::secrets::Secret;
 
 /// A store key and where it now lives.
