@@ -233,6 +233,12 @@ fn the_task_role_mounts_the_home_through_the_access_point_and_the_execution_role
     assert_eq!(mount["Effect"], "Allow");
     assert!(refers_to(&mount["Resource"], "FileSystem"), "{mount:#}");
     assert!(
+        task.iter()
+            .flat_map(actions)
+            .all(|a| a != "elasticfilesystem:ClientRootAccess"),
+        "the node is no root on its home"
+    );
+    assert!(
         refers_to(
             &mount["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"],
             "AccessPoint"
@@ -642,6 +648,8 @@ fn a_deploy_starts_the_new_task_and_hands_the_home_over_through_the_lock() {
     let access_point = &resource(&t, "AccessPoint")["Properties"];
     assert!(access_point["PosixUser"]["Uid"].is_object());
     assert!(access_point["RootDirectory"]["CreationInfo"]["OwnerUid"].is_object());
+    // Root through an access point would need ClientRootAccess.
+    assert!(t["Parameters"]["HomeUid"]["MinValue"].as_u64() >= Some(1));
     // Never Docker Hub at run time, never a chain the node does not know.
     let image = t["Parameters"]["ImageUri"]["AllowedPattern"]
         .as_str()
