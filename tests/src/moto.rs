@@ -141,13 +141,23 @@ impl Moto {
     /// A VPC and a subnet in `zone` (moto accepts loopback ranges, so the
     /// mount targets made in it answer on 127.0.0.1); returns the subnet id.
     pub fn subnet(&self, zone: &str, cidr: &str) -> String {
-        let vpc = xml(
+        let vpc = self.vpc(cidr);
+        self.subnet_in(&vpc, zone, cidr)
+    }
+
+    /// A VPC of `cidr`; returns its id.
+    pub fn vpc(&self, cidr: &str) -> String {
+        xml(
             &self.query(
                 "ec2",
                 &format!("Action=CreateVpc&CidrBlock={cidr}&Version=2016-11-15"),
             ),
             "vpcId",
-        );
+        )
+    }
+
+    /// A subnet of `vpc` in `zone`; returns its id.
+    pub fn subnet_in(&self, vpc: &str, zone: &str, cidr: &str) -> String {
         let subnet = self.query(
             "ec2",
             &format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock={cidr}&AvailabilityZone={zone}&Version=2016-11-15"),
@@ -155,19 +165,27 @@ impl Moto {
         xml(&subnet, "subnetId")
     }
 
-    /// An EFS file system with one mount target per `(subnet, ip)`; returns its id.
-    pub fn efs(&self, targets: &[(&str, &str)]) -> String {
-        let config = self.runtime.block_on(async {
+    /// The SDK configuration for this server, for the clients this module has no helper for.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.runtime.block_on(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .endpoint_url(self.endpoint())
                 .region(aws_config::Region::new(REGION))
                 .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
                     KEY_ID, SECRET_KEY, None, None, "test",
                 ))
-                .load()
-                .await
-        });
-        let efs = aws_sdk_efs::Client::new(&config);
+                .load(),
+        )
+    }
+
+    /// Runs `future` (an SDK call) to its end.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// An EFS file system with one mount target per `(subnet, ip)`; returns its id.
+    pub fn efs(&self, targets: &[(&str, &str)]) -> String {
+        let efs = aws_sdk_efs::Client::new(&self.sdk_config());
         self.runtime.block_on(async {
             let id = efs
                 .create_file_system()
@@ -208,27 +226,54 @@ impl Moto {
         )
     }
 
-    /// One query-protocol call (IAM, EC2). moto routes it by the credential
-    /// scope of the Authorization header; it checks no signature while
-    /// requests are unchecked.
-    fn query(&self, service: &str, form: &str) -> String {
+    /// One query-protocol call (IAM, EC2); returns the whole HTTP answer.
+    pub fn query(&self, service: &str, form: &str) -> String {
+        self.call(service, "application/x-www-form-urlencoded", None, form)
+    }
+
+    /// One JSON-protocol call (ECS): `target` is the operation's
+    /// `X-Amz-Target`; returns the answer's body.
+    pub fn json_call(
+        &self,
+        service: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let answer = self.call(
+            service,
+            "application/x-amz-json-1.1",
+            Some(target),
+            &body.to_string(),
+        );
+        let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
+    }
+
+    /// One call over HTTP/1.1. moto routes it by the credential scope of the
+    /// Authorization header; it checks no signature while requests are
+    /// unchecked.
+    fn call(&self, service: &str, content_type: &str, target: Option<&str>, body: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(self.addr).unwrap();
+        // moto loads a service's backend on its first request: seconds on a busy machine.
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
+        let target = target
+            .map(|t| format!("X-Amz-Target: {t}\r\n"))
+            .unwrap_or_default();
         write!(
             stream,
-            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
-            form.len()
+            body.len()
         )
         .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 200"),
-            "IAM call {form} failed: {answer}"
+            "{service} call {body} failed: {answer}"
         );
         answer
     }
@@ -254,7 +299,8 @@ pub async fn sdk_client(endpoint: &str, key_id: &str, secret_key: &str) -> Clien
     Client::new(&config)
 }
 
-fn xml(text: &str, tag: &str) -> String {
+/// The text of the first `<tag>` in `text`.
+pub fn xml(text: &str, tag: &str) -> String {
     let open = format!("<{tag}>");
     let start = text
         .find(&open)

@@ -1,7 +1,7 @@
 //! The example ECS task definition fits the agent: its environment is a valid
 //! configuration, every variable is one the agent knows, the health check is
-//! `agent health`, the agent's port is mapped, and ECS waits longer than the
-//! agent's pre-stop delay and stop grace together.
+//! `agent health`, the agent's port and every port upstream needs are mapped,
+//! and ECS waits longer than the agent's pre-stop delay and stop grace together.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -96,6 +96,22 @@ fn the_health_check_is_agent_health_and_the_agent_port_is_mapped() {
         "the image does not expose {port}"
     );
     assert!(dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/agent", "run"]"#));
+}
+
+#[test]
+fn every_port_upstream_needs_is_mapped() {
+    // 80 MPC p2p (start.sh's port_override), 24567 nearcore p2p, 8080 the web
+    // UI, 3030 nearcore RPC, 8079 the migration server (mutual TLS: a client
+    // without a certificate the node accepts is refused).
+    let mapped: Vec<u64> = container()["portMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_u64().unwrap())
+        .collect();
+    for port in [80, 24567, 8080, 3030, 8079] {
+        assert!(mapped.contains(&port), "port {port} is not mapped");
+    }
 }
 
 #[test]
