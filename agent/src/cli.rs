@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::{doctor, exec, exit, health, init, keys, run, show_config};
+use crate::commands::{self, doctor, exec, health, init, keys, run};
+use crate::exit;
 
 pub fn main() -> i32 {
     let matches = match cli().try_get_matches() {
@@ -55,10 +56,10 @@ pub fn main() -> i32 {
             m.get_flag("offline"),
         ),
         Some(("config", m)) if m.get_flag("reference") => {
-            print!("{}", show_config::reference());
+            print!("{}", commands::config::reference());
             0
         }
-        Some(("config", m)) => show_config::main(layers(m, Command::Run), m.get_flag("json")),
+        Some(("config", m)) => commands::config::main(layers(m, Command::Run), m.get_flag("json")),
         _ => unreachable!("clap requires a known subcommand"),
     }
 }

@@ -1,24 +1,14 @@
-//! The `agent` binary's parts: the command line, the supervisor of the child,
-//! the HTTP server and the state they share.
+//! The `agent` binary's parts, as the product reads: the commands, what the
+//! agent does about the node's life (the boot stages, rotation, readiness),
+//! the supervisor of the child, and the HTTP side (the state, its phases, the
+//! views served, the metrics).
 
 pub mod cli;
-mod doctor;
-mod exec;
+mod commands;
 mod exit;
-mod health;
-mod init;
-mod keys;
+mod http;
 mod logging;
-mod metrics;
-mod node_commands;
-mod pipeline;
+mod node;
 mod process;
-mod readiness;
 mod render;
-mod rotation;
-mod run;
-mod server;
-mod show_config;
-mod state;
 mod supervisor;
-mod views;

@@ -1,14 +1,18 @@
 //! The agent's process-wide parts, set up before any stage or child: the
+//! configuration resolved (or refused, one way for every command), the
 //! state, the signal handlers, the reaper (PID 1 or subreaper) and, for the
 //! supervising commands, the HTTP server.
 
 use std::sync::Arc;
 
+use entrypoint::check::Check;
 use entrypoint::config::{Config, ConfigError, Layers, LogFormat};
 
-use crate::state::{Judgement, State};
-use crate::supervisor::{LogTail, Reaper, Role, Signals};
-use crate::{exit, logging, server, show_config};
+use crate::http::server;
+use crate::http::state::{Judgement, LogTail, State};
+use crate::http::views::Settings;
+use crate::supervisor::{Reaper, Role, Signals};
+use crate::{exit, logging};
 
 pub struct Process {
     pub state: State,
@@ -21,7 +25,7 @@ impl Process {
     /// Installs the signal handlers and the reaper; `serve` also starts the
     /// HTTP server. `Err` is the exit code.
     pub async fn start(config: &Config, judgement: Judgement, serve: bool) -> Result<Process, i32> {
-        let state = State::new(judgement, show_config::settings(config));
+        let state = State::new(judgement, Settings::of(config));
         let signals = Signals::install().map_err(|e| {
             tracing::error!(error = %e, "cannot install signal handlers");
             exit::SOFTWARE
@@ -72,7 +76,7 @@ pub fn begin<C>(
         layers.env.get("RUST_LOG").map(String::as_str),
         output,
     );
-    let config = resolve(layers).map_err(|e| show_config::refuse(&e, layers, output))?;
+    let config = resolve(layers).map_err(|e| refuse(&e, layers, output))?;
     Ok((config, runtime()?))
 }
 
@@ -85,4 +89,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
             tracing::error!(error = %e, "cannot start the async runtime");
             exit::SOFTWARE
         })
+}
+
+/// Reports every problem of an invalid configuration where the command logs:
+/// the list `agent config` prints when the log is plain (a terminal, or
+/// `AGENT_LOG_FORMAT=plain`), one JSON log line per problem otherwise.
+/// Returns the exit code for an invalid configuration.
+pub fn refuse(error: &ConfigError, layers: &Layers, output: logging::Output) -> i32 {
+    match LogFormat::from_layers(layers) {
+        LogFormat::Plain => output.print(&problems_text(&error.0)),
+        LogFormat::Json => {
+            for problem in &error.0 {
+                tracing::error!(check = %problem.id, cause = %problem.cause, fix = problem.fix.as_deref().unwrap_or(""), "invalid configuration");
+            }
+        }
+    }
+    exit::CONFIG
+}
+
+/// The problems as `agent config` lists them.
+pub fn problems_text(problems: &[Check]) -> String {
+    let mut text = format!("{} configuration problem(s):\n", problems.len());
+    for p in problems {
+        text.push_str(&format!("  ✖ {}\n", p.cause));
+        if let Some(fix) = &p.fix {
+            text.push_str(&format!("    fix: {fix}\n"));
+        }
+    }
+    text
 }

@@ -24,81 +24,17 @@ use entrypoint::secrets::Secret;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::{mpsc, oneshot};
 
-pub use output::{LogLine, LogTail};
 pub use reaper::{Reaper, Role};
 use restart::{Next, RestartPlan};
 pub use signals::Signals;
 
 use crate::exit;
-use crate::state::{Phase, Reason, State};
-
-/// How a process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Code(i32),
-    Signal(i32),
-}
-
-impl Exit {
-    /// The shell convention: the code, or 128+n for signal n.
-    pub fn code(self) -> i32 {
-        match self {
-            Exit::Code(c) => c,
-            Exit::Signal(n) => 128 + n,
-        }
-    }
-
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Exit::Code(c) => write!(f, "exit code {c}"),
-            Exit::Signal(n) => write!(f, "signal {}", signal_name(*n)),
-        }
-    }
-}
-
-impl Serialize for Exit {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("code", &self.code())?;
-        match self {
-            Exit::Code(_) => map.serialize_entry("signal", &None::<&str>)?,
-            Exit::Signal(n) => map.serialize_entry("signal", &Some(signal_name(*n)))?,
-        }
-        map.end()
-    }
-}
-
-/// Reads back what `Serialize` wrote: a signal name means death by signal `code - 128`.
-impl<'de> Deserialize<'de> for Exit {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Shown {
-            code: i32,
-            signal: Option<String>,
-        }
-        let shown = Shown::deserialize(d)?;
-        Ok(match shown.signal {
-            Some(_) => Exit::Signal(shown.code - 128),
-            None => Exit::Code(shown.code),
-        })
-    }
-}
-
-fn signal_name(n: i32) -> String {
-    Signal::try_from(n)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {n}"))
-}
+use crate::http::lifecycle::Event;
+use crate::http::state::{LogTail, State};
+use crate::http::views::{Exit, Reason, Stream};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -159,7 +95,7 @@ impl Supervisor {
         let s = &self.settings;
         let mut plan = RestartPlan::new(s.restart, s.backoff, s.restart_reset, s.crash_loop);
         loop {
-            self.state.set_phase(Phase::Launching);
+            self.state.apply(Event::Launch);
             let mut child = match self.spawn() {
                 Ok(child) => child,
                 Err(code) => return Outcome::Exit(code),
@@ -185,17 +121,14 @@ impl Supervisor {
                 Next::Exit => return Outcome::Exit(exit.code()),
                 Next::RestartAfter(delay) => {
                     tracing::warn!(%exit, delay_ms = delay.as_millis() as u64, "restarting the child after a backoff");
-                    self.state.set_phase_for(
-                        Phase::Restarting,
-                        Reason::new(
-                            "restarting",
-                            format!(
-                                "child ended with {exit}; starting it again in {:.1}s",
-                                delay.as_secs_f64()
-                            ),
-                            None,
+                    self.state.apply(Event::Restart(Reason::new(
+                        "restarting",
+                        format!(
+                            "child ended with {exit}; starting it again in {:.1}s",
+                            delay.as_secs_f64()
                         ),
-                    );
+                        None,
+                    )));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => self.state.child_restarting(),
                         stop = signals.next_stop() => return Outcome::Exit(exit::by_signal(stop)),
@@ -207,14 +140,11 @@ impl Supervisor {
                         window.as_secs()
                     );
                     tracing::error!(%exit, exits, window_s = window.as_secs(), "crash loop; giving up so the orchestrator replaces the task");
-                    self.state.set_phase_for(
-                        Phase::Failed,
-                        Reason::new(
+                    self.state.apply(Event::Fail(Reason::new(
                             "crash-loop",
                             cause,
                             Some("read the reasons and the log tail on /status; the orchestrator replaces the task".into()),
-                        ),
-                    );
+                        )));
                     signals.linger(s.fail_linger).await;
                     return Outcome::Exit(exit.code());
                 }
@@ -257,14 +187,14 @@ impl Supervisor {
                     .stdout
                     .take()
                     .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-                output::Stream::Stdout,
+                Stream::Stdout,
             ),
             (
                 child
                     .stderr
                     .take()
                     .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-                output::Stream::Stderr,
+                Stream::Stderr,
             ),
         ] {
             let Some(pipe) = pipe else { continue };
@@ -288,7 +218,7 @@ impl Supervisor {
             pid = child.pid.as_raw(),
             "stopping the child"
         );
-        self.state.set_phase(Phase::Stopping);
+        self.state.apply(Event::Stop);
         let s = &self.settings;
         if !s.prestop_delay.is_zero() {
             tokio::select! {

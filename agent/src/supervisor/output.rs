@@ -1,18 +1,15 @@
 //! The child's stdout and stderr: passed through to the agent's own, unchanged,
 //! while the last lines are kept for `/status` and known fatal lines become reasons.
 
-use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::state::{Reason, State};
+use crate::http::state::{LogTail, State};
+use crate::http::views::{LogLine, Reason, Stream};
 
-/// Lines kept for `/status`.
-const TAIL_LINES: usize = 200;
 /// A longer line is cut in the tail (never in the passthrough).
 const MAX_LINE: usize = 2048;
 
@@ -39,44 +36,6 @@ const KNOWN_FATAL: &[(&str, &str, &str)] = &[
         "compare the p2p public key of MPC_P2P_PRIVATE_KEY with the contract's tls_public_key for the account (`agent keys`)",
     ),
 ];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogLine {
-    pub stream: Stream,
-    #[serde(with = "crate::state::rfc3339")]
-    pub at: SystemTime,
-    pub line: String,
-}
-
-/// The last lines of the child's output.
-#[derive(Default)]
-pub struct LogTail(Mutex<VecDeque<LogLine>>);
-
-impl LogTail {
-    pub fn lines(&self) -> Vec<LogLine> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    fn push(&self, line: LogLine) {
-        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if lines.len() == TAIL_LINES {
-            lines.pop_front();
-        }
-        lines.push_back(line);
-    }
-}
 
 /// Copies `source` to the agent's `stream` on a thread of its own, so the child
 /// waits on the agent's output no longer than the agent itself would. The

@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use super::Exit;
-use crate::state::State;
+use crate::http::state::State;
 
 /// Reaps processes on SIGCHLD. Clones share one process table.
 #[derive(Clone)]

@@ -7,8 +7,7 @@ use entrypoint::check::Check;
 
 use entrypoint::probe;
 
-use crate::state::Phase;
-use crate::views::{Reported, Status};
+use crate::http::views::{Phase, Reported, Status};
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));
@@ -121,8 +120,10 @@ mod tests {
     use entrypoint::check::Status as Verdict;
 
     use super::*;
-    use crate::state::{Judgement, Reason, State};
-    use crate::views::Settings;
+    use crate::http::lifecycle::Event;
+    use crate::http::state::{Judgement, State};
+    use crate::http::views::Reason;
+    use crate::http::views::Settings;
 
     const URL: &str = "http://127.0.0.1:8090/status";
 
@@ -158,11 +159,11 @@ mod tests {
             running.cause
         );
 
-        state.hold(Reason::new(
+        state.apply(Event::Hold(Reason::new(
             "keys",
             "the signer key is not on the account",
             Some("add it".into()),
-        ));
+        )));
         let holding = verdict(served(&state));
         assert_eq!(holding.status, Verdict::Warn);
         assert!(
@@ -174,7 +175,7 @@ mod tests {
         );
         assert_eq!(holding.fix.as_deref(), Some("add it"));
 
-        state.set_phase_for(Phase::Failed, Reason::new("crash-loop", "crash loop", None));
+        state.apply(Event::Fail(Reason::new("crash-loop", "crash loop", None)));
         let failed = verdict(served(&state));
         assert_eq!(failed.status, Verdict::Fail);
         assert!(failed.cause.ends_with(": crash loop"), "{}", failed.cause);

@@ -4,10 +4,11 @@ use std::ffi::OsString;
 
 use entrypoint::config::{ExecConfig, Layers};
 
+use crate::http::state::Judgement;
+use crate::logging;
+use crate::node::readiness;
 use crate::process::{self, Process};
-use crate::state::Judgement;
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
-use crate::{logging, readiness};
 
 pub fn main(layers: Layers, command: Vec<OsString>) -> i32 {
     let (config, runtime) =

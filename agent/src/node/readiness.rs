@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::state::{Probe, State};
+use crate::http::state::{Probe, State};
 use entrypoint::probe;
 
 /// Polls `url` every `interval` while a child runs.

@@ -14,7 +14,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 
-use crate::supervisor::{Exit, Reaper};
+use crate::http::views::Exit;
+use crate::supervisor::Reaper;
 
 /// How much of a command's output is kept for the report.
 const OUTPUT_TAIL: usize = 4096;

@@ -17,7 +17,8 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::state::{Reason, State};
+use crate::http::state::State;
+use crate::http::views::Reason;
 
 /// How long the secrets must stay the same before the restart (several
 /// secrets are often updated one after another).

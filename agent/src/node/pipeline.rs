@@ -15,8 +15,10 @@ use entrypoint::secrets::NodeSecrets;
 use entrypoint::verify::{self, KeysInUse, Step, VerifyInputs};
 
 use crate::exit;
-use crate::node_commands::ReapedCommands;
-use crate::state::{Phase, Reason, State};
+use crate::http::lifecycle::Event;
+use crate::http::state::State;
+use crate::http::views::{Phase, Reason};
+use crate::node::commands::ReapedCommands;
 use crate::supervisor::Reaper;
 
 /// Which command runs the stages: `run` holds and re-checks with a backoff,
@@ -72,7 +74,7 @@ impl Pipeline<'_> {
                 Next::Hold(retry) => retry,
                 Next::Exit(code) => {
                     tracing::error!(check = %reason.kind, cause = %reason.cause, fix = reason.fix.as_deref().unwrap_or(""), exit_code = code, "not starting the node");
-                    self.state.set_phase_for(Phase::Failed, reason);
+                    self.state.apply(Event::Fail(reason));
                     return Err(code);
                 }
             };
@@ -84,7 +86,7 @@ impl Pipeline<'_> {
                 retry_in_s = wait.as_secs_f64(),
                 "holding: the node is not started until this is fixed"
             );
-            self.state.hold(reason);
+            self.state.apply(Event::Hold(reason));
             tokio::time::sleep(wait).await;
             delay = Some(wait);
         }
@@ -109,7 +111,7 @@ impl Pipeline<'_> {
         let node = &self.node.node;
         let homes = self.homes;
 
-        self.state.enter_stage(Phase::Secrets);
+        self.state.apply(Event::Enter(Phase::Secrets));
         let verified = verify::verify(
             VerifyInputs {
                 node,
@@ -121,7 +123,7 @@ impl Pipeline<'_> {
             |step| match step {
                 Step::Secrets { checks, took } => {
                     self.record("secrets", checks, took);
-                    self.state.enter_stage(Phase::Keys);
+                    self.state.apply(Event::Enter(Phase::Keys));
                 }
                 Step::Keys { checks, took } => self.record("keys", checks, took),
             },
@@ -138,7 +140,7 @@ impl Pipeline<'_> {
         self.state
             .set_keys_ok(verified.verdict == KeysVerdict::Match);
 
-        self.state.enter_stage(Phase::Home);
+        self.state.apply(Event::Enter(Phase::Home));
         let started = Instant::now();
         let inputs = HomeInputs {
             node,
@@ -192,7 +194,7 @@ impl Pipeline<'_> {
         if held.is_none() {
             let taken = self.lock(inputs, &inspection.user).await;
             *held = Some(taken.map_err(|e| HomeStop::after(inspection.checks.clone(), e))?);
-            self.state.enter_stage(Phase::Home);
+            self.state.apply(Event::Enter(Phase::Home));
         }
         let lock = held.as_ref().expect("just taken");
         let commands = self.commands(&inspection.user);
@@ -253,14 +255,11 @@ impl Pipeline<'_> {
             |holder| {
                 let who = holder.map_or_else(|| "another process".to_string(), ToString::to_string);
                 tracing::warn!(holder = %who, "waiting for the home's lock: another agent runs a node on this home");
-                state.set_phase_for(
-                    Phase::WaitingForLock,
-                    Reason::new(
-                        "homes.lock",
-                        format!("the home's lock is held by {who}"),
-                        Some("this agent starts the node when the other one stops (a rolling deploy); if none should run, stop it".into()),
-                    ),
-                );
+                state.apply(Event::WaitForLock(Reason::new(
+                    "homes.lock",
+                    format!("the home's lock is held by {who}"),
+                    Some("this agent starts the node when the other one stops (a rolling deploy); if none should run, stop it".into()),
+                )));
             },
         )
         .await

@@ -9,11 +9,14 @@ use entrypoint::config::{ExecConfig, Layers, LogFormat, RunConfig};
 use entrypoint::homes::HomeLock;
 use tokio::sync::mpsc;
 
-use crate::pipeline::{Mode, Pipeline};
+use crate::http::lifecycle::Event;
+use crate::http::state::Judgement;
+use crate::http::views::Reason;
+use crate::node::pipeline::{Mode, Pipeline};
+use crate::node::{readiness, rotation};
 use crate::process::{self, Process};
-use crate::state::{Judgement, Phase};
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
-use crate::{exit, logging, readiness, rotation, show_config};
+use crate::{exit, logging};
 
 pub fn main(layers: Layers) -> i32 {
     logging::init(
@@ -35,7 +38,7 @@ pub fn main(layers: Layers) -> i32 {
 /// and `/status` (on the listen address, if that much is valid) for a
 /// moment, so the orchestrator and the operator see why; then exit 78.
 async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32 {
-    let code = show_config::refuse(error, layers, logging::Output::Stdout);
+    let code = process::refuse(error, layers, logging::Output::Stdout);
     let Ok(exec) = ExecConfig::resolve(&Layers {
         env: layers
             .env
@@ -53,10 +56,11 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
     };
     process.state.set_checks("config", error.0.clone());
     let first = &error.0[0];
-    process.state.set_phase_for(
-        Phase::Failed,
-        crate::state::Reason::new(first.id.clone(), first.cause.clone(), first.fix.clone()),
-    );
+    process.state.apply(Event::Fail(Reason::new(
+        first.id.clone(),
+        first.cause.clone(),
+        first.fix.clone(),
+    )));
     let linger = exec.supervision.fail_linger;
     tracing::info!(
         linger = %humantime::format_duration(linger),
@@ -106,7 +110,7 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
             ready = pipeline.prepare(&mut lock) => ready,
             stop = signals.next_stop() => {
                 tracing::info!(signal = stop.as_str(), phase = state.phase_name(), "stopped before the node started");
-                state.set_phase(Phase::Stopping);
+                state.apply(Event::Stop);
                 return exit::by_signal(stop);
             }
         };

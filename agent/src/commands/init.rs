@@ -4,10 +4,10 @@
 
 use entrypoint::config::{InitConfig, Layers};
 
+use crate::http::state::Judgement;
 use crate::logging;
-use crate::pipeline::{Mode, Pipeline};
+use crate::node::pipeline::{Mode, Pipeline};
 use crate::process::{self, Process};
-use crate::state::Judgement;
 
 pub fn main(layers: Layers) -> i32 {
     let (config, runtime) =

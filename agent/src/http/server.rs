@@ -17,9 +17,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::metrics::RequestLabels;
-use crate::state::State;
-use crate::supervisor::LogTail;
+use crate::http::metrics::RequestLabels;
+use crate::http::state::{LogTail, State};
 
 const PATHS: [&str; 5] = ["/health", "/ready", "/status", "/metrics", "/config"];
 

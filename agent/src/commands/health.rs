@@ -7,7 +7,7 @@ use entrypoint::config::{Command, Config, Layers};
 
 use entrypoint::probe;
 
-use crate::{exit, process, show_config};
+use crate::{exit, process};
 
 pub struct Options {
     pub url: Option<String>,
@@ -22,7 +22,7 @@ pub fn main(layers: Layers, options: Options) -> i32 {
             Ok(c) => c.local_url(if options.ready { "/ready" } else { "/health" }),
             Err(e) => {
                 // No log here: the HEALTHCHECK shows this command's stdout.
-                print!("unhealthy: {}", show_config::problems_text(&e.0));
+                print!("unhealthy: {}", process::problems_text(&e.0));
                 return exit::CONFIG;
             }
         },

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use entrypoint::probe;
 
-use crate::views::ConfigView;
+use crate::http::views::ConfigView;
 use crate::{exit, logging, render};
 
 pub struct Options {

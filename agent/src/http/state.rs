@@ -8,90 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::secrets::SecretReport;
-use serde::{Deserialize, Serialize};
 
-use crate::metrics::Metrics;
-use crate::supervisor::Exit;
-use crate::views::{self, ConfigView, Settings};
-
-/// Where the agent is in its life. The HTTP server renders it, never computes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Starting,
-    /// Fetching and validating the secrets.
-    Secrets,
-    /// Comparing the keys with the chain.
-    Keys,
-    /// Another agent holds the home's lock.
-    WaitingForLock,
-    /// Checking, initializing and patching the home.
-    Home,
-    Launching,
-    Running,
-    /// The child exited; it starts again after a backoff.
-    Restarting,
-    /// Not starting the node for a reason the operator can fix; re-checking.
-    Holding,
-    Stopping,
-    /// Failed for good; the agent exits after the linger.
-    Failed,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 11] = [
-        Phase::Starting,
-        Phase::Secrets,
-        Phase::Keys,
-        Phase::WaitingForLock,
-        Phase::Home,
-        Phase::Launching,
-        Phase::Running,
-        Phase::Restarting,
-        Phase::Holding,
-        Phase::Stopping,
-        Phase::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Secrets => "secrets",
-            Phase::Keys => "keys",
-            Phase::WaitingForLock => "waiting-for-lock",
-            Phase::Home => "home",
-            Phase::Launching => "launching",
-            Phase::Running => "running",
-            Phase::Restarting => "restarting",
-            Phase::Holding => "holding",
-            Phase::Stopping => "stopping",
-            Phase::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why the agent is where it is: a cause and a fix, as on a check.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Reason {
-    /// Short stable name, e.g. `crash-loop` or `AccessKeyNotFound`.
-    pub kind: String,
-    pub cause: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    #[serde(with = "rfc3339")]
-    pub at: SystemTime,
-    /// How many times it was seen.
-    pub count: u64,
-    /// The child's log line that revealed it, when one did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<String>,
-}
+use crate::http::lifecycle::{self, Event};
+use crate::http::metrics::Metrics;
+use crate::http::views::{self, ConfigView, Exit, ExitRecord, LogLine, Phase, Reason, Settings};
 
 /// The child as last seen.
 #[derive(Clone, Debug)]
@@ -99,16 +19,6 @@ struct Child {
     pid: i32,
     started: Instant,
     started_at: SystemTime,
-}
-
-/// How the child last ended, and when.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExitRecord {
-    #[serde(flatten)]
-    pub exit: Exit,
-    #[serde(with = "rfc3339")]
-    pub at: SystemTime,
-    pub uptime_seconds: f64,
 }
 
 /// The outcome of the last readiness poll of the child.
@@ -134,6 +44,31 @@ pub struct Judgement {
 pub const STAGES: [&str; 5] = ["config", "secrets", "keys", "home", "launch"];
 
 const MAX_REASONS: usize = 32;
+/// Lines of the child's output kept for `/status`.
+const TAIL_LINES: usize = 200;
+
+/// The last lines of the child's output.
+#[derive(Default)]
+pub struct LogTail(Mutex<VecDeque<LogLine>>);
+
+impl LogTail {
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn push(&self, line: LogLine) {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+}
 
 struct Inner {
     phase: Phase,
@@ -227,34 +162,29 @@ impl State {
         self.lock().phase.as_str()
     }
 
-    pub fn set_phase(&self, phase: Phase) {
+    /// Applies what happened to the agent: the one writer of the phase, by
+    /// the table in [`lifecycle`]. A phase entered for a reason shows it.
+    pub fn apply(&self, event: Event) {
         let mut inner = self.lock();
-        if inner.phase != phase {
-            inner.phase = phase;
+        let to = lifecycle::next(inner.phase, &event);
+        if to != inner.phase {
+            inner.phase = to;
             inner.phase_since = SystemTime::now();
-            if !matches!(phase, Phase::Restarting | Phase::Failed | Phase::Holding) {
-                inner.reason = None;
-            }
-            if phase != Phase::Holding {
-                inner.holding_since = None;
-            }
-            self.0.metrics.set_phase(phase);
+            inner.reason = None;
+            self.0.metrics.set_phase(to);
         }
-    }
-
-    /// Enters a boot stage. While holding, the stages are only re-checks: the
-    /// hold (and the time it began) stays what `/health` and `/status` show.
-    pub fn enter_stage(&self, phase: Phase) {
-        if self.lock().phase != Phase::Holding {
-            self.set_phase(phase);
+        if to == Phase::Holding {
+            inner.holding_since.get_or_insert_with(Instant::now);
+        } else {
+            inner.holding_since = None;
         }
-    }
-
-    /// Holds for `reason`; a hold that goes on keeps the time it began.
-    pub fn hold(&self, reason: Reason) {
-        self.set_phase_for(Phase::Holding, reason);
-        let mut inner = self.lock();
-        inner.holding_since.get_or_insert_with(Instant::now);
+        // The reason counts when the event decided the phase (not a hold
+        // that arrives while stopping).
+        if let Some(reason) = event.reason()
+            && to == lifecycle::next(Phase::Starting, &event)
+        {
+            inner.reason = Some(reason.clone());
+        }
     }
 
     /// Replaces the checks of `stage` (one of [`STAGES`]).
@@ -270,12 +200,6 @@ impl State {
         self.lock().keys_ok = ok;
     }
 
-    /// Enters `phase` for `reason` (restarting, failed).
-    pub fn set_phase_for(&self, phase: Phase, reason: Reason) {
-        self.set_phase(phase);
-        self.lock().reason = Some(reason);
-    }
-
     pub fn child_started(&self, pid: i32, program: &str) {
         let mut inner = self.lock();
         inner.child = Some(Child {
@@ -287,7 +211,7 @@ impl State {
         inner.probe = None;
         drop(inner);
         self.0.metrics.child_up.set(1);
-        self.set_phase(Phase::Running);
+        self.apply(Event::ChildStarted);
     }
 
     /// Records the child's exit; returns how long it was up.
@@ -427,7 +351,7 @@ impl State {
     }
 
     /// The whole snapshot, as `/status` serves it.
-    pub fn status(&self, log_tail: Vec<crate::supervisor::LogLine>) -> views::Status {
+    pub fn status(&self, log_tail: Vec<LogLine>) -> views::Status {
         let inner = self.lock();
         views::Status {
             phase: inner.phase.into(),
@@ -495,35 +419,6 @@ impl Readiness {
         views::Ready {
             ready: self.is_ready(),
             detail: self.detail().to_string(),
-        }
-    }
-}
-
-/// A time on the wire: RFC 3339 with milliseconds (`#[serde(with = "rfc3339")]`).
-pub mod rfc3339 {
-    use std::time::SystemTime;
-
-    use serde::Deserialize;
-
-    pub fn serialize<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*at))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Reason {
-    pub fn new(kind: impl Into<String>, cause: impl Into<String>, fix: Option<String>) -> Reason {
-        Reason {
-            kind: kind.into(),
-            cause: cause.into(),
-            fix,
-            at: SystemTime::now(),
-            count: 1,
-            line: None,
         }
     }
 }

@@ -1,0 +1,467 @@
+//! What crosses the process boundary, as types: the documents `/status` and
+//! `/config` serve — the server writes them and `agent doctor` reads a running
+//! agent through the same structs — and the values they carry: the phase, the
+//! reasons, the child's exits and log lines.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use entrypoint::check::Check;
+use entrypoint::config::{Config, SETTINGS};
+use entrypoint::secrets::SecretReport;
+use serde::{Deserialize, Serialize};
+
+use nix::sys::signal::Signal;
+
+/// Where the agent is in its life. The HTTP server renders it, never computes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Starting,
+    /// Fetching and validating the secrets.
+    Secrets,
+    /// Comparing the keys with the chain.
+    Keys,
+    /// Another agent holds the home's lock.
+    WaitingForLock,
+    /// Checking, initializing and patching the home.
+    Home,
+    Launching,
+    Running,
+    /// The child exited; it starts again after a backoff.
+    Restarting,
+    /// Not starting the node for a reason the operator can fix; re-checking.
+    Holding,
+    Stopping,
+    /// Failed for good; the agent exits after the linger.
+    Failed,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 11] = [
+        Phase::Starting,
+        Phase::Secrets,
+        Phase::Keys,
+        Phase::WaitingForLock,
+        Phase::Home,
+        Phase::Launching,
+        Phase::Running,
+        Phase::Restarting,
+        Phase::Holding,
+        Phase::Stopping,
+        Phase::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Secrets => "secrets",
+            Phase::Keys => "keys",
+            Phase::WaitingForLock => "waiting-for-lock",
+            Phase::Home => "home",
+            Phase::Launching => "launching",
+            Phase::Running => "running",
+            Phase::Restarting => "restarting",
+            Phase::Holding => "holding",
+            Phase::Stopping => "stopping",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the agent is where it is: a cause and a fix, as on a check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reason {
+    /// Short stable name, e.g. `crash-loop` or `AccessKeyNotFound`.
+    pub kind: String,
+    pub cause: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// How many times it was seen.
+    pub count: u64,
+    /// The child's log line that revealed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+}
+
+impl Reason {
+    pub fn new(kind: impl Into<String>, cause: impl Into<String>, fix: Option<String>) -> Reason {
+        Reason {
+            kind: kind.into(),
+            cause: cause.into(),
+            fix,
+            at: SystemTime::now(),
+            count: 1,
+            line: None,
+        }
+    }
+}
+
+/// How the child last ended, and when.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExitRecord {
+    #[serde(flatten)]
+    pub exit: Exit,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    pub uptime_seconds: f64,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128+n for signal n.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(n) => 128 + n,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(n) => write!(f, "signal {}", signal_name(*n)),
+        }
+    }
+}
+
+impl Serialize for Exit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("code", &self.code())?;
+        match self {
+            Exit::Code(_) => map.serialize_entry("signal", &None::<&str>)?,
+            Exit::Signal(n) => map.serialize_entry("signal", &Some(signal_name(*n)))?,
+        }
+        map.end()
+    }
+}
+
+/// Reads back what `Serialize` wrote: a signal name means death by signal `code - 128`.
+impl<'de> Deserialize<'de> for Exit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Shown {
+            code: i32,
+            signal: Option<String>,
+        }
+        let shown = Shown::deserialize(d)?;
+        Ok(match shown.signal {
+            Some(_) => Exit::Signal(shown.code - 128),
+            None => Exit::Code(shown.code),
+        })
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    Signal::try_from(n)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {n}"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+/// Which of the child's streams a line came from.
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of the child's output, as the log tail keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLine {
+    pub stream: Stream,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    pub line: String,
+}
+
+/// A time on the wire: RFC 3339 with milliseconds (`#[serde(with = "rfc3339")]`).
+pub mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::Deserialize;
+
+    pub fn serialize<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*at))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A name as another agent sent it: one this build knows, or one only a newer
+/// agent does (kept as sent, so the reader can say it does not know it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reported<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<T> From<T> for Reported<T> {
+    fn from(known: T) -> Self {
+        Reported::Known(known)
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Reported<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reported::Known(known) => known.fmt(f),
+            Reported::Unknown(name) => f.write_str(name),
+        }
+    }
+}
+
+/// `/status`: the agent's whole state at one instant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub phase: Reported<Phase>,
+    #[serde(with = "rfc3339")]
+    pub phase_since: SystemTime,
+    /// Why the agent is in this phase (restarting, holding, failed).
+    pub reason: Option<Reason>,
+    pub ready: Ready,
+    pub agent: Agent,
+    pub child: Child,
+    /// Reasons seen at run time (known fatal log lines), counted.
+    pub reasons: Vec<Reason>,
+    /// The stages' latest checks, in pipeline order.
+    pub checks: Vec<Check>,
+    pub log_tail: Vec<LogLine>,
+}
+
+/// Readiness, as `/ready` answers it and `/status` repeats it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ready {
+    pub ready: bool,
+    pub detail: String,
+}
+
+/// The agent process itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Agent {
+    pub version: String,
+    pub pid: u32,
+    pub pid1: bool,
+    #[serde(with = "rfc3339")]
+    pub started_at: SystemTime,
+    pub uptime_seconds: f64,
+    pub orphans_reaped: u64,
+}
+
+/// The supervised child: what it is, whether it runs, how it last ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Child {
+    pub program: Option<String>,
+    /// `None` while no child runs.
+    pub running: Option<RunningChild>,
+    pub restarts: u64,
+    pub last_exit: Option<ExitRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunningChild {
+    pub pid: i32,
+    #[serde(with = "rfc3339")]
+    pub started_at: SystemTime,
+    pub uptime_seconds: f64,
+}
+
+/// `agent config --json`: every setting of `agent run` with its value and source.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    /// Always `true`: an invalid configuration is a list of problems instead.
+    pub valid: bool,
+    /// The command the settings were resolved for.
+    pub command: String,
+    /// The `--config` file, when one was named.
+    pub file: Option<PathBuf>,
+    pub settings: Vec<Setting>,
+}
+
+/// One setting as the agent ended up seeing it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setting {
+    pub name: String,
+    /// As shown: an RPC URL without its API key.
+    pub value: Option<String>,
+    /// `value` is not the value the agent uses (something was taken out of it).
+    pub redacted: bool,
+    pub source: entrypoint::config::Source,
+    pub help: Option<String>,
+}
+
+/// `/config`: the settings, and the secrets the node runs with once validated
+/// (sources, public keys and fingerprints; never a value).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigView {
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// `None` until the secrets stage has validated them.
+    pub secrets: Option<Vec<SecretReport>>,
+}
+
+impl Settings {
+    /// The effective configuration, as `agent config --json` prints it and `/config` serves it.
+    pub fn of(config: &Config) -> Settings {
+        let settings = config
+            .effective
+            .iter()
+            .map(|e| {
+                let setting = SETTINGS.iter().find(|s| s.name == e.name);
+                // An RPC URL may carry a provider's API key: shown without it.
+                let shown = match (e.name, &e.value) {
+                    ("AGENT_NEAR_RPC_URL", Some(urls)) => Some(
+                        urls.split(',')
+                            .map(|u| entrypoint::keys::shown_url(u.trim()))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                    _ => e.value.clone(),
+                };
+                Setting {
+                    name: e.name.to_string(),
+                    redacted: shown != e.value,
+                    value: shown,
+                    source: e.source.clone(),
+                    help: setting.map(|s| s.help.to_string()),
+                }
+            })
+            .collect();
+        Settings {
+            valid: true,
+            command: config.command.name().to_string(),
+            file: config.file.clone(),
+            settings,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use entrypoint::check::Check;
+
+    use super::*;
+    use crate::http::lifecycle::Event;
+    use crate::http::state::{Judgement, State};
+
+    fn settings() -> Settings {
+        Settings {
+            valid: true,
+            command: "run".into(),
+            file: None,
+            settings: vec![Setting {
+                name: "AGENT_STOP_GRACE".into(),
+                value: Some("7s".into()),
+                redacted: false,
+                source: entrypoint::config::Source::Env,
+                help: Some("how long".into()),
+            }],
+        }
+    }
+
+    fn busy_state() -> State {
+        let state = State::new(Judgement::default(), settings());
+        state.child_started(4242, "/app/mpc-node");
+        state.child_exited(Exit::Signal(9));
+        state.child_restarting();
+        state.apply(Event::Restart(Reason::new(
+            "exit",
+            "the node exited",
+            Some("read its log".into()),
+        )));
+        state.note_reason(Reason::new("AccessKeyNotFound", "no such key", None));
+        state.set_checks(
+            "keys",
+            vec![Check::warn("keys.access_key", "not found", "add it")],
+        );
+        state
+    }
+
+    #[test]
+    fn a_status_the_server_writes_is_the_status_doctor_reads() {
+        let written = serde_json::to_value(busy_state().status(Vec::new())).unwrap();
+        let read: Status = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(read.phase, Reported::Known(Phase::Restarting));
+        assert_eq!(read.child.last_exit.as_ref().unwrap().exit, Exit::Signal(9));
+        assert_eq!(read.reasons[0].kind, "AccessKeyNotFound");
+        assert_eq!(serde_json::to_value(&read).unwrap(), written);
+    }
+
+    #[test]
+    fn every_phase_reads_back_as_itself() {
+        for phase in Phase::ALL {
+            let written = serde_json::to_value(Reported::Known(phase)).unwrap();
+            assert_eq!(written, phase.as_str());
+            let read: Reported<Phase> = serde_json::from_value(written).unwrap();
+            assert_eq!(read, Reported::Known(phase));
+        }
+    }
+
+    #[test]
+    fn a_phase_only_a_newer_agent_knows_is_kept_as_sent() {
+        let read: Reported<Phase> = serde_json::from_value("draining".into()).unwrap();
+        assert_eq!(read, Reported::Unknown("draining".into()));
+        assert_eq!(read.to_string(), "draining");
+    }
+
+    #[test]
+    fn the_config_the_server_writes_is_the_config_doctor_reads() {
+        use entrypoint::check::Status as Verdict;
+        use entrypoint::secrets::{SecretName, Source};
+        let state = State::new(Judgement::default(), settings());
+        let before = serde_json::to_value(state.config()).unwrap();
+        assert!(before["secrets"].is_null(), "{before}");
+        state.set_secrets(&[SecretReport {
+            name: SecretName::AccountSk,
+            source: Source::SecretsManager {
+                id: "mpc/account-sk".into(),
+                arn: None,
+                version_id: Some("v1".into()),
+                version_stages: vec!["AWSCURRENT".into()],
+            },
+            status: Verdict::Ok,
+            cause: "a valid key".into(),
+            fix: None,
+            public_key: Some("ed25519:6E8sCci9badyRkXb3JoRpBj5p8C6Tw41ELDZoiihKEtp".into()),
+            fingerprint: None,
+        }]);
+        let written = serde_json::to_value(state.config()).unwrap();
+        assert_eq!(
+            written.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["valid", "command", "file", "settings", "secrets"]
+        );
+        let read: ConfigView = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(read.settings.settings[0].name, "AGENT_STOP_GRACE");
+        assert_eq!(
+            read.secrets.as_ref().unwrap()[0].name,
+            SecretName::AccountSk
+        );
+        assert_eq!(serde_json::to_value(&read).unwrap(), written);
+    }
+}
