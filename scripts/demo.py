@@ -188,7 +188,7 @@ def watch(until, limit, since, *nodes):
     for name, _, source in specs:
         threading.Thread(target=follow, args=(source, since, events, name, stop), daemon=True).start()
     phase = {name: None for name, _, _ in specs}
-    pending, seen, done_at = [], set(), None
+    pending, seen, done_at, polled = [], set(), None, False
     # Events are printed in time order, a little late: a log line may reach
     # the watcher after the /status poll that comes after it.
     delay = 0.4
@@ -197,7 +197,9 @@ def watch(until, limit, since, *nodes):
         if done_at is None:
             for name, url, _ in specs:
                 s = status(url)
-                seen_at = time.time()  # after the answer: later than the log lines before it
+                # After the answer: later than the log lines before it. What the
+                # first poll finds is the phase the node was in when watching began.
+                seen_at = time.time() if polled else since
                 p = s["phase"] if s else None
                 if s and p == "running" and s["ready"]["ready"]:
                     p = "ready"
@@ -211,6 +213,9 @@ def watch(until, limit, since, *nodes):
                         text += f" (node pid {((s.get('child') or {}).get('running') or {}).get('pid', '?')})"
                     pending.append((seen_at, name, text))
                 phase[name] = p
+            if not polled and os.environ.get("WATCHING"):
+                open(os.environ["WATCHING"], "w").close()  # scripts/demo acts once the watcher has looked
+            polled = True
             if all(p == until for p in phase.values()):
                 done_at = time.time()
         while True:
