@@ -1,32 +1,43 @@
 """Helpers of scripts/demo: the demo chain and keys, the secrets in the local
 AWS API, and watching the agents' /status as their phases pass."""
 
+import datetime
 import json
 import os
+import queue
+import re
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
-A = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 CONTRACT = "v1.signer.test.near"
 
 
 def b58(data):
-    n, s = int.from_bytes(data, "big"), ""
-    while n:
-        n, r = divmod(n, 58)
-        s = A[r] + s
-    return s
+    """Base58 (Bitcoin's alphabet, as NEAR keys use): each leading zero byte is a leading `1`."""
+    import base58
+
+    return base58.b58encode(data).decode("ascii")
 
 
 def keypair():
+    """An ed25519 key pair as NEAR writes it: the secret is `ed25519:` and the
+    base58 of the 32-byte seed and the 32-byte public key, the public key the
+    base58 of its 32 bytes. Each is decoded back and checked before it is used."""
+    import base58
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key = Ed25519PrivateKey.generate()
     sk = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
     pk = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"secret": "ed25519:" + b58(sk + pk), "public": "ed25519:" + b58(pk)}
+    pair = {"secret": "ed25519:" + b58(sk + pk), "public": "ed25519:" + b58(pk)}
+    for name, want, size in (("secret", sk + pk, 64), ("public", pk, 32)):
+        body = base58.b58decode(pair[name].removeprefix("ed25519:"))
+        assert len(body) == size and body == want, f"the {name} key does not decode back to its {size} bytes"
+    return pair
 
 
 def chain(out):
@@ -86,40 +97,148 @@ def status(url):
         return None
 
 
-def watch(until, limit, *nodes):
-    """Prints each node's phases as they pass, until every node is in phase
-    `until` (`ready`: running and ready)."""
-    urls = dict(n.split("=", 1) for n in nodes)
-    seen = {name: [] for name in urls}
-    started = time.monotonic()
-    while time.monotonic() - started < float(limit):
-        done = True
-        for name, url in urls.items():
-            s = status(url)
-            phase = s["phase"] if s else "(no answer yet)"
-            if s and phase == "running" and s["ready"]["ready"]:
-                phase = "ready"
-            if not seen[name] or seen[name][-1] != phase:
-                seen[name].append(phase)
-                extra = ""
-                if s and s.get("reason") and phase in ("holding", "waiting-for-lock", "failed"):
-                    extra = f": {s['reason']['cause']}"
-                if s and phase in ("running", "ready"):
-                    stages = {c["id"].split(".")[0]: c for c in s.get("checks", [])}
-                    extra = " after " + ", ".join(
-                        f"{stage} {worst(s['checks'], stage)}" for stage in ("secrets", "keys", "homes", "launch") if stage in stages)
-                print(f"  {time.monotonic() - started:5.1f}s  {name:<6} {phase}{extra}", flush=True)
-            done = done and phase == until
-        if done:
-            return
-        time.sleep(0.1)
-    sys.exit(f"not every node reached {until} within {limit}s")
+# What the agent's log says (`AGENT_LOG_FORMAT=plain`): a stage done, a wait for
+# the home's lock, a restart of the node. Phases are read from /status.
+LINE = re.compile(r"^(\d{4}-\d\d-\d\dT[0-9:.]+Z)\s+\w+\s+[\w:]+: (.*)$")
+STAGE = re.compile(r'stage done stage="?(\w+)"? status="?(\w+)"? took_ms=(\d+)')
+# The phases the boot stages do not show in the log.
+PHASES_FROM_STATUS = ("running", "ready", "holding", "waiting-for-lock", "restarting", "failed", "stopping")
 
 
-def worst(checks, stage):
-    order = ["skipped", "ok", "warn", "fail"]
-    statuses = [c["status"] for c in checks if c["id"].split(".")[0] == stage]
-    return max(statuses, key=order.index) if statuses else "-"
+def log_event(text):
+    """The event one line of the agent's log tells, or None."""
+    m = STAGE.search(text)
+    if m:
+        stage, status, took = m.groups()
+        return f"{stage:<9} {status} ({took} ms)"
+    if "waiting for the home's lock" in text:
+        return "waiting for the home's lock (another agent holds it)"
+    if "starting the node again through the boot stages" in text:
+        return "starting the node again through the boot stages"
+    return None
+
+
+def parse_time(stamp):
+    day, _, rest = stamp.rstrip("Z").partition("T")
+    whole, _, fraction = rest.partition(".")
+    return datetime.datetime.fromisoformat(f"{day}T{whole}.{(fraction + '000000')[:6]}+00:00").timestamp()
+
+
+def follow(source, since, events, name, stop):
+    """Puts (time, node, text) into `events` for each event of the agent's log
+    at `source` from `since` on: `file:PATH` (waited for, followed through a
+    truncation), or `compose:PROJECT:SERVICE` (the service's container, waited
+    for and followed again after each restart)."""
+    kind, _, where = source.partition(":")
+    for line in tail(where, stop) if kind == "file" else container_lines(where, since, stop):
+        m = LINE.match(ANSI.sub("", line.rstrip("\n")))
+        if not m:
+            continue
+        at = parse_time(m.group(1))
+        event = log_event(m.group(2))
+        if event and at >= since:
+            events.put((at, name, event))
+
+
+def container_lines(service, since, stop):
+    project, _, service = service.partition(":")
+    labels = ["--filter", f"label=com.docker.compose.project={project}",
+              "--filter", f"label=com.docker.compose.service={service}", "--filter", "status=running"]
+    while not stop:
+        found = subprocess.run(["docker", "ps", "-q", *labels], capture_output=True, text=True).stdout.split()
+        if not found:
+            time.sleep(0.1)
+            continue
+        proc = subprocess.Popen(["docker", "logs", "-f", "--since", f"{since:.6f}", found[0]],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        stop_procs.append(proc)
+        yield from proc.stdout
+        proc.wait()
+
+
+stop_procs = []
+
+
+def tail(path, stop):
+    while not os.path.exists(path) and not stop:
+        time.sleep(0.05)
+    with open(path, errors="replace") as f:
+        while not stop:
+            line = f.readline()
+            if line:
+                yield line
+                continue
+            if os.path.getsize(path) < f.tell():
+                f.seek(0)
+            time.sleep(0.05)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def watch(until, limit, since, *nodes):
+    """Prints every phase each node passes, from `since` (a Unix time, taken
+    before the nodes started) on: the boot stages from its log, the phases
+    after them from its /status; until every node is in phase `until`
+    (`ready`: running and ready). NODE is name=URL=LOG (see `follow`). It may
+    start before the nodes do: it waits for their logs and their answers."""
+    since, limit = float(since), float(limit)
+    specs = [n.split("=", 2) for n in nodes]
+    events, stop = queue.Queue(), []
+    for name, _, source in specs:
+        threading.Thread(target=follow, args=(source, since, events, name, stop), daemon=True).start()
+    phase = {name: None for name, _, _ in specs}
+    pending, seen, done_at, polled = [], set(), None, False
+    # Events are printed in time order, a little late: a log line may reach
+    # the watcher after the /status poll that comes after it.
+    delay = 0.4
+    while True:
+        now = time.time()
+        if done_at is None:
+            for name, url, _ in specs:
+                s = status(url)
+                # After the answer: later than the log lines before it. What the
+                # first poll finds is the phase the node was in when watching began.
+                seen_at = time.time() if polled else since
+                p = s["phase"] if s else None
+                if s and p == "running" and s["ready"]["ready"]:
+                    p = "ready"
+                if p == phase[name]:
+                    continue
+                if p in PHASES_FROM_STATUS:
+                    text = p
+                    if s.get("reason") and p in ("holding", "waiting-for-lock", "restarting", "failed"):
+                        text += f": {s['reason']['cause']}"
+                    if p == "running":
+                        text += f" (node pid {((s.get('child') or {}).get('running') or {}).get('pid', '?')})"
+                    pending.append((seen_at, name, text))
+                phase[name] = p
+            if not polled and os.environ.get("WATCHING"):
+                open(os.environ["WATCHING"], "w").close()  # scripts/demo acts once the watcher has looked
+            polled = True
+            if all(p == until for p in phase.values()):
+                done_at = time.time()
+        while True:
+            try:
+                event = events.get_nowait()
+            except queue.Empty:
+                break
+            if event not in seen:
+                seen.add(event)
+                pending.append(event)
+        pending.sort()
+        cut = min(time.time() - delay, done_at if done_at else float("inf"))
+        while pending and pending[0][0] <= cut:
+            at, name, text = pending.pop(0)
+            print(f"  {at - since:5.1f}s  {name:<6} {text}", flush=True)
+        if done_at and time.time() - done_at > delay:
+            break
+        if now - since > limit:
+            sys.exit(f"not every node reached {until} within {limit:.0f}s (phases now: {phase})")
+        time.sleep(0.05)
+    stop.append(True)
+    for proc in stop_procs:
+        proc.kill()
 
 
 def table(*nodes):

@@ -41,14 +41,14 @@ impl Mounted {
         match out {
             Ok(out) if out.status.success() => Some(Mounted { _dir: dir, at }),
             Ok(out) => {
-                eprintln!(
-                    "skipped: mount {args:?} is not permitted here: {}",
+                crate::skipped(format!(
+                    "mount {args:?} is not permitted here: {}",
                     String::from_utf8_lossy(&out.stderr).trim()
-                );
+                ));
                 None
             }
             Err(e) => {
-                eprintln!("skipped: cannot run mount: {e}");
+                crate::skipped(format!("cannot run mount: {e}"));
                 None
             }
         }

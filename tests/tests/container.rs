@@ -17,7 +17,7 @@ use agent_tests::standin_node::{Behavior, OnStop};
 macro_rules! needs_docker {
     () => {
         if let Some(why) = unavailable() {
-            eprintln!("skipped: {why}");
+            agent_tests::skipped(why);
             return;
         }
     };

@@ -117,7 +117,7 @@ fn a_read_only_home_fails_the_write_check() {
         return;
     };
     if !tmpfs.remount("remount,ro") {
-        eprintln!("skipped: cannot remount the tmpfs read-only");
+        agent_tests::skipped("cannot remount the tmpfs read-only");
         return;
     }
     let fs = inspect(&tmpfs.at).unwrap();

@@ -721,10 +721,10 @@ async fn the_checks_run_against_a_real_rpc_when_one_is_named() {
         .map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         .collect();
     let [Some(url), Some(account_id), Some(contract_id)] = values.as_slice() else {
-        println!(
-            "skipped: set {} to run the key checks against a real NEAR RPC (this run has no network beyond loopback)",
+        agent_tests::skipped(format!(
+            "set {} to run the key checks against a real NEAR RPC (this run has no network beyond loopback)",
             vars.join(", ")
-        );
+        ));
         return;
     };
     // Fresh keys: the real chain holds neither, so the answers are read and
