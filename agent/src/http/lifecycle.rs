@@ -4,19 +4,20 @@
 //!
 //! | from | event | to | `/health` | `/ready` |
 //! |---|---|---|---|---|
-//! | any but stopping, failed | `Enter(stage)` | the stage (secrets, keys, home); holding stays holding | 200 pass | 503 |
-//! | any but stopping, failed | `WaitForLock` | waiting-for-lock | 200 pass | 503 |
-//! | any but stopping, failed | `Hold` | holding (since the first hold) | 200 warn, 503 fail past `AGENT_HOLD_GRACE` | 503 |
-//! | any but stopping, failed | `Launch` | launching | 200 pass | 503 |
-//! | any but stopping, failed | `ChildStarted` | running | 200 pass | 200 when the node answers and the keys match |
-//! | any but stopping, failed | `Restart` | restarting | 200 warn | 503 |
+//! | any but failed | `Enter(stage)` | the stage (secrets, keys, home); holding stays holding | 200 pass | 503 |
+//! | any but failed | `WaitForLock` | waiting-for-lock | 200 pass | 503 |
+//! | any but failed | `Hold` | holding (since the first hold) | 200 warn, 503 fail past `AGENT_HOLD_GRACE` | 503 |
+//! | any but failed | `Launch` | launching | 200 pass | 503 |
+//! | any but failed | `ChildStarted` | running | 200 pass | 200 when the node answers and the keys match |
+//! | any but failed | `Restart` | restarting | 200 warn | 503 |
 //! | any but failed | `Stop` | stopping | 200 pass | 503 |
 //! | any | `Fail` | failed (the agent exits after `AGENT_FAIL_LINGER`) | 503 fail | 503 |
 //!
 //! Booting is `starting` → secrets → keys → (waiting-for-lock →) home →
 //! launching → running; a problem the operator can fix holds (holding ⇄ the
 //! stages, re-checked with a backoff); the supervisor's restarts go
-//! running → restarting → launching → running.
+//! running → restarting → launching → running; a rotated secret goes
+//! running → stopping → the stages again; SIGTERM goes to stopping and exit.
 
 use crate::http::views::{Phase, Reason};
 
@@ -54,7 +55,6 @@ pub fn next(phase: Phase, event: &Event) -> Phase {
         (_, Event::Fail(_)) => Phase::Failed,
         (Phase::Failed, _) => Phase::Failed,
         (_, Event::Stop) => Phase::Stopping,
-        (Phase::Stopping, _) => Phase::Stopping,
         // While holding, the stages are only re-checks: the hold stays what is shown.
         (Phase::Holding, Event::Enter(_)) => Phase::Holding,
         (_, Event::Enter(stage)) => *stage,
@@ -105,18 +105,24 @@ mod tests {
     }
 
     #[test]
-    fn stopping_and_failed_are_not_left() {
+    fn a_rotation_stops_the_node_and_boots_it_again() {
+        let stopping = next(Phase::Running, &Event::Stop);
+        assert_eq!(stopping, Phase::Stopping);
+        assert_eq!(next(stopping, &Event::Enter(Phase::Secrets)), Phase::Secrets);
+    }
+
+    #[test]
+    fn failed_is_not_left() {
         for event in [
             Event::Enter(Phase::Secrets),
             Event::Hold(reason()),
             Event::Launch,
             Event::ChildStarted,
             Event::Restart(reason()),
+            Event::Stop,
         ] {
-            assert_eq!(next(Phase::Stopping, &event), Phase::Stopping, "{event:?}");
             assert_eq!(next(Phase::Failed, &event), Phase::Failed, "{event:?}");
         }
         assert_eq!(next(Phase::Stopping, &Event::Fail(reason())), Phase::Failed);
-        assert_eq!(next(Phase::Failed, &Event::Stop), Phase::Failed);
     }
 }
