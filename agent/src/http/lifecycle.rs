@@ -108,7 +108,10 @@ mod tests {
     fn a_rotation_stops_the_node_and_boots_it_again() {
         let stopping = next(Phase::Running, &Event::Stop);
         assert_eq!(stopping, Phase::Stopping);
-        assert_eq!(next(stopping, &Event::Enter(Phase::Secrets)), Phase::Secrets);
+        assert_eq!(
+            next(stopping, &Event::Enter(Phase::Secrets)),
+            Phase::Secrets
+        );
     }
 
     #[test]
