@@ -8,9 +8,9 @@ use std::sync::Arc;
 use entrypoint::check::Check;
 use entrypoint::config::{Config, ConfigError, Layers, LogFormat};
 
-use crate::http::server;
 use crate::http::state::{Judgement, LogTail, State};
 use crate::http::views::Settings;
+use crate::http::{admission, server};
 use crate::supervisor::{Reaper, Role, Signals};
 use crate::{exit, logging};
 
@@ -44,6 +44,7 @@ impl Process {
                 return Err(exit::SOFTWARE);
             }
         };
+        let fd_limit = raise_fd_limit();
         let tail = Arc::new(LogTail::default());
         if serve {
             let listener = server::bind(config.listen).await.map_err(|e| {
@@ -51,8 +52,9 @@ impl Process {
                 exit::CONFIG
             })?;
             let listen = listener.local_addr().unwrap_or(config.listen);
-            tracing::info!(%listen, "serving /health, /ready, /status, /metrics, /config");
-            server::spawn(listener, state.clone(), tail.clone());
+            let cap = admission::cap_for(fd_limit);
+            tracing::info!(%listen, max_connections = cap, fd_limit, "serving /health, /ready, /status, /metrics, /config");
+            server::spawn(listener, state.clone(), tail.clone(), cap);
         }
         Ok(Process {
             state,
@@ -61,6 +63,27 @@ impl Process {
             tail,
         })
     }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (the child inherits it)
+/// and returns the soft limit in force.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the file-descriptor limit");
+            return 1024;
+        }
+    };
+    if soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(soft, hard, error = %e, "cannot raise the file-descriptor limit to the hard limit");
+        return soft;
+    }
+    tracing::info!(soft = hard.max(soft), hard, "file-descriptor limit");
+    hard.max(soft)
 }
 
 /// The start of every command that works on a configuration: its log lines

@@ -221,6 +221,31 @@ impl AgentCommand {
         }
     }
 
+    /// Runs the agent with soft and hard `RLIMIT_NOFILE` set to `limit`
+    /// (`sh -c 'ulimit -n <limit>; exec agent …'`), so it cannot raise it.
+    pub fn with_fd_limit(self, limit: u32) -> AgentCommand {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(self.command.get_program())
+            .args(self.command.get_args());
+        command.env_clear();
+        for (k, v) in self.command.get_envs() {
+            if let Some(v) = v {
+                command.env(k, v);
+            }
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        AgentCommand {
+            command,
+            pid1: self.pid1,
+        }
+    }
+
     pub fn start(mut self) -> Agent {
         let mut child = self.command.spawn().expect("start the agent");
         let stdout = Lines::default();

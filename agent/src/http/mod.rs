@@ -2,6 +2,7 @@
 //! typed views `/status` and `/config` serve (and `agent doctor` reads), the
 //! metrics, and the server that renders them without computing anything.
 
+pub mod admission;
 pub mod lifecycle;
 pub mod metrics;
 pub mod server;

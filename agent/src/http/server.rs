@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use entrypoint::check::Status;
@@ -13,10 +13,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::http::admission::Admission;
 use crate::http::metrics::RequestLabels;
 use crate::http::state::{LogTail, State};
 
@@ -29,35 +30,105 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
-/// Serves on `listener` until the process exits.
-pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>) {
+/// How long a client has to send a request's head, from the moment the
+/// connection opens or its previous answer went out: also the longest an idle
+/// keep-alive connection stays open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most a connection buffers (a request head may not be longer); hyper's
+/// default is about 400 KB.
+pub const MAX_BUF: usize = 16 * 1024;
+/// At most one log line per this about failed accepts or full tables.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Serves on `listener` until the process exits, at most `cap` connections at once.
+pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>, cap: usize) {
+    let admission = Admission::new(cap);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_buf_size(MAX_BUF);
     tokio::spawn(async move {
+        let mut accept_errors = Throttle::new(LOG_EVERY);
+        let mut evictions = Throttle::new(LOG_EVERY);
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    if let Some(suppressed) = accept_errors.allow(Instant::now()) {
+                        tracing::warn!(error = %e, suppressed, "accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
+            let admitted = admission.admit();
+            if admitted.evicted_one {
+                if let Some(suppressed) = evictions.allow(Instant::now()) {
+                    tracing::warn!(
+                        cap = admission.cap(),
+                        suppressed,
+                        "at the connection cap: closed the quietest connection to admit a new one"
+                    );
+                }
+                // Let the evicted connection's task run and give its descriptor
+                // back before the next accept takes one.
+                tokio::task::yield_now().await;
+            }
             let _ = stream.set_nodelay(true);
             let state = state.clone();
             let tail = tail.clone();
+            let http = http.clone();
             tokio::spawn(async move {
+                let mut ticket = admitted.ticket;
+                let activity = ticket.activity.clone();
                 let service = service_fn(move |req| {
+                    activity.touch();
                     let response = respond(&req, &state, &tail);
                     async move { Ok::<_, Infallible>(response) }
                 });
-                // Connection errors (a client hanging up) concern nobody.
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                // Connection errors (a client hanging up, a head too slow or too
+                // long) concern nobody; an evicted connection is dropped, closing it.
+                tokio::select! {
+                    _ = connection => {}
+                    _ = &mut ticket.evicted => {}
+                }
             });
         }
     });
+}
+
+/// Lets one event in per period through to the log, counting the rest.
+struct Throttle {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(events suppressed since the last one logged)` when this one may be logged.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < self.every => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<Full<Bytes>> {
@@ -247,4 +318,21 @@ fn json(
         .header(header::CACHE_CONTROL, "no-store")
         .body(Full::new(Bytes::from(bytes)))
         .expect("static headers are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_logs_one_event_a_period_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut t = Throttle::new(Duration::from_secs(1));
+        assert_eq!(t.allow(start), Some(0));
+        for ms in [1, 10, 999] {
+            assert_eq!(t.allow(start + Duration::from_millis(ms)), None);
+        }
+        assert_eq!(t.allow(start + Duration::from_millis(1000)), Some(3));
+        assert_eq!(t.allow(start + Duration::from_millis(2500)), Some(0));
+    }
 }

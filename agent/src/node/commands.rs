@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use entrypoint::homes::NodeUser;
 use entrypoint::homes::init::{Finished, NodeCommands, NodeExit};
@@ -41,7 +42,13 @@ impl NodeCommands for ReapedCommands {
         if nix::unistd::geteuid().is_root() {
             command.uid(self.user.uid).gid(self.user.gid);
         }
-        let (mut child, exit) = self.reaper.spawn(&mut command)?;
+        let waiting = |cause: &'static str, e: &io::Error, delay: Duration| {
+            tracing::warn!(program = %program.display(), cause, error = %e, delay_ms = delay.as_millis() as u64, "cannot run the node's command yet; trying again after a backoff");
+        };
+        let (mut child, exit) = self
+            .reaper
+            .spawn_when_fds_allow(&mut command, waiting)
+            .await?;
         let group = KillOnDrop(Some(Pid::from_raw(child.id() as i32)));
         let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped"))?;
         let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped"))?;

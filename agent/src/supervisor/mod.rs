@@ -96,9 +96,16 @@ impl Supervisor {
         let mut plan = RestartPlan::new(s.restart, s.backoff, s.restart_reset, s.crash_loop);
         loop {
             self.state.apply(Event::Launch);
-            let mut child = match self.spawn() {
-                Ok(child) => child,
-                Err(code) => return Outcome::Exit(code),
+            let mut child = tokio::select! {
+                // The spawn first: it is done at once unless out of file
+                // descriptors, and a signal already pending goes to the child.
+                biased;
+                spawned = self.spawn() => match spawned {
+                    Ok(child) => child,
+                    Err(code) => return Outcome::Exit(code),
+                },
+                // Told to stop while waiting for file descriptors to start it.
+                stop = signals.next_stop() => return Outcome::Exit(exit::by_signal(stop)),
             };
             let exit = tokio::select! {
                 exit = &mut child.exit => exit.unwrap_or(Exit::Code(exit::NOT_FOUND)),
@@ -152,8 +159,9 @@ impl Supervisor {
         }
     }
 
-    /// Starts the child in its own process group with its output piped through the agent.
-    fn spawn(&self) -> Result<Running, i32> {
+    /// Starts the child in its own process group with its output piped through
+    /// the agent; a lack of file descriptors is waited out, named on `/status`.
+    async fn spawn(&self) -> Result<Running, i32> {
         let mut command = Command::new(&self.spec.program);
         command
             .args(&self.spec.args)
@@ -171,7 +179,19 @@ impl Supervisor {
             command.uid(uid).gid(gid);
         }
         let program = self.spec.display();
-        let (mut child, exit) = self.reaper.spawn(&mut command).map_err(|e| {
+        let waiting = |cause: &'static str, e: &io::Error, delay: Duration| {
+            tracing::warn!(program, cause, error = %e, delay_ms = delay.as_millis() as u64, "cannot start the child yet; trying again after a backoff");
+            self.state.note_reason(Reason::new(
+                "out-of-file-descriptors",
+                format!("cannot start {program}: {cause}"),
+                Some("too many connections or open files; the agent tries again, raise the task's nofile ulimit if it lasts".into()),
+            ));
+        };
+        let spawned = self
+            .reaper
+            .spawn_when_fds_allow(&mut command, waiting)
+            .await;
+        let (mut child, exit) = spawned.map_err(|e| {
             let code = match e.kind() {
                 io::ErrorKind::NotFound => exit::NOT_FOUND,
                 _ => exit::NOT_EXECUTABLE,
