@@ -342,4 +342,35 @@ mod tests {
         );
         assert!(plan.env.is_empty());
     }
+
+    #[test]
+    fn the_start_file_directory_is_made_0700_and_a_link_there_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let me = NodeUser {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            ..user()
+        };
+        let linked = base.path().join("linked");
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), &linked).unwrap();
+        let refused = runtime_dir(&[&linked, &base.path().join("fallback")], &me).unwrap_err();
+        assert_eq!(refused.id, "homes.symlink", "{refused:?}");
+        assert!(
+            refused.cause.contains(&linked.display().to_string()),
+            "{refused:?}"
+        );
+
+        let fresh = base.path().join("fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let missing = base.path().join("missing");
+        assert_eq!(runtime_dir(&[&fresh], &me).unwrap(), fresh);
+        assert_eq!(runtime_dir(&[&missing], &me).unwrap(), missing);
+        for dir in [&fresh, &missing] {
+            let mode = std::fs::symlink_metadata(dir).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+    }
 }

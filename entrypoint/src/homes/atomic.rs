@@ -150,7 +150,7 @@ pub(crate) fn check_ours(path: &Path, stat: &FileStat, owner: &NodeUser) -> io::
     if !beneath::is_dir(stat) && stat.st_nlink != 1 {
         return Err(io::Error::other(Refusal::HardLinked {
             path: path.to_path_buf(),
-            links: stat.st_nlink as u64,
+            links: stat.st_nlink,
         }));
     }
     Ok(())
@@ -180,7 +180,7 @@ fn keep_aside(dir: &Dir, name: &str, old: &File, mode: u32) -> io::Result<PathBu
     let mut backup = format!("{name}.bak.{now}");
     let mut n = 0;
     loop {
-        match linkat(&*dir, name, &*dir, backup.as_str(), AtFlags::empty()) {
+        match linkat(dir, name, dir, backup.as_str(), AtFlags::empty()) {
             Ok(()) => break,
             Err(Errno::EEXIST) => {
                 n += 1;
