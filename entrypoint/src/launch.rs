@@ -11,9 +11,10 @@ use serde::Serialize;
 
 use crate::check::Check;
 use crate::config::{Chain, HomeSettings, Node, StartMode};
+use crate::homes::beneath::Refusal;
 use crate::homes::init::{NodeCommands, NodeExit};
 use crate::homes::start_config::{self, Launch, StartConfigInputs};
-use crate::homes::{NodeHome, NodeUser, atomic};
+use crate::homes::{HomeError, NodeHome, NodeUser, atomic};
 use crate::secrets::Secret;
 
 /// Where the start file goes: off the home, so the store key never sits next
@@ -40,7 +41,7 @@ pub async fn plan(
 ) -> Result<(LaunchPlan, Check), Check> {
     let node = inputs.node;
     let launch = launch_kind(inputs, commands).await;
-    let start_file = start_file_dir().join(start_file_name(&node.home_dir));
+    let mut start_file = Path::new(START_FILE_DIRS[0]).join(start_file_name(&node.home_dir));
     if launch == Launch::StartWithConfigFile {
         let rendered = start_config::render(&StartConfigInputs {
             home: &node.home_dir,
@@ -56,13 +57,8 @@ pub async fn plan(
             node: &home.config.config,
         })
         .map_err(|e| e.check())?;
-        atomic::ensure_dir(start_file.parent().expect("a directory"), &home.user).map_err(|e| {
-            Check::fail(
-                "launch.start_file",
-                format!("cannot create {}: {e}", start_file.display()),
-                "make /run or /tmp writable for the agent",
-            )
-        })?;
+        let dirs = START_FILE_DIRS.map(Path::new);
+        start_file = runtime_dir(&dirs, &home.user)?.join(start_file_name(&node.home_dir));
         start_config::write_start_config(&start_file, &rendered, &home.user)
             .map_err(|e| e.check())?;
     }
@@ -114,15 +110,41 @@ fn start_file_name(home: &Path) -> String {
     format!("start-{:016x}.toml", hasher.finish())
 }
 
-fn start_file_dir() -> PathBuf {
-    START_FILE_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .find(|dir| {
-            std::fs::create_dir_all(dir).is_ok()
-                && nix::unistd::access(dir.as_path(), nix::unistd::AccessFlags::W_OK).is_ok()
-        })
-        .unwrap_or_else(std::env::temp_dir)
+/// The first of `candidates` that is, or can be made, the start files'
+/// directory: mode 0700, the node user's, created or opened without
+/// following a link. One that is a link, not a directory or someone else's is
+/// refused by name (only root can put one under `/run`; under `/tmp` anyone
+/// can); one that cannot be created (read-only, no permission) gives way to
+/// the next.
+pub fn runtime_dir(candidates: &[&Path], user: &NodeUser) -> Result<PathBuf, Check> {
+    let mut last = None;
+    for dir in candidates {
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            continue;
+        };
+        let made = atomic::ensure_dir(parent, Path::new(name), 0o700, user).and_then(|opened| {
+            let stat = nix::sys::stat::fstat(&opened)?;
+            if stat.st_mode & 0o7777 != 0o700 {
+                nix::sys::stat::fchmod(&opened, nix::sys::stat::Mode::from_bits_truncate(0o700))?;
+            }
+            user.own_fd(&opened, &stat)
+        });
+        match made {
+            Ok(()) => return Ok(dir.to_path_buf()),
+            Err(e) => match Refusal::take(e) {
+                Ok(refusal) => return Err(HomeError::Refused(refusal).check()),
+                Err(e) => last = Some((dir, e)),
+            },
+        }
+    }
+    Err(Check::fail(
+        "launch.start_file",
+        match last {
+            Some((dir, e)) => format!("cannot create {}: {e}", dir.display()),
+            None => "no directory for the start file".to_string(),
+        },
+        "make /run or /tmp writable for the agent",
+    ))
 }
 
 /// Passed through from the agent's environment when set: what any process needs.
@@ -319,5 +341,36 @@ mod tests {
             ]
         );
         assert!(plan.env.is_empty());
+    }
+
+    #[test]
+    fn the_start_file_directory_is_made_0700_and_a_link_there_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let me = NodeUser {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            ..user()
+        };
+        let linked = base.path().join("linked");
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), &linked).unwrap();
+        let refused = runtime_dir(&[&linked, &base.path().join("fallback")], &me).unwrap_err();
+        assert_eq!(refused.id, "homes.symlink", "{refused:?}");
+        assert!(
+            refused.cause.contains(&linked.display().to_string()),
+            "{refused:?}"
+        );
+
+        let fresh = base.path().join("fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let missing = base.path().join("missing");
+        assert_eq!(runtime_dir(&[&fresh], &me).unwrap(), fresh);
+        assert_eq!(runtime_dir(&[&missing], &me).unwrap(), missing);
+        for dir in [&fresh, &missing] {
+            let mode = std::fs::symlink_metadata(dir).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
     }
 }

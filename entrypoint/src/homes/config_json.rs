@@ -9,8 +9,11 @@ use near_primitives::types::AccountId;
 use serde_json::{Map, Value, json};
 
 use super::atomic::{self, Previous};
+use super::beneath;
 use super::owner::NodeUser;
 use super::{Edit, FileUpdate, HomeError};
+
+const FILE: &str = "config.json";
 use crate::config::{Chain, Node};
 
 /// What the edits depend on.
@@ -99,14 +102,20 @@ fn path_of(path: &[&str]) -> String {
     path.join(".")
 }
 
-fn read(path: &Path) -> Result<Map<String, Value>, HomeError> {
-    let bytes = std::fs::read(path).map_err(HomeError::io("read", path))?;
+/// `<home>/config.json`; `None` when there is none.
+fn read(home: &Path) -> Result<Option<Map<String, Value>>, HomeError> {
+    let path = &home.join(FILE);
+    let Some(bytes) =
+        beneath::read_file(home, Path::new(FILE)).map_err(HomeError::io("read", path))?
+    else {
+        return Ok(None);
+    };
     let unparsable = |reason: String| HomeError::Unparsable {
         path: path.to_path_buf(),
         reason,
     };
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Err(unparsable("not a JSON object".to_string())),
         Err(e) => Err(unparsable(format!("not JSON: {e}"))),
     }
@@ -118,11 +127,7 @@ pub fn pending_config_json(
     home: &Path,
     inputs: &NearConfigInputs,
 ) -> Result<Option<Vec<Edit>>, HomeError> {
-    let path = home.join("config.json");
-    if !path.exists() {
-        return Ok(None);
-    }
-    Ok(Some(patch(&mut read(&path)?, inputs)))
+    Ok(read(home)?.map(|mut config| patch(&mut config, inputs)))
 }
 
 /// Patches `<home>/config.json` in place of start.sh's inline Python: a
@@ -132,15 +137,24 @@ pub fn update_config_json(
     inputs: &NearConfigInputs,
     user: &NodeUser,
 ) -> Result<FileUpdate, HomeError> {
-    let path = home.join("config.json");
-    let mut config = read(&path)?;
+    let path = home.join(FILE);
+    let mut config = read(home)?.ok_or_else(|| {
+        HomeError::io("read", &path)(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })?;
     let edits = patch(&mut config, inputs);
     let written = if edits.is_empty() {
         atomic::Written::Unchanged
     } else {
         let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
-        atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user)
-            .map_err(HomeError::io("write", &path))?
+        atomic::write_file(
+            home,
+            Path::new(FILE),
+            text.as_bytes(),
+            0o644,
+            Previous::Backup,
+            user,
+        )
+        .map_err(HomeError::io("write", &path))?
     };
     Ok(FileUpdate {
         path,

@@ -12,8 +12,11 @@ use near_primitives::types::AccountId;
 use serde_yaml::{Mapping, Value};
 
 use super::atomic::{self, Previous, Written};
+use super::beneath;
 use super::owner::NodeUser;
 use super::{Edit, FileUpdate, HomeError};
+
+const FILE: &str = "config.yaml";
 use crate::config::{Chain, Node};
 
 /// What the file depends on.
@@ -159,8 +162,8 @@ pub fn pending_config_yaml(
     home: &Path,
     inputs: &MpcConfigInputs,
 ) -> Result<Option<Vec<Edit>>, HomeError> {
-    let path = home.join("config.yaml");
-    let Some(mut map) = read(&path)? else {
+    let path = home.join(FILE);
+    let Some(mut map) = read(home)? else {
         return Ok(None);
     };
     update(&mut map, inputs)
@@ -168,18 +171,13 @@ pub fn pending_config_yaml(
         .map_err(|reason| HomeError::Unparsable { path, reason })
 }
 
-/// The mapping in `path`; `None` when there is no such file.
-fn read(path: &Path) -> Result<Option<Mapping>, HomeError> {
-    let bytes = match std::fs::read(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-        Ok(bytes) => bytes,
+/// The mapping in `<home>/config.yaml`; `None` when there is no such file.
+fn read(home: &Path) -> Result<Option<Mapping>, HomeError> {
+    let path = &home.join(FILE);
+    let Some(bytes) =
+        beneath::read_file(home, Path::new(FILE)).map_err(HomeError::io("read", path))?
+    else {
+        return Ok(None);
     };
     let unparsable = |reason: String| HomeError::Unparsable {
         path: path.to_path_buf(),
@@ -199,12 +197,12 @@ pub fn update_config_yaml(
     inputs: &MpcConfigInputs,
     user: &NodeUser,
 ) -> Result<MpcConfig, HomeError> {
-    let path = home.join("config.yaml");
+    let path = home.join(FILE);
     let unparsable = |reason: String| HomeError::Unparsable {
         path: path.clone(),
         reason,
     };
-    let (config, edits) = match read(&path)? {
+    let (config, edits) = match read(home)? {
         None => (upstream_default(inputs), Vec::new()),
         Some(mut map) => {
             let edits = update(&mut map, inputs).map_err(unparsable)?;
@@ -222,8 +220,15 @@ pub fn update_config_yaml(
         }
     };
     let text = serde_yaml::to_string(&config).expect("YAML serializes");
-    let written = atomic::write_file(&path, text.as_bytes(), 0o644, Previous::Backup, user)
-        .map_err(HomeError::io("write", &path))?;
+    let written = atomic::write_file(
+        home,
+        Path::new(FILE),
+        text.as_bytes(),
+        0o644,
+        Previous::Backup,
+        user,
+    )
+    .map_err(HomeError::io("write", &path))?;
     Ok(MpcConfig {
         update: FileUpdate {
             path,

@@ -38,13 +38,18 @@
 use std::ffi::OsString;
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, renameat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::atomic::{self, Previous};
+use super::beneath::{self, Dir, Refusal};
 use super::lock::{AGENT_DIR, HomeLock};
 use super::owner::NodeUser;
 use super::{AGENT_VERSION, HomeError};
@@ -284,20 +289,17 @@ fn tail(output: &str) -> &str {
 
 /// `.agent/initialized.json`, if the home has one.
 pub fn read_marker(home: &Path) -> Result<Option<InitMarker>, HomeError> {
-    read_json(&home.join(AGENT_DIR).join(MARKER_FILE))
+    read_json(home, &Path::new(AGENT_DIR).join(MARKER_FILE))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, HomeError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
+/// The JSON file `rel` below `home`; `None` when there is none.
+fn read_json<T: serde::de::DeserializeOwned>(
+    home: &Path,
+    rel: &Path,
+) -> Result<Option<T>, HomeError> {
+    let path = &home.join(rel);
+    let Some(bytes) = beneath::read_file(home, rel).map_err(HomeError::io("read", path))? else {
+        return Ok(None);
     };
     serde_json::from_slice(&bytes)
         .map(Some)
@@ -315,10 +317,12 @@ pub async fn init_home(
     node: &impl NodeCommands,
 ) -> Result<InitOutcome, HomeError> {
     let home = lock.home();
-    let agent_dir = home.join(AGENT_DIR);
-    let staging = agent_dir.join(STAGING_DIR);
-    let staged_home = staging.join("home");
-    let record = staging.join(STAGED_RECORD);
+    let agent_rel = Path::new(AGENT_DIR);
+    let staging_rel = agent_rel.join(STAGING_DIR);
+    let staged_rel = staging_rel.join("home");
+    let record_rel = staging_rel.join(STAGED_RECORD);
+    let staged_home = home.join(&staged_rel);
+    let record = home.join(&record_rel);
 
     if let Some(marker) = read_marker(home)? {
         if marker.chain != plan.chain.as_str() {
@@ -327,7 +331,7 @@ pub async fn init_home(
                 configured: plan.chain.as_str().to_string(),
             }));
         }
-        remove_staging(&staging)?;
+        remove_staging(home, &staging_rel)?;
         return Ok(InitOutcome {
             action: InitAction::AlreadyInitialized,
             marker,
@@ -337,10 +341,10 @@ pub async fn init_home(
     }
 
     let wanted = plan.marker(Origin::Init);
-    let staged: Option<InitMarker> = read_json(&record).unwrap_or(None);
+    let staged: Option<InitMarker> = read_json(home, &record_rel).unwrap_or(None);
     if staged.is_some_and(|s| s.same_inputs(&wanted)) {
-        let (moved, kept) = move_into_place(&staged_home, home)?;
-        finish(&agent_dir, &staging, &wanted, user)?;
+        let (moved, kept) = move_into_place(home, &staged_rel)?;
+        finish(home, &wanted, user)?;
         return Ok(InitOutcome {
             action: InitAction::Resumed,
             marker: wanted,
@@ -348,11 +352,11 @@ pub async fn init_home(
             kept,
         });
     }
-    remove_staging(&staging)?;
+    remove_staging(home, &staging_rel)?;
 
     if existing_near_home(home)? {
         let marker = plan.marker(Origin::Existing);
-        finish(&agent_dir, &staging, &marker, user)?;
+        finish(home, &marker, user)?;
         return Ok(InitOutcome {
             action: InitAction::Adopted,
             marker,
@@ -370,8 +374,9 @@ pub async fn init_home(
         })?),
         None => None,
     };
-    for dir in [&agent_dir, &staging, &staged_home] {
-        atomic::ensure_dir(dir, user).map_err(HomeError::io("create", dir))?;
+    for rel in [agent_rel, &staging_rel, &staged_rel] {
+        atomic::ensure_dir(home, rel, 0o755, user)
+            .map_err(HomeError::io("create", &home.join(rel)))?;
     }
     let program = plan.node_bin.clone();
     let finished = node
@@ -392,32 +397,62 @@ pub async fn init_home(
     }
     if let Some(genesis) = genesis {
         let path = staged_home.join("genesis.json");
-        atomic::write_file(&path, &genesis, 0o644, Previous::Discard, user)
-            .map_err(HomeError::io("write", &path))?;
+        atomic::write_file(
+            home,
+            &staged_rel.join("genesis.json"),
+            &genesis,
+            0o644,
+            Previous::Discard,
+            user,
+        )
+        .map_err(HomeError::io("write", &path))?;
         let validator_key = staged_home.join("validator_key.json");
-        match std::fs::remove_file(&validator_key) {
+        let removed = Dir::open(home).and_then(|home| {
+            let staged = home
+                .dir(&staged_rel)?
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            Ok(unlinkat(
+                &staged,
+                "validator_key.json",
+                UnlinkatFlags::NoRemoveDir,
+            )?)
+        });
+        match removed {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(HomeError::io("remove", &validator_key)(e));
             }
             _ => {}
         }
     }
+    let staged_dir = Dir::open(home)
+        .and_then(|home| home.dir(&staged_rel))
+        .map_err(HomeError::io("read", &staged_home))?;
     let missing: Vec<&'static str> = REQUIRED
         .into_iter()
-        .filter(|name| !staged_home.join(name).is_file())
+        .filter(|name| {
+            !staged_dir.as_ref().is_some_and(|dir| {
+                dir.stat(Path::new(name))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| beneath::is_file(&s))
+            })
+        })
         .collect();
     if !missing.is_empty() {
         return Err(HomeError::Init(InitError::Incomplete { program, missing }));
     }
-    user.own_tree(&staged_home)
+    user.own_tree(home, &staged_rel)
         .map_err(HomeError::io("chown", &staged_home))?;
-    sync_tree(&staged_home).map_err(HomeError::io("fsync", &staged_home))?;
+    Dir::open(home)
+        .and_then(|home| home.dir(&staged_rel))
+        .and_then(|dir| dir.map_or(Ok(()), |dir| sync_tree(&dir)))
+        .map_err(HomeError::io("fsync", &staged_home))?;
     let text = serde_json::to_vec_pretty(&wanted).expect("a marker serializes");
-    atomic::write_file(&record, &text, 0o644, Previous::Discard, user)
+    atomic::write_file(home, &record_rel, &text, 0o644, Previous::Discard, user)
         .map_err(HomeError::io("write", &record))?;
 
-    let (moved, kept) = move_into_place(&staged_home, home)?;
-    finish(&agent_dir, &staging, &wanted, user)?;
+    let (moved, kept) = move_into_place(home, &staged_rel)?;
+    finish(home, &wanted, user)?;
     Ok(InitOutcome {
         action: InitAction::Initialized,
         marker: wanted,
@@ -426,22 +461,33 @@ pub async fn init_home(
     })
 }
 
-/// Whether the home already is a near home; a broken required file is refused.
+/// Whether the home already is a near home; a broken required file is refused
+/// (and so is a link or anything but a regular file at a required name).
 fn existing_near_home(home: &Path) -> Result<bool, HomeError> {
+    let dir = Dir::open(home).map_err(HomeError::io("open", home))?;
     let mut present = 0;
     for name in REQUIRED {
         let path = home.join(name);
-        let bytes_len = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(HomeError::io("read", &path)(e)),
+        let rel = Path::new(name);
+        let Some(stat) = dir.stat(rel).map_err(HomeError::io("read", &path))? else {
+            continue;
         };
+        if !beneath::is_file(&stat) {
+            let refusal = match beneath::kind_of(&stat) {
+                "a symbolic link" => Refusal::Symlink { path },
+                kind => Refusal::NotAFile { path, kind },
+            };
+            return Err(HomeError::Refused(refusal));
+        }
         present += 1;
         let broken = if name == "genesis.json" {
             // Several GB on testnet: not parsed, only required to be non-empty.
-            (bytes_len == 0).then(|| "it is empty".to_string())
+            (stat.st_size == 0).then(|| "it is empty".to_string())
         } else {
-            let bytes = std::fs::read(&path).map_err(HomeError::io("read", &path))?;
+            let bytes = dir
+                .read(rel)
+                .map_err(HomeError::io("read", &path))?
+                .unwrap_or_default();
             serde_json::from_slice::<serde_json::Value>(&bytes)
                 .err()
                 .map(|e| format!("not JSON: {e}"))
@@ -453,89 +499,121 @@ fn existing_near_home(home: &Path) -> Result<bool, HomeError> {
     Ok(present == REQUIRED.len())
 }
 
-/// Links every staged entry into `home` unless the home has that name.
-/// Returns (moved, kept).
-fn move_into_place(staged: &Path, home: &Path) -> Result<(Vec<String>, Vec<String>), HomeError> {
-    let mut entries: Vec<_> = std::fs::read_dir(staged)
-        .map_err(HomeError::io("list", staged))?
-        .collect::<Result<_, _>>()
-        .map_err(HomeError::io("list", staged))?;
-    entries.sort_by_key(|e| e.file_name());
+/// Links every staged entry (`staged` below `home`) into `home` unless the
+/// home has that name: files by `linkat`, directories by `renameat`, both on
+/// directory fds. Returns (moved, kept).
+fn move_into_place(home: &Path, staged: &Path) -> Result<(Vec<String>, Vec<String>), HomeError> {
+    let staged_path = home.join(staged);
+    let home_dir = Dir::open(home).map_err(HomeError::io("open", home))?;
+    let staged_dir = home_dir
+        .dir(staged)
+        .and_then(|d| d.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
+        .map_err(HomeError::io("list", &staged_path))?;
+    let entries = staged_dir
+        .entries()
+        .map_err(HomeError::io("list", &staged_path))?;
     let (mut moved, mut kept) = (Vec::new(), Vec::new());
-    for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let from = entry.path();
-        let to = home.join(entry.file_name());
-        let is_dir = entry
-            .file_type()
-            .map_err(HomeError::io("read", &from))?
-            .is_dir();
-        let placed = if is_dir {
-            if to.exists() {
-                Err(io::Error::from(io::ErrorKind::AlreadyExists))
-            } else {
-                std::fs::rename(&from, &to)
+    for (name, stat) in entries {
+        let to = home.join(&name);
+        let placed = if beneath::is_dir(&stat) {
+            match home_dir.stat(Path::new(&name)) {
+                Ok(Some(_)) => Err(Errno::EEXIST),
+                _ => renameat(&staged_dir, name.as_os_str(), &home_dir, name.as_os_str()),
             }
         } else {
-            std::fs::hard_link(&from, &to)
+            linkat(
+                &staged_dir,
+                name.as_os_str(),
+                &home_dir,
+                name.as_os_str(),
+                AtFlags::empty(),
+            )
         };
+        let name_text = name.to_string_lossy().into_owned();
         match placed {
-            Ok(()) => moved.push(name),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if same_file(&from, &to) {
-                    moved.push(name);
+            Ok(()) => moved.push(name_text),
+            Err(Errno::EEXIST) => {
+                let same = home_dir
+                    .stat(Path::new(&name))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|at| (at.st_dev, at.st_ino) == (stat.st_dev, stat.st_ino));
+                if same {
+                    moved.push(name_text);
                 } else {
-                    kept.push(name);
+                    kept.push(name_text);
                 }
             }
-            Err(e) => return Err(HomeError::io("link into the home", &to)(e)),
+            Err(e) => return Err(HomeError::io("link into the home", &to)(e.into())),
         }
     }
-    atomic::sync_dir(home).map_err(HomeError::io("fsync", home))?;
+    home_dir.sync().map_err(HomeError::io("fsync", home))?;
     Ok((moved, kept))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
-}
-
 /// Writes the marker, then removes the staging directory.
-fn finish(
-    agent_dir: &Path,
-    staging: &Path,
-    marker: &InitMarker,
-    user: &NodeUser,
-) -> Result<(), HomeError> {
-    atomic::ensure_dir(agent_dir, user).map_err(HomeError::io("create", agent_dir))?;
-    let path = agent_dir.join(MARKER_FILE);
+fn finish(home: &Path, marker: &InitMarker, user: &NodeUser) -> Result<(), HomeError> {
+    let agent_rel = Path::new(AGENT_DIR);
+    atomic::ensure_dir(home, agent_rel, 0o755, user)
+        .map_err(HomeError::io("create", &home.join(agent_rel)))?;
+    let rel = agent_rel.join(MARKER_FILE);
     let text = serde_json::to_vec_pretty(marker).expect("a marker serializes");
-    atomic::write_file(&path, &text, 0o644, Previous::Backup, user)
-        .map_err(HomeError::io("write", &path))?;
-    remove_staging(staging)
+    atomic::write_file(home, &rel, &text, 0o644, Previous::Backup, user)
+        .map_err(HomeError::io("write", &home.join(&rel)))?;
+    remove_staging(home, &agent_rel.join(STAGING_DIR))
 }
 
-/// Removes the agent's staging directory (never anything of the node's).
-fn remove_staging(staging: &Path) -> Result<(), HomeError> {
-    match std::fs::remove_dir_all(staging) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(HomeError::io("remove", staging)(e)),
-        _ => Ok(()),
-    }
+/// Removes the agent's staging directory (never anything of the node's),
+/// walking directory fds: a link in it is removed as a link.
+fn remove_staging(home: &Path, staging: &Path) -> Result<(), HomeError> {
+    let path = home.join(staging);
+    let removed = (|| {
+        let home = Dir::open(home)?;
+        let (parent, name) = match home.parent_of(staging) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(dir) = parent.dir(Path::new(name))? else {
+            return Ok(());
+        };
+        remove_contents(&dir)?;
+        unlinkat(&*parent, name, UnlinkatFlags::RemoveDir)?;
+        parent.sync()
+    })();
+    removed.map_err(HomeError::io("remove", &path))
 }
 
-/// fsyncs every file below `dir` and the directories themselves.
-fn sync_tree(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            sync_tree(&entry.path())?;
+fn remove_contents(dir: &Dir) -> io::Result<()> {
+    for (name, stat) in dir.entries()? {
+        if beneath::is_dir(&stat) {
+            if let Some(below) = dir.dir(Path::new(&name))? {
+                remove_contents(&below)?;
+            }
+            unlinkat(dir, name.as_os_str(), UnlinkatFlags::RemoveDir)?;
         } else {
-            std::fs::File::open(entry.path())?.sync_all()?;
+            unlinkat(dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir)?;
         }
     }
-    atomic::sync_dir(dir)
+    Ok(())
+}
+
+/// fsyncs every regular file below `dir` and the directories themselves
+/// (opened non-blocking and without following a link: a FIFO is skipped).
+fn sync_tree(dir: &Dir) -> io::Result<()> {
+    for (name, stat) in dir.entries()? {
+        let rel = Path::new(&name);
+        if beneath::is_dir(&stat) {
+            if let Some(below) = dir.dir(rel)? {
+                sync_tree(&below)?;
+            }
+        } else if beneath::is_file(&stat) {
+            let fd = dir.open_at(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())?;
+            let (file, _) = dir.regular(fd, rel)?;
+            file.sync_all()?;
+        }
+    }
+    dir.sync()
 }
 
 #[cfg(test)]

@@ -32,19 +32,20 @@
 //! releases the lock once that client's NFSv4 lease expires without renewal
 //! (the server's lease time), and a waiting agent takes it at its next poll.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, fcntl};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::HomeError;
 use super::atomic::{self, Previous};
+use super::beneath::Dir;
 use super::owner::NodeUser;
 
 /// The agent's own directory on the home: lock, holder, init marker, staging.
@@ -142,17 +143,10 @@ pub async fn acquire(
     mut on_wait: impl FnMut(Option<&Holder>),
 ) -> Result<HomeLock, HomeError> {
     let dir = home.join(AGENT_DIR);
-    atomic::ensure_dir(&dir, owner).map_err(HomeError::io("create", &dir))?;
+    let agent_dir = atomic::ensure_dir(home, Path::new(AGENT_DIR), 0o755, owner)
+        .map_err(HomeError::io("create", &dir))?;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&path)
-        .map_err(HomeError::io("open", &path))?;
-    owner.own(&file).map_err(HomeError::io("chown", &path))?;
+    let file = open_lock(&agent_dir, owner).map_err(HomeError::io("open", &path))?;
     let started = Instant::now();
     let mut reported: Option<Option<Holder>> = None;
     loop {
@@ -188,14 +182,15 @@ pub async fn acquire(
         };
         tokio::time::sleep(pause).await;
     }
-    let swept =
-        super::scratch::remove_stale(&[home, &dir]).map_err(HomeError::io("sweep", home))?;
+    let swept = super::scratch::remove_stale(home, &[Path::new(""), Path::new(AGENT_DIR)])
+        .map_err(HomeError::io("sweep", home))?;
     if !swept.is_empty() {
         tracing::info!(files = ?swept, "removed what an interrupted agent left on the home");
     }
     let holder_path = dir.join(HOLDER_FILE);
     let text = serde_json::to_vec_pretty(&holder).expect("a holder serializes");
-    atomic::write_file(&holder_path, &text, 0o644, Previous::Discard, owner)
+    let rel = Path::new(AGENT_DIR).join(HOLDER_FILE);
+    atomic::write_file(home, &rel, &text, 0o644, Previous::Discard, owner)
         .map_err(HomeError::io("write", &holder_path))?;
     Ok(HomeLock {
         home: home.to_path_buf(),
@@ -204,21 +199,32 @@ pub async fn acquire(
     })
 }
 
+/// `.agent/lock`, created when absent: a regular file with one link, the
+/// node user's or the agent's, given to the node user; never through a link.
+fn open_lock(agent_dir: &Dir, owner: &NodeUser) -> io::Result<File> {
+    let rel = Path::new(LOCK_FILE);
+    let fd = agent_dir.open_at(
+        rel,
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NONBLOCK,
+        Mode::from_bits_truncate(0o644),
+    )?;
+    let (file, stat) = agent_dir.regular(fd, rel)?;
+    atomic::check_ours(&agent_dir.join(rel), &stat, owner)?;
+    owner.own_fd(&file, &stat)?;
+    Ok(file)
+}
+
 /// The holder `holder.json` names, without taking the lock (for `agent
 /// doctor`). It is the last agent that took the lock: see [`is_held`] for
 /// whether that agent still holds it.
 pub fn read_holder(home: &Path) -> Result<Option<Holder>, HomeError> {
     let path = home.join(AGENT_DIR).join(HOLDER_FILE);
-    let text = match std::fs::read(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
+    let text = match Dir::open(home)
+        .and_then(|home| home.read(&Path::new(AGENT_DIR).join(HOLDER_FILE)))
+        .map_err(HomeError::io("read", &path))?
+    {
+        Some(text) => text,
+        None => return Ok(None),
     };
     serde_json::from_slice(&text)
         .map(Some)
@@ -231,16 +237,15 @@ pub fn read_holder(home: &Path) -> Result<Option<Holder>, HomeError> {
 /// Whether some agent holds the lock on `home` right now (`F_OFD_GETLK`).
 pub fn is_held(home: &Path) -> Result<bool, HomeError> {
     let path = home.join(AGENT_DIR).join(LOCK_FILE);
-    let file = match File::open(&path) {
-        Ok(file) => file,
+    let rel = Path::new(AGENT_DIR).join(LOCK_FILE);
+    let opened = Dir::open(home).and_then(|home| {
+        let fd = home.open_at(&rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty())?;
+        home.regular(fd, &rel)
+    });
+    let file = match opened {
+        Ok((file, _)) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "open",
-                path,
-                source,
-            });
-        }
+        Err(e) => return Err(HomeError::io("open", &path)(e)),
     };
     let mut probe = whole_file(libc::F_WRLCK as _);
     fcntl(file.as_fd(), FcntlArg::F_OFD_GETLK(&mut probe)).map_err(|e| {

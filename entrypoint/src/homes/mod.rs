@@ -15,9 +15,12 @@
 //! - [`store_key`]: the existing shares and whether the store key decrypts them;
 //! - [`init`]: `mpc-node init` in a staging directory, moved into place;
 //! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
-//!   the files the node reads, each written through [`atomic`].
+//!   the files the node reads, each written through [`atomic`];
+//! - [`beneath`]: every name on the home opened from the home's fd, never
+//!   through a link.
 
 pub mod atomic;
+pub mod beneath;
 pub mod config_json;
 pub mod config_yaml;
 pub mod efs;
@@ -134,6 +137,10 @@ pub enum HomeError {
     },
     #[error("{} cannot be parsed ({reason}); it is left as it is", path.display())]
     Unparsable { path: PathBuf, reason: String },
+    /// A name on the home that is a link, not a regular file, too large,
+    /// hard-linked or someone else's.
+    #[error(transparent)]
+    Refused(#[from] beneath::Refusal),
     #[error(transparent)]
     Init(#[from] init::InitError),
 }
@@ -145,10 +152,13 @@ impl HomeError {
         path: &Path,
     ) -> impl FnOnce(std::io::Error) -> HomeError + use<> {
         let path = path.to_path_buf();
-        move |source| HomeError::Io {
-            action,
-            path,
-            source,
+        move |source| match beneath::Refusal::take(source) {
+            Ok(refusal) => HomeError::Refused(refusal),
+            Err(source) => HomeError::Io {
+                action,
+                path,
+                source,
+            },
         }
     }
 
@@ -193,6 +203,10 @@ impl HomeError {
                     path.display()
                 ),
             ),
+            HomeError::Refused(refusal) => {
+                let (id, fix) = refusal.id_and_fix();
+                Check::fail(id, cause, fix)
+            }
             HomeError::Init(e) => e.check(),
         }
     }

@@ -3,13 +3,17 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use nix::unistd::{Uid, User};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, fstat};
+use nix::unistd::{Gid, Uid, User, fchown, fchownat};
 use serde::Serialize;
 
 use super::HomeError;
+use super::beneath::{self, Dir};
 use crate::config::UserSpec;
 
 /// The user the node runs as. The integrator starts the child with these ids.
@@ -116,37 +120,52 @@ impl NodeUser {
     /// Gives an open file or directory to this user, when the agent runs as
     /// root and the file is not already theirs (a no-op otherwise).
     pub(crate) fn own(&self, file: &File) -> io::Result<()> {
+        self.own_fd(file, &fstat(file)?)
+    }
+
+    /// [`NodeUser::own`] for an fd whose `fstat` is `stat`.
+    pub(crate) fn own_fd(&self, fd: &impl AsFd, stat: &FileStat) -> io::Result<()> {
+        if !Uid::effective().is_root() || (stat.st_uid == self.uid && stat.st_gid == self.gid) {
+            return Ok(());
+        }
+        Ok(fchown(
+            fd.as_fd(),
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+        )?)
+    }
+
+    /// [`NodeUser::own`] for `rel` below `root` and everything below it:
+    /// directories are walked by fd (each opened without following a link),
+    /// every other entry is changed with `fchownat(AT_SYMLINK_NOFOLLOW)`, so
+    /// a name swapped for a link mid-walk gives the link, never its target.
+    pub(crate) fn own_tree(&self, root: &Path, rel: &Path) -> io::Result<()> {
+        let root = Dir::open(root)?;
+        let dir = root
+            .dir(rel)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        self.own_dir(&dir)
+    }
+
+    fn own_dir(&self, dir: &Dir) -> io::Result<()> {
+        self.own_fd(dir, &fstat(dir)?)?;
         if !Uid::effective().is_root() {
             return Ok(());
         }
-        let meta = file.metadata()?;
-        if meta.uid() == self.uid && meta.gid() == self.gid {
-            return Ok(());
-        }
-        std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid))
-    }
-
-    /// [`NodeUser::own`] for a path (a symlink itself, not its target).
-    pub(crate) fn own_path(&self, path: &Path) -> io::Result<()> {
-        if !Uid::effective().is_root() {
-            return Ok(());
-        }
-        let meta = std::fs::symlink_metadata(path)?;
-        if meta.uid() == self.uid && meta.gid() == self.gid {
-            return Ok(());
-        }
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))
-    }
-
-    /// [`NodeUser::own_path`] for `dir` and everything below it.
-    pub(crate) fn own_tree(&self, dir: &Path) -> io::Result<()> {
-        self.own_path(dir)?;
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                self.own_tree(&entry.path())?;
-            } else {
-                self.own_path(&entry.path())?;
+        for (name, stat) in dir.entries()? {
+            if beneath::is_dir(&stat) {
+                match dir.dir(Path::new(&name))? {
+                    Some(below) => self.own_dir(&below)?,
+                    None => continue,
+                }
+            } else if stat.st_uid != self.uid || stat.st_gid != self.gid {
+                fchownat(
+                    dir,
+                    name.as_os_str(),
+                    Some(Uid::from_raw(self.uid)),
+                    Some(Gid::from_raw(self.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
             }
         }
         Ok(())

@@ -5,6 +5,11 @@
 use std::io;
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::unistd::{UnlinkatFlags, unlinkat};
+
+use super::beneath::{self, Dir};
+
 /// Prefix of a write probe in the home.
 const PROBE_PREFIX: &str = ".agent-write-probe.";
 /// Suffix of an atomic write's temp file, beside the file it replaces.
@@ -25,38 +30,46 @@ fn is_scratch(name: &str) -> bool {
 }
 
 /// Removes the scratch files an interrupted agent left in `dirs` (the home
-/// and its `.agent/`), and returns their paths. Only under the home's lock:
-/// the holder is the only agent writing temp files; a waiting agent's probe
-/// that vanishes under it is not an error to that agent. Directories and
-/// other names are never touched, and a symlink is removed as a link.
-pub fn remove_stale(dirs: &[&Path]) -> io::Result<Vec<String>> {
+/// and its `.agent/`, below `home`), and returns their paths. Only under the
+/// home's lock: the holder is the only agent writing temp files; a waiting
+/// agent's probe that vanishes under it is not an error to that agent.
+/// Directories and other names are never touched, and a symlink is removed
+/// as a link (`unlinkat` on the directory's fd).
+pub fn remove_stale(home: &Path, dirs: &[&Path]) -> io::Result<Vec<String>> {
+    let home = Dir::open(home)?;
     let mut removed = Vec::new();
-    for dir in dirs {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+    for rel in dirs {
+        let here;
+        let dir = if rel.as_os_str().is_empty() {
+            &home
+        } else {
+            match home.dir(rel)? {
+                Some(dir) => {
+                    here = dir;
+                    &here
+                }
+                None => continue,
+            }
         };
         let mut swept = false;
-        for entry in entries {
-            let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+        for (name, stat) in dir.entries()? {
+            let Some(name) = name.to_str() else {
                 continue;
             };
-            if !is_scratch(&name) || entry.file_type()?.is_dir() {
+            if !is_scratch(name) || beneath::is_dir(&stat) {
                 continue;
             }
-            match std::fs::remove_file(entry.path()) {
+            match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e.into()),
             }
             swept = true;
-            removed.push(entry.path().display().to_string());
+            removed.push(dir.join(name).display().to_string());
         }
         if swept {
             // The removals are durable only once the directory is.
-            std::fs::File::open(dir)?.sync_all()?;
+            dir.sync()?;
         }
     }
     Ok(removed)
@@ -84,7 +97,7 @@ mod tests {
         std::fs::write(agent.join(".holder.json.agent-tmp"), b"x").unwrap();
         std::fs::write(agent.join("lock"), b"").unwrap();
         std::fs::create_dir(agent.join("init-staging")).unwrap();
-        let mut removed = remove_stale(&[home.path(), &agent]).unwrap();
+        let mut removed = remove_stale(home.path(), &[Path::new(""), Path::new(".agent")]).unwrap();
         removed.sort();
         assert_eq!(removed.len(), 4, "{removed:?}");
         assert!(removed.contains(&agent.join(".holder.json.agent-tmp").display().to_string()));
@@ -105,6 +118,10 @@ mod tests {
                 "lock"
             ]
         );
-        assert!(remove_stale(&[home.path(), &agent]).unwrap().is_empty());
+        assert!(
+            remove_stale(home.path(), &[Path::new(""), Path::new(".agent")])
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::HomeError;
 use super::atomic::{self, Previous, Written};
+use super::beneath;
 use super::owner::NodeUser;
 use crate::check::Check;
 use crate::config::SecretsJsonPolicy;
@@ -174,24 +175,18 @@ pub fn plan_secrets_json(
         reason: reason.to_string(),
         mode_was: None,
     };
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(outcome(
-                SecretsJsonAction::Created,
-                Vec::new(),
-                None,
-                "there was no secrets.json",
-            ));
-        }
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
-    };
+    let bytes =
+        match beneath::read_file(home, Path::new(FILE)).map_err(HomeError::io("read", &path))? {
+            Some(bytes) => bytes,
+            None => {
+                return Ok(outcome(
+                    SecretsJsonAction::Created,
+                    Vec::new(),
+                    None,
+                    "there was no secrets.json",
+                ));
+            }
+        };
     Ok(match parse(&bytes) {
         Err(why) => match policy {
             SecretsJsonPolicy::Keep => outcome(
@@ -259,7 +254,8 @@ pub fn apply(
         SecretsJsonAction::Created | SecretsJsonAction::Replaced
     ) {
         plan.written = atomic::write_file(
-            &plan.path,
+            home_of(&plan.path)?,
+            Path::new(FILE),
             contents(p2p, signer).as_bytes(),
             0o600,
             Previous::Backup,
@@ -267,10 +263,17 @@ pub fn apply(
         )
         .map_err(HomeError::io("write", &plan.path))?;
     } else {
-        plan.mode_was =
-            atomic::restrict_mode(&plan.path, 0o600).map_err(HomeError::io("chmod", &plan.path))?;
+        plan.mode_was = atomic::restrict_mode(home_of(&plan.path)?, Path::new(FILE), 0o600, user)
+            .map_err(HomeError::io("chmod", &plan.path))?;
     }
     Ok(plan)
+}
+
+/// The home a plan's `<home>/secrets.json` is in.
+fn home_of(path: &Path) -> Result<&Path, HomeError> {
+    path.parent().ok_or_else(|| {
+        HomeError::io("write", path)(std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    })
 }
 
 /// The keys the node will run with if `secrets.json` stays as it is: the
@@ -285,16 +288,10 @@ pub fn kept_keys(
     chain: Option<&ChainFacts>,
 ) -> Result<Option<(PublicKey, PublicKey)>, HomeError> {
     let path = home.join(FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(HomeError::Io {
-                action: "read",
-                path,
-                source,
-            });
-        }
+    let Some(bytes) =
+        beneath::read_file(home, Path::new(FILE)).map_err(HomeError::io("read", &path))?
+    else {
+        return Ok(None);
     };
     let Ok(file) = parse(&bytes) else {
         return Ok(None);

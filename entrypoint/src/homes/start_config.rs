@@ -179,8 +179,14 @@ pub fn write_start_config(
     rendered: &Secret,
     user: &NodeUser,
 ) -> Result<Written, HomeError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(HomeError::io("write", path)(std::io::Error::from(
+            std::io::ErrorKind::InvalidInput,
+        )));
+    };
     atomic::write_file(
-        path,
+        dir,
+        Path::new(name),
         rendered.expose().as_bytes(),
         0o600,
         Previous::Discard,

@@ -16,6 +16,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::HomeError;
+use super::beneath;
 use crate::check::Check;
 use crate::secrets::Secret;
 
@@ -104,8 +105,9 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>, HomeError> {
     Ok(paths)
 }
 
+/// A link is not a share: `lstat`, not `stat`.
 fn non_empty_file(path: &Path) -> Result<bool, HomeError> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(meta) => Ok(meta.is_file() && meta.len() > 0),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(source) => Err(HomeError::Io {
@@ -197,7 +199,10 @@ pub fn verify_store_key(home: &Path, key_hex: &Secret) -> Result<StoreKeyVerdict
             shares: found.into_iter().map(|s| s.path).collect(),
         });
     };
-    let bytes = std::fs::read(&share.path).map_err(HomeError::io("read", &share.path))?;
+    let rel = share.path.strip_prefix(home).unwrap_or(&share.path);
+    let bytes = beneath::read_file(home, rel)
+        .and_then(|b| b.ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
+        .map_err(HomeError::io("read", &share.path))?;
     let file = share.path.clone();
     let fingerprint = key_hex.fingerprint();
     Ok(if decrypts(&cipher, &bytes) {
