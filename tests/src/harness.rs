@@ -201,33 +201,23 @@ impl AgentCommand {
 
     /// Runs the agent as PID 1 of a new PID namespace (`unshare --pid --fork`).
     pub fn as_pid1(self) -> AgentCommand {
-        let mut command = Command::new("unshare");
-        command.args(["--pid", "--fork", "--kill-child"]);
-        command.arg(self.command.get_program());
-        command.args(self.command.get_args());
-        command.env_clear();
-        for (k, v) in self.command.get_envs() {
-            if let Some(v) = v {
-                command.env(k, v);
-            }
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        AgentCommand {
-            command,
-            pid1: true,
-        }
+        let mut wrapped = self.wrapped_in("unshare", &["--pid", "--fork", "--kill-child"]);
+        wrapped.pid1 = true;
+        wrapped
     }
 
     /// Runs the agent with soft and hard `RLIMIT_NOFILE` set to `limit`
     /// (`sh -c 'ulimit -n <limit>; exec agent …'`), so it cannot raise it.
     pub fn with_fd_limit(self, limit: u32) -> AgentCommand {
-        let mut command = Command::new("sh");
+        let script = format!("ulimit -n {limit} && exec \"$0\" \"$@\"");
+        self.wrapped_in("sh", &["-c", &script])
+    }
+
+    /// The same command, its environment kept, run by `program` with `args` before it.
+    fn wrapped_in(self, program: &str, args: &[&str]) -> AgentCommand {
+        let mut command = Command::new(program);
         command
-            .arg("-c")
-            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .args(args)
             .arg(self.command.get_program())
             .args(self.command.get_args());
         command.env_clear();

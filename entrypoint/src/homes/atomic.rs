@@ -367,26 +367,12 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"x").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let name = Path::new(path.file_name().unwrap());
         assert_eq!(
-            restrict_mode(
-                dir.path(),
-                Path::new(path.file_name().unwrap()),
-                0o600,
-                &me()
-            )
-            .unwrap(),
+            restrict_mode(dir.path(), name, 0o600, &me()).unwrap(),
             Some(0o644)
         );
-        assert_eq!(
-            restrict_mode(
-                dir.path(),
-                Path::new(path.file_name().unwrap()),
-                0o600,
-                &me()
-            )
-            .unwrap(),
-            None
-        );
+        assert_eq!(restrict_mode(dir.path(), name, 0o600, &me()).unwrap(), None);
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
     }
 }
