@@ -132,7 +132,7 @@ pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Ve
 /// the chain's but a `secrets.json` that stays (under `policy`) holds keys the
 /// chain accepts, the node runs with those; the failed key checks become
 /// warnings and `keys.effective` says why.
-pub fn judge(
+fn judge(
     node: &Node,
     policy: SecretsJsonPolicy,
     secrets: NodeSecrets,

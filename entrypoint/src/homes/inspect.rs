@@ -41,11 +41,10 @@ pub struct HomeInputs<'a> {
     pub env: &'a BTreeMap<String, String>,
 }
 
-/// The home as found before the lock: the user the node runs as, its
-/// filesystem, and the checks that say whether the node can keep its state there.
+/// The home as found before the lock: the user the node runs as, and the
+/// checks that say whether the node can keep its state there.
 pub struct HomeInspection {
     pub user: NodeUser,
-    pub filesystem: Filesystem,
     /// `homes.filesystem`, `homes.free_space`, `homes.owner`, `homes.writable`,
     /// led by the EFS failures that explain a home that is not on EFS.
     pub checks: Vec<Check>,
@@ -105,11 +104,7 @@ pub async fn inspect(
     if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
         return Err(HomeStop { checks, problem });
     }
-    Ok(HomeInspection {
-        user,
-        filesystem: fs,
-        checks,
-    })
+    Ok(HomeInspection { user, checks })
 }
 
 /// What is wrong with the home's EFS, if anything: no mount target in this

@@ -36,9 +36,7 @@ pub async fn prepare(
     chain: Option<&ChainFacts>,
     commands: &impl NodeCommands,
 ) -> Result<NodeHome, HomeStop> {
-    let HomeInspection {
-        user, mut checks, ..
-    } = inspection;
+    let HomeInspection { user, mut checks } = inspection;
     let node = inputs.node;
     let home = node.home_dir.as_path();
     checks.push(Check::ok(
