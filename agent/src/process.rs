@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use entrypoint::check::Check;
-use entrypoint::config::{Config, ConfigError, Layers, LogFormat};
+use entrypoint::config::{Config, ConfigError, Layers, LogFormat, LogTailAccess};
 
 use crate::http::state::{Judgement, LogTail, State};
 use crate::http::views::Settings;
@@ -23,8 +23,13 @@ pub struct Process {
 
 impl Process {
     /// Installs the signal handlers and the reaper; `serve` also starts the
-    /// HTTP server. `Err` is the exit code.
-    pub async fn start(config: &Config, judgement: Judgement, serve: bool) -> Result<Process, i32> {
+    /// HTTP server, which gives the node's log tail to whom it says. `Err`
+    /// is the exit code.
+    pub async fn start(
+        config: &Config,
+        judgement: Judgement,
+        serve: Option<LogTailAccess>,
+    ) -> Result<Process, i32> {
         let state = State::new(judgement, Settings::of(config));
         let signals = Signals::install().map_err(|e| {
             tracing::error!(error = %e, "cannot install signal handlers");
@@ -46,15 +51,15 @@ impl Process {
         };
         let fd_limit = raise_fd_limit();
         let tail = Arc::new(LogTail::default());
-        if serve {
+        if let Some(access) = serve {
             let listener = server::bind(config.listen).await.map_err(|e| {
                 tracing::error!("{e}");
                 exit::CONFIG
             })?;
             let listen = listener.local_addr().unwrap_or(config.listen);
             let cap = admission::cap_for(fd_limit);
-            tracing::info!(%listen, max_connections = cap, fd_limit, "serving /health, /ready, /status, /metrics, /config");
-            server::spawn(listener, state.clone(), tail.clone(), cap);
+            tracing::info!(%listen, max_connections = cap, fd_limit, log_tail = access.as_str(), "serving /health, /ready, /status, /metrics, /config");
+            server::spawn(listener, state.clone(), tail.clone(), cap, access);
         }
         Ok(Process {
             state,

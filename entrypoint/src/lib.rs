@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod config;
+pub mod excerpt;
 pub mod homes;
 pub mod keys;
 pub mod launch;

@@ -33,10 +33,11 @@ async fn supervise(config: ExecConfig, spec: ChildSpec) -> i32 {
         probe_max_age: settings.ready_interval * 3,
         ..Judgement::default()
     };
-    let mut process = match Process::start(&config.base, judgement, true).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let mut process =
+        match Process::start(&config.base, judgement, Some(settings.status_log_tail)).await {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
     if let Some(url) = settings.ready_url.clone() {
         readiness::spawn(url, settings.ready_interval, process.state.clone());
     }

@@ -16,7 +16,7 @@ pub fn main(layers: Layers) -> i32 {
             Err(code) => return code,
         };
     runtime.block_on(async {
-        let mut process = match Process::start(&config.base, Judgement::default(), false).await {
+        let mut process = match Process::start(&config.base, Judgement::default(), None).await {
             Ok(p) => p,
             Err(code) => return code,
         };

@@ -51,7 +51,13 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
     }) else {
         return code;
     };
-    let Ok(process) = Process::start(&exec.base, Judgement::default(), true).await else {
+    let Ok(process) = Process::start(
+        &exec.base,
+        Judgement::default(),
+        Some(exec.supervision.status_log_tail),
+    )
+    .await
+    else {
         return code;
     };
     process.state.set_checks("config", error.0.clone());
@@ -84,7 +90,7 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         mut signals,
         reaper,
         tail,
-    } = match Process::start(&config.base, judgement, true).await {
+    } = match Process::start(&config.base, judgement, Some(settings.status_log_tail)).await {
         Ok(p) => p,
         Err(code) => return code,
     };

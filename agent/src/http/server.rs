@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use entrypoint::check::Status;
+use entrypoint::config::LogTailAccess;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -40,8 +41,15 @@ pub const MAX_BUF: usize = 16 * 1024;
 /// At most one log line per this about failed accepts or full tables.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
-/// Serves on `listener` until the process exits, at most `cap` connections at once.
-pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>, cap: usize) {
+/// Serves on `listener` until the process exits, at most `cap` connections
+/// at once; `/status` carries the node's log tail for the clients `access` allows.
+pub fn spawn(
+    listener: TcpListener,
+    state: State,
+    tail: Arc<LogTail>,
+    cap: usize,
+    access: LogTailAccess,
+) {
     let admission = Admission::new(cap);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -52,7 +60,7 @@ pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>, cap: usize
         let mut accept_errors = Throttle::new(LOG_EVERY);
         let mut evictions = Throttle::new(LOG_EVERY);
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (stream, peer) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
@@ -83,6 +91,12 @@ pub fn spawn(listener: TcpListener, state: State, tail: Arc<LogTail>, cap: usize
             tokio::spawn(async move {
                 let mut ticket = admitted.ticket;
                 let activity = ticket.activity.clone();
+                // Decided by the connection's peer address, never by a header.
+                let tail = if access.allows(peer.ip()) {
+                    Tail::Shown(tail)
+                } else {
+                    Tail::Withheld(access)
+                };
                 let service = service_fn(move |req| {
                     activity.touch();
                     let response = respond(&req, &state, &tail);
@@ -131,7 +145,35 @@ impl Throttle {
     }
 }
 
-fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<Full<Bytes>> {
+/// What this connection gets of the node's log tail.
+enum Tail {
+    Shown(Arc<LogTail>),
+    Withheld(LogTailAccess),
+}
+
+impl Tail {
+    fn status(&self, state: &State) -> crate::http::views::Status {
+        match self {
+            Tail::Shown(tail) => state.status(tail.lines()),
+            Tail::Withheld(access) => {
+                let mut status = state.status(Vec::new());
+                status.log_tail_withheld = Some(match access {
+                    LogTailAccess::Never => {
+                        "the node's log tail is not served (AGENT_STATUS_LOG_TAIL=never)"
+                            .to_string()
+                    }
+                    _ => format!(
+                        "the node's log tail is served to loopback clients only (AGENT_STATUS_LOG_TAIL={}): run agent doctor or curl inside the container",
+                        access.as_str()
+                    ),
+                });
+                status
+            }
+        }
+    }
+}
+
+fn respond(req: &Request<Incoming>, state: &State, tail: &Tail) -> Response<Full<Bytes>> {
     let path = PATHS
         .iter()
         .copied()
@@ -156,11 +198,7 @@ fn respond(req: &Request<Incoming>, state: &State, tail: &LogTail) -> Response<F
         match path {
             "/health" => health(state),
             "/ready" => ready(state),
-            "/status" => json(
-                StatusCode::OK,
-                "application/json",
-                &state.status(tail.lines()),
-            ),
+            "/status" => json(StatusCode::OK, "application/json", &tail.status(state)),
             "/metrics" => metrics(state),
             _ => json(StatusCode::OK, "application/json", &state.config()),
         }

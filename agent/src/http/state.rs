@@ -46,19 +46,32 @@ pub const STAGES: [&str; 5] = ["config", "secrets", "keys", "home", "launch"];
 const MAX_REASONS: usize = 32;
 /// Lines of the child's output kept for `/status`.
 const TAIL_LINES: usize = 200;
+/// The most bytes of lines one `/status` carries: the newest lines that fit.
+pub const TAIL_BYTES: usize = 64 * 1024;
 
 /// The last lines of the child's output.
 #[derive(Default)]
 pub struct LogTail(Mutex<VecDeque<LogLine>>);
 
 impl LogTail {
+    /// The newest lines, oldest first, at most [`TAIL_BYTES`] of text.
     pub fn lines(&self) -> Vec<LogLine> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budget = TAIL_BYTES;
+        let mut newest: Vec<LogLine> = lines
             .iter()
+            .rev()
+            .take_while(|l| match budget.checked_sub(l.line.len()) {
+                Some(left) => {
+                    budget = left;
+                    true
+                }
+                None => false,
+            })
             .cloned()
-            .collect()
+            .collect();
+        newest.reverse();
+        newest
     }
 
     pub fn push(&self, line: LogLine) {
@@ -384,6 +397,7 @@ impl State {
                 .cloned()
                 .collect(),
             log_tail,
+            log_tail_withheld: None,
         }
     }
 }
@@ -420,5 +434,27 @@ impl Readiness {
             ready: self.is_ready(),
             detail: self.detail().to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::views::Stream;
+
+    #[test]
+    fn the_tail_serves_the_newest_lines_that_fit_its_byte_budget() {
+        let tail = LogTail::default();
+        for n in 0..TAIL_LINES {
+            tail.push(LogLine {
+                stream: Stream::Stdout,
+                at: SystemTime::now(),
+                line: format!("{n:04}{}", "x".repeat(1020)),
+            });
+        }
+        let lines = tail.lines();
+        assert_eq!(lines.len(), TAIL_BYTES / 1024);
+        assert!(lines.last().unwrap().line.starts_with("0199"));
+        assert!(lines[0].line.starts_with("0136"));
     }
 }

@@ -252,7 +252,12 @@ pub struct Status {
     pub reasons: Vec<Reason>,
     /// The stages' latest checks, in pipeline order.
     pub checks: Vec<Check>,
+    /// The node's last lines (key-like strings redacted), newest last, at
+    /// most [`crate::http::state::TAIL_BYTES`] of them; empty when withheld.
     pub log_tail: Vec<LogLine>,
+    /// Why `log_tail` is empty for this client (`AGENT_STATUS_LOG_TAIL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail_withheld: Option<String>,
 }
 
 /// Readiness, as `/ready` answers it and `/status` repeats it.
@@ -334,9 +339,9 @@ impl Settings {
             .iter()
             .map(|e| {
                 let setting = SETTINGS.iter().find(|s| s.name == e.name);
-                // An RPC URL may carry a provider's API key: shown without it.
-                let shown = match (e.name, &e.value) {
-                    ("AGENT_NEAR_RPC_URL", Some(urls)) => Some(
+                // A URL may carry a provider's API key: scheme, host and port only.
+                let shown = match (setting, &e.value) {
+                    (Some(s), Some(urls)) if s.is_url() => Some(
                         urls.split(',')
                             .map(|u| entrypoint::keys::shown_url(u.trim()))
                             .collect::<Vec<_>>()

@@ -9,6 +9,7 @@ use entrypoint::probe;
 /// Polls `url` every `interval` while a child runs.
 pub fn spawn(url: String, interval: Duration, state: State) {
     let timeout = interval.min(Duration::from_secs(2));
+    let shown = entrypoint::keys::shown_url(&url);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -18,8 +19,8 @@ pub fn spawn(url: String, interval: Duration, state: State) {
                 continue;
             }
             let (ok, detail) = match probe::get(&url, timeout).await {
-                Ok((200, _)) => (true, format!("{url} answered 200")),
-                Ok((code, _)) => (false, format!("{url} answered {code}")),
+                Ok((200, _)) => (true, format!("{shown} answered 200")),
+                Ok((code, _)) => (false, format!("{shown} answered {code}")),
                 Err(e) => (false, e),
             };
             state.set_probe(Probe {

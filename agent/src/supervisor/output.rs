@@ -90,10 +90,13 @@ fn write_through(out: &mut impl Write, chunk: &[u8]) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Keeps one complete line and turns a known fatal one into a reason.
+/// Keeps one complete line, key-like strings redacted, and turns a known
+/// fatal one into a reason. Redacted before it is cut, so no cut leaves part
+/// of a key too short to be recognized.
 fn observe(raw: &[u8], stream: Stream, tail: &LogTail, state: &State) {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let mut line = String::from_utf8_lossy(raw).into_owned();
+    let text = String::from_utf8_lossy(raw);
+    let mut line = entrypoint::excerpt::redact(&text).into_owned();
     if line.len() > MAX_LINE {
         let mut cut = MAX_LINE;
         while !line.is_char_boundary(cut) {

@@ -182,6 +182,36 @@ pub struct Supervision {
     pub ready_url: Option<String>,
     pub ready_interval: Duration,
     pub fail_linger: Duration,
+    /// Who gets the node's log tail on `/status` (`AGENT_STATUS_LOG_TAIL`).
+    pub status_log_tail: LogTailAccess,
+}
+
+/// Who gets the node's log tail on `/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTailAccess {
+    /// Clients whose address is loopback: on the box, not the VPC.
+    Loopback,
+    Never,
+    Always,
+}
+
+impl LogTailAccess {
+    /// Does a client at `peer` get the tail?
+    pub fn allows(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            LogTailAccess::Loopback => peer.to_canonical().is_loopback(),
+            LogTailAccess::Never => false,
+            LogTailAccess::Always => true,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogTailAccess::Loopback => "loopback",
+            LogTailAccess::Never => "never",
+            LogTailAccess::Always => "always",
+        }
+    }
 }
 
 /// The upstream `start.sh` environment, validated.
@@ -528,6 +558,13 @@ impl<'a> Resolver<'a> {
         };
         let ready_interval = self.parse("AGENT_READY_INTERVAL", values::duration);
         let fail_linger = self.parse("AGENT_FAIL_LINGER", values::duration);
+        let status_log_tail = self.parse("AGENT_STATUS_LOG_TAIL", |v| {
+            values::choice(v, &["loopback", "never", "always"]).map(|c| match c {
+                "never" => LogTailAccess::Never,
+                "always" => LogTailAccess::Always,
+                _ => LogTailAccess::Loopback,
+            })
+        });
         Some(Supervision {
             restart: restart?,
             backoff: backoff?,
@@ -538,6 +575,7 @@ impl<'a> Resolver<'a> {
             ready_url,
             ready_interval: ready_interval?,
             fail_linger: fail_linger?,
+            status_log_tail: status_log_tail?,
         })
     }
 
@@ -649,14 +687,20 @@ impl<'a> Resolver<'a> {
             ),
             Source::Default => "default".to_string(),
         };
-        self.problems.push(
-            Check::fail(
-                format!("config.{name}"),
-                format!("{name}={value:?} (from {from}) {}", rule.rule),
-                rule.fix,
+        // A URL may carry an API key: its value is never quoted.
+        let (cause, detail) = if settings::find(name).is_some_and(|s| s.is_url()) {
+            (
+                format!("{name} (from {from}; the value is not shown) {}", rule.rule),
+                serde_json::json!({ "setting": name, "source": source }),
             )
-            .with_detail(serde_json::json!({ "setting": name, "value": value, "source": source })),
-        );
+        } else {
+            (
+                format!("{name}={value:?} (from {from}) {}", rule.rule),
+                serde_json::json!({ "setting": name, "value": value, "source": source }),
+            )
+        };
+        self.problems
+            .push(Check::fail(format!("config.{name}"), cause, rule.fix).with_detail(detail));
     }
 
     /// The upstream node environment (`agent run`).
@@ -1071,7 +1115,7 @@ mod tests {
     #[test]
     fn rpc_urls_and_timeout_are_validated() {
         let mut env = NODE_ENV.to_vec();
-        env.push(("AGENT_NEAR_RPC_URL", "rpc.testnet.near.org"));
+        env.push(("AGENT_NEAR_RPC_URL", "rpc.testnet.near.org/v3/APIKEY"));
         env.push(("AGENT_RPC_TIMEOUT", "0s"));
         let err = KeysConfig::resolve(&layers(&env)).unwrap_err();
         let ids: Vec<&str> = err.0.iter().map(|c| c.id.as_str()).collect();
@@ -1079,6 +1123,11 @@ mod tests {
             ids,
             ["config.AGENT_RPC_TIMEOUT", "config.AGENT_NEAR_RPC_URL"]
         );
+        // A URL may carry an API key: the problem names the setting, not the value.
+        let url = serde_json::to_string(&err.0[1]).unwrap();
+        assert!(!url.contains("APIKEY"), "{url}");
+        assert!(url.contains("the value is not shown"), "{url}");
+        assert!(err.0[0].cause.contains("\"0s\""), "{}", err.0[0].cause);
     }
 
     #[test]
@@ -1220,6 +1269,21 @@ mod tests {
         assert!(boot_nodes(&format!("{key}@1.2.3.4:24567,{key}@peer.example:24567")).is_ok());
         assert!(boot_nodes("1.2.3.4:24567").is_err());
         assert!(boot_nodes(&format!("{key}@1.2.3.4")).is_err());
+    }
+
+    #[test]
+    fn the_log_tail_goes_to_loopback_peers_by_default() {
+        let config = RunConfig::resolve(&layers(NODE_ENV)).unwrap();
+        let access = config.supervision.status_log_tail;
+        assert_eq!(access, LogTailAccess::Loopback);
+        for local in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(access.allows(local.parse().unwrap()), "{local}");
+        }
+        for remote in ["10.0.3.7", "172.17.0.1", "fd00::1", "::ffff:10.0.0.1"] {
+            assert!(!access.allows(remote.parse().unwrap()), "{remote}");
+        }
+        assert!(!LogTailAccess::Never.allows("127.0.0.1".parse().unwrap()));
+        assert!(LogTailAccess::Always.allows("10.0.3.7".parse().unwrap()));
     }
 
     #[test]

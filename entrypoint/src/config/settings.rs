@@ -118,6 +118,15 @@ impl Setting {
     pub fn read_by(&self, command: Command) -> bool {
         self.commands.contains(&command)
     }
+
+    /// A setting whose value is one URL or more (`value_name` `URL…`). A URL
+    /// may carry credentials (a provider's API key in the path, user info, a
+    /// query), so its value is shown only as `scheme://host[:port]/…`, never
+    /// quoted in a configuration error, and never taken from another agent's
+    /// `/config`.
+    pub fn is_url(&self) -> bool {
+        self.value_name.starts_with("URL")
+    }
 }
 
 fn file_key(name: &str) -> String {
@@ -220,6 +229,14 @@ pub static SETTINGS: &[Setting] = &[
         help: "How often AGENT_READY_URL is polled; an answer older than three intervals no longer counts",
         default: Default::Value("2s"),
         group: Group::Supervision,
+        commands: SUPERVISORS,
+    },
+    Setting {
+        name: "AGENT_STATUS_LOG_TAIL",
+        value_name: "loopback|never|always",
+        help: "Who gets the node's last log lines on /status (key-like strings redacted either way): clients on loopback only (docker exec … agent doctor, curl on the box), nobody, or every client",
+        default: Default::Value("loopback"),
+        group: Group::Agent,
         commands: SUPERVISORS,
     },
     Setting {
@@ -539,5 +556,15 @@ mod tests {
         assert_eq!(restart.default_for(Command::Run), Some("on-failure"));
         let ready = find("AGENT_READY_URL").unwrap();
         assert_eq!(ready.default_text(Command::Exec), "none");
+    }
+
+    #[test]
+    fn the_url_settings_are_the_ones_that_may_carry_credentials() {
+        let urls: Vec<_> = SETTINGS
+            .iter()
+            .filter(|s| s.is_url())
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(urls, ["AGENT_READY_URL", "AGENT_NEAR_RPC_URL"]);
     }
 }

@@ -69,9 +69,10 @@ pub fn http_url(value: &str) -> Result<String, Rule> {
 
 /// Comma-separated `http://` or `https://` URLs with a host, at least one.
 pub fn http_or_https_urls(value: &str) -> Result<Vec<String>, Rule> {
-    let refused = |entry: &str| {
+    // The entry is named by its place, not quoted: a URL may carry an API key.
+    let refused = |what: String| {
         Rule::new(
-            format!("entry {entry:?} is not an http:// or https:// URL with a host"),
+            format!("{what} is not an http:// or https:// URL with a host"),
             "write one or more URLs separated by commas, e.g. https://rpc.testnet.near.org,http://10.0.0.5:3030",
         )
     };
@@ -79,16 +80,18 @@ pub fn http_or_https_urls(value: &str) -> Result<Vec<String>, Rule> {
         .split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let uri: http::Uri = entry.parse().map_err(|_| refused(entry))?;
+        .enumerate()
+        .map(|(n, entry)| {
+            let refused = || refused(format!("entry {}", n + 1));
+            let uri: http::Uri = entry.parse().map_err(|_| refused())?;
             match (uri.scheme_str(), uri.host()) {
                 (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(entry.to_string()),
-                _ => Err(refused(entry)),
+                _ => Err(refused()),
             }
         })
         .collect::<Result<_, _>>()?;
     if urls.is_empty() {
-        return Err(refused(value));
+        return Err(refused("the list".to_string()));
     }
     Ok(urls)
 }
@@ -366,8 +369,9 @@ mod tests {
         assert!(http_or_https_urls("rpc.testnet.near.org").is_err());
         assert!(http_or_https_urls("ftp://rpc.example").is_err());
         assert!(http_or_https_urls(" , ").is_err());
-        let err = http_or_https_urls("https://ok.example,localhost:3030").unwrap_err();
-        assert!(err.rule.contains("localhost:3030"), "{}", err.rule);
+        let err = http_or_https_urls("https://ok.example,localhost:3030/v3/KEY").unwrap_err();
+        assert!(err.rule.starts_with("entry 2 "), "{}", err.rule);
+        assert!(!err.rule.contains("KEY"), "{}", err.rule);
     }
 
     #[test]

@@ -277,14 +277,22 @@ impl InitError {
     }
 }
 
-/// The last 2000 characters of `output`, trimmed.
-fn tail(output: &str) -> &str {
+/// The end of `output` as a bounded excerpt, key-like strings redacted:
+/// about the last 2000 characters, from a word's start (a cut through a key
+/// would leave a piece too short to be recognized as one).
+fn tail(output: &str) -> String {
     let trimmed = output.trim();
     let mut start = trimmed.len().saturating_sub(2000);
     while !trimmed.is_char_boundary(start) {
         start += 1;
     }
-    &trimmed[start..]
+    let mut end = &trimmed[start..];
+    if start > 0 {
+        end = end
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, rest)| rest);
+    }
+    crate::excerpt::excerpt(end, 2000)
 }
 
 /// `.agent/initialized.json`, if the home has one.

@@ -33,6 +33,12 @@ use rpc::{CallError, Endpoint, HandlerError};
 
 /// Keys asked for per `view_access_key_list` page (nodes cap it lower).
 const KEY_PAGE: u32 = 100;
+/// The most access keys of the account the checks consider: an MPC node's
+/// account holds a handful; more is refused rather than read without end.
+pub const MAX_ACCESS_KEYS: usize = 500;
+/// The most `view_access_key_list` pages read (a node may cap a page far
+/// below [`KEY_PAGE`]; an endpoint whose pages never end is cut off here).
+pub const MAX_KEY_PAGES: u32 = 64;
 
 /// What the stage judges: the node's identity and its two public keys.
 #[derive(Clone, Debug, Serialize)]
@@ -115,10 +121,10 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
         .await
         .map_err(|err| failure("status", err))?;
     let latency_ms = started.elapsed().as_millis() as u64;
+    // The endpoint's own words: shown as a bounded excerpt.
+    let chain_id = crate::excerpt::excerpt(&status.chain_id, 64);
     if !serves(input.chain, &status.chain_id) {
-        return Err(Stop::OtherChain {
-            chain_id: status.chain_id,
-        });
+        return Err(Stop::OtherChain { chain_id });
     }
     let (access_keys, contract) = tokio::join!(
         read_access_keys(endpoint, &input.account_id),
@@ -134,7 +140,7 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
     Ok(OnChain {
         rpc_url: endpoint.shown_url().to_string(),
         latency_ms,
-        chain_id: status.chain_id,
+        chain_id,
         latest_block_height: sync.latest_block_height,
         latest_block_time: report::rfc3339(sync.latest_block_time.unix_timestamp()),
         syncing: sync.syncing,
@@ -172,7 +178,7 @@ async fn read_access_keys(
     }
     let mut keys = Vec::new();
     let mut after_key = None;
-    loop {
+    for _ in 0..MAX_KEY_PAGES {
         let request = query(QueryRequest::ViewAccessKeyList {
             account_id: account_id.clone(),
             after_key: after_key.clone(),
@@ -187,6 +193,11 @@ async fn read_access_keys(
             Err(CallError::Answer(RpcQueryError::UnknownAccount { .. })) => return Ok(None),
             Err(err) => return Err(failure("view_access_key_list", err)),
         };
+        if keys.len() + page.keys.len() > MAX_ACCESS_KEYS {
+            return Err(too_many_keys(format!(
+                "the account lists more than {MAX_ACCESS_KEYS} access keys"
+            )));
+        }
         keys.extend(page.keys.into_iter().map(|info| AccessKey {
             public_key: info.public_key,
             permission: info.access_key.permission,
@@ -202,6 +213,19 @@ async fn read_access_keys(
             Some(last) => after_key = Some(last),
         }
     }
+    Err(too_many_keys(format!(
+        "the account's access keys did not end within {MAX_KEY_PAGES} pages ({} keys read)",
+        keys.len()
+    )))
+}
+
+fn too_many_keys(what: String) -> EndpointFailure {
+    EndpointFailure::unexpected(
+        "view_access_key_list",
+        format!(
+            "{what}; the checks consider at most {MAX_ACCESS_KEYS} keys in {MAX_KEY_PAGES} pages: delete the account's unused keys, or ask another RPC"
+        ),
+    )
 }
 
 /// What the contract's `state()` view gives.

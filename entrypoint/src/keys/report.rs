@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
-use super::rpc::EndpointFailure;
+use super::rpc::{EndpointFailure, MAX_DETAIL_CHARS};
+use crate::excerpt::excerpt;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
 /// [`KeyReport::verdict`].
@@ -106,25 +107,30 @@ pub enum ContractFinding {
 }
 
 impl ContractFinding {
-    /// The finding for the bytes `state()` returned.
+    /// The finding for the bytes `state()` returned; what it quotes of
+    /// them is a bounded excerpt.
     pub(super) fn read(bytes: &[u8]) -> ContractFinding {
         match ContractState::parse(bytes) {
             Ok(state) => ContractFinding::State { state },
-            Err(StateError::UnknownState(name)) => ContractFinding::UnknownState { name },
+            Err(StateError::UnknownState(name)) => ContractFinding::UnknownState {
+                name: excerpt(&name, 64),
+            },
             Err(err @ StateError::Malformed(_)) => ContractFinding::Unreadable {
-                error: err.to_string(),
+                error: excerpt(&err.to_string(), MAX_DETAIL_CHARS),
             },
         }
     }
 
-    /// The finding for a failed `state()` call, from the VM's error text.
+    /// The finding for a failed `state()` call, from the VM's error text
+    /// (kept as a bounded excerpt).
     pub(super) fn from_vm_error(vm_error: String) -> ContractFinding {
+        let shown = excerpt(&vm_error, MAX_DETAIL_CHARS);
         if vm_error.contains("CodeDoesNotExist") {
             ContractFinding::NoCode
         } else if vm_error.contains("Calling default not allowed") {
-            ContractFinding::Uninitialized { vm_error }
+            ContractFinding::Uninitialized { vm_error: shown }
         } else {
-            ContractFinding::ViewFailed { vm_error }
+            ContractFinding::ViewFailed { vm_error: shown }
         }
     }
 }

@@ -1,24 +1,42 @@
 //! Asking one NEAR RPC endpoint: a timeout per request, a few retries with
 //! backoff on transient failures (never on an answer), a deadline for all
-//! that is asked of it, and every failure sorted into a kind.
+//! that is asked of it, no redirect followed, an answer's size bounded, and
+//! every failure sorted into a kind with a bounded, printable detail.
+//!
+//! The requests are `near-jsonrpc-client`'s method types (their parameters,
+//! their response and handler-error parsers), but the agent sends them over
+//! its own `reqwest` client instead of `JsonRpcClient::call`: that reads the
+//! whole body into memory before looking at it (`Response::bytes`), so a
+//! hostile or broken endpoint could make the agent hold any amount of data.
+//! Here the body is refused when its `Content-Length` is too large and read
+//! chunk by chunk up to [`MAX_ANSWER_BYTES`] otherwise.
 
 use std::time::{Duration, Instant};
 
-use near_jsonrpc_client::JsonRpcClient;
 use near_jsonrpc_client::errors::{
-    JsonRpcError, JsonRpcServerError, JsonRpcServerResponseStatusError, JsonRpcTransportRecvError,
-    JsonRpcTransportSendError, RpcTransportError,
+    JsonRpcError, JsonRpcServerError, JsonRpcServerResponseStatusError,
 };
-use near_jsonrpc_client::methods::RpcMethod;
+use near_jsonrpc_client::methods::{self, RpcMethod};
+use near_jsonrpc_primitives::message::{self, Message};
 use near_jsonrpc_primitives::types::query::RpcQueryError;
 use near_jsonrpc_primitives::types::status::RpcStatusError;
+use reqwest::StatusCode;
 use serde::Serialize;
+
+use crate::excerpt::excerpt;
 
 /// Tries per request: the first one and two retries.
 pub const ATTEMPTS: u32 = 3;
 /// The waits before the second and the third try.
 const BACKOFF: [Duration; ATTEMPTS as usize - 1] =
     [Duration::from_millis(200), Duration::from_millis(400)];
+/// The most of one answer the agent reads. The largest it asks for is the
+/// signer contract's `state()`: a few hundred bytes per participant, as a
+/// JSON array of byte values.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+/// The most characters of an endpoint's own words (an error text, a parse
+/// failure) a failure's detail quotes.
+pub const MAX_DETAIL_CHARS: usize = 300;
 
 /// The most one endpoint may take for everything the key checks ask it: one
 /// request's tries and waits, and one more timeout for the other requests.
@@ -84,11 +102,11 @@ pub struct EndpointFailure {
 
 impl EndpointFailure {
     /// An answer that does not fit the request (e.g. another response kind).
-    pub fn unexpected(request: &str, detail: impl Into<String>) -> EndpointFailure {
+    pub fn unexpected(request: &str, detail: impl AsRef<str>) -> EndpointFailure {
         EndpointFailure {
             request: request.to_string(),
             kind: FailureKind::UnexpectedAnswer,
-            detail: detail.into(),
+            detail: excerpt(detail.as_ref(), MAX_DETAIL_CHARS),
             attempts: 1,
         }
     }
@@ -137,7 +155,9 @@ impl HandlerError for RpcStatusError {
 
 /// One NEAR RPC URL with its timeout and deadline.
 pub struct Endpoint {
-    client: JsonRpcClient,
+    /// The client, or why none could be made (no TLS backend).
+    http: Result<reqwest::Client, String>,
+    url: String,
     shown_url: String,
     timeout: Duration,
     deadline: Instant,
@@ -146,15 +166,24 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint whose deadline, [`endpoint_budget`] from now, starts ticking.
     pub fn new(url: &str, timeout: Duration) -> Endpoint {
+        // A NEAR RPC answers `POST /` itself: a redirect is followed by no
+        // one, so an endpoint cannot send the agent's requests elsewhere.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|err| format!("no HTTP client: {}", error_chain(&err)));
         Endpoint {
-            client: JsonRpcClient::connect(url),
+            http,
+            url: url.to_string(),
             shown_url: shown_url(url),
             timeout,
             deadline: Instant::now() + endpoint_budget(timeout),
         }
     }
 
-    /// The URL as reports show it: without credentials or query string.
+    /// The URL as reports show it: scheme, host and port only.
     pub fn shown_url(&self) -> &str {
         &self.shown_url
     }
@@ -176,7 +205,7 @@ impl Endpoint {
             let left = self.deadline.saturating_duration_since(Instant::now());
             let limit = self.timeout.min(left);
             let started = Instant::now();
-            let outcome = tokio::time::timeout(limit, self.client.call(method)).await;
+            let outcome = tokio::time::timeout(limit, self.send(request, method)).await;
             let elapsed_ms = started.elapsed().as_millis() as u64;
             let (kind, detail) = match outcome {
                 Ok(Ok(response)) => {
@@ -189,7 +218,7 @@ impl Endpoint {
                     );
                     return Ok(response);
                 }
-                Ok(Err(err)) => match sort(err) {
+                Ok(Err(sorted)) => match sorted {
                     Sorted::Answer(answer) => {
                         tracing::debug!(
                             url = %self.shown_url,
@@ -232,12 +261,145 @@ impl Endpoint {
                     return Err(CallError::Endpoint(EndpointFailure {
                         request: request.to_string(),
                         kind,
-                        detail,
+                        detail: excerpt(&detail, MAX_DETAIL_CHARS),
                         attempts: attempt,
                     }));
                 }
             }
         }
+    }
+
+    /// One try: the request posted, the status judged, the body read within
+    /// [`MAX_ANSWER_BYTES`], the JSON-RPC answer parsed by the method's own types.
+    async fn send<M>(&self, request: &str, method: &M) -> Result<M::Response, Sorted<M::Error>>
+    where
+        M: RpcMethod,
+        M::Error: HandlerError,
+    {
+        use FailureKind::*;
+        let payload = methods::to_json(method)
+            .and_then(|json| serde_json::to_vec(&json).map_err(std::io::Error::from))
+            .map_err(|err| {
+                Sorted::Failure(Rejected, format!("the request could not be built: {err}"))
+            })?;
+        let http = self
+            .http
+            .as_ref()
+            .map_err(|err| Sorted::Failure(Refused, err.clone()))?;
+        let response = http
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload)
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let status = response.status();
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|to| to.to_str().ok())
+                .map(shown_url)
+                .unwrap_or_else(|| "no location".to_string());
+            return Err(Sorted::Failure(
+                Rejected,
+                format!(
+                    "answered HTTP {status} (a redirect to {to}); the agent follows no redirect: set AGENT_NEAR_RPC_URL to the URL that answers"
+                ),
+            ));
+        }
+        if status != StatusCode::OK {
+            return Err(sort(JsonRpcError::ServerError(status_error(status))));
+        }
+        let body = read_bounded(response).await?;
+        let not_an_answer = |why: &str| {
+            Sorted::Failure(
+                UnexpectedAnswer,
+                format!(
+                    "answered {} bytes that are not a JSON-RPC answer to {request} ({why})",
+                    body.len()
+                ),
+            )
+        };
+        let answer = match message::from_slice(&body) {
+            Ok(Message::Response(answer)) => answer,
+            Ok(_) => return Err(not_an_answer("a JSON-RPC message, but no response")),
+            Err(message::Broken::SyntaxError(err)) => return Err(not_an_answer(&err)),
+            Err(message::Broken::Unmatched(_)) => {
+                return Err(not_an_answer("JSON, but not JSON-RPC 2.0"));
+            }
+        };
+        match answer.result {
+            Ok(result) => match M::parse_handler_response(result) {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(handler)) => Err(sort(JsonRpcError::ServerError(
+                    JsonRpcServerError::HandlerError(handler),
+                ))),
+                Err(err) => Err(not_an_answer(&format!("its result does not parse: {err}"))),
+            },
+            Err(error) => Err(sort(JsonRpcError::<M::Error>::from(error))),
+        }
+    }
+}
+
+/// The body, refused when it says or turns out to be over [`MAX_ANSWER_BYTES`].
+async fn read_bounded<E>(mut response: reqwest::Response) -> Result<Vec<u8>, Sorted<E>> {
+    let too_large = |said: Option<u64>| {
+        let said = said
+            .map(|len| format!(" (Content-Length {len})"))
+            .unwrap_or_default();
+        Sorted::Failure(
+            FailureKind::UnexpectedAnswer,
+            format!(
+                "answered more than {} MiB{said}; a NEAR RPC answers the key checks in kilobytes, so the agent reads no further",
+                MAX_ANSWER_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    if let Some(len) = response.content_length()
+        && len > MAX_ANSWER_BYTES as u64
+    {
+        return Err(too_large(Some(len)));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large(None));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A request that could not be sent or an answer that broke off.
+fn transport_failure<E>(err: reqwest::Error) -> Sorted<E> {
+    let kind = if err.is_connect() {
+        FailureKind::Refused
+    } else if err.is_timeout() {
+        FailureKind::TimedOut
+    } else {
+        FailureKind::Interrupted
+    };
+    Sorted::Failure(kind, error_chain(&err.without_url()))
+}
+
+/// An HTTP status other than 200, as `near-jsonrpc-client` names it.
+fn status_error<E>(status: StatusCode) -> JsonRpcServerError<E> {
+    use JsonRpcServerResponseStatusError as S;
+    match status {
+        StatusCode::UNAUTHORIZED => JsonRpcServerError::ResponseStatusError(S::Unauthorized),
+        StatusCode::TOO_MANY_REQUESTS => {
+            JsonRpcServerError::ResponseStatusError(S::TooManyRequests)
+        }
+        StatusCode::BAD_REQUEST => JsonRpcServerError::ResponseStatusError(S::BadRequest),
+        StatusCode::INTERNAL_SERVER_ERROR => JsonRpcServerError::InternalError {
+            info: Some(String::from("Internal server error")),
+        },
+        StatusCode::SERVICE_UNAVAILABLE => {
+            JsonRpcServerError::ResponseStatusError(S::ServiceUnavailable)
+        }
+        StatusCode::REQUEST_TIMEOUT => JsonRpcServerError::ResponseStatusError(S::TimeoutError),
+        status => JsonRpcServerError::ResponseStatusError(S::Unexpected { status }),
     }
 }
 
@@ -251,25 +413,8 @@ fn sort<E: HandlerError>(err: JsonRpcError<E>) -> Sorted<E> {
     use FailureKind::*;
     let failure = |kind, detail: String| Sorted::Failure(kind, detail);
     match err {
-        JsonRpcError::TransportError(RpcTransportError::SendError(send)) => match send {
-            JsonRpcTransportSendError::PayloadSendError(err) => {
-                let kind = if err.is_connect() {
-                    Refused
-                } else {
-                    Interrupted
-                };
-                failure(kind, error_chain(&err.without_url()))
-            }
-            JsonRpcTransportSendError::PayloadSerializeError(err) => {
-                failure(Rejected, format!("the request could not be built: {err}"))
-            }
-        },
-        JsonRpcError::TransportError(RpcTransportError::RecvError(recv)) => match recv {
-            JsonRpcTransportRecvError::PayloadRecvError(err) => {
-                failure(Interrupted, error_chain(&err.without_url()))
-            }
-            other => failure(UnexpectedAnswer, other.to_string()),
-        },
+        // Only a JSON-RPC error whose shape the client does not know.
+        JsonRpcError::TransportError(err) => failure(UnexpectedAnswer, err.to_string()),
         JsonRpcError::ServerError(server) => match server {
             JsonRpcServerError::HandlerError(answer) if answer.is_about_the_chain() => {
                 Sorted::Answer(answer)
@@ -322,23 +467,20 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// `https://user:secret@rpc.example/v1?apiKey=…` → `https://rpc.example/v1?…`:
-/// RPC providers put API keys in the user part and the query.
-/// `url` without credentials or query string (providers put API keys there),
-/// for reports, logs and `/config`.
+/// `https://user:secret@rpc.example/v3/KEY?apiKey=…` → `https://rpc.example/…`:
+/// scheme, host and port only, for reports, logs, errors and `/config`. RPC
+/// providers put API keys in the user part, the path and the query.
 pub fn shown_url(url: &str) -> String {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return url.split(['?', '@']).next().unwrap_or_default().to_string();
+    let Ok(uri) = url.trim().parse::<http::Uri>() else {
+        return "(not a URL)".to_string();
     };
-    let scheme = uri.scheme_str().unwrap_or("http");
-    let host = uri.host().unwrap_or_default();
+    let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        return "(not a URL)".to_string();
+    };
     let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-    let path = match uri.path() {
-        "/" => "",
-        path => path,
-    };
-    let query = if uri.query().is_some() { "?…" } else { "" };
-    format!("{scheme}://{host}{port}{path}{query}")
+    let hidden = !matches!(uri.path(), "" | "/") || uri.query().is_some();
+    let rest = if hidden { "/…" } else { "" };
+    format!("{scheme}://{host}{port}{rest}")
 }
 
 #[cfg(test)]
@@ -354,8 +496,17 @@ mod tests {
         assert_eq!(shown_url("http://127.0.0.1:3030/"), "http://127.0.0.1:3030");
         assert_eq!(
             shown_url("https://user:s3cret@rpc.example/v1?apiKey=abc"),
-            "https://rpc.example/v1?…"
+            "https://rpc.example/…"
         );
+        assert_eq!(
+            shown_url("https://mainnet.infura.io/v3/0123456789abcdef"),
+            "https://mainnet.infura.io/…"
+        );
+        assert_eq!(
+            shown_url("https://rpc.example?key=1"),
+            "https://rpc.example/…"
+        );
+        assert_eq!(shown_url("rpc.example/v3/KEY"), "(not a URL)");
         assert_eq!(shown_url("http://[::1]:3030"), "http://[::1]:3030");
     }
 

@@ -27,8 +27,9 @@
 //! itself writes in `status`. `permission` is nearcore's own
 //! `AccessKeyPermissionView` (an allowance is a yoctoNEAR decimal string or
 //! `null` for unlimited). An account exists when it is in `accounts` or in
-//! `contracts`. `fault` is `"none"`, `"blackhole"`, `"http_500"` or
-//! `{"delay_ms": N}`.
+//! `contracts`. `fault` is `"none"`, `"blackhole"`, `"http_500"`,
+//! `{"delay_ms": N}`, `{"redirect_to_port": PORT}`, `{"answer_bytes": N}` or
+//! `{"streamed_bytes": N}`.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -96,6 +97,13 @@ pub enum Fault {
     Http500,
     /// Answer normally after this many milliseconds.
     DelayMs(u64),
+    /// Answer `307 Temporary Redirect` to `http://127.0.0.1:PORT/`.
+    RedirectToPort(u16),
+    /// Answer 200 with a JSON-RPC response of this many bytes, its
+    /// `Content-Length` said up front.
+    AnswerBytes(u64),
+    /// The same, sent chunked without a `Content-Length`.
+    StreamedBytes(u64),
 }
 
 impl Scenario {

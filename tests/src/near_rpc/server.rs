@@ -1,4 +1,5 @@
-//! The stand-in's HTTP side: JSON-RPC on `POST /` with the scenario's fault
+//! The stand-in's HTTP side: JSON-RPC on `POST /` (or any path outside
+//! `/control/`, as providers serve it) with the scenario's fault
 //! applied, the control API on `/control/…`, the request log, and the handle
 //! that owns the listening task.
 
@@ -9,9 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -157,7 +159,7 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 async fn route(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, Infallible> {
     let method = request.method().clone();
@@ -172,7 +174,8 @@ async fn route(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, I
         }
     };
     Ok(match (method, path.as_str()) {
-        (Method::POST, "/") => json_rpc(&state, &body).await,
+        // Providers serve JSON-RPC under a path of their own (`/v3/<API key>`).
+        (Method::POST, path) if !path.starts_with("/control/") => json_rpc(&state, &body).await,
         (Method::GET, "/control/scenario") => json(StatusCode::OK, &state.scenario()),
         (Method::PUT, "/control/scenario") => put_scenario(&state, &body),
         (Method::GET, "/control/requests") => json(StatusCode::OK, &state.requests()),
@@ -215,6 +218,25 @@ async fn json_rpc(state: &State, body: &[u8]) -> Reply {
         Fault::Blackhole => std::future::pending().await,
         Fault::Http500 => return text(StatusCode::INTERNAL_SERVER_ERROR, String::new()),
         Fault::DelayMs(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Fault::RedirectToPort(port) => {
+            let mut reply = text(StatusCode::TEMPORARY_REDIRECT, String::new());
+            let to = format!("http://127.0.0.1:{port}/");
+            reply.headers_mut().insert(
+                LOCATION,
+                HeaderValue::from_str(&to).expect("a valid location"),
+            );
+            return reply;
+        }
+        Fault::AnswerBytes(size) => {
+            let (head, tail) = oversized_answer();
+            let filler = size.saturating_sub((head.len() + tail.len()) as u64) as usize;
+            let mut body = Vec::with_capacity(head.len() + filler + tail.len());
+            body.extend_from_slice(head);
+            body.resize(head.len() + filler, b'A');
+            body.extend_from_slice(tail);
+            return respond(StatusCode::OK, "application/json", body);
+        }
+        Fault::StreamedBytes(size) => return streamed_answer(size),
     }
 
     let uptime_sec = state.started.elapsed().as_secs() as i64;
@@ -254,8 +276,36 @@ fn text(status: StatusCode, body: String) -> Reply {
     respond(status, "text/plain; charset=utf-8", body.into_bytes())
 }
 
+/// The start and end of a JSON-RPC response whose result is a long string.
+fn oversized_answer() -> (&'static [u8], &'static [u8]) {
+    (br#"{"jsonrpc":"2.0","id":"dontcare","result":""#, br#""}"#)
+}
+
+/// An oversized answer sent in 64 KiB chunks as the client reads them, with
+/// no `Content-Length`.
+fn streamed_answer(size: u64) -> Reply {
+    const CHUNK: usize = 64 * 1024;
+    let (head, tail) = oversized_answer();
+    let filler = size.saturating_sub((head.len() + tail.len()) as u64);
+    let chunks = filler.div_ceil(CHUNK as u64);
+    let body = futures::stream::iter(
+        std::iter::once(Bytes::from_static(head))
+            .chain((0..chunks).map(move |n| {
+                let len = (filler - n * CHUNK as u64).min(CHUNK as u64) as usize;
+                Bytes::from(vec![b'A'; len])
+            }))
+            .chain(std::iter::once(Bytes::from_static(tail)))
+            .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))),
+    );
+    let mut response = Response::new(StreamBody::new(body).boxed());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = status;
     response
         .headers_mut()

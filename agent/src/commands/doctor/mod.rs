@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
-use entrypoint::config::{DoctorConfig, Layers, LogFormat};
+use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
 use entrypoint::homes::{self, HomeInputs, WriteTest};
 use entrypoint::keys;
 use entrypoint::secrets::SecretName;
@@ -71,7 +71,12 @@ enum Origin {
     /// The container's environment (`docker exec … agent doctor`).
     Environment,
     /// The running agent's `/config` (on the instance, over SSM).
-    RunningAgent { url: String },
+    RunningAgent {
+        url: String,
+        /// Settings of `/config` left out, each with why.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ignored: Vec<String>,
+    },
 }
 
 /// One check and the group it belongs to.
@@ -131,8 +136,12 @@ pub fn main(layers: Layers, options: Options) -> i32 {
     } else {
         match &origin {
             Origin::Environment => println!("agent doctor: configuration from this environment\n"),
-            Origin::RunningAgent { url } => {
-                println!("agent doctor: configuration from the running agent at {url}\n")
+            Origin::RunningAgent { url, ignored } => {
+                println!("agent doctor: configuration from the running agent at {url}");
+                if !ignored.is_empty() {
+                    println!("  not taken from its /config: {}", ignored.join(", "));
+                }
+                println!();
             }
         }
         for (group, _) in GROUPS {
@@ -240,19 +249,53 @@ async fn source(
     };
     let config: ConfigView =
         serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
-    // This environment wins (e.g. an RPC URL with its API key, which /config does not show).
-    let mut env = layers.env.clone();
-    for setting in &config.settings.settings {
-        if let (Some(value), false) = (&setting.value, setting.redacted) {
-            env.entry(setting.name.clone())
-                .or_insert_with(|| value.clone());
-        }
-    }
+    let (env, ignored) = remote_settings(&layers.env, &config);
     Ok((
-        Origin::RunningAgent { url: base },
+        Origin::RunningAgent { url: base, ignored },
         Layers { env, ..layers },
         Some(config),
     ))
+}
+
+/// This environment, completed by the running agent's `/config` with only
+/// the settings this doctor reads and whose value `/config` shows whole;
+/// and the names left out, each with why. This environment wins (e.g. an RPC
+/// URL with its API key). A name this doctor does not know (an `AWS_*`
+/// variable, say) is never taken: it could steer where the checks send the
+/// instance's credentials.
+fn remote_settings(
+    local: &BTreeMap<String, String>,
+    config: &ConfigView,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut env = local.clone();
+    let mut ignored = Vec::new();
+    for setting in &config.settings.settings {
+        let name = entrypoint::excerpt::excerpt(&setting.name, 64);
+        let Some(value) = &setting.value else {
+            continue;
+        };
+        match entrypoint::config::settings::find(&setting.name) {
+            None => ignored.push(format!("{name} (not a setting this doctor knows)")),
+            Some(known) if !known.read_by(Command::Doctor) => {}
+            Some(known) if known.is_url() && (setting.redacted || !shown_whole(value)) => ignored
+                .push(format!(
+                    "{name} (a URL, shown without its path; set it in this environment)"
+                )),
+            Some(_) => {
+                env.entry(setting.name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+    (env, ignored)
+}
+
+/// Every URL of `value` is all there is to it: scheme, host and port.
+fn shown_whole(value: &str) -> bool {
+    value.split(',').all(|url| {
+        let shown = keys::shown_url(url.trim());
+        !shown.ends_with("/…") && shown == url.trim().trim_end_matches('/')
+    })
 }
 
 fn no_configuration(url: &str, why: &str) -> Check {
@@ -438,7 +481,14 @@ fn rpc_timed_out(config: &DoctorConfig, limit: Duration) -> Check {
         format!(
             "no NEAR RPC answered within {}s ({})",
             limit.as_secs_f64(),
-            config.node.chain_rpc.urls.join(", ")
+            config
+                .node
+                .chain_rpc
+                .urls
+                .iter()
+                .map(|u| keys::shown_url(u))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         "check AGENT_NEAR_RPC_URL and the network path to it (security groups, NAT)",
     )
@@ -484,4 +534,71 @@ fn timed_out(group: &str, limit: Duration) -> Check {
 
 fn entry(group: &'static str, check: Check) -> Entry {
     Entry { group, check }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::views::{Setting, Settings};
+
+    fn remote(settings: &[(&str, &str, bool)]) -> ConfigView {
+        ConfigView {
+            settings: Settings {
+                valid: true,
+                command: "run".into(),
+                file: None,
+                settings: settings
+                    .iter()
+                    .map(|(name, value, redacted)| Setting {
+                        name: name.to_string(),
+                        value: Some(value.to_string()),
+                        redacted: *redacted,
+                        source: entrypoint::config::Source::Env,
+                        help: None,
+                    })
+                    .collect(),
+            },
+            secrets: None,
+        }
+    }
+
+    #[test]
+    fn only_the_doctors_own_settings_shown_whole_are_taken_from_a_remote_config() {
+        let local = BTreeMap::from([("MPC_ENV".to_string(), "testnet".to_string())]);
+        let config = remote(&[
+            ("MPC_ENV", "mainnet", false),
+            ("MPC_ACCOUNT_ID", "node0.near", false),
+            ("AWS_ENDPOINT_URL", "http://attacker.example", false),
+            ("AGENT_NEAR_RPC_URL", "https://rpc.example/…", true),
+            ("AGENT_READY_URL", "http://127.0.0.1:8080/health", false),
+            ("AGENT_STOP_GRACE", "7s", false),
+            ("AGENT_RPC_TIMEOUT", "3s", false),
+        ]);
+        let (env, ignored) = remote_settings(&local, &config);
+        assert_eq!(env["MPC_ENV"], "testnet", "this environment wins");
+        assert_eq!(env["MPC_ACCOUNT_ID"], "node0.near");
+        assert_eq!(env["AGENT_RPC_TIMEOUT"], "3s");
+        for never in [
+            "AWS_ENDPOINT_URL",
+            "AGENT_NEAR_RPC_URL",
+            "AGENT_STOP_GRACE",
+            "AGENT_READY_URL",
+        ] {
+            assert!(!env.contains_key(never), "{never} taken");
+        }
+        assert_eq!(
+            ignored,
+            [
+                "AWS_ENDPOINT_URL (not a setting this doctor knows)",
+                "AGENT_NEAR_RPC_URL (a URL, shown without its path; set it in this environment)",
+            ]
+        );
+        let posing = remote(&[("AGENT_NEAR_RPC_URL", "https://rpc.example/…", false)]);
+        assert!(remote_settings(&BTreeMap::new(), &posing).0.is_empty());
+        let whole = remote(&[("AGENT_NEAR_RPC_URL", "http://10.0.0.5:3030", false)]);
+        assert_eq!(
+            remote_settings(&BTreeMap::new(), &whole).0["AGENT_NEAR_RPC_URL"],
+            "http://10.0.0.5:3030"
+        );
+    }
 }
