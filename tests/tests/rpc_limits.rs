@@ -71,7 +71,7 @@ fn an_rpc_that_redirects_is_refused_and_its_target_never_asked() {
 fn a_50_mb_answer_is_refused_by_its_content_length() {
     let node = NodeFixture::new();
     with_fault(&node, Fault::AnswerBytes(50_000_000));
-    let cause = refused_briefly(&rpc_check(&node), "answered more than 8 MiB");
+    let cause = refused_briefly(&rpc_check(&node), "answered more than 4 MiB");
     assert!(cause.contains("Content-Length 50000000"), "{cause}");
     assert!(
         cause.contains("1 tries"),
@@ -83,7 +83,7 @@ fn a_50_mb_answer_is_refused_by_its_content_length() {
 fn a_50_mb_answer_without_a_length_is_cut_off_and_never_held() {
     let node = NodeFixture::new();
     with_fault(&node, Fault::StreamedBytes(50_000_000));
-    let cause = refused_briefly(&rpc_check(&node), "answered more than 8 MiB");
+    let cause = refused_briefly(&rpc_check(&node), "answered more than 4 MiB");
     assert!(!cause.contains("Content-Length"), "{cause}");
 
     // The running agent: refused the same way, and its memory never held the answer.
@@ -95,7 +95,7 @@ fn a_50_mb_answer_without_a_length_is_cut_off_and_never_held() {
                 .is_some_and(|c| c.iter().any(|c| c["id"] == "keys.rpc"))
         })
         .json();
-    refused_briefly(json::check(&status, "keys.rpc"), "answered more than 8 MiB");
+    refused_briefly(json::check(&status, "keys.rpc"), "answered more than 4 MiB");
     let peak = peak_rss_kib(agent.pid().as_raw());
     println!("peak RSS of the agent: {peak} KiB");
     assert!(

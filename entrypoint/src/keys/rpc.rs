@@ -33,7 +33,7 @@ const BACKOFF: [Duration; ATTEMPTS as usize - 1] =
 /// The most of one answer the agent reads. The largest it asks for is the
 /// signer contract's `state()`: a few hundred bytes per participant, as a
 /// JSON array of byte values.
-pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// The most characters of an endpoint's own words (an error text, a parse
 /// failure) a failure's detail quotes.
 pub const MAX_DETAIL_CHARS: usize = 300;
@@ -168,10 +168,9 @@ impl Endpoint {
     pub fn new(url: &str, timeout: Duration) -> Endpoint {
         // A NEAR RPC answers `POST /` itself: a redirect is followed by no
         // one, so an endpoint cannot send the agent's requests elsewhere.
+        // Each try, connection and body included, is bounded in `call`.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .timeout(timeout)
             .build()
             .map_err(|err| format!("no HTTP client: {}", error_chain(&err)));
         Endpoint {
