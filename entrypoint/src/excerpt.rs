@@ -76,8 +76,7 @@ fn looks_like_key(run: &str) -> bool {
 pub fn excerpt(text: &str, max: usize) -> String {
     let redacted = redact(text.trim());
     let mut out = String::with_capacity(redacted.len().min(max + 32));
-    let mut shown = 0;
-    for (at, c) in redacted.char_indices() {
+    for (shown, (at, c)) in redacted.char_indices().enumerate() {
         if shown >= max {
             out.push_str(&format!("… [{} more bytes]", redacted.len() - at));
             return out;
@@ -87,7 +86,6 @@ pub fn excerpt(text: &str, max: usize) -> String {
         } else {
             out.push(c);
         }
-        shown += 1;
     }
     out
 }
