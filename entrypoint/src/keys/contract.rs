@@ -224,7 +224,8 @@ impl From<WithParameters> for ParticipantSet {
                 .map(|(account_id, id, info)| Participant {
                     account_id,
                     id,
-                    url: info.url,
+                    // Shown in reports: the contract's words, bounded.
+                    url: crate::excerpt::excerpt(&info.url, 256),
                     tls_public_key: info.tls_public_key,
                 })
                 .collect(),
