@@ -224,12 +224,12 @@ impl Endpoint {
                             request,
                             attempt,
                             elapsed_ms,
-                            %answer,
+                            answer = %excerpt(&answer.to_string(), MAX_DETAIL_CHARS),
                             "NEAR RPC answered with an error"
                         );
                         return Err(CallError::Answer(answer));
                     }
-                    Sorted::Failure(kind, detail) => (kind, detail),
+                    Sorted::Failure(kind, detail) => (kind, excerpt(&detail, MAX_DETAIL_CHARS)),
                 },
                 Err(_) if limit < self.timeout => (
                     FailureKind::TimedOut,
@@ -260,7 +260,7 @@ impl Endpoint {
                     return Err(CallError::Endpoint(EndpointFailure {
                         request: request.to_string(),
                         kind,
-                        detail: excerpt(&detail, MAX_DETAIL_CHARS),
+                        detail,
                         attempts: attempt,
                     }));
                 }
