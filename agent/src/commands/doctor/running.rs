@@ -1,5 +1,6 @@
 //! The running agent, as its `/status` tells: phase, child, restarts, last
-//! exit, and the reasons it has seen.
+//! exit, the reasons it has seen, the node's sync (a stall named) and the
+//! chain watch (a key gone, a low balance, each with its fix).
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use entrypoint::check::Check;
 
 use entrypoint::probe;
 
-use crate::http::views::{Phase, Reported, Status};
+use crate::http::state::stall_text;
+use crate::http::views::{Phase, Reported, Status, SyncSource};
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));
@@ -112,7 +114,73 @@ fn judge(url: &str, status: &Status) -> Vec<Check> {
             .with_detail(serde_json::to_value(seen).unwrap_or_default()),
         );
     }
+    checks.extend(sync_check(status));
+    if let Some(watch) = &status.watch {
+        for reason in &watch.reasons {
+            let check = if reason.kind == crate::http::state::KEY_GONE {
+                Check::fail
+            } else {
+                Check::warn
+            };
+            checks.push(check(
+                format!("agent.{}", reason.kind),
+                format!(
+                    "the chain watch at {}: {}",
+                    humantime::format_rfc3339_seconds(watch.checked_at),
+                    reason.cause
+                ),
+                reason.fix.clone().unwrap_or_default(),
+            ));
+        }
+    }
     checks
+}
+
+/// The node's sync as the agent last scraped it: stalled, behind, caught
+/// up, or not measurable.
+fn sync_check(status: &Status) -> Option<Check> {
+    const ID: &str = "agent.sync";
+    let sync = status.sync.as_ref()?;
+    let detail = serde_json::to_value(sync).unwrap_or_default();
+    let check = if let Some(stall) = &sync.stall {
+        Check::warn(
+            ID,
+            format!("{}; {}", stall_text(stall), stall.action),
+            "read the node's log for its indexer; AGENT_ON_STALL=restart restarts it once per crash-loop window; a node wedged after epoch sync may need indexer.wipe_near_data_token bumped in config.yaml",
+        )
+    } else if sync.source == SyncSource::HealthOnly {
+        Check::warn(
+            ID,
+            format!(
+                "the node's sync cannot be measured: {}",
+                sync.note.as_deref().unwrap_or("no indexer metrics")
+            ),
+            "run an mpc-node image that exports mpc_indexer_latest_block_height, or point AGENT_NODE_METRICS_URL at the node's /metrics",
+        )
+    } else if sync.caught_up {
+        Check::ok(
+            ID,
+            format!(
+                "the node's indexer is at block {} and caught up ({:.0}s behind the wall clock)",
+                sync.height.unwrap_or_default(),
+                sync.lag_seconds.unwrap_or_default()
+            ),
+        )
+    } else {
+        Check::warn(
+            ID,
+            format!(
+                "the node's indexer is syncing: block {}, {:.0}s behind{}",
+                sync.height.unwrap_or_default(),
+                sync.lag_seconds.unwrap_or_default(),
+                sync.eta_seconds
+                    .map(|e| format!(", about {e:.0}s to go"))
+                    .unwrap_or_default()
+            ),
+            "wait: a first sync takes hours; `agent status` shows its progress",
+        )
+    };
+    Some(check.with_detail(detail))
 }
 
 #[cfg(test)]
