@@ -143,7 +143,7 @@ impl Follow {
                     chain_head = view.chain_head,
                     lag_blocks = view.lag_blocks,
                     lag_s = view.lag_seconds.map(|s| s.round()),
-                    blocks_per_s = view.blocks_per_second,
+                    blocks_per_s = view.blocks_per_second.map(|p| (p * 10.0).round() / 10.0),
                     eta_s = view.eta_seconds.map(|s| s.round()),
                     "the node's indexer is syncing"
                 ),
