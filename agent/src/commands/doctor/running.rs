@@ -250,6 +250,75 @@ mod tests {
     }
 
     #[test]
+    fn a_stall_a_key_gone_and_a_low_balance_are_named_with_their_fixes() {
+        use crate::http::views::{Stall, Sync, SyncSource, Watch};
+        let state = state();
+        state.child_started(7, "/app/mpc-node");
+        state.set_sync(Sync {
+            source: SyncSource::Indexer,
+            note: None,
+            height: Some(4242),
+            block_time: None,
+            job: Some("Running".into()),
+            chain_head: Some(5000),
+            lag_blocks: Some(758),
+            lag_seconds: Some(3.0),
+            started_lag_seconds: None,
+            blocks_per_second: None,
+            eta_seconds: None,
+            caught_up: true,
+            synced_in_seconds: None,
+            stall: Some(Stall {
+                height: 4242,
+                since: "2026-12-01T00:00:00Z".into(),
+                for_seconds: 700.0,
+                chain_head: Some(5000),
+                action: "warn (AGENT_ON_STALL=warn)".into(),
+            }),
+            stall_restarts: 0,
+        });
+        state.set_watch(Watch {
+            checked_at: std::time::SystemTime::now(),
+            checks: Vec::new(),
+            reasons: vec![
+                Reason::new(
+                    crate::http::state::KEY_GONE,
+                    "the signer key ed25519:abc is not an access key of node0.near",
+                    Some("add it back".into()),
+                ),
+                Reason::new(
+                    "watch.balance",
+                    "account node0.near has 0.5 NEAR available",
+                    Some("send NEAR to node0.near".into()),
+                ),
+            ],
+            available_balance: Some("500000000000000000000000".into()),
+        });
+        let status: Status = serde_json::from_value(served(&state)).unwrap();
+        let checks = judge(URL, &status);
+        let find = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no {id} in {checks:?}"))
+        };
+        let stall = find("agent.sync");
+        assert_eq!(stall.status, Verdict::Warn);
+        assert!(
+            stall.cause.contains("stalled at block 4242"),
+            "{}",
+            stall.cause
+        );
+        assert!(stall.fix.as_deref().unwrap().contains("AGENT_ON_STALL"));
+        let gone = find("agent.watch.signer-key-gone");
+        assert_eq!(gone.status, Verdict::Fail);
+        assert_eq!(gone.fix.as_deref(), Some("add it back"));
+        let balance = find("agent.watch.balance");
+        assert_eq!(balance.status, Verdict::Warn);
+        assert!(balance.cause.contains("0.5 NEAR"), "{}", balance.cause);
+    }
+
+    #[test]
     fn a_phase_only_a_newer_agent_knows_is_named_as_unknown_not_a_panic() {
         let mut status = served(&state());
         status["phase"] = "draining".into();
