@@ -25,7 +25,6 @@ const START_FILE_DIRS: [&str; 2] = ["/run/mpc-agent", "/tmp/mpc-agent"];
 pub struct LaunchInputs<'a> {
     pub node: &'a Node,
     pub homes: &'a HomeSettings,
-    pub backup_key: Option<&'a Secret>,
     /// The agent's environment (what is passed through, `RUST_LOG`).
     pub env: &'a BTreeMap<String, String>,
 }
@@ -46,7 +45,7 @@ pub async fn plan(
         let rendered = start_config::render(&StartConfigInputs {
             home: &node.home_dir,
             store_key: &home.store_key,
-            backup_key: inputs.backup_key,
+            backup_key: home.backup_key.as_ref(),
             chain: node.chain,
             boot_nodes: node.boot_nodes.as_deref(),
             genesis_path: (node.chain == Chain::Localnet)
@@ -68,7 +67,7 @@ pub async fn plan(
         &start_file,
         LaunchSecrets {
             store_key: &home.store_key,
-            backup_key: inputs.backup_key,
+            backup_key: home.backup_key.as_ref(),
         },
         inputs.env,
         home.user.clone(),
@@ -147,27 +146,52 @@ pub fn runtime_dir(candidates: &[&Path], user: &NodeUser) -> Result<PathBuf, Che
     ))
 }
 
-/// Passed through from the agent's environment when set: what any process needs.
-const PASSED_THROUGH: [&str; 8] = [
-    "PATH",
-    "HOME",
-    "TZ",
-    "LANG",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
+/// Withheld from the node by name: the secrets the agent hands over itself
+/// (only as the launch plan decides), and AWS credentials and the files or
+/// endpoints they come from.
+const WITHHELD: [&str; 15] = [
+    "MPC_ACCOUNT_SK",
+    "MPC_P2P_PRIVATE_KEY",
+    "MPC_SECRET_STORE_KEY",
+    "MPC_BACKUP_ENCRYPTION_KEY_HEX",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_PROFILE",
 ];
 
-/// The variables of [`PASSED_THROUGH`] that are set in `process_env`. An
-/// empty one is not passed: the node reads `""` as a value.
-pub fn passed_through(
+/// Withheld from the node by prefix: the agent's own settings, and the ECS
+/// container credential endpoint and its authorization token.
+const WITHHELD_PREFIXES: [&str; 3] = [
+    "AGENT_",
+    "AWS_CONTAINER_CREDENTIALS_",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+/// Whether the agent keeps `name` from every process of the node.
+pub fn withheld(name: &str) -> bool {
+    WITHHELD.contains(&name) || WITHHELD_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// What every process of the node gets from the agent's environment (its
+/// `init` and `--help` as well as the node): everything but what
+/// [`withheld`] names, so the operator's own variables (a foreign chain's
+/// token named by `token = {env = "…"}`, `HTTPS_PROXY`, `NO_PROXY`) reach it.
+/// An empty variable is not passed: the node reads `""` as a value.
+pub fn node_environment(
     process_env: &BTreeMap<String, String>,
 ) -> impl Iterator<Item = (String, String)> + '_ {
-    PASSED_THROUGH.iter().filter_map(|name| {
-        let value = process_env.get(*name).filter(|v| !v.is_empty())?;
-        Some((name.to_string(), value.clone()))
-    })
+    process_env
+        .iter()
+        .filter(|(name, value)| !value.is_empty() && !withheld(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
 }
 
 /// How mpc-node is started. Not `Debug`-printable with values: the
@@ -199,12 +223,14 @@ impl LaunchPlan {
         process_env: &BTreeMap<String, String>,
         user: NodeUser,
     ) -> LaunchPlan {
-        let mut env: Vec<(String, Secret)> = passed_through(process_env)
+        // What the plan sets replaces what the agent's environment holds.
+        const SET_BY_THE_PLAN: [&str; 2] = ["MPC_HOME_DIR", "MPC_LOG_FORMAT"];
+        let mut env: Vec<(String, Secret)> = node_environment(process_env)
+            .filter(|(name, _)| {
+                launch != Launch::Start || !SET_BY_THE_PLAN.contains(&name.as_str())
+            })
             .map(|(name, value)| (name, Secret::new(value)))
             .collect();
-        if let Some(filter) = process_env.get("RUST_LOG").filter(|v| !v.is_empty()) {
-            env.push(("RUST_LOG".into(), Secret::new(filter.as_str())));
-        }
         let args: Vec<OsString> = match launch {
             Launch::Start => {
                 env.push((
@@ -278,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn start_passes_the_store_key_in_the_environment_only() {
+    fn start_passes_the_store_key_in_the_environment_only_and_the_operators_variables_through() {
         let store = Secret::new("00112233445566778899aabbccddeeff");
         let env: BTreeMap<String, String> = [
             ("PATH", "/usr/bin"),
@@ -287,6 +313,17 @@ mod tests {
             ("AGENT_LISTEN", "0.0.0.0:8090"),
             ("TZ", ""),
             ("RUST_LOG", "info"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("ETH_PROVIDER_TOKEN", "token"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_SESSION_TOKEN", "session"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/x",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/token"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/web-token"),
+            ("MPC_HOME_DIR", "/elsewhere"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -307,6 +344,9 @@ mod tests {
         assert_eq!(
             names,
             [
+                "AWS_REGION",
+                "ETH_PROVIDER_TOKEN",
+                "HTTPS_PROXY",
                 "PATH",
                 "RUST_LOG",
                 "MPC_HOME_DIR",
@@ -314,6 +354,8 @@ mod tests {
                 "MPC_LOG_FORMAT"
             ]
         );
+        let home = plan.env.iter().find(|(k, _)| k == "MPC_HOME_DIR").unwrap();
+        assert_eq!(home.1.expose(), "/data", "the plan's value wins");
         assert!(!format!("{plan:?}").contains("00112233"));
         assert!(!format!("{:?}", plan.describe()).contains("00112233"));
     }

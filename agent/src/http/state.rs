@@ -196,6 +196,11 @@ impl State {
         self.lock().checks.insert(stage, checks);
     }
 
+    /// The checks `stage` last recorded.
+    pub fn stage_checks(&self, stage: &'static str) -> Vec<Check> {
+        self.lock().checks.get(stage).cloned().unwrap_or_default()
+    }
+
     pub fn set_keys_ok(&self, ok: bool) {
         self.lock().keys_ok = ok;
     }

@@ -9,8 +9,8 @@ use super::init::{self, InitPlan, NodeCommands};
 use super::inspect::{
     HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key,
 };
-use super::secrets_file;
 use super::{HomeLock, NodeUser};
+use super::{backup_key, secrets_file};
 use crate::check::{Check, Problem, ProblemKind};
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret};
@@ -20,6 +20,8 @@ use crate::secrets::{self, NodeSecrets, Secret};
 pub struct NodeHome {
     pub user: NodeUser,
     pub store_key: Secret,
+    /// The backup key the node is started with; `None`: the node makes its own.
+    pub backup_key: Option<Secret>,
     /// config.yaml as the node will read it (the start file's `[node]`).
     pub config: MpcConfig,
     /// Every check of the stage, the inspection's first.
@@ -62,6 +64,22 @@ pub async fn prepare(
             });
         }
     };
+    let backup_key = match backup_key::apply(backup_key::plan(inputs, secrets), inputs).await {
+        Ok((key, check)) => {
+            checks.push(check);
+            key
+        }
+        Err(check) => {
+            checks.push(check.clone());
+            return Err(HomeStop {
+                checks,
+                problem: Problem {
+                    kind: ProblemKind::Blocking,
+                    checks: vec![check],
+                },
+            });
+        }
+    };
     let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
         .await
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
@@ -82,6 +100,7 @@ pub async fn prepare(
     Ok(NodeHome {
         user,
         store_key,
+        backup_key,
         config,
         checks,
     })
@@ -101,7 +120,13 @@ async fn store_key(
         }
         StoreKeyChoice::Refuse => Err(plan.check),
         StoreKeyChoice::Generate => {
-            match secrets::store_key::generate(inputs.secrets, inputs.env).await {
+            match secrets::generated::generate(
+                inputs.secrets,
+                inputs.env,
+                secrets::SecretName::SecretStoreKey,
+            )
+            .await
+            {
                 Ok(stored) => {
                     tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
                     let check = Check::ok(

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
+use super::migration::MigrationFinding;
 use super::rpc::EndpointFailure;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
@@ -66,6 +67,8 @@ pub struct OnChain {
     /// Where the account stands among the participants; `None` when the
     /// contract's state was not read.
     pub standing: Option<Standing>,
+    /// A node migration of the account, as `migration_info()` says.
+    pub migration: MigrationFinding,
 }
 
 /// One access key of the account, with nearcore's permission view.

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_tests::standin_node::{
-    Behavior, CONFIG_FILE_SWITCH, INIT_OFFLINE, INIT_PAUSE_MS, INIT_STOP_AFTER, OnStop, ShareKind,
-    VERSION_SWITCH,
+    BackupKeyUsed, Behavior, CONFIG_FILE_SWITCH, ENV_LOG, INIT_OFFLINE, INIT_PAUSE_MS,
+    INIT_STOP_AFTER, Logged, OnStop, ShareKind, VERSION_SWITCH,
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
@@ -84,6 +84,12 @@ enum Cmd {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if !matches!(
+        args.get(1).map(String::as_str),
+        Some("start" | "start-with-config-file")
+    ) {
+        log_environment(None);
+    }
     // Like mpc-node: `--version` is answered before the command line is parsed.
     if matches!(args.get(1).map(String::as_str), Some("--version" | "-V")) {
         let version = std::env::var(VERSION_SWITCH).unwrap_or_else(|_| "3.14.1".to_string());
@@ -121,11 +127,14 @@ fn main() {
             );
             let home = PathBuf::from(home_dir);
             let web_ui = yaml_web_ui(&home);
-            start_node(&home, &key.to_string_lossy(), web_ui)
+            let backup = std::env::var("MPC_BACKUP_ENCRYPTION_KEY_HEX")
+                .ok()
+                .filter(|v| !v.is_empty());
+            start_node(&home, &key.to_string_lossy(), backup, web_ui)
         }
         Cmd::StartWithConfigFile { config } => {
-            let (home, key, web_ui) = start_config_home(&config, config_file);
-            start_node(&home, &key, web_ui)
+            let (home, key, backup, web_ui) = start_config_home(&config, config_file);
+            start_node(&home, &key, backup, web_ui)
         }
         Cmd::Init {
             dir,
@@ -159,6 +168,28 @@ fn main() {
     run(behavior);
 }
 
+/// Appends this command and the names of its environment to the file named
+/// by [`ENV_LOG`], when set.
+fn log_environment(backup_key: Option<BackupKeyUsed>) {
+    let Some(path) = std::env::var_os(ENV_LOG) else {
+        return;
+    };
+    let line = Logged {
+        command: std::env::args().nth(1).unwrap_or_default(),
+        env: std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect(),
+        backup_key,
+    };
+    let line = serde_json::to_string(&line).expect("JSON");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.to_string_lossy())));
+    writeln!(file, "{line}").expect("write the environment log");
+}
+
 /// An argument the real node also takes from the environment; missing in
 /// both is clap's usage error (exit 2).
 fn or_env(given: Option<OsString>, var: &str, usage: &str) -> OsString {
@@ -188,11 +219,18 @@ fn behavior_in(home: &Path) -> Behavior {
 /// bytes; `secrets.json` is read (or, absent, generated with fresh keys as the
 /// node does); `<home>/key` must decrypt with the store key; the web UI serves
 /// `/health` and `/public_data` on `web_ui` (the behaviour's `health` wins).
-fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>) -> Behavior {
+fn start_node(
+    home: &Path,
+    store_key: &str,
+    backup_key: Option<String>,
+    web_ui: Option<std::net::SocketAddr>,
+) -> Behavior {
     let key = match hex::decode(store_key) {
         Ok(k) if k.len() == 16 => k,
         _ => fail("invalid local storage aes key hex"),
     };
+    let backup = backup_key_of(home, backup_key);
+    log_environment(Some(backup));
     let public = node_secrets(home);
     let share = home.join("key");
     if share.exists() {
@@ -214,6 +252,42 @@ fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>
     }
     behavior.public_data = Some(public);
     behavior
+}
+
+/// The backup key the node runs with: the one given (64 hex characters), or,
+/// as the node does without one, a fresh key written over
+/// `<home>/backup_encryption_key.hex` (mode 0600) on every start.
+fn backup_key_of(home: &Path, given: Option<String>) -> BackupKeyUsed {
+    let fingerprint = |hex: &str| entrypoint::secrets::Secret::new(hex).fingerprint();
+    if let Some(given) = given {
+        if !matches!(hex::decode(&given), Ok(k) if k.len() == 32) {
+            fail("invalid backup symmetric key hex");
+        }
+        return BackupKeyUsed {
+            fingerprint: fingerprint(&given),
+            generated: false,
+        };
+    }
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home.join("backup_encryption_key.hex");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(fresh.as_bytes()))
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "failed to create secret file {}: {e}",
+                path.display()
+            ))
+        });
+    BackupKeyUsed {
+        fingerprint: fingerprint(&fresh),
+        generated: true,
+    }
 }
 
 /// The keys of `<home>/secrets.json`, as `/public_data` shows them; an absent
@@ -277,11 +351,17 @@ fn web_ui_of(value: &serde_yaml::Value) -> Option<std::net::SocketAddr> {
 }
 
 /// Reads the start file as the node does: the tables `start-with-config-file`
-/// requires, or exit 1 naming the file. Returns `home_dir`, the store key and `[node].web_ui`.
+/// requires, or exit 1 naming the file. Returns `home_dir`, the store key,
+/// the backup key and `[node].web_ui`.
 fn start_config_home(
     path: &Path,
     supported: bool,
-) -> (PathBuf, String, Option<std::net::SocketAddr>) {
+) -> (
+    PathBuf,
+    String,
+    Option<String>,
+    Option<std::net::SocketAddr>,
+) {
     if !supported {
         eprintln!("error: unrecognized subcommand 'start-with-config-file'");
         std::process::exit(2);
@@ -330,7 +410,12 @@ fn start_config_home(
         .and_then(|n| n.get("web_ui"))
         .and_then(|v| serde_yaml::to_value(v).ok())
         .and_then(|v| web_ui_of(&v));
-    (home, key, web_ui)
+    let backup = config
+        .get("secrets")
+        .and_then(|s| s.get("backup_encryption_key_hex"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    (home, key, backup, web_ui)
 }
 
 /// Writes files the way nearcore's `init_configs` does, one at a time.
