@@ -88,12 +88,17 @@ pub async fn plan(
 
 /// `start` or `start-with-config-file`: as configured, or as the binary's help says.
 async fn launch_kind(inputs: &LaunchInputs<'_>, commands: &impl NodeCommands) -> Launch {
-    let mode = inputs.homes.start_mode;
+    kind(inputs.homes.start_mode, &inputs.node.bin, commands).await
+}
+
+/// How `bin` is started under `mode`: as configured, or, for `auto`, as its
+/// `--help` says.
+pub async fn kind(mode: StartMode, bin: &Path, commands: &impl NodeCommands) -> Launch {
     if mode != StartMode::Auto {
         return start_config::launch(mode, None);
     }
     let help = commands
-        .run(&inputs.node.bin, &["--help".into()])
+        .run(bin, &["--help".into()])
         .await
         .ok()
         .filter(|f| f.exit == NodeExit::Code(0))

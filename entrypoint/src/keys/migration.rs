@@ -22,7 +22,7 @@ pub enum MigrationFinding {
     /// The view answered; `destination` is the node the account migrates to.
     Read {
         backup_service_key: Option<PublicKey>,
-        destination: Option<Destination>,
+        destination: Option<Box<Destination>>,
     },
     /// An answer that is not the view's shape, or a view that failed otherwise.
     Unreadable { error: String },
@@ -46,10 +46,12 @@ impl MigrationFinding {
                 let WireEntry(backup, destination) = all.remove(account_id).unwrap_or_default();
                 MigrationFinding::Read {
                     backup_service_key: backup.map(|b| b.public_key),
-                    destination: destination.map(|d| Destination {
-                        signer_account_pk: d.signer_account_pk,
-                        url: d.destination_node_info.url,
-                        tls_public_key: d.destination_node_info.tls_public_key,
+                    destination: destination.map(|d| {
+                        Box::new(Destination {
+                            signer_account_pk: d.signer_account_pk,
+                            url: d.destination_node_info.url,
+                            tls_public_key: d.destination_node_info.tls_public_key,
+                        })
                     }),
                 }
             }
@@ -71,7 +73,7 @@ impl MigrationFinding {
     /// The destination, when a migration of the account is under way.
     pub fn destination(&self) -> Option<&Destination> {
         match self {
-            MigrationFinding::Read { destination, .. } => destination.as_ref(),
+            MigrationFinding::Read { destination, .. } => destination.as_deref(),
             _ => None,
         }
     }

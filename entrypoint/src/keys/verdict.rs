@@ -902,11 +902,11 @@ mod tests {
     fn migrating(report: &mut KeyReport, to: u8, signer: u8) {
         on_chain(report).migration = MigrationFinding::Read {
             backup_service_key: Some(key(3)),
-            destination: Some(crate::keys::Destination {
+            destination: Some(Box::new(crate::keys::Destination {
                 signer_account_pk: key(signer),
                 url: "http://new-node.testnet:80".to_string(),
                 tls_public_key: key(to),
-            }),
+            })),
         };
     }
 

@@ -80,8 +80,7 @@ pub struct Scenario {
 pub struct ContractViews {
     /// `migration_info()`: account → `[backup_service_info | null, destination_node_info | null]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub migration_info:
-        Option<BTreeMap<AccountId, (Option<BackupServiceInfo>, Option<DestinationNodeInfo>)>>,
+    pub migration_info: Option<BTreeMap<AccountId, MigrationEntry>>,
     /// `allowed_docker_image_hashes()`, newest expiry first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_docker_image_hashes: Option<Vec<AllowedMpcDockerImageHash>>,
@@ -89,6 +88,9 @@ pub struct ContractViews {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_attestation_grants: Option<BTreeMap<AccountId, u32>>,
 }
+
+/// One account's `migration_info()` entry: `[backup_service_info | null, destination_node_info | null]`.
+pub type MigrationEntry = (Option<BackupServiceInfo>, Option<DestinationNodeInfo>);
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
