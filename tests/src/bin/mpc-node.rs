@@ -62,6 +62,24 @@ enum Cmd {
         #[arg(long)]
         boot_nodes: Option<String>,
     },
+    /// Imports a keyshare from JSON and stores it in the local encrypted storage
+    ImportKeyshare {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        home_dir: Option<PathBuf>,
+        /// JSON string with the keyshare in format: {"epoch":1,"private_share":"...","public_key":"..."}
+        keyshare_json: String,
+        /// Hex-encoded 16 byte AES key for local storage encryption
+        local_encryption_key_hex: String,
+    },
+    /// Exports a keyshare from local encrypted storage and prints it to the console
+    ExportKeyshare {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        home_dir: Option<PathBuf>,
+        /// Hex-encoded 16 byte AES key for local storage encryption
+        local_encryption_key_hex: String,
+    },
     /// Behave as the JSON says (see `Behavior`).
     #[command(hide = true)]
     Behave {
@@ -162,6 +180,31 @@ fn main() {
             epoch,
         } => {
             write_test_share(&home, &store_key, kind, epoch);
+            return;
+        }
+        Cmd::ImportKeyshare {
+            home_dir,
+            keyshare_json,
+            local_encryption_key_hex,
+        } => {
+            let home = or_env(
+                home_dir.map(Into::into),
+                "MPC_HOME_DIR",
+                "--home-dir <HOME_DIR>",
+            );
+            import_keyshare(Path::new(&home), &keyshare_json, &local_encryption_key_hex);
+            return;
+        }
+        Cmd::ExportKeyshare {
+            home_dir,
+            local_encryption_key_hex,
+        } => {
+            let home = or_env(
+                home_dir.map(Into::into),
+                "MPC_HOME_DIR",
+                "--home-dir <HOME_DIR>",
+            );
+            export_keyshare(Path::new(&home), &local_encryption_key_hex);
             return;
         }
     };
@@ -397,8 +440,29 @@ fn start_config_home(
     ] {
         get(required);
     }
-    if config.contains_key("near_init") && get("near_init.download_genesis").as_bool().is_none() {
-        refused("near_init.download_genesis: invalid type, expected a boolean");
+    if config.contains_key("near_init") {
+        get("near_init.chain_id");
+        if get("near_init.download_genesis").as_bool().is_none() {
+            refused("near_init.download_genesis: invalid type, expected a boolean");
+        }
+    }
+    match get("log.format").as_str() {
+        Some("plain" | "json") => {}
+        _ => refused("log.format: unknown variant, expected `plain` or `json`"),
+    }
+    match get("tee.authority.type").as_str() {
+        Some("local") => {}
+        Some("dstack") => {
+            get("tee.authority.dstack_endpoint");
+        }
+        _ => refused("tee.authority: unknown variant, expected `local` or `dstack`"),
+    }
+    let image_hash = get("tee.image_hash").as_str().unwrap_or("");
+    if !image_hash
+        .strip_prefix("sha256:")
+        .is_some_and(|h| matches!(hex::decode(h), Ok(b) if b.len() == 32))
+    {
+        refused("tee.image_hash: expected sha256: followed by 64 hex characters");
     }
     let home = PathBuf::from(
         get("home_dir")
@@ -618,6 +682,71 @@ fn init(
     out.write(
         "genesis.json",
         &serde_json::to_vec_pretty(&genesis).expect("JSON"),
+    );
+}
+
+/// `import-keyshare`, as the node's: the legacy keyshare JSON (`epoch`,
+/// `private_share`, `public_key`) stored encrypted as the epoch's permanent
+/// share; an existing share is never overwritten.
+fn import_keyshare(home: &Path, json: &str, key_hex: &str) {
+    println!("Importing keyshare to local storage...");
+    let key = match hex::decode(key_hex) {
+        Ok(k) if k.len() == 16 => k,
+        _ => fail("Invalid encryption key: must be 32 hex characters (16 bytes)"),
+    };
+    let share: serde_json::Value = serde_json::from_str(json)
+        .unwrap_or_else(|e| fail(&format!("Failed to parse keyshare JSON: {e}")));
+    let epoch = match (
+        share["epoch"].as_u64(),
+        share["private_share"].as_str(),
+        share["public_key"].as_str(),
+    ) {
+        (Some(epoch), Some(_), Some(_)) => epoch,
+        _ => fail(
+            "Failed to parse keyshare JSON: missing field `epoch`, `private_share` or `public_key`",
+        ),
+    };
+    println!("Parsed keyshare for epoch {epoch}");
+    std::fs::create_dir_all(home).unwrap_or_else(|e| {
+        fail(&format!(
+            "Failed to create directory {}: {e}",
+            home.display()
+        ))
+    });
+    if home.join("key").exists() {
+        fail("Refusing to overwrite existing local keyshare");
+    }
+    write_test_share(home, &hex::encode(&key), ShareKind::Key, epoch);
+    println!("Successfully imported keyshare to {}", home.display());
+}
+
+/// `export-keyshare`, as the node's: the share of `<home>/key` decrypted and printed.
+fn export_keyshare(home: &Path, key_hex: &str) {
+    use aes_gcm::aead::{Aead, KeyInit};
+    println!("Exporting keyshare from local storage...");
+    let key = match hex::decode(key_hex) {
+        Ok(k) if k.len() == 16 => k,
+        _ => fail("Invalid encryption key: must be 32 hex characters (16 bytes)"),
+    };
+    if !home.exists() {
+        fail(&format!("Directory {} does not exist", home.display()));
+    }
+    let bytes = std::fs::read(home.join("key"))
+        .unwrap_or_else(|_| fail(&format!("No keyshare found in {}", home.display())));
+    let cipher = aes_gcm::Aes128Gcm::new_from_slice(&key).expect("16 bytes");
+    let plain = (bytes.len() >= 12)
+        .then(|| {
+            cipher
+                .decrypt(aes_gcm::Nonce::from_slice(&bytes[..12]), &bytes[12..])
+                .ok()
+        })
+        .flatten()
+        .unwrap_or_else(|| fail("Failed to decrypt key file\n\nCaused by:\n    decryption failed"));
+    let share: serde_json::Value = serde_json::from_slice(&plain).expect("a share");
+    println!("{}", serde_json::to_string_pretty(&share).expect("JSON"));
+    println!(
+        "\nKeyshare for epoch {} successfully exported.",
+        share["epoch_id"]
     );
 }
 
