@@ -41,7 +41,14 @@ pub async fn plan(
     let node = inputs.node;
     let launch = launch_kind(inputs, commands).await;
     let mut start_file = Path::new(START_FILE_DIRS[0]).join(start_file_name(&node.home_dir));
+    let mut image_note = String::new();
     if launch == Launch::StartWithConfigFile {
+        let digest =
+            crate::placement::image_digest(inputs.env, std::time::Duration::from_secs(2)).await;
+        image_note = match &digest {
+            Some(digest) => format!("; [tee] image_hash {digest} from the ECS container metadata"),
+            None => "; [tee] image_hash is zeros: no ECS container metadata (ECS_CONTAINER_METADATA_URI_V4) gave the image digest, so the node logs that its image is NOT in the allowed hash list".to_string(),
+        };
         let rendered = start_config::render(&StartConfigInputs {
             home: &node.home_dir,
             store_key: &home.store_key,
@@ -54,6 +61,7 @@ pub async fn plan(
             log_format: node.log_format.as_deref(),
             log_filter: inputs.env.get("RUST_LOG").map(String::as_str),
             node: &home.config.config,
+            image_hash: digest.as_deref(),
         })
         .map_err(|e| e.check())?;
         let dirs = START_FILE_DIRS.map(Path::new);
@@ -76,7 +84,7 @@ pub async fn plan(
     let check = Check::ok(
         "launch.command",
         format!(
-            "{} as {} with {}",
+            "{} as {} with {}{image_note}",
             summary.command.join(" "),
             summary.user,
             summary.env.join(", ")
