@@ -25,7 +25,6 @@ const START_FILE_DIRS: [&str; 2] = ["/run/mpc-agent", "/tmp/mpc-agent"];
 pub struct LaunchInputs<'a> {
     pub node: &'a Node,
     pub homes: &'a HomeSettings,
-    pub backup_key: Option<&'a Secret>,
     /// The agent's environment (what is passed through, `RUST_LOG`).
     pub env: &'a BTreeMap<String, String>,
 }
@@ -42,11 +41,18 @@ pub async fn plan(
     let node = inputs.node;
     let launch = launch_kind(inputs, commands).await;
     let mut start_file = Path::new(START_FILE_DIRS[0]).join(start_file_name(&node.home_dir));
+    let mut image_note = String::new();
     if launch == Launch::StartWithConfigFile {
+        let digest =
+            crate::placement::image_digest(inputs.env, std::time::Duration::from_secs(2)).await;
+        image_note = match &digest {
+            Some(digest) => format!("; [tee] image_hash {digest} from the ECS container metadata"),
+            None => "; [tee] image_hash is zeros: no ECS container metadata (ECS_CONTAINER_METADATA_URI_V4) gave the image digest, so the node logs that its image is NOT in the allowed hash list".to_string(),
+        };
         let rendered = start_config::render(&StartConfigInputs {
             home: &node.home_dir,
             store_key: &home.store_key,
-            backup_key: inputs.backup_key,
+            backup_key: home.backup_key.as_ref(),
             chain: node.chain,
             boot_nodes: node.boot_nodes.as_deref(),
             genesis_path: (node.chain == Chain::Localnet)
@@ -55,6 +61,7 @@ pub async fn plan(
             log_format: node.log_format.as_deref(),
             log_filter: inputs.env.get("RUST_LOG").map(String::as_str),
             node: &home.config.config,
+            image_hash: digest.as_deref(),
         })
         .map_err(|e| e.check())?;
         let dirs = START_FILE_DIRS.map(Path::new);
@@ -68,7 +75,7 @@ pub async fn plan(
         &start_file,
         LaunchSecrets {
             store_key: &home.store_key,
-            backup_key: inputs.backup_key,
+            backup_key: home.backup_key.as_ref(),
         },
         inputs.env,
         home.user.clone(),
@@ -77,7 +84,7 @@ pub async fn plan(
     let check = Check::ok(
         "launch.command",
         format!(
-            "{} as {} with {}",
+            "{} as {} with {}{image_note}",
             summary.command.join(" "),
             summary.user,
             summary.env.join(", ")
@@ -89,12 +96,17 @@ pub async fn plan(
 
 /// `start` or `start-with-config-file`: as configured, or as the binary's help says.
 async fn launch_kind(inputs: &LaunchInputs<'_>, commands: &impl NodeCommands) -> Launch {
-    let mode = inputs.homes.start_mode;
+    kind(inputs.homes.start_mode, &inputs.node.bin, commands).await
+}
+
+/// How `bin` is started under `mode`: as configured, or, for `auto`, as its
+/// `--help` says.
+pub async fn kind(mode: StartMode, bin: &Path, commands: &impl NodeCommands) -> Launch {
     if mode != StartMode::Auto {
         return start_config::launch(mode, None);
     }
     let help = commands
-        .run(&inputs.node.bin, &["--help".into()])
+        .run(bin, &["--help".into()])
         .await
         .ok()
         .filter(|f| f.exit == NodeExit::Code(0))
@@ -147,27 +159,52 @@ pub fn runtime_dir(candidates: &[&Path], user: &NodeUser) -> Result<PathBuf, Che
     ))
 }
 
-/// Passed through from the agent's environment when set: what any process needs.
-const PASSED_THROUGH: [&str; 8] = [
-    "PATH",
-    "HOME",
-    "TZ",
-    "LANG",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
+/// Withheld from the node by name: the secrets the agent hands over itself
+/// (only as the launch plan decides), and AWS credentials and the files or
+/// endpoints they come from.
+const WITHHELD: [&str; 15] = [
+    "MPC_ACCOUNT_SK",
+    "MPC_P2P_PRIVATE_KEY",
+    "MPC_SECRET_STORE_KEY",
+    "MPC_BACKUP_ENCRYPTION_KEY_HEX",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_PROFILE",
 ];
 
-/// The variables of [`PASSED_THROUGH`] that are set in `process_env`. An
-/// empty one is not passed: the node reads `""` as a value.
-pub fn passed_through(
+/// Withheld from the node by prefix: the agent's own settings, and the ECS
+/// container credential endpoint and its authorization token.
+const WITHHELD_PREFIXES: [&str; 3] = [
+    "AGENT_",
+    "AWS_CONTAINER_CREDENTIALS_",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
+/// Whether the agent keeps `name` from every process of the node.
+pub fn withheld(name: &str) -> bool {
+    WITHHELD.contains(&name) || WITHHELD_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// What every process of the node gets from the agent's environment (its
+/// `init` and `--help` as well as the node): everything but what
+/// [`withheld`] names, so the operator's own variables (a foreign chain's
+/// token named by `token = {env = "…"}`, `HTTPS_PROXY`, `NO_PROXY`) reach it.
+/// An empty variable is not passed: the node reads `""` as a value.
+pub fn node_environment(
     process_env: &BTreeMap<String, String>,
 ) -> impl Iterator<Item = (String, String)> + '_ {
-    PASSED_THROUGH.iter().filter_map(|name| {
-        let value = process_env.get(*name).filter(|v| !v.is_empty())?;
-        Some((name.to_string(), value.clone()))
-    })
+    process_env
+        .iter()
+        .filter(|(name, value)| !value.is_empty() && !withheld(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
 }
 
 /// How mpc-node is started. Not `Debug`-printable with values: the
@@ -199,12 +236,14 @@ impl LaunchPlan {
         process_env: &BTreeMap<String, String>,
         user: NodeUser,
     ) -> LaunchPlan {
-        let mut env: Vec<(String, Secret)> = passed_through(process_env)
+        // What the plan sets replaces what the agent's environment holds.
+        const SET_BY_THE_PLAN: [&str; 2] = ["MPC_HOME_DIR", "MPC_LOG_FORMAT"];
+        let mut env: Vec<(String, Secret)> = node_environment(process_env)
+            .filter(|(name, _)| {
+                launch != Launch::Start || !SET_BY_THE_PLAN.contains(&name.as_str())
+            })
             .map(|(name, value)| (name, Secret::new(value)))
             .collect();
-        if let Some(filter) = process_env.get("RUST_LOG").filter(|v| !v.is_empty()) {
-            env.push(("RUST_LOG".into(), Secret::new(filter.as_str())));
-        }
         let args: Vec<OsString> = match launch {
             Launch::Start => {
                 env.push((
@@ -278,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn start_passes_the_store_key_in_the_environment_only() {
+    fn start_passes_the_store_key_in_the_environment_only_and_the_operators_variables_through() {
         let store = Secret::new("00112233445566778899aabbccddeeff");
         let env: BTreeMap<String, String> = [
             ("PATH", "/usr/bin"),
@@ -287,6 +326,17 @@ mod tests {
             ("AGENT_LISTEN", "0.0.0.0:8090"),
             ("TZ", ""),
             ("RUST_LOG", "info"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("ETH_PROVIDER_TOKEN", "token"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_SESSION_TOKEN", "session"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "/v2/credentials/x",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/token"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/web-token"),
+            ("MPC_HOME_DIR", "/elsewhere"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -307,6 +357,9 @@ mod tests {
         assert_eq!(
             names,
             [
+                "AWS_REGION",
+                "ETH_PROVIDER_TOKEN",
+                "HTTPS_PROXY",
                 "PATH",
                 "RUST_LOG",
                 "MPC_HOME_DIR",
@@ -314,6 +367,8 @@ mod tests {
                 "MPC_LOG_FORMAT"
             ]
         );
+        let home = plan.env.iter().find(|(k, _)| k == "MPC_HOME_DIR").unwrap();
+        assert_eq!(home.1.expose(), "/data", "the plan's value wins");
         assert!(!format!("{plan:?}").contains("00112233"));
         assert!(!format!("{:?}", plan.describe()).contains("00112233"));
     }

@@ -1,5 +1,6 @@
 //! Where this task runs: its availability zone, from the ECS task metadata
-//! (`ECS_CONTAINER_METADATA_URI_V4`) or else the instance metadata (IMDSv2).
+//! (`ECS_CONTAINER_METADATA_URI_V4`) or else the instance metadata (IMDSv2);
+//! and the image this container runs, from the ECS container metadata.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,4 +35,22 @@ pub async fn availability_zone(env: &BTreeMap<String, String>, limit: Duration) 
     .ok()?
     .ok()?;
     Some(zone.as_ref().to_string())
+}
+
+/// This container's image digest (`sha256:` and 64 hex digits): `ImageID`
+/// of the ECS container metadata (`${ECS_CONTAINER_METADATA_URI_V4}` itself
+/// describes the container asking); `None` outside ECS or on any failure.
+pub async fn image_digest(env: &BTreeMap<String, String>, limit: Duration) -> Option<String> {
+    let base = env
+        .get("ECS_CONTAINER_METADATA_URI_V4")
+        .filter(|v| !v.is_empty())?;
+    let (status, body) = probe::get(base, limit).await.ok()?;
+    if status != 200 {
+        return None;
+    }
+    let container: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let digest = container["ImageID"].as_str()?;
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("sha256:{}", hex.to_ascii_lowercase()))
 }

@@ -101,16 +101,25 @@ fn the_health_check_is_agent_health_and_the_agent_port_is_mapped() {
 #[test]
 fn every_port_upstream_needs_is_mapped() {
     // 80 MPC p2p (start.sh's port_override), 24567 nearcore p2p, 8080 the web
-    // UI, 3030 nearcore RPC, 8079 the migration server (mutual TLS: a client
-    // without a certificate the node accepts is refused).
+    // UI, 3030 nearcore RPC, 8079 the migration server (mutual TLS: only the
+    // backup service registered for the account gets through).
     let mapped: Vec<u64> = container()["portMappings"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["containerPort"].as_u64().unwrap())
         .collect();
+    let dockerfile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/Dockerfile"))
+            .unwrap();
+    let exposed: Vec<u64> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("EXPOSE "))
+        .flat_map(|ports| ports.split_whitespace().map(|p| p.parse().unwrap()))
+        .collect();
     for port in [80, 24567, 8080, 3030, 8079] {
         assert!(mapped.contains(&port), "port {port} is not mapped");
+        assert!(exposed.contains(&port), "the image does not expose {port}");
     }
 }
 

@@ -22,6 +22,7 @@ fn settings(require_persistent: bool, min_free: u64) -> HomeSettings {
         node_user: None,
         localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
         generate_store_key: false,
+        generate_backup_key: false,
     }
 }
 

@@ -237,6 +237,7 @@ fn the_start_file_parses_back_with_every_required_table_and_the_node_accepts_it(
         log_format: Some("json"),
         log_filter: Some("info"),
         node: &yaml.config,
+        image_hash: None,
     })
     .unwrap();
     assert!(!format!("{rendered:?}").contains(STORE_KEY));

@@ -161,7 +161,6 @@ impl Pipeline<'_> {
             &LaunchInputs {
                 node,
                 homes,
-                backup_key: verified.secrets.backup_key.as_ref(),
                 env: self.env,
             },
             &self.commands(&home.user),
@@ -224,6 +223,12 @@ impl Pipeline<'_> {
     /// Records a stage's checks and logs its outcome and duration.
     fn record(&self, stage: &'static str, checks: &[Check], took: Duration) {
         let status = worst(checks);
+        if stage == "keys"
+            && let Some(text) =
+                entrypoint::keys::migration_concluded(&self.state.stage_checks(stage), checks)
+        {
+            tracing::info!(check = entrypoint::keys::check_ids::PARTICIPANT, "{text}");
+        }
         self.state.set_checks(stage, checks.to_vec());
         self.state.metrics().set_stage_duration(stage, took);
         tracing::info!(
@@ -265,14 +270,14 @@ impl Pipeline<'_> {
         .await
     }
 
-    /// Runs the node's short commands (`init`, `--help`) as `user`, with no
-    /// secrets in their environment: `--help` prints the values of the
-    /// variables the node reads.
+    /// Runs the node's short commands (`init`, `--help`) as `user`, with the
+    /// node's environment and no secret in it: `--help` prints the values of
+    /// the variables the node reads.
     fn commands(&self, user: &NodeUser) -> ReapedCommands {
         ReapedCommands {
             reaper: self.reaper.clone(),
             user: user.clone(),
-            env: entrypoint::launch::passed_through(self.env).collect(),
+            env: entrypoint::launch::node_environment(self.env).collect(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let boot = state.stage_checks("keys");
+        let mut previous = boot.clone();
         let mut shown: Vec<Reason> = Vec::new();
         loop {
             let jittered = config
@@ -61,6 +62,10 @@ pub fn spawn(
                     .set(available.as_yoctonear() as f64);
             }
             let mut checks = verified.key_checks;
+            if let Some(text) = entrypoint::keys::migration_concluded(&previous, &checks) {
+                tracing::info!(check = check_ids::PARTICIPANT, "{text}");
+            }
+            previous.clone_from(&checks);
             checks.push(balance);
             let reasons = worse_than_boot(&checks, &boot);
             log_changes(&shown, &reasons);

@@ -168,6 +168,8 @@ pub struct HomeSettings {
     pub localnet_genesis: PathBuf,
     /// Generate the store key when none exists and no share does (`agent run`, `agent init`).
     pub generate_store_key: bool,
+    /// Keep a backup key (the home's, or a generated one) in Secrets Manager when none is configured.
+    pub generate_backup_key: bool,
 }
 
 /// How the child is supervised (`agent exec` and `agent run`).
@@ -612,8 +614,9 @@ impl<'a> Resolver<'a> {
     /// The node, its secrets and its chain (`run`, `init`, `keys`, `doctor`).
     fn node_config(&mut self) -> Option<NodeConfig> {
         let node = self.node();
-        let secrets = self.secrets();
-        let chain_rpc = self.chain_rpc(node.as_ref().map(|n| n.chain));
+        let chain = node.as_ref().map(|n| n.chain);
+        let secrets = self.secrets(chain);
+        let chain_rpc = self.chain_rpc(chain);
         Some(NodeConfig {
             node: node?,
             secrets: secrets?,
@@ -823,7 +826,7 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn secrets(&mut self) -> Option<SecretSettings> {
+    fn secrets(&mut self, chain: Option<Chain>) -> Option<SecretSettings> {
         let mut ids = BTreeMap::new();
         for name in crate::secrets::SecretName::ALL.map(|n| n.env_name()) {
             let setting = format!("AGENT_SECRET_ID_{name}");
@@ -847,6 +850,7 @@ impl<'a> Resolver<'a> {
             dir,
             timeout: timeout?,
             jitter: jitter?,
+            chain: chain?,
         })
     }
 
@@ -913,7 +917,8 @@ impl<'a> Resolver<'a> {
             None => None,
         };
         let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
-        let generate_store_key = self.parse("AGENT_GENERATE_STORE_KEY", values::boolean)?;
+        let generate_store_key = self.parse("AGENT_GENERATE_STORE_KEY", values::boolean);
+        let generate_backup_key = self.parse("AGENT_GENERATE_BACKUP_KEY", values::boolean);
         Some(HomeSettings {
             require_persistent: require_persistent?,
             min_free: min_free?,
@@ -922,7 +927,8 @@ impl<'a> Resolver<'a> {
             secrets_json: secrets_json?,
             node_user,
             localnet_genesis: localnet_genesis?,
-            generate_store_key,
+            generate_store_key: generate_store_key?,
+            generate_backup_key: generate_backup_key?,
         })
     }
 

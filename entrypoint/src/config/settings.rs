@@ -572,6 +572,14 @@ pub static SETTINGS: &[Setting] = &[
         commands: HOME,
     },
     Setting {
+        name: "AGENT_GENERATE_BACKUP_KEY",
+        value_name: "BOOL",
+        help: "With no MPC_BACKUP_ENCRYPTION_KEY_HEX anywhere, store the home's backup_encryption_key.hex (or 32 random bytes) in its Secrets Manager secret before the node starts, and give the node that key on every boot (the node otherwise makes a new one on every start)",
+        default: Default::Value("true"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
         name: "AGENT_LOCALNET_GENESIS",
         value_name: "PATH",
         help: "Genesis for the first init on mpc-localnet (put back over the one init writes)",

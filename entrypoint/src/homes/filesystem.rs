@@ -489,6 +489,7 @@ mod tests {
             node_user: None,
             localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
             generate_store_key: false,
+            generate_backup_key: false,
         }
     }
 

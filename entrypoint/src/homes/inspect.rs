@@ -189,6 +189,7 @@ impl HomeInspection {
                 Err(e) => e.check(),
             });
             checks.push(plan_store_key(inputs, secrets).await.check);
+            checks.push(super::backup_key::plan(inputs, secrets).check);
         }
         checks
     }
@@ -336,7 +337,7 @@ pub(super) async fn plan_store_key(inputs: &HomeInputs<'_>, secrets: &NodeSecret
             "provide MPC_SECRET_STORE_KEY (32 hex characters), or allow the agent to generate one on a home without shares",
         ));
     }
-    if let Err(e) = secrets::store_key::reference(inputs.secrets) {
+    if let Err(e) = secrets::generated::reference(inputs.secrets, SecretName::SecretStoreKey) {
         return refuse(Check::fail(
             id,
             format!("cannot keep a generated store key: {}", e.cause),
@@ -369,7 +370,7 @@ async fn does_not_decrypt(
         return check;
     }
     let home = inputs.node.home_dir.as_path();
-    let previous = secrets::store_key::previous(inputs.secrets, inputs.env).await;
+    let previous = secrets::generated::previous(inputs.secrets, inputs.env).await;
     let Some(previous) = previous.filter(|p| {
         matches!(
             store_key::verify_store_key(home, &p.key),

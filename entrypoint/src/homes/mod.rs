@@ -13,6 +13,7 @@
 //! - [`lock`]: the exclusive lock and its holder; [`scratch`]: what an
 //!   interrupted agent leaves, swept under the lock;
 //! - [`store_key`]: the existing shares and whether the store key decrypts them;
+//! - [`backup_key`]: the backup key kept across starts;
 //! - [`init`]: `mpc-node init` in a staging directory, moved into place;
 //! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
 //!   the files the node reads, each written through [`atomic`];
@@ -20,6 +21,7 @@
 //!   through a link.
 
 pub mod atomic;
+pub mod backup_key;
 pub mod beneath;
 pub mod config_json;
 pub mod config_yaml;

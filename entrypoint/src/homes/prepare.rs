@@ -9,8 +9,8 @@ use super::init::{self, InitPlan, NodeCommands};
 use super::inspect::{
     HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key,
 };
-use super::secrets_file;
 use super::{HomeLock, NodeUser};
+use super::{backup_key, secrets_file};
 use crate::check::{Check, Problem, ProblemKind};
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret};
@@ -20,6 +20,8 @@ use crate::secrets::{self, NodeSecrets, Secret};
 pub struct NodeHome {
     pub user: NodeUser,
     pub store_key: Secret,
+    /// The backup key the node is started with; `None`: the node makes its own.
+    pub backup_key: Option<Secret>,
     /// config.yaml as the node will read it (the start file's `[node]`).
     pub config: MpcConfig,
     /// Every check of the stage, the inspection's first.
@@ -62,6 +64,35 @@ pub async fn prepare(
             });
         }
     };
+    let backup_key = match backup_key::apply(backup_key::plan(inputs, secrets), inputs).await {
+        Ok((key, check)) => {
+            checks.push(check);
+            key
+        }
+        Err(check) => {
+            checks.push(check.clone());
+            return Err(HomeStop {
+                checks,
+                problem: Problem {
+                    kind: ProblemKind::Blocking,
+                    checks: vec![check],
+                },
+            });
+        }
+    };
+    if let Some(check) = tier3(inputs, commands).await {
+        let refused = check.status == crate::check::Status::Fail;
+        checks.push(check.clone());
+        if refused {
+            return Err(HomeStop {
+                checks,
+                problem: Problem {
+                    kind: ProblemKind::Blocking,
+                    checks: vec![check],
+                },
+            });
+        }
+    }
     let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
         .await
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
@@ -82,9 +113,47 @@ pub async fn prepare(
     Ok(NodeHome {
         user,
         store_key,
+        backup_key,
         config,
         checks,
     })
+}
+
+/// `homes.tier3` off mpc-localnet: nearcore's `tier3_public_addr` is the
+/// address peers reach it on to serve state parts; without it a node behind
+/// NAT (any ECS task) advertises an address nobody reaches and peer state
+/// sync stalls silently. Like upstream, a fresh init for an image with
+/// `start-with-config-file` is refused without it; otherwise a warning.
+async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands) -> Option<Check> {
+    let node = inputs.node;
+    if node.chain == crate::config::Chain::Localnet {
+        return None;
+    }
+    const ID: &str = "homes.tier3";
+    if let Some(addr) = node.tier3_public_addr {
+        return Some(Check::ok(
+            ID,
+            format!("MPC_TIER3_PUBLIC_ADDR={addr}: peers reach nearcore there for state sync"),
+        ));
+    }
+    let fresh = std::fs::symlink_metadata(node.home_dir.join("config.json")).is_err();
+    let launch = crate::launch::kind(inputs.homes.start_mode, &node.bin, commands).await;
+    let cause = "MPC_TIER3_PUBLIC_ADDR is not set: nearcore advertises the address it sees itself on, which peers behind NAT (an ECS task, a private subnet) cannot reach, so state sync from peers (state_sync.sync = \"Peers\") stalls without an error";
+    let fix = "set MPC_TIER3_PUBLIC_ADDR to the public IP:port peers reach nearcore's 24567 on (an Elastic IP or the NLB address)";
+    Some(
+        if fresh && launch == super::start_config::Launch::StartWithConfigFile {
+            Check::fail(
+                ID,
+                format!(
+                    "{cause}; the node's start-with-config-file refuses a fresh {} init without it",
+                    node.chain.as_str()
+                ),
+                fix,
+            )
+        } else {
+            Check::warn(ID, cause, fix)
+        },
+    )
 }
 
 /// The store key the node will use, with `homes.store_key`; `Err` is the failed check.
@@ -101,7 +170,13 @@ async fn store_key(
         }
         StoreKeyChoice::Refuse => Err(plan.check),
         StoreKeyChoice::Generate => {
-            match secrets::store_key::generate(inputs.secrets, inputs.env).await {
+            match secrets::generated::generate(
+                inputs.secrets,
+                inputs.env,
+                secrets::SecretName::SecretStoreKey,
+            )
+            .await
+            {
                 Ok(stored) => {
                     tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
                     let check = Check::ok(

@@ -60,6 +60,8 @@ pub struct StartConfigInputs<'a> {
     pub log_filter: Option<&'a str>,
     /// The `config.yaml` content, for `[node]`.
     pub node: &'a serde_yaml::Value,
+    /// `[tee] image_hash`: the container's image digest; `None` writes zeros.
+    pub image_hash: Option<&'a str>,
 }
 
 /// The image hash of a node outside a TEE, as `mpc-node start` uses it.
@@ -117,7 +119,10 @@ pub fn render(inputs: &StartConfigInputs) -> Result<Secret, HomeError> {
     root.insert(
         "tee".to_string(),
         table(vec![
-            ("image_hash", text(NO_IMAGE_HASH)),
+            (
+                "image_hash",
+                text(inputs.image_hash.unwrap_or(NO_IMAGE_HASH)),
+            ),
             ("latest_allowed_hash_file_path", text(ALLOWED_HASHES_FILE)),
             ("authority", table(vec![("type", text("local"))])),
         ]),

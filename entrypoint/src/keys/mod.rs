@@ -3,10 +3,11 @@
 //!
 //! Each URL of `AGENT_NEAR_RPC_URL` is asked in turn until one answers every
 //! request: `status` (chain id, head, sync), the account and all its access
-//! keys (every page), and the contract's `state()`.
+//! keys (every page), and the contract's `state()` and `migration_info()`.
 
 mod access;
 mod contract;
+mod migration;
 mod report;
 mod rpc;
 mod verdict;
@@ -24,11 +25,14 @@ use serde::Serialize;
 
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
+pub use migration::{Destination, MigrationFinding};
 pub use report::{
     AccessKey, AccountBalance, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain,
 };
 pub use rpc::{ATTEMPTS, EndpointFailure, FailureKind, endpoint_budget, shown_url};
-pub use verdict::{Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids};
+pub use verdict::{
+    Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids, migration_concluded,
+};
 
 use crate::config::{Chain, ChainRpc};
 use rpc::{CallError, Endpoint, HandlerError};
@@ -146,12 +150,14 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
     if !serves(input.chain, &status.chain_id) {
         return Err(Stop::OtherChain { chain_id });
     }
-    let (access_keys, contract) = tokio::join!(
+    let (access_keys, contract, migration) = tokio::join!(
         read_access_keys(endpoint, &input.account_id),
-        read_contract(endpoint, &input.contract_id)
+        read_contract(endpoint, &input.contract_id),
+        read_migration(endpoint, &input.contract_id, &input.account_id)
     );
     let (account, access_keys) = access_keys?.unzip();
     let contract = contract?;
+    let migration = migration?;
     let standing = match &contract {
         ContractFinding::State { state } => Some(state.standing_of(&input.account_id)),
         _ => None,
@@ -169,6 +175,7 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
         access_keys: access_keys.unwrap_or_default(),
         contract,
         standing,
+        migration,
     })
 }
 
@@ -277,6 +284,38 @@ async fn read_contract(
             // the structured field the client rebuilds from it.
             RpcQueryError::ContractExecutionError { vm_error, .. } => {
                 Ok(ContractFinding::from_vm_error(vm_error))
+            }
+            other => Err(failure(REQUEST, CallError::Answer(other))),
+        },
+        Err(err) => Err(failure(REQUEST, err)),
+    }
+}
+
+/// What the contract's `migration_info()` view says of the account, asked in
+/// the same round as `state()`.
+async fn read_migration(
+    endpoint: &Endpoint,
+    contract_id: &AccountId,
+    account_id: &AccountId,
+) -> Result<MigrationFinding, EndpointFailure> {
+    const REQUEST: &str = "call_function migration_info";
+    let request = query(QueryRequest::CallFunction {
+        account_id: contract_id.clone(),
+        method_name: "migration_info".to_string(),
+        args: FunctionArgs::from(b"{}".to_vec()),
+    });
+    match endpoint.call(REQUEST, &request).await {
+        Ok(RpcQueryResponse {
+            kind: QueryResponseKind::CallResult(call),
+            ..
+        }) => Ok(MigrationFinding::read(&call.result, account_id)),
+        Ok(other) => Err(unexpected_kind(REQUEST, &other.kind)),
+        Err(CallError::Answer(answer)) => match answer {
+            RpcQueryError::UnknownAccount { .. } | RpcQueryError::NoContractCode { .. } => {
+                Ok(MigrationFinding::NoView)
+            }
+            RpcQueryError::ContractExecutionError { vm_error, .. } => {
+                Ok(MigrationFinding::from_vm_error(vm_error))
             }
             other => Err(failure(REQUEST, CallError::Answer(other))),
         },

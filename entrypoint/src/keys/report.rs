@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
+use super::migration::MigrationFinding;
 use super::rpc::{EndpointFailure, MAX_DETAIL_CHARS};
 use crate::excerpt::excerpt;
 
@@ -70,6 +71,8 @@ pub struct OnChain {
     /// Where the account stands among the participants; `None` when the
     /// contract's state was not read.
     pub standing: Option<Standing>,
+    /// A node migration of the account, as `migration_info()` says.
+    pub migration: MigrationFinding,
 }
 
 /// What `view_account` says of the account's money.

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::access::{KeyFit, describe};
 use super::contract::{ContractState, Participant, Standing};
+use super::migration::MigrationFinding;
 use super::report::{AccessKey, ContractFinding, EndpointResult, KeyReport, OnChain};
 use crate::check::{Check, Status};
 use crate::config::Chain;
@@ -77,8 +78,13 @@ impl KeyReport {
                 .filter(|key| KeyFit::of(&key.permission, &self.node.contract_id).usable())
                 .map(|key| key.public_key.clone())
                 .collect(),
-            participant_p2p_key: match &on_chain.standing {
-                Some(Standing::Member { entry } | Standing::Leaving { entry }) => {
+            // While the account migrates, the key the contract lists once
+            // the migration concludes: the destination's.
+            participant_p2p_key: match (&on_chain.standing, on_chain.migration.destination()) {
+                (Some(Standing::Member { .. } | Standing::Leaving { .. }), Some(destination)) => {
+                    Some(destination.tls_public_key.clone())
+                }
+                (Some(Standing::Member { entry } | Standing::Leaving { entry }), None) => {
                     Some(entry.tls_public_key.clone())
                 }
                 _ => None,
@@ -383,6 +389,8 @@ impl KeyReport {
         let Some(OnChain {
             contract: ContractFinding::State { state },
             standing: Some(standing),
+            migration,
+            access_keys,
             ..
         }) = &self.on_chain
         else {
@@ -401,7 +409,10 @@ impl KeyReport {
             "p2p_key_source": source,
             "state": state.name(),
             "standing": standing,
+            "migration": migration,
+            "migration_role": MigrationRole::of(standing, migration, p2p),
         });
+        let destination = migration.destination();
         let entry_text = |entry: &Participant| {
             format!(
                 "{account} is participant {} ({}) in {}",
@@ -415,13 +426,65 @@ impl KeyReport {
                 PARTICIPANT,
                 format!("contract {contract} has no participants yet"),
             ),
-            Standing::Member { entry } if &entry.tls_public_key == p2p => Check::ok(
-                PARTICIPANT,
-                format!(
-                    "{}, known by the p2p key {p2p} from {source}",
-                    entry_text(entry)
-                ),
-            ),
+            Standing::Member { entry } if &entry.tls_public_key == p2p => {
+                let leaving = destination.map_or(String::new(), |d| {
+                    format!(
+                        "; a migration of {account} to {} (p2p key {}) is under way: this node stops taking part when it concludes",
+                        d.url, d.tls_public_key
+                    )
+                });
+                Check::ok(
+                    PARTICIPANT,
+                    format!(
+                        "{}, known by the p2p key {p2p} from {source}{leaving}",
+                        entry_text(entry)
+                    ),
+                )
+            }
+            Standing::Member { entry } if destination.is_some_and(|d| &d.tls_public_key == p2p) => {
+                let d = destination.expect("just matched");
+                let signer = PublicKeyHandle::from(&d.signer_account_pk);
+                if access_keys.iter().any(|k| k.public_key == signer) {
+                    Check::ok(
+                        PARTICIPANT,
+                        format!(
+                            "this node is the migration destination of {account}: migration_info names {} with this node's p2p key {p2p} from {source}; the contract lists {} ({}) until the migration concludes; the node starts so that the backup service can put the keyshares on its migration port (8079)",
+                            d.url,
+                            entry_text(entry),
+                            entry.tls_public_key
+                        ),
+                    )
+                } else {
+                    Check::fail(
+                        PARTICIPANT,
+                        format!(
+                            "this node is the migration destination of {account} ({}), but migration_info's signer_account_pk {} is not an access key of {account}",
+                            d.url, d.signer_account_pk
+                        ),
+                        format!(
+                            "add {} to {account} as a function-call key for {contract} (it is the new node's near_signer_public_key), or start the migration again with this node's signer key",
+                            d.signer_account_pk
+                        ),
+                    )
+                }
+            }
+            Standing::Member { entry } if destination.is_some() => {
+                let d = destination.expect("just matched");
+                Check::fail(
+                    PARTICIPANT,
+                    format!(
+                        "{} with tls_public_key {}, and migration_info names the destination {} with tls_public_key {}, but the p2p key from {source} is {p2p}: this node is neither",
+                        entry_text(entry),
+                        entry.tls_public_key,
+                        d.url,
+                        d.tls_public_key
+                    ),
+                    format!(
+                        "put the secret key of {} (the migration's destination) into {source}, or call start_node_migration again with {p2p} as the destination's tls_public_key",
+                        d.tls_public_key
+                    ),
+                )
+            }
             Standing::Member { entry } => Check::fail(
                 PARTICIPANT,
                 format!(
@@ -457,6 +520,55 @@ impl KeyReport {
         };
         check.with_detail(detail)
     }
+}
+
+/// This node's part in a node migration of its account, in the
+/// participant check's detail (`migration_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationRole {
+    /// No migration of the account is under way (or the contract has no
+    /// `migration_info` view).
+    None,
+    /// The contract lists this node's p2p key; a migration away from it is under way.
+    Source,
+    /// `migration_info` names this node's p2p key as the destination.
+    Destination,
+    /// A migration is under way, to a node with another p2p key.
+    Elsewhere,
+}
+
+impl MigrationRole {
+    fn of(standing: &Standing, migration: &MigrationFinding, p2p: &PublicKey) -> MigrationRole {
+        let Some(destination) = migration.destination() else {
+            return MigrationRole::None;
+        };
+        match standing {
+            _ if &destination.tls_public_key == p2p => MigrationRole::Destination,
+            Standing::Member { entry } | Standing::Leaving { entry }
+                if &entry.tls_public_key == p2p =>
+            {
+                MigrationRole::Source
+            }
+            _ => MigrationRole::Elsewhere,
+        }
+    }
+}
+
+/// The text to log when `after`'s participant check finds this node the
+/// registered participant where `before`'s found it the migration
+/// destination: the migration concluded. Takes the keys stage's checks.
+pub fn migration_concluded(before: &[Check], after: &[Check]) -> Option<String> {
+    fn role(checks: &[Check]) -> Option<(MigrationRole, &Check)> {
+        let check = checks.iter().find(|c| c.id == PARTICIPANT)?;
+        let role = serde_json::from_value(check.detail["migration_role"].clone()).ok()?;
+        Some((role, check))
+    }
+    let (was, _) = role(before)?;
+    let (now, check) = role(after)?;
+    let registered = check.status == Status::Ok && check.detail["standing"]["standing"] == "member";
+    (was == MigrationRole::Destination && now != MigrationRole::Destination && registered)
+        .then(|| format!("the node migration to this node concluded: {}", check.cause))
 }
 
 /// The chain's answers that judge a key pair: what [`KeyReport`] read,
@@ -619,6 +731,15 @@ mod tests {
         }
     }
 
+    impl ContractFinding {
+        fn state_standing(&self, account: &str) -> Option<Standing> {
+            match self {
+                ContractFinding::State { state } => Some(state.standing_of(&id(account))),
+                _ => None,
+            }
+        }
+    }
+
     /// Signer key 1 (function call for the contract), p2p key 9, participant 0 with key 9.
     fn report() -> KeyReport {
         let contract = running(&[(NODE_ACCOUNT, 0, 9), ("node1.testnet", 1, 8)]);
@@ -656,6 +777,7 @@ mod tests {
                 ],
                 contract,
                 standing: Some(standing),
+                migration: MigrationFinding::NoView,
             }),
         }
     }
@@ -775,6 +897,105 @@ mod tests {
             key(9)
         )));
         assert_eq!(report.verdict(), KeysVerdict::Mismatch);
+    }
+
+    /// The account migrates to a node with p2p key `to`, signer key `signer`.
+    fn migrating(report: &mut KeyReport, to: u8, signer: u8) {
+        on_chain(report).migration = MigrationFinding::Read {
+            backup_service_key: Some(key(3)),
+            destination: Some(Box::new(crate::keys::Destination {
+                signer_account_pk: key(signer),
+                url: "http://new-node.testnet:80".to_string(),
+                tls_public_key: key(to),
+            })),
+        };
+    }
+
+    #[test]
+    fn the_migration_destination_passes_and_says_so() {
+        let mut report = report();
+        report.node.p2p_public_key = key(7);
+        migrating(&mut report, 7, 1);
+        let check = check(&report, PARTICIPANT);
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(
+            check
+                .cause
+                .contains("this node is the migration destination")
+                && check.cause.contains("http://new-node.testnet:80"),
+            "{}",
+            check.cause
+        );
+        assert_eq!(check.detail["migration_role"], "destination");
+        assert_eq!(report.verdict(), KeysVerdict::Match);
+        assert_eq!(
+            report.chain_facts().unwrap().participant_p2p_key,
+            Some(key(7))
+        );
+    }
+
+    #[test]
+    fn a_destination_signer_key_the_account_lacks_fails() {
+        let mut report = report();
+        report.node.p2p_public_key = key(7);
+        migrating(&mut report, 7, 5);
+        let check = check(&report, PARTICIPANT);
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check
+                .cause
+                .contains(&format!("signer_account_pk {}", key(5))),
+            "{}",
+            check.cause
+        );
+    }
+
+    #[test]
+    fn another_destination_key_fails_naming_both() {
+        let mut report = report();
+        report.node.p2p_public_key = key(7);
+        migrating(&mut report, 6, 1);
+        let check = check(&report, PARTICIPANT);
+        assert_eq!(check.status, Status::Fail);
+        for named in [key(6), key(7), key(9)] {
+            assert!(check.cause.contains(&named.to_string()), "{}", check.cause);
+        }
+        assert_eq!(check.detail["migration_role"], "elsewhere");
+    }
+
+    #[test]
+    fn the_source_of_a_migration_runs_on_and_is_told() {
+        let mut report = report();
+        migrating(&mut report, 6, 1);
+        let check = check(&report, PARTICIPANT);
+        assert_eq!(check.status, Status::Ok);
+        assert!(check.cause.contains("a migration of"), "{}", check.cause);
+        assert_eq!(check.detail["migration_role"], "source");
+    }
+
+    #[test]
+    fn a_concluded_migration_is_told_once() {
+        let mut before = report();
+        before.node.p2p_public_key = key(7);
+        migrating(&mut before, 7, 1);
+        let mut after = report();
+        after.node.p2p_public_key = key(7);
+        after.on_chain = Some(OnChain {
+            contract: running(&[(NODE_ACCOUNT, 0, 7)]),
+            standing: running(&[(NODE_ACCOUNT, 0, 7)]).state_standing(NODE_ACCOUNT),
+            migration: MigrationFinding::Read {
+                backup_service_key: None,
+                destination: None,
+            },
+            ..before.on_chain.clone().unwrap()
+        });
+        let text = migration_concluded(&before.checks(), &after.checks()).expect("concluded");
+        assert!(text.contains("concluded"), "{text}");
+        assert_eq!(migration_concluded(&after.checks(), &after.checks()), None);
+        assert_eq!(
+            migration_concluded(&before.checks(), &before.checks()),
+            None
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! once. The values live only in [`Secret`]s.
 
 mod aws;
+pub mod generated;
 mod reference;
 mod secret;
-pub mod store_key;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,9 +17,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Rule, Status};
+use crate::config::Chain;
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
 pub use reference::SecretRef;
 pub use secret::{NodeKey, Secret};
+pub use validate::hex_key;
 
 /// The node's secrets, by their upstream environment names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -164,6 +166,9 @@ pub struct SecretSettings {
     pub dir: Option<PathBuf>,
     pub timeout: Duration,
     pub jitter: Duration,
+    /// The chain the node joins: a key anyone can know is refused on testnet
+    /// and mainnet, a warning on mpc-localnet.
+    pub chain: Chain,
 }
 
 /// The stage failed: at least one secret is missing, unreachable or invalid.
@@ -187,15 +192,10 @@ pub async fn load(
         .iter()
         .map(|name| (*name, plan(*name, settings, env)))
         .collect();
-    let manager = if plan.iter().any(|(_, p)| {
-        matches!(
-            p,
-            Plan::SecretsManager {
-                reference: Ok(_),
-                ..
-            }
-        )
-    }) {
+    let manager = if plan
+        .iter()
+        .any(|(_, p)| matches!(p, Plan::SecretsManager(Ok(_))))
+    {
         if !settings.jitter.is_zero() {
             let delay = rand::thread_rng().gen_range(Duration::ZERO..=settings.jitter);
             tokio::time::sleep(delay).await;
@@ -215,7 +215,7 @@ pub async fn load(
         }
     });
     let raw: Vec<(SecretName, Obtained)> = futures::future::join_all(fetches).await;
-    judge(raw)
+    judge(raw, settings.chain)
 }
 
 /// One secret's raw value (`None`: set nowhere) and where it came from, or
@@ -225,38 +225,31 @@ type Obtained = Result<(Option<Secret>, Source), (Source, FetchError)>;
 /// How one secret will be obtained.
 enum Plan {
     Env(String, Secret),
-    /// `from_template`: the id comes from AGENT_SECRET_ID_TEMPLATE, so an
-    /// optional secret may simply not exist.
-    SecretsManager {
-        reference: Result<SecretRef, Rule>,
-        from_template: bool,
-    },
+    /// An optional secret (the store key, the backup key) may simply not
+    /// exist yet: the homes stage may make it.
+    SecretsManager(Result<SecretRef, Rule>),
     File(PathBuf),
     Absent,
 }
 
-/// The Secrets Manager secret configured for `name` (its own id, else the
-/// template), and whether it comes from the template.
+/// The Secrets Manager secret configured for `name`: its own id, else the template.
 pub fn reference_for(
     settings: &SecretSettings,
     name: SecretName,
-) -> Option<(Result<SecretRef, Rule>, bool)> {
+) -> Option<Result<SecretRef, Rule>> {
     if let Some(id) = settings.ids.get(name.env_name()) {
-        return Some((SecretRef::parse(id), false));
+        return Some(SecretRef::parse(id));
     }
     let template = settings.template.as_ref()?;
-    Some((SecretRef::from_template(template, name.env_name()), true))
+    Some(SecretRef::from_template(template, name.env_name()))
 }
 
 fn plan(name: SecretName, settings: &SecretSettings, env: &BTreeMap<String, String>) -> Plan {
     if let Some(value) = env.get(name.env_name()).filter(|v| !v.is_empty()) {
         return Plan::Env(name.env_name().to_string(), Secret::new(value.as_str()));
     }
-    if let Some((reference, from_template)) = reference_for(settings, name) {
-        return Plan::SecretsManager {
-            reference,
-            from_template,
-        };
+    if let Some(reference) = reference_for(settings, name) {
+        return Plan::SecretsManager(reference);
     }
     match settings.dir.as_deref().and_then(|dir| dir_file(dir, name)) {
         Some(path) => Plan::File(path),
@@ -291,10 +284,7 @@ async fn obtain(
                 select_field(Secret::new(text), None, name).map_err(|e| (source.clone(), e))?;
             Ok((Some(value), source))
         }
-        Plan::SecretsManager {
-            reference: Err(rule),
-            ..
-        } => Err((
+        Plan::SecretsManager(Err(rule)) => Err((
             Source::Absent,
             FetchError {
                 kind: FetchErrorKind::Other,
@@ -302,10 +292,7 @@ async fn obtain(
                 fix: rule.fix,
             },
         )),
-        Plan::SecretsManager {
-            reference: Ok(reference),
-            from_template,
-        } => {
+        Plan::SecretsManager(Ok(reference)) => {
             let manager =
                 manager.expect("a client exists whenever a secret comes from Secrets Manager");
             let pending = Source::SecretsManager {
@@ -317,11 +304,7 @@ async fn obtain(
             let fetched = match tokio::time::timeout_at(deadline, manager.get(&reference, None))
                 .await
             {
-                Ok(Err(e))
-                    if e.kind == FetchErrorKind::NotFound
-                        && (name == SecretName::SecretStoreKey
-                            || (from_template && !name.required())) =>
-                {
+                Ok(Err(e)) if e.kind == FetchErrorKind::NotFound && !name.required() => {
                     return Ok((
                         None,
                         Source::Missing {
@@ -421,7 +404,7 @@ fn select_field(
 }
 
 /// Validates every obtained value and cross-checks them.
-fn judge(raw: Vec<(SecretName, Obtained)>) -> Result<NodeSecrets, SecretsFailure> {
+fn judge(raw: Vec<(SecretName, Obtained)>, chain: Chain) -> Result<NodeSecrets, SecretsFailure> {
     let mut report = Vec::new();
     let mut keys: BTreeMap<SecretName, NodeKey> = BTreeMap::new();
     let mut hex: BTreeMap<SecretName, Secret> = BTreeMap::new();
@@ -458,7 +441,9 @@ fn judge(raw: Vec<(SecretName, Obtained)>) -> Result<NodeSecrets, SecretsFailure
                     SecretName::SecretStoreKey => {
                         "not set: one is generated at first boot if the home holds no share"
                     }
-                    _ => "not set: the node generates a backup encryption key on every start",
+                    _ => {
+                        "not set: one is generated (or the home's backup_encryption_key.hex adopted) and kept if AGENT_GENERATE_BACKUP_KEY allows"
+                    }
                 };
                 report.push(entry(source, Status::Skipped, cause.into(), None));
                 continue;
@@ -475,31 +460,64 @@ fn judge(raw: Vec<(SecretName, Obtained)>) -> Result<NodeSecrets, SecretsFailure
             ));
             continue;
         }
+        let mut known = None;
         let checked = match name {
             SecretName::AccountSk | SecretName::P2pPrivateKey => {
                 validate::ed25519_key(value.expose()).map(|key| {
                     let public = key.public.to_string();
+                    known = validate::publicly_known_ed25519(&key);
                     keys.insert(name, key);
                     (Some(public), None)
                 })
             }
-            SecretName::SecretStoreKey => {
-                validate::hex_key(value.expose(), 16, "secret store key (AES-128-GCM)").map(|key| {
+            SecretName::SecretStoreKey | SecretName::BackupEncryptionKey => {
+                let (bytes, what) = match name {
+                    SecretName::SecretStoreKey => (16, "secret store key (AES-128-GCM)"),
+                    _ => (32, "backup encryption key"),
+                };
+                validate::hex_key(value.expose(), bytes, what).map(|key| {
                     let fingerprint = key.fingerprint();
-                    hex.insert(name, key);
-                    (None, Some(fingerprint))
-                })
-            }
-            SecretName::BackupEncryptionKey => {
-                validate::hex_key(value.expose(), 32, "backup encryption key").map(|key| {
-                    let fingerprint = key.fingerprint();
+                    known = validate::publicly_known_hex(&key);
                     hex.insert(name, key);
                     (None, Some(fingerprint))
                 })
             }
         };
-        match checked {
-            Ok((public_key, fingerprint)) => {
+        match checked.map(|shown| (shown, known)) {
+            Ok(((public_key, fingerprint), Some(why))) => {
+                let status = match chain {
+                    Chain::Localnet => Status::Warn,
+                    Chain::Testnet | Chain::Mainnet => Status::Fail,
+                };
+                let fix = match name {
+                    SecretName::AccountSk | SecretName::P2pPrivateKey => format!(
+                        "generate a fresh key (near generate-key) and put it into {source}; off mpc-localnet a key anyone can derive is refused"
+                    ),
+                    _ => format!(
+                        "generate a fresh key (openssl rand -hex {}) and put it into {source}; off mpc-localnet a key anyone can know is refused",
+                        if name == SecretName::SecretStoreKey {
+                            16
+                        } else {
+                            32
+                        }
+                    ),
+                };
+                let (public_key, fingerprint) = match status {
+                    Status::Fail => (None, None),
+                    _ => (public_key, fingerprint),
+                };
+                report.push(SecretReport {
+                    public_key,
+                    fingerprint,
+                    ..entry(
+                        source,
+                        status,
+                        format!("{prefix} {why} (MPC_ENV={})", chain.as_str()),
+                        Some(fix),
+                    )
+                })
+            }
+            Ok(((public_key, fingerprint), None)) => {
                 let shown = match (&public_key, &fingerprint) {
                     (Some(pk), _) => format!("public key {pk}"),
                     (_, Some(f)) => format!("fingerprint sha256:{f}…"),

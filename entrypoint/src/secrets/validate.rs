@@ -147,6 +147,43 @@ pub fn ed25519_key(value: &str) -> Result<NodeKey, Rule> {
     })
 }
 
+/// Store keys published in near/mpc, with where (beside the run of `A` of
+/// `deployment/testnet/*.toml` and `docs/localnet/docker-envs/*.env`, which
+/// [`publicly_known_hex`] finds as one byte repeated).
+const PUBLISHED_STORE_KEYS: [(&str, &str); 1] = [(
+    "bd399143f5b3126098b0eaa023a0e730",
+    "deployment/cvm-deployment/ci-config.toml and scripts/check-mpc-node-docker-starts.sh",
+)];
+
+/// Why a valid hex key (`hex_key`'s output) is one anyone can know: one byte
+/// repeated (near/mpc's templates use 32 × `A` for the store key and 64 zeros
+/// for the backup key), or a value near/mpc publishes.
+pub fn publicly_known_hex(key: &Secret) -> Option<String> {
+    let bytes = Zeroizing::new(hex::decode(key.expose()).ok()?);
+    if bytes.windows(2).all(|pair| pair[0] == pair[1]) {
+        return Some(format!(
+            "is one byte repeated {} times, as in near/mpc's published templates: anyone can guess it",
+            bytes.len()
+        ));
+    }
+    PUBLISHED_STORE_KEYS
+        .iter()
+        .find(|(published, _)| *published == key.expose())
+        .map(|(_, place)| {
+            format!("is the store key published in near/mpc's {place}: anyone can read it")
+        })
+}
+
+/// Why a valid ed25519 key is one anyone can derive: its secret half is one byte repeated.
+pub fn publicly_known_ed25519(key: &NodeKey) -> Option<String> {
+    let body = key.secret.expose().strip_prefix("ed25519:")?;
+    let bytes = Zeroizing::new(bs58::decode(body).into_vec().ok()?);
+    let secret = bytes.get(..32)?;
+    secret.windows(2).all(|pair| pair[0] == pair[1]).then(|| {
+        "has a secret half of one byte repeated 32 times: anyone can derive it".to_string()
+    })
+}
+
 /// Exactly `2 × bytes` hex characters; `what` names the key in the fix.
 pub fn hex_key(value: &str, bytes: usize, what: &str) -> Result<Secret, Rule> {
     let chars = bytes * 2;
@@ -233,6 +270,47 @@ mod tests {
         );
         let spliced = format!("ed25519:{}", bs58::encode(&spliced).into_string());
         assert!(rule(&spliced).contains("does not belong to its secret half"));
+    }
+
+    #[test]
+    fn keys_anyone_can_know_are_named_without_their_value() {
+        for known in [
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "11111111111111111111111111111111",
+            "BD399143F5B3126098B0EAA023A0E730",
+        ] {
+            let key = hex_key(known, 16, "k").unwrap();
+            let why = publicly_known_hex(&key).expect(known);
+            assert!(
+                !why.to_ascii_lowercase()
+                    .contains(&known[..8].to_ascii_lowercase()),
+                "{why}"
+            );
+        }
+        let zeros = hex_key(&"0".repeat(64), 32, "k").unwrap();
+        assert!(
+            publicly_known_hex(&zeros)
+                .unwrap()
+                .contains("repeated 32 times")
+        );
+        let repeated_byte = hex_key(&"12".repeat(32), 32, "k").unwrap();
+        assert!(publicly_known_hex(&repeated_byte).is_some());
+        assert!(
+            publicly_known_hex(&hex_key("00112233445566778899aabbccddeeff", 16, "k").unwrap())
+                .is_none()
+        );
+
+        let (sk, _) = keypair();
+        assert!(publicly_known_ed25519(&ed25519_key(&sk).unwrap()).is_none());
+        let weak = near_crypto::SecretKey::ED25519(near_crypto::ED25519SecretKey(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]).to_keypair_bytes(),
+        ));
+        let weak = ed25519_key(&weak.to_string()).unwrap();
+        assert!(
+            publicly_known_ed25519(&weak)
+                .unwrap()
+                .contains("secret half")
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_tests::standin_node::{
-    Behavior, CONFIG_FILE_SWITCH, EXIT_FILE, INDEXER_FILE, INIT_OFFLINE, INIT_PAUSE_MS,
-    INIT_STOP_AFTER, Indexer, OnStop, ShareKind, VERSION_SWITCH,
+    BackupKeyUsed, Behavior, CONFIG_FILE_SWITCH, ENV_LOG, EXIT_FILE, INDEXER_FILE, INIT_OFFLINE,
+    INIT_PAUSE_MS, INIT_STOP_AFTER, Indexer, Logged, OnStop, ShareKind, VERSION_SWITCH,
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
@@ -62,6 +62,24 @@ enum Cmd {
         #[arg(long)]
         boot_nodes: Option<String>,
     },
+    /// Imports a keyshare from JSON and stores it in the local encrypted storage
+    ImportKeyshare {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        home_dir: Option<PathBuf>,
+        /// JSON string with the keyshare in format: {"epoch":1,"private_share":"...","public_key":"..."}
+        keyshare_json: String,
+        /// Hex-encoded 16 byte AES key for local storage encryption
+        local_encryption_key_hex: String,
+    },
+    /// Exports a keyshare from local encrypted storage and prints it to the console
+    ExportKeyshare {
+        /// [env: MPC_HOME_DIR]
+        #[arg(long)]
+        home_dir: Option<PathBuf>,
+        /// Hex-encoded 16 byte AES key for local storage encryption
+        local_encryption_key_hex: String,
+    },
     /// Behave as the JSON says (see `Behavior`).
     #[command(hide = true)]
     Behave {
@@ -84,6 +102,12 @@ enum Cmd {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if !matches!(
+        args.get(1).map(String::as_str),
+        Some("start" | "start-with-config-file")
+    ) {
+        log_environment(None);
+    }
     // Like mpc-node: `--version` is answered before the command line is parsed.
     if matches!(args.get(1).map(String::as_str), Some("--version" | "-V")) {
         let version = std::env::var(VERSION_SWITCH).unwrap_or_else(|_| "3.14.1".to_string());
@@ -121,11 +145,14 @@ fn main() {
             );
             let home = PathBuf::from(home_dir);
             let web_ui = yaml_web_ui(&home);
-            start_node(&home, &key.to_string_lossy(), web_ui)
+            let backup = std::env::var("MPC_BACKUP_ENCRYPTION_KEY_HEX")
+                .ok()
+                .filter(|v| !v.is_empty());
+            start_node(&home, &key.to_string_lossy(), backup, web_ui)
         }
         Cmd::StartWithConfigFile { config } => {
-            let (home, key, web_ui) = start_config_home(&config, config_file);
-            start_node(&home, &key, web_ui)
+            let (home, key, backup, web_ui) = start_config_home(&config, config_file);
+            start_node(&home, &key, backup, web_ui)
         }
         Cmd::Init {
             dir,
@@ -155,8 +182,55 @@ fn main() {
             write_test_share(&home, &store_key, kind, epoch);
             return;
         }
+        Cmd::ImportKeyshare {
+            home_dir,
+            keyshare_json,
+            local_encryption_key_hex,
+        } => {
+            let home = or_env(
+                home_dir.map(Into::into),
+                "MPC_HOME_DIR",
+                "--home-dir <HOME_DIR>",
+            );
+            import_keyshare(Path::new(&home), &keyshare_json, &local_encryption_key_hex);
+            return;
+        }
+        Cmd::ExportKeyshare {
+            home_dir,
+            local_encryption_key_hex,
+        } => {
+            let home = or_env(
+                home_dir.map(Into::into),
+                "MPC_HOME_DIR",
+                "--home-dir <HOME_DIR>",
+            );
+            export_keyshare(Path::new(&home), &local_encryption_key_hex);
+            return;
+        }
     };
     run(behavior);
+}
+
+/// Appends this command and the names of its environment to the file named
+/// by [`ENV_LOG`], when set.
+fn log_environment(backup_key: Option<BackupKeyUsed>) {
+    let Some(path) = std::env::var_os(ENV_LOG) else {
+        return;
+    };
+    let line = Logged {
+        command: std::env::args().nth(1).unwrap_or_default(),
+        env: std::env::vars_os()
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect(),
+        backup_key,
+    };
+    let line = serde_json::to_string(&line).expect("JSON");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| fail(&format!("{}: {e}", path.to_string_lossy())));
+    writeln!(file, "{line}").expect("write the environment log");
 }
 
 /// An argument the real node also takes from the environment; missing in
@@ -189,12 +263,20 @@ fn behavior_in(home: &Path) -> Behavior {
 /// node does); `<home>/key` must decrypt with the store key; the web UI serves
 /// `/health`, `/metrics` (the indexer of `<home>/standin-indexer.json`) and
 /// `/public_data` on `web_ui` (the behaviour's `health` wins); writing a code
-/// into `<home>/standin-exit` makes it exit with that code.
-fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>) -> Behavior {
+/// into `<home>/standin-exit` makes it exit with that code. The backup key is
+/// the one given, else one made as the node makes it.
+fn start_node(
+    home: &Path,
+    store_key: &str,
+    backup_key: Option<String>,
+    web_ui: Option<std::net::SocketAddr>,
+) -> Behavior {
     let key = match hex::decode(store_key) {
         Ok(k) if k.len() == 16 => k,
         _ => fail("invalid local storage aes key hex"),
     };
+    let backup = backup_key_of(home, backup_key);
+    log_environment(Some(backup));
     let public = node_secrets(home);
     let share = home.join("key");
     if share.exists() {
@@ -222,6 +304,42 @@ fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>
         .exit_file
         .get_or_insert_with(|| home.join(EXIT_FILE));
     behavior
+}
+
+/// The backup key the node runs with: the one given (64 hex characters), or,
+/// as the node does without one, a fresh key written over
+/// `<home>/backup_encryption_key.hex` (mode 0600) on every start.
+fn backup_key_of(home: &Path, given: Option<String>) -> BackupKeyUsed {
+    let fingerprint = |hex: &str| entrypoint::secrets::Secret::new(hex).fingerprint();
+    if let Some(given) = given {
+        if !matches!(hex::decode(&given), Ok(k) if k.len() == 32) {
+            fail("invalid backup symmetric key hex");
+        }
+        return BackupKeyUsed {
+            fingerprint: fingerprint(&given),
+            generated: false,
+        };
+    }
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home.join("backup_encryption_key.hex");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(fresh.as_bytes()))
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "failed to create secret file {}: {e}",
+                path.display()
+            ))
+        });
+    BackupKeyUsed {
+        fingerprint: fingerprint(&fresh),
+        generated: true,
+    }
 }
 
 /// The keys of `<home>/secrets.json`, as `/public_data` shows them; an absent
@@ -285,11 +403,17 @@ fn web_ui_of(value: &serde_yaml::Value) -> Option<std::net::SocketAddr> {
 }
 
 /// Reads the start file as the node does: the tables `start-with-config-file`
-/// requires, or exit 1 naming the file. Returns `home_dir`, the store key and `[node].web_ui`.
+/// requires, or exit 1 naming the file. Returns `home_dir`, the store key,
+/// the backup key and `[node].web_ui`.
 fn start_config_home(
     path: &Path,
     supported: bool,
-) -> (PathBuf, String, Option<std::net::SocketAddr>) {
+) -> (
+    PathBuf,
+    String,
+    Option<String>,
+    Option<std::net::SocketAddr>,
+) {
     if !supported {
         eprintln!("error: unrecognized subcommand 'start-with-config-file'");
         std::process::exit(2);
@@ -325,8 +449,29 @@ fn start_config_home(
     ] {
         get(required);
     }
-    if config.contains_key("near_init") && get("near_init.download_genesis").as_bool().is_none() {
-        refused("near_init.download_genesis: invalid type, expected a boolean");
+    if config.contains_key("near_init") {
+        get("near_init.chain_id");
+        if get("near_init.download_genesis").as_bool().is_none() {
+            refused("near_init.download_genesis: invalid type, expected a boolean");
+        }
+    }
+    match get("log.format").as_str() {
+        Some("plain" | "json") => {}
+        _ => refused("log.format: unknown variant, expected `plain` or `json`"),
+    }
+    match get("tee.authority.type").as_str() {
+        Some("local") => {}
+        Some("dstack") => {
+            get("tee.authority.dstack_endpoint");
+        }
+        _ => refused("tee.authority: unknown variant, expected `local` or `dstack`"),
+    }
+    let image_hash = get("tee.image_hash").as_str().unwrap_or("");
+    if !image_hash
+        .strip_prefix("sha256:")
+        .is_some_and(|h| matches!(hex::decode(h), Ok(b) if b.len() == 32))
+    {
+        refused("tee.image_hash: expected sha256: followed by 64 hex characters");
     }
     let home = PathBuf::from(
         get("home_dir")
@@ -338,7 +483,12 @@ fn start_config_home(
         .and_then(|n| n.get("web_ui"))
         .and_then(|v| serde_yaml::to_value(v).ok())
         .and_then(|v| web_ui_of(&v));
-    (home, key, web_ui)
+    let backup = config
+        .get("secrets")
+        .and_then(|s| s.get("backup_encryption_key_hex"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    (home, key, backup, web_ui)
 }
 
 /// Writes files the way nearcore's `init_configs` does, one at a time.
@@ -541,6 +691,71 @@ fn init(
     out.write(
         "genesis.json",
         &serde_json::to_vec_pretty(&genesis).expect("JSON"),
+    );
+}
+
+/// `import-keyshare`, as the node's: the legacy keyshare JSON (`epoch`,
+/// `private_share`, `public_key`) stored encrypted as the epoch's permanent
+/// share; an existing share is never overwritten.
+fn import_keyshare(home: &Path, json: &str, key_hex: &str) {
+    println!("Importing keyshare to local storage...");
+    let key = match hex::decode(key_hex) {
+        Ok(k) if k.len() == 16 => k,
+        _ => fail("Invalid encryption key: must be 32 hex characters (16 bytes)"),
+    };
+    let share: serde_json::Value = serde_json::from_str(json)
+        .unwrap_or_else(|e| fail(&format!("Failed to parse keyshare JSON: {e}")));
+    let epoch = match (
+        share["epoch"].as_u64(),
+        share["private_share"].as_str(),
+        share["public_key"].as_str(),
+    ) {
+        (Some(epoch), Some(_), Some(_)) => epoch,
+        _ => fail(
+            "Failed to parse keyshare JSON: missing field `epoch`, `private_share` or `public_key`",
+        ),
+    };
+    println!("Parsed keyshare for epoch {epoch}");
+    std::fs::create_dir_all(home).unwrap_or_else(|e| {
+        fail(&format!(
+            "Failed to create directory {}: {e}",
+            home.display()
+        ))
+    });
+    if home.join("key").exists() {
+        fail("Refusing to overwrite existing local keyshare");
+    }
+    write_test_share(home, &hex::encode(&key), ShareKind::Key, epoch);
+    println!("Successfully imported keyshare to {}", home.display());
+}
+
+/// `export-keyshare`, as the node's: the share of `<home>/key` decrypted and printed.
+fn export_keyshare(home: &Path, key_hex: &str) {
+    use aes_gcm::aead::{Aead, KeyInit};
+    println!("Exporting keyshare from local storage...");
+    let key = match hex::decode(key_hex) {
+        Ok(k) if k.len() == 16 => k,
+        _ => fail("Invalid encryption key: must be 32 hex characters (16 bytes)"),
+    };
+    if !home.exists() {
+        fail(&format!("Directory {} does not exist", home.display()));
+    }
+    let bytes = std::fs::read(home.join("key"))
+        .unwrap_or_else(|_| fail(&format!("No keyshare found in {}", home.display())));
+    let cipher = aes_gcm::Aes128Gcm::new_from_slice(&key).expect("16 bytes");
+    let plain = (bytes.len() >= 12)
+        .then(|| {
+            cipher
+                .decrypt(aes_gcm::Nonce::from_slice(&bytes[..12]), &bytes[12..])
+                .ok()
+        })
+        .flatten()
+        .unwrap_or_else(|| fail("Failed to decrypt key file\n\nCaused by:\n    decryption failed"));
+    let share: serde_json::Value = serde_json::from_slice(&plain).expect("a share");
+    println!("{}", serde_json::to_string_pretty(&share).expect("JSON"));
+    println!(
+        "\nKeyshare for epoch {} successfully exported.",
+        share["epoch_id"]
     );
 }
 

@@ -9,7 +9,10 @@ mod methods;
 mod scenario;
 mod server;
 
-pub use scenario::{Account, Fault, Key, Scenario};
+pub use scenario::{
+    Account, AllowedMpcDockerImageHash, BackupServiceInfo, ContractViews, DestinationNodeInfo,
+    Fault, Key, ParticipantInfo, Scenario,
+};
 pub use server::{NearRpcStandin, ReceivedRequest};
 
 use near_primitives::hash::{CryptoHash, hash};

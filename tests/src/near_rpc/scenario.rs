@@ -23,6 +23,10 @@
 //! view panics with, e.g. `"Calling default not allowed."` for near/mpc's
 //! contract deployed but never initialized.
 //!
+//! `contract_views` gives a contract the signer contract's other views, in
+//! near/mpc's wire shapes ([`ContractViews`]); a view left out is one the
+//! contract does not have (an older contract), answered `MethodNotFound`.
+//!
 //! An account may carry `"amount"` (yoctoNEAR decimal string, default 100
 //! NEAR) and `"storage_usage"` (bytes, default 0) for `view_account`.
 //!
@@ -60,6 +64,9 @@ pub struct Scenario {
     /// Contract account → the message its `state` view panics with.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub panicking_contracts: BTreeMap<AccountId, String>,
+    /// Contract account → its views beside `state`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contract_views: BTreeMap<AccountId, ContractViews>,
     /// The node's cap on one `view_access_key_list` page (nearcore's
     /// `access_keys_limit`). `None`: no cap, paging only when the caller asks
     /// for a `limit`.
@@ -67,6 +74,65 @@ pub struct Scenario {
     pub access_key_page_size: Option<NonZeroU32>,
     #[serde(default)]
     pub fault: Fault,
+}
+
+/// The signer contract's views beside `state`, each `None` when the contract
+/// does not have it. Shapes as near/mpc's `near-mpc-contract-interface` DTOs
+/// serialize them (`types/node_migrations.rs`, `types/tee.rs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContractViews {
+    /// `migration_info()`: account → `[backup_service_info | null, destination_node_info | null]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_info: Option<BTreeMap<AccountId, MigrationEntry>>,
+    /// `allowed_docker_image_hashes()`, newest expiry first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_docker_image_hashes: Option<Vec<AllowedMpcDockerImageHash>>,
+    /// `available_attestation_grants({account_id})`: accounts with grants (others have 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_attestation_grants: Option<BTreeMap<AccountId, u32>>,
+}
+
+/// One account's `migration_info()` entry: `[backup_service_info | null, destination_node_info | null]`.
+pub type MigrationEntry = (Option<BackupServiceInfo>, Option<DestinationNodeInfo>);
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupServiceInfo {
+    pub public_key: PublicKey,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationNodeInfo {
+    pub signer_account_pk: PublicKey,
+    pub destination_node_info: ParticipantInfo,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantInfo {
+    pub url: String,
+    pub tls_public_key: PublicKey,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedMpcDockerImageHash {
+    /// 64 hex characters (near/mpc's `NodeImageHash` serializes as bare hex).
+    #[serde(deserialize_with = "image_hash")]
+    pub image_hash: String,
+    pub expiry_timestamp_seconds: Option<u64>,
+}
+
+fn image_hash<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match hex::decode(&text) {
+        Ok(bytes) if bytes.len() == 32 => Ok(text),
+        _ => Err(serde::de::Error::custom(
+            "expected 32 bytes as 64 hex characters",
+        )),
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -126,6 +192,7 @@ impl Scenario {
             accounts: BTreeMap::new(),
             contracts: BTreeMap::new(),
             panicking_contracts: BTreeMap::new(),
+            contract_views: BTreeMap::new(),
             access_key_page_size: None,
             fault: Fault::None,
         }

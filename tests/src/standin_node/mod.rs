@@ -25,6 +25,40 @@ pub const INIT_STOP_AFTER: &str = "MPC_NODE_STANDIN_INIT_STOP_AFTER";
 /// `INIT_OFFLINE=1`: `init --download-*` fails as without outbound HTTPS.
 pub const INIT_OFFLINE: &str = "MPC_NODE_STANDIN_INIT_OFFLINE";
 
+/// A file every command of the stand-in appends one JSON line to, a
+/// [`Logged`]. Set in the agent's environment, it reaches the stand-in only
+/// as the node's environment rule lets it.
+pub const ENV_LOG: &str = "MPC_NODE_STANDIN_ENV_LOG";
+
+/// One command of the stand-in, as [`ENV_LOG`] records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Logged {
+    /// The first argument: `start`, `init`, `--help`, …
+    pub command: String,
+    /// The names of its environment (never values).
+    pub env: Vec<String>,
+    /// `start`: the backup key the node runs with, and whether it made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_key: Option<BackupKeyUsed>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BackupKeyUsed {
+    /// The agent's fingerprint of the key (`Secret::fingerprint`).
+    pub fingerprint: String,
+    /// Made by the node and written to `backup_encryption_key.hex`.
+    pub generated: bool,
+}
+
+/// The lines of an [`ENV_LOG`] file.
+pub fn env_log(path: &std::path::Path) -> Vec<Logged> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
 /// Where `write-test-share` puts the share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShareKind {

@@ -1,0 +1,107 @@
+//! A node migration through `agent run`: the new node runs the same account
+//! with new keys while the contract still lists the old node's p2p key. When
+//! the contract's `migration_info` names this node's p2p key as the
+//! destination, the node starts (it must, to receive the keyshares); another
+//! destination key, or a contract without the view, holds as before.
+
+use agent_tests::harness::WAIT;
+use agent_tests::json;
+use agent_tests::near_rpc::{
+    BackupServiceInfo, ContractViews, DestinationNodeInfo, ParticipantInfo, Scenario,
+};
+use agent_tests::node_fixture::{ACCOUNT, CONTRACT, Key, NodeFixture, scenario};
+
+const NEW_URL: &str = "http://new-node.test:80";
+
+/// The chain while `ACCOUNT` migrates: the participant entry has `old_p2p`;
+/// `migration_info` (when the contract has the view) names `destination_p2p`
+/// with the node's own signer key.
+fn migrating(node: &NodeFixture, old_p2p: &Key, destination_p2p: Option<&Key>) -> Scenario {
+    let mut chain = scenario(&node.account.public, &old_p2p.public);
+    if let Some(destination) = destination_p2p {
+        let views = ContractViews {
+            migration_info: Some(
+                [(
+                    ACCOUNT.parse().unwrap(),
+                    (
+                        Some(BackupServiceInfo {
+                            public_key: Key::random().public_key(),
+                        }),
+                        Some(DestinationNodeInfo {
+                            signer_account_pk: node.account.public_key(),
+                            destination_node_info: ParticipantInfo {
+                                url: NEW_URL.to_string(),
+                                tls_public_key: destination.public_key(),
+                            },
+                        }),
+                    ),
+                )]
+                .into(),
+            ),
+            ..ContractViews::default()
+        };
+        chain
+            .contract_views
+            .insert(CONTRACT.parse().unwrap(), views);
+    }
+    chain
+}
+
+#[test]
+fn the_migration_destination_starts_and_status_says_so() {
+    let node = NodeFixture::new();
+    let old = Key::random();
+    node.chain
+        .rpc
+        .set_scenario(migrating(&node, &old, Some(&node.p2p)));
+    let agent = node.run().start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = agent.get("/status").json();
+    let check = json::check(&status, "keys.participant");
+    assert_eq!(check["status"], "ok", "{check}");
+    let cause = check["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("this node is the migration destination") && cause.contains(NEW_URL),
+        "{cause}"
+    );
+    assert!(cause.contains(&old.public), "the old key is named: {cause}");
+    assert_eq!(check["detail"]["migration_role"], "destination");
+}
+
+#[test]
+fn another_destination_key_holds_naming_both_keys() {
+    let node = NodeFixture::new();
+    let (old, other) = (Key::random(), Key::random());
+    node.chain
+        .rpc
+        .set_scenario(migrating(&node, &old, Some(&other)));
+    let agent = node.run().start();
+    let status = agent
+        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
+        .json();
+    assert_eq!(status["reason"]["kind"], "keys.participant");
+    let cause = status["reason"]["cause"].as_str().unwrap();
+    for key in [&other.public, &node.p2p.public] {
+        assert!(cause.contains(key.as_str()), "{key} named: {cause}");
+    }
+    assert!(
+        status["child"]["running"].is_null(),
+        "the node is not started"
+    );
+}
+
+#[test]
+fn a_contract_without_migration_info_holds_as_before() {
+    let node = NodeFixture::new();
+    let old = Key::random();
+    node.chain.rpc.set_scenario(migrating(&node, &old, None));
+    let agent = node.run().start();
+    let status = agent
+        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
+        .json();
+    assert_eq!(status["reason"]["kind"], "keys.participant");
+    let check = json::check(&status, "keys.participant");
+    assert_eq!(check["detail"]["migration"]["finding"], "no_view");
+    let cause = check["cause"].as_str().unwrap();
+    assert!(cause.contains(&old.public), "{cause}");
+}

@@ -1,0 +1,60 @@
+//! `homes.tier3` through `agent init` off mpc-localnet: without
+//! `MPC_TIER3_PUBLIC_ADDR` a fresh init is refused when the image has
+//! `start-with-config-file` (upstream refuses it too), and is a warning
+//! otherwise; both name the variable and why peer state sync needs it.
+
+use agent_tests::harness::{AgentCommand, Output};
+use agent_tests::node_fixture::NodeFixture;
+use agent_tests::standin_node::CONFIG_FILE_SWITCH;
+
+/// `agent init` for a testnet node on a fresh home, the image's kind chosen by `config_file`.
+fn init_on_testnet(node: &NodeFixture, config_file: bool) -> Output {
+    let mut chain = node.scenario();
+    chain.chain_id = "testnet".to_string();
+    node.chain.rpc.set_scenario(chain);
+    AgentCommand::new(["init"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .env("MPC_ENV", "testnet")
+        .env(CONFIG_FILE_SWITCH, if config_file { "1" } else { "0" })
+        .run()
+}
+
+fn tier3_lines(out: &Output) -> Vec<String> {
+    out.stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .filter(|l| l.contains("homes.tier3"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_fresh_init_for_a_start_with_config_file_image_is_refused_without_tier3() {
+    let node = NodeFixture::new();
+    let out = init_on_testnet(&node, true);
+    assert_eq!(out.code, 78, "{out:?}");
+    let lines = tier3_lines(&out);
+    assert!(
+        lines.iter().any(|l| l.contains("MPC_TIER3_PUBLIC_ADDR")
+            && l.contains("state sync")
+            && l.contains("refuses a fresh testnet init")),
+        "{lines:#?}"
+    );
+    assert!(!node.path("config.json").exists(), "init did not run");
+}
+
+#[test]
+fn without_start_with_config_file_a_missing_tier3_is_a_warning() {
+    let node = NodeFixture::new();
+    let out = init_on_testnet(&node, false);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines = tier3_lines(&out);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("MPC_TIER3_PUBLIC_ADDR") && l.contains("warn")),
+        "{lines:#?}"
+    );
+    assert!(node.path("config.json").exists(), "init ran");
+}
