@@ -46,6 +46,9 @@ pub async fn prepare(
             lock.holder()
         ),
     ));
+    inputs
+        .io
+        .start("checking the store key against the shares (key, permanent_keys/, temporary_keys/)");
     let store_key = match store_key(inputs, secrets).await {
         Ok((key, check)) => {
             checks.push(check);
@@ -62,20 +65,27 @@ pub async fn prepare(
             });
         }
     };
+    inputs.io.start(
+        "initializing (the init marker, the staging directory under .agent/, moving its result into place)",
+    );
     let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
         .await
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(init.check());
+    inputs.io.start("updating config.json");
     let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(json.check());
+    inputs.io.start("updating config.yaml");
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(config.update.check());
+    inputs.io.start("reading and writing secrets.json");
     let secrets_json = plan_secrets_json(inputs, secrets, chain)
         .and_then(|plan| secrets_file::apply(plan, &secrets.p2p, &secrets.account, &user))
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(secrets_json.check());
+    inputs.io.stop();
     if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
         return Err(HomeStop { checks, problem });
     }
@@ -101,7 +111,11 @@ async fn store_key(
         }
         StoreKeyChoice::Refuse => Err(plan.check),
         StoreKeyChoice::Generate => {
-            match secrets::store_key::generate(inputs.secrets, inputs.env).await {
+            let generated = inputs
+                .io
+                .aside(secrets::store_key::generate(inputs.secrets, inputs.env))
+                .await;
+            match generated {
                 Ok(stored) => {
                     tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
                     let check = Check::ok(

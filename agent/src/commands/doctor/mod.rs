@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::config::{DoctorConfig, Layers, LogFormat};
-use entrypoint::homes::{self, HomeInputs, WriteTest};
+use entrypoint::homes::{self, HomeInputs, IoWatch, WriteTest};
 use entrypoint::keys;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
@@ -332,6 +332,7 @@ async fn local_checks(
                 chain: &config.node.chain_rpc,
                 secrets_json: config.homes.secrets_json,
                 env,
+                home_io_timeout: config.homes.io_timeout,
             },
             |step| {
                 if let Step::Secrets { checks, .. } = step {
@@ -378,30 +379,58 @@ async fn local_checks(
                 .map(|c| entry("keys", c)),
         );
     }
-    let inputs = HomeInputs {
-        node,
-        homes: &config.homes,
-        secrets: &config.node.secrets,
-        // The aws group asks about the EFS.
-        efs_file_system_id: None,
-        env,
-    };
-    let home = match homes::inspect(&inputs, WriteTest::Permission).await {
-        Ok(inspection) => {
-            let facts = verified.as_ref().and_then(|v| v.keys.chain_facts());
-            let survey = inspection
-                .survey(
-                    &inputs,
-                    verified.as_ref().map(|v| &v.secrets),
-                    facts.as_ref(),
-                )
-                .await;
-            inspection.checks.into_iter().chain(survey).collect()
-        }
-        Err(stop) => stop.checks,
-    };
+    let home = home_checks(config, env, verified.as_ref(), limit).await;
     entries.extend(home.into_iter().map(|c| entry("home", c)));
     entries
+}
+
+/// The home group, read on a thread of its own within `limit`: a home whose
+/// filesystem hangs (a hard-mounted EFS gone away) is `homes.stalled`, not a
+/// doctor that never ends.
+async fn home_checks(
+    config: &DoctorConfig,
+    env: &BTreeMap<String, String>,
+    verified: Option<&verify::Verified>,
+    limit: Duration,
+) -> Vec<Check> {
+    let home_dir = config.node.node.home_dir.clone();
+    let config = config.clone();
+    let env = env.clone();
+    let secrets = verified.map(|v| v.secrets.clone());
+    let facts = verified.and_then(|v| v.keys.chain_facts());
+    let read = homes::watch::off_thread(limit, "inspecting it", move || {
+        let runtime = crate::process::runtime().ok()?;
+        let inputs = HomeInputs {
+            node: &config.node.node,
+            homes: &config.homes,
+            secrets: &config.node.secrets,
+            // The aws group asks about the EFS.
+            efs_file_system_id: None,
+            env: &env,
+            io: IoWatch::default(),
+        };
+        Some(runtime.block_on(async {
+            match homes::inspect(&inputs, WriteTest::Permission).await {
+                Ok(inspection) => {
+                    let survey = inspection
+                        .survey(&inputs, secrets.as_ref(), facts.as_ref())
+                        .await;
+                    inspection.checks.into_iter().chain(survey).collect()
+                }
+                Err(stop) => stop.checks,
+            }
+        }))
+    })
+    .await;
+    match read {
+        Ok(Some(checks)) => checks,
+        Ok(None) => vec![Check::fail(
+            "home",
+            "the home was not checked: no runtime could be started for it",
+            "run agent doctor again",
+        )],
+        Err(stall) => vec![stall.check(&home_dir, limit, "doctor --timeout")],
+    }
 }
 
 /// The secrets as the running agent validated them (its `/config`).
