@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::commands::{self, doctor, exec, health, init, keys, run};
+use crate::commands::{self, doctor, exec, health, init, keys, run, status};
 use crate::exit;
 
 pub fn main() -> i32 {
@@ -33,6 +33,15 @@ pub fn main() -> i32 {
                 url: m.get_one::<String>("url").cloned(),
                 ready: m.get_flag("ready"),
                 timeout: *m.get_one("timeout").expect("has a default"),
+            },
+        ),
+        Some(("status", m)) => status::main(
+            layers(m, Command::Health),
+            status::Options {
+                url: m.get_one::<String>("url").cloned(),
+                wait: m.get_flag("wait"),
+                timeout: *m.get_one("timeout").expect("has a default"),
+                every: *m.get_one("every").expect("has a default"),
             },
         ),
         Some(("run", m)) => run::main(layers(m, Command::Run)),
@@ -117,6 +126,17 @@ fn cli() -> clap::Command {
                     .arg(Arg::new("url").long("url").value_name("URL").help("Ask this URL instead [default: /health on AGENT_LISTEN, loopback for a wildcard address]"))
                     .arg(Arg::new("ready").long("ready").action(ArgAction::SetTrue).help("Ask /ready instead of /health"))
                     .arg(duration_arg("timeout", "3s", "Give up after this long")),
+                Command::Health,
+            ),
+        )
+        .subcommand(
+            with_settings(
+                clap::Command::new("status")
+                    .about("Show the running agent's sync progress (refreshing in place on a terminal until the node is ready) and its chain watch. Exit 0 when ready, 1 otherwise")
+                    .arg(Arg::new("url").long("url").value_name("URL").help("The agent's base URL [default: AGENT_LISTEN, loopback for a wildcard address]"))
+                    .arg(Arg::new("wait").long("wait").action(ArgAction::SetTrue).help("Poll until the node is ready (exit 0) or --timeout passes (exit 1)"))
+                    .arg(duration_arg("timeout", "1h", "How long --wait waits"))
+                    .arg(duration_arg("every", "1s", "How often the status is read again")),
                 Command::Health,
             ),
         )

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::harness::{AgentCommand, backup_key, free_port, keypair, standin_node_bin, store_key};
 use crate::near_rpc::{NearRpcStandin, Scenario};
-use crate::standin_node::Behavior;
+use crate::standin_node::{Behavior, EXIT_FILE, INDEXER_FILE, Indexer};
 
 pub const ACCOUNT: &str = "node0.test.near";
 pub const CONTRACT: &str = "v1.signer.test.near";
@@ -185,6 +185,16 @@ impl NodeFixture {
         .unwrap();
     }
 
+    /// What the stand-in node's `/metrics` shows of its indexer from now on.
+    pub fn indexer(&self, indexer: &Indexer) {
+        indexer.write_to(&self.home().join(INDEXER_FILE));
+    }
+
+    /// Makes the running stand-in node exit with `code`, once.
+    pub fn exit_node(&self, code: i32) {
+        std::fs::write(self.home().join(EXIT_FILE), code.to_string()).unwrap();
+    }
+
     /// The environment of `agent run` for this node, secrets not included.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -200,6 +210,10 @@ impl NodeFixture {
                 self.genesis.path().display().to_string(),
             ),
             ("AGENT_READY_URL", format!("http://{}/health", self.web_ui)),
+            (
+                "AGENT_NODE_METRICS_URL",
+                format!("http://{}/metrics", self.web_ui),
+            ),
             ("AGENT_READY_INTERVAL", "100ms".into()),
             ("AGENT_SECRETS_JITTER", "0s".into()),
             ("AGENT_HOLD_RETRY", "100ms..500ms".into()),

@@ -38,7 +38,7 @@ async fn supervise(config: ExecConfig, spec: ChildSpec) -> i32 {
         Err(code) => return code,
     };
     if let Some(url) = settings.ready_url.clone() {
-        readiness::spawn(url, settings.ready_interval, process.state.clone());
+        readiness::spawn(url, settings.ready_interval, process.state.clone(), None);
     }
     let supervisor = Supervisor {
         spec,

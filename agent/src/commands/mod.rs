@@ -1,6 +1,6 @@
 //! One module per command: `run` (the ENTRYPOINT), `init`, `keys`, `doctor`,
 //! `exec` (any command under the agent as PID 1), `health` (the HEALTHCHECK
-//! client) and `config`.
+//! client), `status` (the sync's progress in a terminal) and `config`.
 
 pub mod config;
 pub mod doctor;
@@ -9,3 +9,4 @@ pub mod health;
 pub mod init;
 pub mod keys;
 pub mod run;
+pub mod status;

@@ -13,7 +13,7 @@ use crate::http::lifecycle::Event;
 use crate::http::state::Judgement;
 use crate::http::views::Reason;
 use crate::node::pipeline::{Mode, Pipeline};
-use crate::node::{readiness, rotation};
+use crate::node::{readiness, rotation, watch};
 use crate::process::{self, Process};
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
 use crate::{exit, logging};
@@ -88,9 +88,17 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // Stall restarts and rotations ask for the node to be replaced here.
+    let (restart, mut requests) = mpsc::channel(1);
     if let Some(url) = settings.ready_url.clone() {
-        readiness::spawn(url, settings.ready_interval, state.clone());
+        let indexer = readiness::Indexer {
+            settings: config.lifetime.sync.clone(),
+            restart_window: settings.crash_loop.window,
+            restart: restart.clone(),
+        };
+        readiness::spawn(url, settings.ready_interval, state.clone(), Some(indexer));
     }
+    let _head = readiness::follow_chain_head(config.node.chain_rpc.clone(), state.clone());
     let pipeline = Pipeline {
         node: &config.node,
         homes: &config.homes,
@@ -121,14 +129,21 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
                 return code;
             }
         };
-        let (restart, mut requests) = mpsc::channel(1);
+        // A request left from before this node started is not about it.
+        while requests.try_recv().is_ok() {}
         let watcher = rotation::spawn(
             config.clone(),
             env.clone(),
             state.clone(),
             &ready.secrets,
             &ready.keys_in_use,
-            restart,
+            restart.clone(),
+        );
+        let chain_watch = watch::spawn(
+            config.clone(),
+            env.clone(),
+            state.clone(),
+            ready.secrets.clone(),
         );
         let plan = ready.plan;
         // Removed when this boot ends (the agent exits, or the stages run again).
@@ -147,6 +162,7 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         };
         let outcome = supervisor.run(&mut signals, Some(&mut requests)).await;
         watcher.abort();
+        chain_watch.abort();
         match outcome {
             Outcome::Exit(code) => return code,
             Outcome::Replace { reason } => {

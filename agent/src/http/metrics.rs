@@ -27,6 +27,12 @@ struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckStatusLabels {
+    check: String,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageStatusLabels {
     stage: &'static str,
     status: &'static str,
@@ -41,6 +47,11 @@ pub struct Metrics {
     pub child_uptime_seconds: Gauge<f64, AtomicU64>,
     pub orphans_reaped: Counter,
     pub http_requests: Family<RequestLabels, Counter>,
+    pub node_indexer_height: Gauge,
+    pub node_indexer_lag_seconds: Gauge<f64, AtomicU64>,
+    pub node_stalls: Counter,
+    pub account_balance_yocto: Gauge<f64, AtomicU64>,
+    chain_watch_checks: Family<CheckStatusLabels, Gauge>,
     phase: Family<PhaseLabels, Gauge>,
     stage_seconds: Family<StageLabels, Gauge<f64, AtomicU64>>,
     stage_status: Family<StageStatusLabels, Gauge>,
@@ -56,6 +67,11 @@ impl Metrics {
             child_uptime_seconds: Gauge::default(),
             orphans_reaped: Counter::default(),
             http_requests: Family::default(),
+            node_indexer_height: Gauge::default(),
+            node_indexer_lag_seconds: Gauge::default(),
+            node_stalls: Counter::default(),
+            account_balance_yocto: Gauge::default(),
+            chain_watch_checks: Family::default(),
             phase: Family::default(),
             stage_seconds: Family::default(),
             stage_status: Family::default(),
@@ -91,6 +107,31 @@ impl Metrics {
             "HTTP requests served, by path and status code",
             m.http_requests.clone(),
         );
+        registry.register(
+            "node_indexer_height",
+            "The node's mpc_indexer_latest_block_height, as last scraped",
+            m.node_indexer_height.clone(),
+        );
+        registry.register(
+            "node_indexer_lag_seconds",
+            "How far the node's latest indexed block is behind the wall clock",
+            m.node_indexer_lag_seconds.clone(),
+        );
+        registry.register(
+            "node_stalls",
+            "Times the node's indexer height stopped advancing for AGENT_INDEXER_STALL",
+            m.node_stalls.clone(),
+        );
+        registry.register(
+            "account_balance_yocto",
+            "The node account's available balance in yoctoNEAR, as the chain watch last read it",
+            m.account_balance_yocto.clone(),
+        );
+        registry.register(
+            "chain_watch_checks",
+            "1 for the outcome of each check of the chain watch's latest pass (ok, skipped, warn, fail)",
+            m.chain_watch_checks.clone(),
+        );
         registry.register("phase", "1 for the agent's current phase", m.phase.clone());
         registry.register(
             "stage_duration_seconds",
@@ -124,6 +165,21 @@ impl Metrics {
                     status: s.as_str(),
                 })
                 .set((s == status).into());
+        }
+    }
+
+    /// One gauge per check and outcome, 1 for each check's current outcome.
+    pub fn set_watch(&self, checks: &[entrypoint::check::Check]) {
+        use entrypoint::check::Status;
+        for check in checks {
+            for s in [Status::Ok, Status::Skipped, Status::Warn, Status::Fail] {
+                self.chain_watch_checks
+                    .get_or_create(&CheckStatusLabels {
+                        check: check.id.clone(),
+                        status: s.as_str(),
+                    })
+                    .set((s == check.status).into());
+            }
         }
     }
 

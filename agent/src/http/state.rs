@@ -88,6 +88,12 @@ struct Inner {
     keys_ok: bool,
     /// Where the secrets the node runs with came from (no values), for `/config`.
     secrets: Option<Vec<SecretReport>>,
+    /// The running node's indexer, as last scraped.
+    sync: Option<views::Sync>,
+    /// The chain's head as NEAR RPC last reported it.
+    chain_head: Option<u64>,
+    /// The chain watch's latest pass.
+    watch: Option<views::Watch>,
 }
 
 /// Shared handle to the agent's state.
@@ -125,6 +131,9 @@ impl State {
                 checks: BTreeMap::new(),
                 keys_ok: true,
                 secrets: None,
+                sync: None,
+                chain_head: None,
+                watch: None,
             }),
             started: Instant::now(),
             started_at: now,
@@ -196,6 +205,11 @@ impl State {
         self.lock().checks.insert(stage, checks);
     }
 
+    /// The latest checks of `stage`.
+    pub fn stage_checks(&self, stage: &'static str) -> Vec<Check> {
+        self.lock().checks.get(stage).cloned().unwrap_or_default()
+    }
+
     pub fn set_keys_ok(&self, ok: bool) {
         self.lock().keys_ok = ok;
     }
@@ -209,6 +223,7 @@ impl State {
         });
         inner.program = Some(program.to_string());
         inner.probe = None;
+        inner.sync = None;
         drop(inner);
         self.0.metrics.child_up.set(1);
         self.apply(Event::ChildStarted);
@@ -255,6 +270,36 @@ impl State {
 
     pub fn set_probe(&self, probe: Probe) {
         self.lock().probe = Some(probe);
+    }
+
+    /// Records the node's sync as last scraped, and its gauges.
+    pub fn set_sync(&self, sync: views::Sync) {
+        let metrics = &self.0.metrics;
+        if let Some(height) = sync.height {
+            metrics.node_indexer_height.set(height as i64);
+        }
+        if let Some(lag) = sync.lag_seconds {
+            metrics.node_indexer_lag_seconds.set(lag);
+        }
+        self.lock().sync = Some(sync);
+    }
+
+    pub fn sync(&self) -> Option<views::Sync> {
+        self.lock().sync.clone()
+    }
+
+    pub fn set_chain_head(&self, height: u64) {
+        self.lock().chain_head = Some(height);
+    }
+
+    pub fn chain_head(&self) -> Option<u64> {
+        self.lock().chain_head
+    }
+
+    /// Records a pass of the chain watch and its gauges.
+    pub fn set_watch(&self, watch: views::Watch) {
+        self.0.metrics.set_watch(&watch.checks);
+        self.lock().watch = Some(watch);
     }
 
     /// Brings the child's uptime gauge up to date before a scrape.
@@ -311,6 +356,7 @@ impl State {
                     .map(|r| format!("restarting: {}", r.cause))
                     .unwrap_or_else(|| "restarting".into()),
             ),
+            Phase::Running => self.running_health(&inner),
             phase => (Status::Ok, phase.as_str().to_string()),
         };
         Health {
@@ -321,6 +367,22 @@ impl State {
             restarts: inner.restarts,
             ready: self.ready_locked(&inner),
         }
+    }
+
+    /// A running node's liveness: a signer key gone from the chain fails; a
+    /// stalled indexer or another change on chain warns.
+    fn running_health(&self, inner: &Inner) -> (Status, String) {
+        let watch_reasons = inner.watch.as_ref().map_or(&[][..], |w| &w.reasons[..]);
+        if let Some(gone) = watch_reasons.iter().find(|r| r.kind == KEY_GONE) {
+            return (Status::Fail, format!("the chain watch: {}", gone.cause));
+        }
+        if let Some(stall) = inner.sync.as_ref().and_then(|s| s.stall.as_ref()) {
+            return (Status::Warn, stall_text(stall));
+        }
+        if let Some(first) = watch_reasons.first() {
+            return (Status::Warn, format!("the chain watch: {}", first.cause));
+        }
+        (Status::Ok, Phase::Running.as_str().to_string())
     }
 
     /// Readiness: the child runs, no stop is under way, and its own check (if any) answered lately.
@@ -345,8 +407,34 @@ impl State {
                 "the child's readiness URL last answered {}s ago",
                 p.at.elapsed().as_secs()
             )),
-            Some(p) if p.ok => Readiness::Yes(p.detail.clone()),
-            Some(p) => Readiness::No(p.detail.clone()),
+            Some(p) if !p.ok => Readiness::No(p.detail.clone()),
+            Some(p) => self.synced(inner, &p.detail),
+        }
+    }
+
+    /// Ready once the node answers: when its indexer is within
+    /// `AGENT_READY_MAX_LAG` (or shows no indexer) and its signer key is on chain.
+    fn synced(&self, inner: &Inner, answered: &str) -> Readiness {
+        if let Some(gone) = inner
+            .watch
+            .as_ref()
+            .and_then(|w| w.reasons.iter().find(|r| r.kind == KEY_GONE))
+        {
+            return Readiness::No(format!("the chain watch: {}", gone.cause));
+        }
+        match &inner.sync {
+            Some(sync) if sync.source == views::SyncSource::Indexer && !sync.caught_up => {
+                Readiness::No(format!(
+                    "the node's indexer is {:.0}s behind the wall clock (at block {}), more than AGENT_READY_MAX_LAG",
+                    sync.lag_seconds.unwrap_or_default(),
+                    sync.height.unwrap_or_default()
+                ))
+            }
+            Some(sync) if sync.source == views::SyncSource::Indexer => Readiness::Yes(format!(
+                "{answered}; the indexer is {:.0}s behind the wall clock",
+                sync.lag_seconds.unwrap_or_default()
+            )),
+            _ => Readiness::Yes(answered.to_string()),
         }
     }
 
@@ -383,9 +471,26 @@ impl State {
                 .flatten()
                 .cloned()
                 .collect(),
+            sync: inner.sync.clone(),
+            watch: inner.watch.clone(),
             log_tail,
         }
     }
+}
+
+/// The kind of the watch's reason for a signer key no longer on the chain.
+pub const KEY_GONE: &str = "watch.signer-key-gone";
+
+/// `indexer stalled at block 100 since 2026-…Z (600s); the chain's head is 900`.
+pub fn stall_text(stall: &views::Stall) -> String {
+    let head = stall
+        .chain_head
+        .map(|h| format!("; the chain's head is {h}"))
+        .unwrap_or_default();
+    format!(
+        "the node's indexer stalled at block {} since {} ({:.0}s){head}",
+        stall.height, stall.since, stall.for_seconds
+    )
 }
 
 /// Liveness at one instant.

@@ -252,7 +252,79 @@ pub struct Status {
     pub reasons: Vec<Reason>,
     /// The stages' latest checks, in pipeline order.
     pub checks: Vec<Check>,
+    /// The node's indexer, as its metrics show it; `None` before the first poll.
+    pub sync: Option<Sync>,
+    /// The chain watch's latest pass; `None` before the first.
+    pub watch: Option<Watch>,
     pub log_tail: Vec<LogLine>,
+}
+
+/// Where readiness comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncSource {
+    /// The node's `/metrics` carries its indexer's height and block time.
+    Indexer,
+    /// It does not (an older image, or no answer): the node's `/health` alone.
+    HealthOnly,
+}
+
+/// The node's sync: its indexer against the wall clock and the chain's head.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sync {
+    pub source: SyncSource,
+    /// Why the source is `health-only`, or what the last poll could not read.
+    pub note: Option<String>,
+    /// `mpc_indexer_latest_block_height`.
+    pub height: Option<u64>,
+    /// `mpc_indexer_latest_block_timestamp_seconds`, RFC 3339.
+    pub block_time: Option<String>,
+    /// The `state` label of `mpc_current_job_state` that is 1.
+    pub job: Option<String>,
+    /// The chain's head from NEAR RPC (cached), when it answered.
+    pub chain_head: Option<u64>,
+    pub lag_blocks: Option<u64>,
+    /// How far the indexer's latest block is behind the wall clock.
+    pub lag_seconds: Option<f64>,
+    /// The lag when this sync began (the first reading behind), for a
+    /// fraction done.
+    pub started_lag_seconds: Option<f64>,
+    /// Blocks indexed per second over the last minutes.
+    pub blocks_per_second: Option<f64>,
+    /// When the lag shrinks at its recent pace: seconds until caught up.
+    pub eta_seconds: Option<f64>,
+    /// Within `AGENT_READY_MAX_LAG` of the wall clock.
+    pub caught_up: bool,
+    /// How long the sync took, once it caught up.
+    pub synced_in_seconds: Option<f64>,
+    pub stall: Option<Stall>,
+    /// Restarts `AGENT_ON_STALL=restart` made.
+    pub stall_restarts: u64,
+}
+
+/// An indexer whose height stopped advancing for `AGENT_INDEXER_STALL`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    pub height: u64,
+    /// When it last advanced (or was first seen), RFC 3339.
+    pub since: String,
+    pub for_seconds: f64,
+    pub chain_head: Option<u64>,
+    /// What was done about it.
+    pub action: String,
+}
+
+/// The chain watch's latest pass: the shared judgment's checks and the balance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Watch {
+    #[serde(with = "rfc3339")]
+    pub checked_at: SystemTime,
+    /// Every check of the pass, in order.
+    pub checks: Vec<Check>,
+    /// What is wrong now (a check that warns or fails); cleared when the chain heals.
+    pub reasons: Vec<Reason>,
+    /// The account's available balance, yoctoNEAR as a decimal string.
+    pub available_balance: Option<String>,
 }
 
 /// Readiness, as `/ready` answers it and `/status` repeats it.

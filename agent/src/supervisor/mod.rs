@@ -93,7 +93,13 @@ impl Supervisor {
         mut replace: Option<&mut mpsc::Receiver<String>>,
     ) -> Outcome {
         let s = &self.settings;
-        let mut plan = RestartPlan::new(s.restart, s.backoff, s.restart_reset, s.crash_loop);
+        let mut plan = RestartPlan::new(
+            s.restart,
+            s.backoff,
+            s.restart_reset,
+            s.crash_loop,
+            s.restartable_exit,
+        );
         loop {
             self.state.apply(Event::Launch);
             let mut child = tokio::select! {
@@ -127,15 +133,31 @@ impl Supervisor {
             match plan.after_exit(exit, uptime, Instant::now()) {
                 Next::Exit => return Outcome::Exit(exit.code()),
                 Next::RestartAfter(delay) => {
-                    tracing::warn!(%exit, delay_ms = delay.as_millis() as u64, "restarting the child after a backoff");
-                    self.state.apply(Event::Restart(Reason::new(
-                        "restarting",
-                        format!(
-                            "child ended with {exit}; starting it again in {:.1}s",
-                            delay.as_secs_f64()
-                        ),
-                        None,
-                    )));
+                    let known = plan.is_restartable(exit);
+                    let reason = if known {
+                        Reason::new(
+                            "restartable-exit",
+                            format!(
+                                "the node ended with {exit}, its known restartable exit (the indexer wedged after epoch sync); starting it again in {:.1}s, counted toward the crash loop once per window",
+                                delay.as_secs_f64()
+                            ),
+                            Some("nothing to do if it runs on after the restart; if it keeps exiting 70, bump indexer.wipe_near_data_token in config.yaml".into()),
+                        )
+                    } else {
+                        Reason::new(
+                            "restarting",
+                            format!(
+                                "child ended with {exit}; starting it again in {:.1}s",
+                                delay.as_secs_f64()
+                            ),
+                            None,
+                        )
+                    };
+                    tracing::warn!(%exit, delay_ms = delay.as_millis() as u64, known_restartable = known, "restarting the child after a backoff");
+                    if known {
+                        self.state.note_reason(reason.clone());
+                    }
+                    self.state.apply(Event::Restart(reason));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => self.state.child_restarting(),
                         stop = signals.next_stop() => return Outcome::Exit(exit::by_signal(stop)),

@@ -1,5 +1,6 @@
 //! What happens after the child exits: exit, restart after a backoff, or give
-//! up on a crash loop. Pure decisions, no processes.
+//! up on a crash loop. Pure decisions, no processes. A known restartable exit
+//! (mpc-node's 70) counts toward the crash loop at most once per window.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -26,6 +27,9 @@ pub struct RestartPlan {
     crash_loop: CrashLoop,
     exits: VecDeque<Instant>,
     attempt: u32,
+    restartable: Option<i32>,
+    /// When a known restartable exit last counted toward the crash loop.
+    restartable_counted: Option<Instant>,
 }
 
 impl RestartPlan {
@@ -34,6 +38,7 @@ impl RestartPlan {
         backoff: Backoff,
         reset_after: Duration,
         crash_loop: CrashLoop,
+        restartable: Option<i32>,
     ) -> Self {
         RestartPlan {
             policy,
@@ -42,7 +47,15 @@ impl RestartPlan {
             crash_loop,
             exits: VecDeque::new(),
             attempt: 0,
+            restartable,
+            restartable_counted: None,
         }
+    }
+
+    /// Is `exit` the known restartable one?
+    pub fn is_restartable(&self, exit: Exit) -> bool {
+        self.restartable
+            .is_some_and(|code| exit == Exit::Code(code))
     }
 
     /// Decides after an exit of a child that was up for `uptime`.
@@ -55,7 +68,21 @@ impl RestartPlan {
         if !restart {
             return Next::Exit;
         }
-        self.exits.push_back(now);
+        let window = self.crash_loop.window;
+        let counts = if self.is_restartable(exit) {
+            let counted_lately = self
+                .restartable_counted
+                .is_some_and(|t| now.duration_since(t) <= window);
+            if !counted_lately {
+                self.restartable_counted = Some(now);
+            }
+            !counted_lately
+        } else {
+            true
+        };
+        if counts {
+            self.exits.push_back(now);
+        }
         while self
             .exits
             .front()
@@ -109,6 +136,7 @@ mod tests {
                 exits: 5,
                 window: Duration::from_secs(300),
             },
+            Some(70),
         )
     }
 
@@ -153,6 +181,7 @@ mod tests {
                 exits: 100,
                 window: Duration::from_secs(1),
             },
+            None,
         );
         let start = Instant::now();
         let expected = [1, 2, 4, 4, 4];
@@ -209,6 +238,37 @@ mod tests {
                 window: Duration::from_secs(300)
             }
         );
+    }
+
+    #[test]
+    fn the_known_restartable_exit_counts_once_per_window() {
+        let mut p = plan(RestartPolicy::OnFailure);
+        let start = Instant::now();
+        for i in 0..20 {
+            let next = p.after_exit(
+                Exit::Code(70),
+                Duration::ZERO,
+                start + Duration::from_secs(i),
+            );
+            assert!(matches!(next, Next::RestartAfter(_)), "exit {i}: {next:?}");
+        }
+        // Other exits still count, with the one exit 70 of the window.
+        for i in 0..3 {
+            let next = p.after_exit(
+                Exit::Code(1),
+                Duration::ZERO,
+                start + Duration::from_secs(30 + i),
+            );
+            assert!(matches!(next, Next::RestartAfter(_)), "exit {i}: {next:?}");
+        }
+        assert!(matches!(
+            p.after_exit(
+                Exit::Code(1),
+                Duration::ZERO,
+                start + Duration::from_secs(40)
+            ),
+            Next::CrashLoop { exits: 5, .. }
+        ));
     }
 
     #[test]

@@ -184,7 +184,14 @@ pub struct Supervision {
     pub ready_url: Option<String>,
     pub ready_interval: Duration,
     pub fail_linger: Duration,
+    /// An exit code the child is known to end with when a restart is all it
+    /// needs: counted toward the crash loop at most once per window.
+    pub restartable_exit: Option<i32>,
 }
+
+/// mpc-node's exit when its indexer is wedged after epoch sync and a restart
+/// clears it (near/mpc #3909, PR #4443); `agent run` knows it.
+pub const NODE_RESTARTABLE_EXIT: i32 = 70;
 
 /// The upstream `start.sh` environment, validated.
 #[derive(Clone, Debug)]
@@ -231,6 +238,28 @@ pub struct Lifetime {
     pub hold_grace: Duration,
     pub hold_retry: Backoff,
     pub secret_refresh: Duration,
+    pub sync: SyncSettings,
+    pub chain_watch: Duration,
+    /// The least available balance the account should keep.
+    pub min_balance: near_primitives::types::Balance,
+}
+
+/// How the node's indexer is followed (`AGENT_NODE_METRICS_URL` and the rest).
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    pub metrics_url: String,
+    pub ready_max_lag: Duration,
+    pub progress_every: Duration,
+    pub stall: Duration,
+    pub on_stall: OnStall,
+}
+
+/// What a stalled indexer does beyond the warning (`AGENT_ON_STALL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStall {
+    Warn,
+    Restart,
 }
 
 /// What every command reads, and every setting it read with its source.
@@ -540,6 +569,7 @@ impl<'a> Resolver<'a> {
             ready_url,
             ready_interval: ready_interval?,
             fail_linger: fail_linger?,
+            restartable_exit: (self.command == Command::Run).then_some(NODE_RESTARTABLE_EXIT),
         })
     }
 
@@ -723,10 +753,31 @@ impl<'a> Resolver<'a> {
         let hold_grace = self.parse("AGENT_HOLD_GRACE", values::duration);
         let hold_retry = self.parse("AGENT_HOLD_RETRY", values::backoff);
         let secret_refresh = self.parse("AGENT_SECRET_REFRESH", values::positive_duration);
+        let metrics_url = self.parse("AGENT_NODE_METRICS_URL", values::http_url);
+        let ready_max_lag = self.parse("AGENT_READY_MAX_LAG", values::duration);
+        let progress_every = self.parse("AGENT_PROGRESS_EVERY", values::positive_duration);
+        let stall = self.parse("AGENT_INDEXER_STALL", values::positive_duration);
+        let on_stall = self.parse("AGENT_ON_STALL", |v| {
+            values::choice(v, &["warn", "restart"]).map(|c| match c {
+                "restart" => OnStall::Restart,
+                _ => OnStall::Warn,
+            })
+        });
+        let chain_watch = self.parse("AGENT_CHAIN_WATCH", values::positive_duration);
+        let min_balance = self.parse("AGENT_MIN_BALANCE", values::near_amount);
         Some(Lifetime {
             hold_grace: hold_grace?,
             hold_retry: hold_retry?,
             secret_refresh: secret_refresh?,
+            sync: SyncSettings {
+                metrics_url: metrics_url?,
+                ready_max_lag: ready_max_lag?,
+                progress_every: progress_every?,
+                stall: stall?,
+                on_stall: on_stall?,
+            },
+            chain_watch: chain_watch?,
+            min_balance: min_balance?,
         })
     }
 

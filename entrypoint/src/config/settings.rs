@@ -67,6 +67,7 @@ pub enum Group {
     Chain,
     Home,
     Policy,
+    Life,
 }
 
 impl Group {
@@ -79,6 +80,7 @@ impl Group {
             Group::Chain => "Chain (keys against the chain)",
             Group::Home => "Home (MPC_HOME_DIR)",
             Group::Policy => "Policy (what agent run does about a problem)",
+            Group::Life => "While the node runs (readiness, sync, the chain watch)",
         }
     }
 }
@@ -422,6 +424,62 @@ pub static SETTINGS: &[Setting] = &[
         help: "How often the running agent fetches the secrets again (jittered); a changed, valid, matching secret restarts the node once",
         default: Default::Value("5m"),
         group: Group::Policy,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_NODE_METRICS_URL",
+        value_name: "URL",
+        help: "The node's Prometheus endpoint: its indexer's height and block time decide readiness, sync progress and stalls; an image without them falls back to AGENT_READY_URL alone, noted on /status",
+        default: Default::Value("http://127.0.0.1:8080/metrics"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_READY_MAX_LAG",
+        value_name: "DURATION",
+        help: "/ready is 200 only while the indexer's latest block is at most this far behind the wall clock (/health stays 200 while it syncs)",
+        default: Default::Value("60s"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_PROGRESS_EVERY",
+        value_name: "DURATION",
+        help: "While the indexer is behind, one log line of sync progress this often; one more when it catches up",
+        default: Default::Value("1m"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_INDEXER_STALL",
+        value_name: "DURATION",
+        help: "A running node whose indexer height has not advanced for this long is stalled: /health warns with the height, since when and the chain's head",
+        default: Default::Value("10m"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_ON_STALL",
+        value_name: "warn|restart",
+        help: "What a stall does beyond the warning: restart stops the node gracefully and starts it through the stages, at most once per AGENT_CRASH_LOOP window",
+        default: Default::Value("warn"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_CHAIN_WATCH",
+        value_name: "DURATION",
+        help: "How often (jittered) the running agent asks the chain again: signer key and permission, participant entry, contract state, allowance, balance; a change is a reason and a metric, never a restart",
+        default: Default::Value("5m"),
+        group: Group::Life,
+        commands: &[Run],
+    },
+    Setting {
+        name: "AGENT_MIN_BALANCE",
+        value_name: "AMOUNT",
+        help: "The chain watch warns when the account's available balance (what storage does not lock) falls below this; the node's transactions pay gas from it",
+        default: Default::Value("1 NEAR"),
+        group: Group::Life,
         commands: &[Run],
     },
     Setting {

@@ -104,6 +104,16 @@ pub fn positive_duration(value: &str) -> Result<Duration, Rule> {
     }
 }
 
+/// An amount of NEAR: `1 NEAR`, `0.5 NEAR`, `250 millinear`, `10 yoctoNEAR`.
+pub fn near_amount(value: &str) -> Result<near_primitives::types::Balance, Rule> {
+    value.parse().map_err(|_| {
+        Rule::new(
+            "must be an amount of NEAR with its unit",
+            "write it like 1 NEAR, 0.5 NEAR, 250 millinear or 10 yoctoNEAR",
+        )
+    })
+}
+
 /// An EFS file system id, `fs-` and hex.
 pub fn efs_id(value: &str) -> Result<String, Rule> {
     match value.strip_prefix("fs-") {
@@ -368,6 +378,22 @@ mod tests {
         assert!(http_or_https_urls(" , ").is_err());
         let err = http_or_https_urls("https://ok.example,localhost:3030").unwrap_err();
         assert!(err.rule.contains("localhost:3030"), "{}", err.rule);
+    }
+
+    #[test]
+    fn near_amounts_take_a_unit() {
+        use near_primitives::types::Balance;
+        assert_eq!(near_amount("1 NEAR").unwrap(), Balance::from_near(1));
+        assert_eq!(
+            near_amount("0.5 near").unwrap(),
+            Balance::from_millinear(500)
+        );
+        assert_eq!(
+            near_amount("10 yoctoNEAR").unwrap(),
+            Balance::from_yoctonear(10)
+        );
+        assert!(near_amount("1").is_err());
+        assert!(near_amount("lots NEAR").is_err());
     }
 
     #[test]

@@ -24,7 +24,9 @@ use serde::Serialize;
 
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
-pub use report::{AccessKey, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain};
+pub use report::{
+    AccessKey, AccountBalance, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain,
+};
 pub use rpc::{ATTEMPTS, EndpointFailure, FailureKind, endpoint_budget, shown_url};
 pub use verdict::{Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids};
 
@@ -95,6 +97,24 @@ pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {
     }
 }
 
+/// The chain's head height from the first endpoint of `rpc` that answers
+/// `status`, or what each one said.
+pub async fn chain_head(rpc: &ChainRpc) -> Result<u64, String> {
+    let mut trouble = Vec::new();
+    for url in &rpc.urls {
+        let endpoint = Endpoint::new(url, rpc.timeout);
+        match endpoint.call("status", &RpcStatusRequest).await {
+            Ok(status) => return Ok(status.sync_info.latest_block_height),
+            Err(err) => trouble.push(format!(
+                "{}: {}",
+                endpoint.shown_url(),
+                failure("status", err).detail
+            )),
+        }
+    }
+    Err(trouble.join("; "))
+}
+
 /// Why one endpoint's reading stopped.
 enum Stop {
     OtherChain { chain_id: String },
@@ -124,7 +144,7 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
         read_access_keys(endpoint, &input.account_id),
         read_contract(endpoint, &input.contract_id)
     );
-    let access_keys = access_keys?;
+    let (account, access_keys) = access_keys?.unzip();
     let contract = contract?;
     let standing = match &contract {
         ContractFinding::State { state } => Some(state.standing_of(&input.account_id)),
@@ -139,6 +159,7 @@ async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, S
         latest_block_time: report::rfc3339(sync.latest_block_time.unix_timestamp()),
         syncing: sync.syncing,
         account_exists: access_keys.is_some(),
+        account,
         access_keys: access_keys.unwrap_or_default(),
         contract,
         standing,
@@ -151,25 +172,29 @@ fn serves(chain: Chain, chain_id: &str) -> bool {
     chain == Chain::Localnet || chain.as_str() == chain_id
 }
 
-/// The account's access keys, every page; `None` when the account does not
-/// exist (asked with `view_account`, since a node may list no keys for an
-/// unknown account instead of refusing).
+/// The account's balance and access keys, every page; `None` when the
+/// account does not exist (asked with `view_account`, since a node may list
+/// no keys for an unknown account instead of refusing).
 async fn read_access_keys(
     endpoint: &Endpoint,
     account_id: &AccountId,
-) -> Result<Option<Vec<AccessKey>>, EndpointFailure> {
+) -> Result<Option<(AccountBalance, Vec<AccessKey>)>, EndpointFailure> {
     let request = query(QueryRequest::ViewAccount {
         account_id: account_id.clone(),
     });
-    match endpoint.call("view_account", &request).await {
+    let balance = match endpoint.call("view_account", &request).await {
         Ok(RpcQueryResponse {
-            kind: QueryResponseKind::ViewAccount(_),
+            kind: QueryResponseKind::ViewAccount(view),
             ..
-        }) => {}
+        }) => AccountBalance {
+            amount: view.amount,
+            locked: view.locked,
+            storage_usage: view.storage_usage,
+        },
         Ok(other) => return Err(unexpected_kind("view_account", &other.kind)),
         Err(CallError::Answer(RpcQueryError::UnknownAccount { .. })) => return Ok(None),
         Err(err) => return Err(failure("view_account", err)),
-    }
+    };
     let mut keys = Vec::new();
     let mut after_key = None;
     loop {
@@ -192,7 +217,7 @@ async fn read_access_keys(
             permission: info.access_key.permission,
         }));
         match page.last_key {
-            None => return Ok(Some(keys)),
+            None => return Ok(Some((balance, keys))),
             Some(last) if after_key.as_ref() == Some(&last) => {
                 return Err(EndpointFailure::unexpected(
                     "view_access_key_list",

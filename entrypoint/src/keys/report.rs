@@ -5,6 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use near_crypto::PublicKeyHandle;
+use near_primitives::types::Balance;
 use near_primitives::views::AccessKeyPermissionView;
 use serde::Serialize;
 
@@ -60,12 +61,38 @@ pub struct OnChain {
     pub latest_block_time: String,
     pub syncing: bool,
     pub account_exists: bool,
+    /// The account's balance, when it exists.
+    pub account: Option<AccountBalance>,
     /// Every access key of the account, in the order the node lists them.
     pub access_keys: Vec<AccessKey>,
     pub contract: ContractFinding,
     /// Where the account stands among the participants; `None` when the
     /// contract's state was not read.
     pub standing: Option<Standing>,
+}
+
+/// What `view_account` says of the account's money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountBalance {
+    pub amount: Balance,
+    /// Staked.
+    pub locked: Balance,
+    /// Bytes of state the account pays storage for.
+    pub storage_usage: u64,
+}
+
+impl AccountBalance {
+    /// nearcore's storage price (`storage_amount_per_byte`, 10^19 yoctoNEAR
+    /// on mainnet and testnet since genesis).
+    pub const STORAGE_PER_BYTE: Balance = Balance::from_yoctonear(10_000_000_000_000_000_000);
+
+    /// What the account can spend: its amount less what storage locks beyond
+    /// the staked part (the wallets' "available balance").
+    pub fn available(&self) -> Balance {
+        let storage = Self::STORAGE_PER_BYTE.saturating_mul(u128::from(self.storage_usage));
+        self.amount
+            .saturating_sub(storage.saturating_sub(self.locked))
+    }
 }
 
 /// One access key of the account, with nearcore's permission view.
@@ -176,6 +203,21 @@ mod tests {
             ContractFinding::read(b"[1, 2]"),
             ContractFinding::Unreadable { .. }
         ));
+    }
+
+    #[test]
+    fn the_available_balance_leaves_out_what_storage_locks() {
+        let balance = AccountBalance {
+            amount: Balance::from_near(2),
+            locked: Balance::ZERO,
+            storage_usage: 100_000,
+        };
+        assert_eq!(balance.available(), Balance::from_near(1));
+        let staked = AccountBalance {
+            locked: Balance::from_near(5),
+            ..balance
+        };
+        assert_eq!(staked.available(), Balance::from_near(2));
     }
 
     #[test]

@@ -649,6 +649,7 @@ mod tests {
                 latest_block_time: "2025-06-01T12:00:00Z".to_string(),
                 syncing: false,
                 account_exists: true,
+                account: None,
                 access_keys: vec![
                     access_key(1, contract_call(SIGNER_CONTRACT, None)),
                     access_key(2, AccessKeyPermissionView::FullAccess),

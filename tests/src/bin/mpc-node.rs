@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_tests::standin_node::{
-    Behavior, CONFIG_FILE_SWITCH, INIT_OFFLINE, INIT_PAUSE_MS, INIT_STOP_AFTER, OnStop, ShareKind,
-    VERSION_SWITCH,
+    Behavior, CONFIG_FILE_SWITCH, EXIT_FILE, INDEXER_FILE, INIT_OFFLINE, INIT_PAUSE_MS,
+    INIT_STOP_AFTER, Indexer, OnStop, ShareKind, VERSION_SWITCH,
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
@@ -189,7 +189,9 @@ fn behavior_in(home: &Path) -> Behavior {
 /// What the node does on start before it runs: the store key must be 16 hex
 /// bytes; `secrets.json` is read (or, absent, generated with fresh keys as the
 /// node does); `<home>/key` must decrypt with the store key; the web UI serves
-/// `/health` and `/public_data` on `web_ui` (the behaviour's `health` wins).
+/// `/health`, `/metrics` (the indexer of `<home>/standin-indexer.json`) and
+/// `/public_data` on `web_ui` (the behaviour's `health` wins); writing a code
+/// into `<home>/standin-exit` makes it exit with that code.
 fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>) -> Behavior {
     let key = match hex::decode(store_key) {
         Ok(k) if k.len() == 16 => k,
@@ -215,6 +217,12 @@ fn start_node(home: &Path, store_key: &str, web_ui: Option<std::net::SocketAddr>
         behavior.health = web_ui;
     }
     behavior.public_data = Some(public);
+    behavior
+        .indexer_file
+        .get_or_insert_with(|| home.join(INDEXER_FILE));
+    behavior
+        .exit_file
+        .get_or_insert_with(|| home.join(EXIT_FILE));
     behavior
 }
 
@@ -671,10 +679,14 @@ async fn live(b: Behavior) {
     if let Some(addr) = b.health {
         let delay = Duration::from_millis(b.health_after_ms);
         let public_data = b.public_data.clone().unwrap_or(serde_json::Value::Null);
+        let indexer_file = b.indexer_file.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            serve_web_ui(addr, public_data).await;
+            serve_web_ui(addr, public_data, indexer_file).await;
         });
+    }
+    if let Some(path) = b.exit_file.clone() {
+        tokio::spawn(exit_when_told(path));
     }
     if b.exit_code.is_some() || b.die_by_signal.is_some() {
         tokio::time::sleep(Duration::from_millis(b.after_ms)).await;
@@ -722,8 +734,43 @@ fn start_group_child() {
     }
 }
 
-/// The node's web UI: `/health` (a static `OK`, as the node's) and `/public_data`.
-async fn serve_web_ui(addr: std::net::SocketAddr, public_data: serde_json::Value) {
+/// Exits with the code written into `path`, once it appears (removed first,
+/// so the next start runs on).
+async fn exit_when_told(path: PathBuf) {
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(code) = text.trim().parse::<i32>()
+        {
+            let _ = std::fs::remove_file(&path);
+            println!("mpc-node: exiting with code {code}");
+            std::process::exit(code);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The metrics text: the process's own gauge always, the indexer's when
+/// `indexer_file` holds one (read on every scrape).
+fn metrics_text(indexer_file: Option<&Path>) -> String {
+    let mut text = String::from(
+        "# HELP mpc_standin_up 1 while the stand-in runs\n# TYPE mpc_standin_up gauge\nmpc_standin_up 1\n",
+    );
+    let indexer = indexer_file
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice::<Indexer>(&bytes).ok());
+    if let Some(indexer) = indexer {
+        text.push_str(&indexer.exposition());
+    }
+    text
+}
+
+/// The node's web UI: `/health` (a static `OK`, as the node's), `/metrics`
+/// and `/public_data`.
+async fn serve_web_ui(
+    addr: std::net::SocketAddr,
+    public_data: serde_json::Value,
+    indexer_file: Option<PathBuf>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -734,6 +781,7 @@ async fn serve_web_ui(addr: std::net::SocketAddr, public_data: serde_json::Value
             continue;
         };
         let public_data = public_data.clone();
+        let indexer_file = indexer_file.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = stream.read(&mut buf).await.unwrap_or(0);
@@ -742,6 +790,12 @@ async fn serve_web_ui(addr: std::net::SocketAddr, public_data: serde_json::Value
                 ("200 OK", "text/plain", "OK".to_string())
             } else if request.starts_with("GET /public_data ") {
                 ("200 OK", "application/json", public_data)
+            } else if request.starts_with("GET /metrics ") {
+                (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    metrics_text(indexer_file.as_deref()),
+                )
             } else {
                 ("404 Not Found", "text/plain", "not found".to_string())
             };

@@ -260,11 +260,14 @@ fn account(scenario: &Scenario, account_id: &AccountId) -> Result<AccountView, R
         (None, Some(message)) => hash(message.as_bytes()),
         (None, None) => CryptoHash::default(),
     };
+    let held = scenario.accounts.get(account_id);
     Ok(AccountView {
-        amount: Balance::from_near(100),
+        amount: held
+            .and_then(|a| a.amount)
+            .unwrap_or(Balance::from_near(100)),
         locked: Balance::ZERO,
         code_hash,
-        storage_usage: 0,
+        storage_usage: held.map_or(0, |a| a.storage_usage),
         storage_paid_at: 0,
         global_contract_hash: None,
         global_contract_account_id: None,

@@ -23,6 +23,9 @@
 //! view panics with, e.g. `"Calling default not allowed."` for near/mpc's
 //! contract deployed but never initialized.
 //!
+//! An account may carry `"amount"` (yoctoNEAR decimal string, default 100
+//! NEAR) and `"storage_usage"` (bytes, default 0) for `view_account`.
+//!
 //! `latest_block_time` is an ISO 8601 / RFC 3339 date-time, the form nearcore
 //! itself writes in `status`. `permission` is nearcore's own
 //! `AccessKeyPermissionView` (an allowance is a yoctoNEAR decimal string or
@@ -34,7 +37,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
 use near_crypto::PublicKey;
-use near_primitives::types::{AccountId, Nonce};
+use near_primitives::types::{AccountId, Balance, Nonce};
 use near_primitives::views::{AccessKeyPermissionView, StatusSyncInfo};
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +73,12 @@ pub struct Scenario {
 pub struct Account {
     #[serde(default)]
     pub keys: Vec<Key>,
+    /// `view_account`'s amount, a yoctoNEAR decimal string (default 100 NEAR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Balance>,
+    /// `view_account`'s storage usage in bytes.
+    #[serde(default)]
+    pub storage_usage: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,11 +1,13 @@
 //! What the stand-in `mpc-node` does once started: the switches tests flip to
 //! make it print, exit, crash, hang, ignore SIGTERM, leave orphans behind, or
-//! serve a `/health` like the node's web UI; the switches of its `init`; and
-//! a way to run its commands for the homes stage.
+//! serve a `/health` and `/metrics` like the node's web UI; the indexer a
+//! test moves by rewriting a file ([`Indexer`]); the switches of its `init`;
+//! and a way to run its commands for the homes stage.
 
 mod commands;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +67,75 @@ pub struct Behavior {
     /// What `/public_data` answers (set by `start` from `secrets.json`).
     #[serde(skip)]
     pub public_data: Option<serde_json::Value>,
+    /// The file `/metrics` reads its indexer from on every scrape (`start`:
+    /// [`INDEXER_FILE`] in the home). Absent or unset: `/metrics` has no
+    /// indexer gauges, as an image from before them.
+    pub indexer_file: Option<PathBuf>,
+    /// A file polled while running: when it appears, the stand-in removes it
+    /// and exits with the code it holds (`start`: [`EXIT_FILE`] in the home).
+    pub exit_file: Option<PathBuf>,
+}
+
+/// `<home>/standin-indexer.json`: the indexer `start` reports.
+pub const INDEXER_FILE: &str = "standin-indexer.json";
+/// `<home>/standin-exit`: write a code here to make a started stand-in exit with it once.
+pub const EXIT_FILE: &str = "standin-exit";
+
+/// The node's indexer as its `/metrics` shows it, in mpc-node's names
+/// (near/mpc `crates/node/src/metrics.rs`): `mpc_indexer_latest_block_height`,
+/// `mpc_indexer_latest_block_timestamp_seconds`, `mpc_current_job_state{state}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Indexer {
+    pub height: u64,
+    /// Unix time of the latest block processed, in seconds.
+    pub block_timestamp_seconds: i64,
+    /// The top-level job the node runs (e.g. `Running`), if any.
+    #[serde(default)]
+    pub job: Option<String>,
+}
+
+impl Indexer {
+    /// At `height`, its latest block `behind` the wall clock.
+    pub fn behind(height: u64, behind: std::time::Duration) -> Indexer {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        Indexer {
+            height,
+            block_timestamp_seconds: now.saturating_sub(behind).as_secs() as i64,
+            job: Some("Running".to_string()),
+        }
+    }
+
+    /// Writes it where a stand-in reads it (temp file and rename: a scrape
+    /// never sees half a file).
+    pub fn write_to(&self, path: &Path) {
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, serde_json::to_vec(self).expect("JSON")).expect("write indexer");
+        std::fs::rename(&temp, path).expect("rename indexer");
+    }
+
+    /// The Prometheus text the node's `/metrics` carries for it.
+    pub fn exposition(&self) -> String {
+        let mut text = format!(
+            "# HELP mpc_indexer_latest_block_height Latest block height processed by the near indexer\n\
+             # TYPE mpc_indexer_latest_block_height gauge\n\
+             mpc_indexer_latest_block_height {}\n\
+             # HELP mpc_indexer_latest_block_timestamp_seconds Unix time of the latest block processed by the near indexer\n\
+             # TYPE mpc_indexer_latest_block_timestamp_seconds gauge\n\
+             mpc_indexer_latest_block_timestamp_seconds {}\n",
+            self.height, self.block_timestamp_seconds
+        );
+        if let Some(job) = &self.job {
+            text.push_str(&format!(
+                "# HELP mpc_current_job_state Current state of the top-level MPC job\n\
+                 # TYPE mpc_current_job_state gauge\n\
+                 mpc_current_job_state{{state=\"{job}\"}} 1\n"
+            ));
+        }
+        text
+    }
 }
 
 /// The stand-in's answer to SIGTERM and SIGINT.

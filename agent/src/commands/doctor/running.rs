@@ -1,5 +1,6 @@
 //! The running agent, as its `/status` tells: phase, child, restarts, last
-//! exit, and the reasons it has seen.
+//! exit, the reasons it has seen, the node's sync (a stall named) and the
+//! chain watch (a key gone, a low balance, each with its fix).
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use entrypoint::check::Check;
 
 use entrypoint::probe;
 
-use crate::http::views::{Phase, Reported, Status};
+use crate::http::state::stall_text;
+use crate::http::views::{Phase, Reported, Status, SyncSource};
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));
@@ -112,7 +114,73 @@ fn judge(url: &str, status: &Status) -> Vec<Check> {
             .with_detail(serde_json::to_value(seen).unwrap_or_default()),
         );
     }
+    checks.extend(sync_check(status));
+    if let Some(watch) = &status.watch {
+        for reason in &watch.reasons {
+            let check = if reason.kind == crate::http::state::KEY_GONE {
+                Check::fail
+            } else {
+                Check::warn
+            };
+            checks.push(check(
+                format!("agent.{}", reason.kind),
+                format!(
+                    "the chain watch at {}: {}",
+                    humantime::format_rfc3339_seconds(watch.checked_at),
+                    reason.cause
+                ),
+                reason.fix.clone().unwrap_or_default(),
+            ));
+        }
+    }
     checks
+}
+
+/// The node's sync as the agent last scraped it: stalled, behind, caught
+/// up, or not measurable.
+fn sync_check(status: &Status) -> Option<Check> {
+    const ID: &str = "agent.sync";
+    let sync = status.sync.as_ref()?;
+    let detail = serde_json::to_value(sync).unwrap_or_default();
+    let check = if let Some(stall) = &sync.stall {
+        Check::warn(
+            ID,
+            format!("{}; {}", stall_text(stall), stall.action),
+            "read the node's log for its indexer; AGENT_ON_STALL=restart restarts it once per crash-loop window; a node wedged after epoch sync may need indexer.wipe_near_data_token bumped in config.yaml",
+        )
+    } else if sync.source == SyncSource::HealthOnly {
+        Check::warn(
+            ID,
+            format!(
+                "the node's sync cannot be measured: {}",
+                sync.note.as_deref().unwrap_or("no indexer metrics")
+            ),
+            "run an mpc-node image that exports mpc_indexer_latest_block_height, or point AGENT_NODE_METRICS_URL at the node's /metrics",
+        )
+    } else if sync.caught_up {
+        Check::ok(
+            ID,
+            format!(
+                "the node's indexer is at block {} and caught up ({:.0}s behind the wall clock)",
+                sync.height.unwrap_or_default(),
+                sync.lag_seconds.unwrap_or_default()
+            ),
+        )
+    } else {
+        Check::warn(
+            ID,
+            format!(
+                "the node's indexer is syncing: block {}, {:.0}s behind{}",
+                sync.height.unwrap_or_default(),
+                sync.lag_seconds.unwrap_or_default(),
+                sync.eta_seconds
+                    .map(|e| format!(", about {e:.0}s to go"))
+                    .unwrap_or_default()
+            ),
+            "wait: a first sync takes hours; `agent status` shows its progress",
+        )
+    };
+    Some(check.with_detail(detail))
 }
 
 #[cfg(test)]
@@ -179,6 +247,75 @@ mod tests {
         let failed = verdict(served(&state));
         assert_eq!(failed.status, Verdict::Fail);
         assert!(failed.cause.ends_with(": crash loop"), "{}", failed.cause);
+    }
+
+    #[test]
+    fn a_stall_a_key_gone_and_a_low_balance_are_named_with_their_fixes() {
+        use crate::http::views::{Stall, Sync, SyncSource, Watch};
+        let state = state();
+        state.child_started(7, "/app/mpc-node");
+        state.set_sync(Sync {
+            source: SyncSource::Indexer,
+            note: None,
+            height: Some(4242),
+            block_time: None,
+            job: Some("Running".into()),
+            chain_head: Some(5000),
+            lag_blocks: Some(758),
+            lag_seconds: Some(3.0),
+            started_lag_seconds: None,
+            blocks_per_second: None,
+            eta_seconds: None,
+            caught_up: true,
+            synced_in_seconds: None,
+            stall: Some(Stall {
+                height: 4242,
+                since: "2026-12-01T00:00:00Z".into(),
+                for_seconds: 700.0,
+                chain_head: Some(5000),
+                action: "warn (AGENT_ON_STALL=warn)".into(),
+            }),
+            stall_restarts: 0,
+        });
+        state.set_watch(Watch {
+            checked_at: std::time::SystemTime::now(),
+            checks: Vec::new(),
+            reasons: vec![
+                Reason::new(
+                    crate::http::state::KEY_GONE,
+                    "the signer key ed25519:abc is not an access key of node0.near",
+                    Some("add it back".into()),
+                ),
+                Reason::new(
+                    "watch.balance",
+                    "account node0.near has 0.5 NEAR available",
+                    Some("send NEAR to node0.near".into()),
+                ),
+            ],
+            available_balance: Some("500000000000000000000000".into()),
+        });
+        let status: Status = serde_json::from_value(served(&state)).unwrap();
+        let checks = judge(URL, &status);
+        let find = |id: &str| {
+            checks
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap_or_else(|| panic!("no {id} in {checks:?}"))
+        };
+        let stall = find("agent.sync");
+        assert_eq!(stall.status, Verdict::Warn);
+        assert!(
+            stall.cause.contains("stalled at block 4242"),
+            "{}",
+            stall.cause
+        );
+        assert!(stall.fix.as_deref().unwrap().contains("AGENT_ON_STALL"));
+        let gone = find("agent.watch.signer-key-gone");
+        assert_eq!(gone.status, Verdict::Fail);
+        assert_eq!(gone.fix.as_deref(), Some("add it back"));
+        let balance = find("agent.watch.balance");
+        assert_eq!(balance.status, Verdict::Warn);
+        assert!(balance.cause.contains("0.5 NEAR"), "{}", balance.cause);
     }
 
     #[test]

@@ -1,0 +1,182 @@
+//! The chain watch: while the node runs, every `AGENT_CHAIN_WATCH`
+//! (jittered) the keys it runs with are judged again by boot's own judgment
+//! (the shared `verify::against_chain`: signer key and permission, allowance,
+//! contract state, participant entry, the `secrets.json` rule), and the
+//! account's available balance against `AGENT_MIN_BALANCE`. What got worse
+//! than at boot becomes a reason on `/status`, a warning (a failure for the
+//! signer key) on `/health`, a log line and a metric; it clears when the
+//! chain heals. The node is never restarted for it: it may be mid-signature.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use entrypoint::check::{Check, Status};
+use entrypoint::config::RunConfig;
+use entrypoint::keys::{KeyReport, check_ids};
+use entrypoint::secrets::NodeSecrets;
+use entrypoint::verify::{self, VerifyInputs};
+use near_primitives::types::{AccountId, Balance};
+use rand::Rng;
+use tokio::task::JoinHandle;
+
+use crate::http::state::{KEY_GONE, State};
+use crate::http::views::{Reason, Watch};
+
+pub const BALANCE: &str = "watch.balance";
+
+/// Watches the chain for the node running with `secrets`.
+pub fn spawn(
+    config: RunConfig,
+    env: BTreeMap<String, String>,
+    state: State,
+    secrets: NodeSecrets,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let boot = state.stage_checks("keys");
+        let mut shown: Vec<Reason> = Vec::new();
+        loop {
+            let jittered = config
+                .lifetime
+                .chain_watch
+                .mul_f64(rand::thread_rng().gen_range(0.9..=1.1));
+            tokio::time::sleep(jittered).await;
+            if state.child_pid().is_none() {
+                continue;
+            }
+            let inputs = VerifyInputs {
+                node: &config.node.node,
+                secrets: &config.node.secrets,
+                chain: &config.node.chain_rpc,
+                secrets_json: config.homes.secrets_json,
+                env: &env,
+            };
+            let verified = verify::against_chain(inputs, secrets.clone()).await;
+            let account = &config.node.node.account_id;
+            let (balance, available) =
+                balance_check(&verified.keys, account, config.lifetime.min_balance);
+            if let Some(available) = available {
+                state
+                    .metrics()
+                    .account_balance_yocto
+                    .set(available.as_yoctonear() as f64);
+            }
+            let mut checks = verified.key_checks;
+            checks.push(balance);
+            let reasons = worse_than_boot(&checks, &boot);
+            log_changes(&shown, &reasons);
+            shown.clone_from(&reasons);
+            state.set_watch(Watch {
+                checked_at: SystemTime::now(),
+                checks,
+                reasons,
+                available_balance: available.map(|b| b.as_yoctonear().to_string()),
+            });
+        }
+    })
+}
+
+/// The account's available balance against the minimum, and the balance.
+fn balance_check(
+    report: &KeyReport,
+    account: &AccountId,
+    min: Balance,
+) -> (Check, Option<Balance>) {
+    let Some(balance) = report.on_chain.as_ref().and_then(|c| c.account) else {
+        return (
+            Check::skipped(BALANCE, "not checked: the account was not read"),
+            None,
+        );
+    };
+    let available = balance.available();
+    let shown = format!(
+        "account {account} has {} available ({} yoctoNEAR)",
+        available.exact_amount_display(),
+        available.as_yoctonear()
+    );
+    let check = if available < min {
+        Check::warn(
+            BALANCE,
+            format!(
+                "{shown}, below AGENT_MIN_BALANCE {}: the node's transactions pay their gas from it and start failing when it runs out",
+                min.exact_amount_display()
+            ),
+            format!("send NEAR to {account}"),
+        )
+    } else {
+        Check::ok(
+            BALANCE,
+            format!(
+                "{shown}, at least AGENT_MIN_BALANCE {}",
+                min.exact_amount_display()
+            ),
+        )
+    };
+    (check, Some(available))
+}
+
+fn rank(status: Status) -> u8 {
+    match status {
+        Status::Ok | Status::Skipped => 0,
+        Status::Warn => 1,
+        Status::Fail => 2,
+    }
+}
+
+/// A reason for every check that warns or fails where boot's did not (or
+/// less): what changed on chain since the node started.
+fn worse_than_boot(checks: &[Check], boot: &[Check]) -> Vec<Reason> {
+    checks
+        .iter()
+        .filter(|check| {
+            let before = boot
+                .iter()
+                .find(|b| b.id == check.id)
+                .map_or(0, |b| rank(b.status));
+            rank(check.status) > before
+        })
+        .map(|check| {
+            let kind = if check.id == check_ids::ACCESS_KEY && check.status == Status::Fail {
+                KEY_GONE.to_string()
+            } else {
+                format!("watch.{}", check.id.trim_start_matches("watch."))
+            };
+            Reason::new(kind, check.cause.clone(), check.fix.clone())
+        })
+        .collect()
+}
+
+/// One line per reason that appears, one per reason that clears.
+fn log_changes(before: &[Reason], now: &[Reason]) {
+    for reason in now {
+        if !before.iter().any(|r| r.kind == reason.kind) {
+            tracing::warn!(kind = %reason.kind, cause = %reason.cause, fix = reason.fix.as_deref().unwrap_or(""), "the chain watch found a change; the node keeps running");
+        }
+    }
+    for reason in before {
+        if !now.iter().any(|r| r.kind == reason.kind) {
+            tracing::info!(kind = %reason.kind, "the chain watch: healed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_got_worse_than_at_boot_is_a_reason() {
+        let boot = vec![
+            Check::ok(check_ids::ACCESS_KEY, "the key is there"),
+            Check::warn(check_ids::PARTICIPANT, "not yet a participant", "wait"),
+        ];
+        let now = vec![
+            Check::fail(check_ids::ACCESS_KEY, "the key is gone", "add it back"),
+            Check::warn(check_ids::PARTICIPANT, "not yet a participant", "wait"),
+            Check::warn(BALANCE, "low", "send NEAR"),
+        ];
+        let reasons = worse_than_boot(&now, &boot);
+        let kinds: Vec<&str> = reasons.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(kinds, [KEY_GONE, "watch.balance"]);
+        assert!(worse_than_boot(&boot, &boot).is_empty(), "healed: none");
+    }
+}
