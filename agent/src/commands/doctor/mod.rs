@@ -238,21 +238,31 @@ async fn source(
         Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
         Err(e) => return Err(no_configuration(&url, &e)),
     };
-    let config: ConfigView =
-        serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
+    let (config, env) =
+        remote_config(&body, &layers.env).map_err(|e| no_configuration(&url, &e))?;
+    Ok((
+        Origin::RunningAgent { url: base },
+        Layers { env, ..layers },
+        Some(config),
+    ))
+}
+
+/// A running agent's `/config` answer, and this environment with the
+/// settings it shows merged in under it. `Err` says why it cannot be read.
+pub fn remote_config(
+    body: &[u8],
+    env: &BTreeMap<String, String>,
+) -> Result<(ConfigView, BTreeMap<String, String>), String> {
+    let config: ConfigView = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     // This environment wins (e.g. an RPC URL with its API key, which /config does not show).
-    let mut env = layers.env.clone();
+    let mut env = env.clone();
     for setting in &config.settings.settings {
         if let (Some(value), false) = (&setting.value, setting.redacted) {
             env.entry(setting.name.clone())
                 .or_insert_with(|| value.clone());
         }
     }
-    Ok((
-        Origin::RunningAgent { url: base },
-        Layers { env, ..layers },
-        Some(config),
-    ))
+    Ok((config, env))
 }
 
 fn no_configuration(url: &str, why: &str) -> Check {
