@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = state.working_set();
     let account = "node0.test.near".parse().expect("a valid account id");
     let _ = state.standing_of(&account);
-    let _ = state.find(&account);
+    let _ = state.working_set().and_then(|set| set.find(&account));
 });
