@@ -13,6 +13,8 @@ pub const USAGE: i32 = 64;
 pub const UNAVAILABLE: i32 = 69;
 /// The agent itself failed (EX_SOFTWARE): a runtime or signal handler could not be set up.
 pub const SOFTWARE: i32 = 70;
+/// The home's filesystem did not answer within `AGENT_HOME_IO_TIMEOUT` (EX_IOERR).
+pub const IOERR: i32 = 74;
 /// Another agent held the home's lock longer than `AGENT_LOCK_WAIT` (EX_TEMPFAIL).
 pub const TEMPFAIL: i32 = 75;
 /// The configuration is invalid, the HTTP address is taken, or a check failed

@@ -12,3 +12,7 @@ mod node;
 mod process;
 mod render;
 mod supervisor;
+
+// The readers of what others send, for the fuzz targets (fuzz/).
+pub use commands::doctor::remote_config;
+pub use node::indexer::read as read_node_metrics;

@@ -146,6 +146,8 @@ pub enum ProblemKind {
     RpcUnavailable,
     /// Another agent kept the home's lock past `AGENT_LOCK_WAIT`.
     LockTimeout,
+    /// The home's filesystem did not answer within `AGENT_HOME_IO_TIMEOUT`.
+    Stalled,
 }
 
 /// Why the stages stop short of the node.

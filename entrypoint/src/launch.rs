@@ -18,8 +18,12 @@ use crate::homes::{HomeError, NodeHome, NodeUser, atomic};
 use crate::secrets::Secret;
 
 /// Where the start file goes: off the home, so the store key never sits next
-/// to the shares it encrypts.
-const START_FILE_DIRS: [&str; 2] = ["/run/mpc-agent", "/tmp/mpc-agent"];
+/// to the shares it encrypts. Where `/run` cannot take it, a directory of a
+/// fresh random name under `/tmp` (never a fixed name in a place anyone can
+/// write), made for this boot and removed with the file.
+const START_FILE_DIR: &str = "/run/mpc-agent";
+const FALLBACK_PARENT: &str = "/tmp";
+const FALLBACK_PREFIX: &str = "mpc-agent-";
 
 /// What the launch plan is made from, beside the home.
 pub struct LaunchInputs<'a> {
@@ -40,8 +44,9 @@ pub async fn plan(
 ) -> Result<(LaunchPlan, Check), Check> {
     let node = inputs.node;
     let launch = launch_kind(inputs, commands).await;
-    let mut start_file = Path::new(START_FILE_DIRS[0]).join(start_file_name(&node.home_dir));
+    let mut start_file = Path::new(START_FILE_DIR).join(start_file_name(&node.home_dir));
     let mut image_note = String::new();
+    let mut written = None;
     if launch == Launch::StartWithConfigFile {
         let digest =
             crate::placement::image_digest(inputs.env, std::time::Duration::from_secs(2)).await;
@@ -59,15 +64,21 @@ pub async fn plan(
                 .then_some(inputs.homes.localnet_genesis.as_path()),
             tier3_public_addr: node.tier3_public_addr,
             log_format: node.log_format.as_deref(),
-            log_filter: inputs.env.get("RUST_LOG").map(String::as_str),
+            log_filter: Some(node_log_filter(inputs.env)),
             node: &home.config.config,
             image_hash: digest.as_deref(),
         })
         .map_err(|e| e.check())?;
-        let dirs = START_FILE_DIRS.map(Path::new);
-        start_file = runtime_dir(&dirs, &home.user)?.join(start_file_name(&node.home_dir));
+        let (dir, made) = start_file_dir(&home.user)?;
+        start_file = dir.join(start_file_name(&node.home_dir));
+        // From here on the file is removed when the plan is dropped.
+        let guard = StartFile {
+            path: start_file.clone(),
+            made_dir: made.then_some(dir),
+        };
         start_config::write_start_config(&start_file, &rendered, &home.user)
             .map_err(|e| e.check())?;
+        written = Some(guard);
     }
     let plan = LaunchPlan::new(
         node,
@@ -80,6 +91,10 @@ pub async fn plan(
         inputs.env,
         home.user.clone(),
     );
+    let plan = LaunchPlan {
+        start_file: written,
+        ..plan
+    };
     let summary = plan.describe();
     let check = Check::ok(
         "launch.command",
@@ -114,12 +129,87 @@ pub async fn kind(mode: StartMode, bin: &Path, commands: &impl NodeCommands) -> 
     start_config::launch(mode, help.as_deref())
 }
 
-/// One start file per home, so agents of several homes on one host never share one.
+/// One start file per home, so agents of several homes on one host never
+/// share one, and the same name on every boot (and every agent version), so a
+/// boot rewrites the file its predecessor left instead of adding one.
 fn start_file_name(home: &Path) -> String {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut hasher = DefaultHasher::new();
-    home.hash(&mut hasher);
-    format!("start-{:016x}.toml", hasher.finish())
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    let digest = sha2::Sha256::digest(home.as_os_str().as_bytes());
+    format!("start-{}.toml", hex::encode(&digest[..8]))
+}
+
+/// The start file written for a launch, removed (with the directory made for
+/// it under `/tmp`) when dropped: when the agent stops, and before the next
+/// boot through the stages writes it anew. Only a SIGKILL leaves it behind,
+/// and the next boot's write replaces it.
+#[derive(Debug)]
+pub struct StartFile {
+    path: PathBuf,
+    made_dir: Option<PathBuf>,
+}
+
+impl StartFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StartFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the start file");
+        }
+        if let Some(dir) = &self.made_dir {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// `/run/mpc-agent`, else a fresh directory under `/tmp`; `true` when it was
+/// made for this boot alone.
+fn start_file_dir(user: &NodeUser) -> Result<(PathBuf, bool), Check> {
+    match runtime_dir(&[Path::new(START_FILE_DIR)], user) {
+        Ok(dir) => Ok((dir, false)),
+        Err(check) if check.id != "launch.start_file" => Err(check),
+        Err(check) => fresh_dir(Path::new(FALLBACK_PARENT), FALLBACK_PREFIX, user)
+            .map(|dir| (dir, true))
+            .map_err(|e| {
+                Check::fail(
+                    "launch.start_file",
+                    format!(
+                        "{}; nor a directory under {FALLBACK_PARENT}: {e}",
+                        check.cause
+                    ),
+                    "make /run (or /tmp) writable for the agent",
+                )
+            }),
+    }
+}
+
+/// A directory of a fresh random name `<prefix><16 hex>` under `parent`,
+/// created here (never one that was there), 0700, the node user's.
+pub fn fresh_dir(parent: &Path, prefix: &str, user: &NodeUser) -> std::io::Result<PathBuf> {
+    use nix::errno::Errno;
+    use nix::sys::stat::{Mode, fchmod, fstat};
+    let parent_dir = crate::homes::beneath::Dir::open(parent)?;
+    for _ in 0..16 {
+        let name = format!("{prefix}{:016x}", rand::random::<u64>());
+        match nix::sys::stat::mkdirat(&parent_dir, name.as_str(), Mode::from_bits_truncate(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let made = parent_dir
+            .dir(Path::new(&name))?
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        fchmod(&made, Mode::from_bits_truncate(0o700))?;
+        user.own_fd(&made, &fstat(&made)?)?;
+        return Ok(parent.join(name));
+    }
+    Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
 }
 
 /// The first of `candidates` that is, or can be made, the start files'
@@ -157,6 +247,18 @@ pub fn runtime_dir(candidates: &[&Path], user: &NodeUser) -> Result<PathBuf, Che
         },
         "make /run or /tmp writable for the agent",
     ))
+}
+
+/// The node's log filter: `RUST_LOG` when set, else `info`, as `--help`
+/// says (the node itself, given none, logs errors only).
+const DEFAULT_LOG_FILTER: &str = "info";
+
+fn node_log_filter(process_env: &BTreeMap<String, String>) -> &str {
+    process_env
+        .get("RUST_LOG")
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(DEFAULT_LOG_FILTER)
 }
 
 /// Withheld from the node by name: the secrets the agent hands over itself
@@ -209,7 +311,7 @@ pub fn node_environment(
 
 /// How mpc-node is started. Not `Debug`-printable with values: the
 /// environment holds the store key (its `Secret`s redact themselves).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LaunchPlan {
     pub launch: Launch,
     pub program: PathBuf,
@@ -217,6 +319,9 @@ pub struct LaunchPlan {
     /// The child's whole environment.
     pub env: Vec<(String, Secret)>,
     pub user: NodeUser,
+    /// The start file of `start-with-config-file`, removed when dropped:
+    /// keep it as long as the node may start from it.
+    pub start_file: Option<StartFile>,
 }
 
 /// The secrets the node is started with.
@@ -240,10 +345,12 @@ impl LaunchPlan {
         const SET_BY_THE_PLAN: [&str; 2] = ["MPC_HOME_DIR", "MPC_LOG_FORMAT"];
         let mut env: Vec<(String, Secret)> = node_environment(process_env)
             .filter(|(name, _)| {
-                launch != Launch::Start || !SET_BY_THE_PLAN.contains(&name.as_str())
+                name != "RUST_LOG"
+                    && (launch != Launch::Start || !SET_BY_THE_PLAN.contains(&name.as_str()))
             })
             .map(|(name, value)| (name, Secret::new(value)))
             .collect();
+        env.push(("RUST_LOG".into(), Secret::new(node_log_filter(process_env))));
         let args: Vec<OsString> = match launch {
             Launch::Start => {
                 env.push((
@@ -267,6 +374,7 @@ impl LaunchPlan {
             args,
             env,
             user,
+            start_file: None,
         }
     }
 
@@ -395,7 +503,12 @@ mod tests {
                 "/run/mpc-agent/start.toml"
             ]
         );
-        assert!(plan.env.is_empty());
+        let env: Vec<(&str, &str)> = plan
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(env, [("RUST_LOG", "info")], "the default filter, no key");
     }
 
     #[test]

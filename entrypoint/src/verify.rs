@@ -10,8 +10,8 @@ use near_crypto::PublicKey;
 
 use crate::check::{Check, Problem, ProblemKind, Status};
 use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
-use crate::homes::secrets_file;
-use crate::keys::{self, KeyReport, KeysInput, KeysVerdict};
+use crate::homes::{secrets_file, watch};
+use crate::keys::{self, ChainFacts, KeyReport, KeysInput, KeysVerdict};
 use crate::secrets::{self, NodeSecrets, SecretSettings, SecretsFailure};
 
 /// What [`verify`] reads.
@@ -23,6 +23,8 @@ pub struct VerifyInputs<'a> {
     pub secrets_json: SecretsJsonPolicy,
     /// The process environment (secrets given directly, AWS settings).
     pub env: &'a BTreeMap<String, String>,
+    /// `AGENT_HOME_IO_TIMEOUT`: how long reading `secrets.json` may take.
+    pub home_io_timeout: Duration,
 }
 
 /// Valid secrets and what the chain says of the keys the node will run with.
@@ -57,7 +59,7 @@ impl Policy {
         match kind {
             ProblemKind::KeyMismatch => self.on_key_mismatch == OnMismatch::Warn,
             ProblemKind::RpcUnavailable => self.on_rpc_unavailable == OnRpcUnavailable::Skip,
-            ProblemKind::Blocking | ProblemKind::LockTimeout => false,
+            ProblemKind::Blocking | ProblemKind::LockTimeout | ProblemKind::Stalled => false,
         }
     }
 }
@@ -125,7 +127,40 @@ pub async fn verify(
 /// [`verify`], for a caller that already holds them).
 pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Verified {
     let keys = keys::check(inputs.chain, &KeysInput::new(inputs.node, &secrets)).await;
-    judge(inputs.node, inputs.secrets_json, secrets, keys)
+    let file = match keys.chain_facts() {
+        Some(facts) if keys.verdict() == KeysVerdict::Mismatch => {
+            file_keys(inputs, &secrets, facts).await
+        }
+        _ => Ok(None),
+    };
+    judge(secrets, keys, file)
+}
+
+/// The keys of a `secrets.json` that stays under the policy and that the
+/// chain accepts, read off this thread: a home that does not answer is a
+/// stall, not a frozen agent.
+async fn file_keys(
+    inputs: VerifyInputs<'_>,
+    secrets: &NodeSecrets,
+    facts: ChainFacts,
+) -> Result<Option<(PublicKey, PublicKey)>, Check> {
+    let home = inputs.node.home_dir.clone();
+    let (p2p, account) = (secrets.p2p.clone(), secrets.account.clone());
+    let policy = inputs.secrets_json;
+    watch::off_thread(inputs.home_io_timeout, "reading secrets.json", move || {
+        secrets_file::kept_keys(&home, &p2p, &account, policy, Some(&facts))
+            .ok()
+            .flatten()
+            .filter(|(signer, p2p)| facts.accepts(signer, p2p).accepted())
+    })
+    .await
+    .map_err(|stall| {
+        stall.check(
+            &inputs.node.home_dir,
+            inputs.home_io_timeout,
+            "AGENT_HOME_IO_TIMEOUT",
+        )
+    })
 }
 
 /// The `secrets.json` rule on a key report: when the validated keys are not
@@ -133,10 +168,9 @@ pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Ve
 /// chain accepts, the node runs with those; the failed key checks become
 /// warnings and `keys.effective` says why.
 fn judge(
-    node: &Node,
-    policy: SecretsJsonPolicy,
     secrets: NodeSecrets,
     keys: KeyReport,
+    file: Result<Option<(PublicKey, PublicKey)>, Check>,
 ) -> Verified {
     let secret_checks = secrets.report.iter().map(|r| r.check()).collect();
     let mut key_checks = keys.checks();
@@ -146,22 +180,13 @@ fn judge(
         p2p: secrets.p2p.public.clone(),
         from_secrets_json: false,
     };
-    let accepted_file = || {
-        let facts = keys.chain_facts()?;
-        secrets_file::kept_keys(
-            &node.home_dir,
-            &secrets.p2p,
-            &secrets.account,
-            policy,
-            Some(&facts),
-        )
-        .ok()
-        .flatten()
-        .filter(|(signer, p2p)| facts.accepts(signer, p2p).accepted())
+    let kept = match file {
+        Ok(kept) => kept,
+        Err(stalled) => {
+            key_checks.push(stalled);
+            None
+        }
     };
-    let kept = (verdict == KeysVerdict::Mismatch)
-        .then(accepted_file)
-        .flatten();
     if let Some((signer, p2p)) = kept {
         keys_in_use = KeysInUse {
             signer,

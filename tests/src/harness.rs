@@ -180,6 +180,12 @@ impl AgentCommand {
         self
     }
 
+    /// Leaves `key` out of the agent's environment (it starts with `RUST_LOG=info`).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
     pub fn envs<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,

@@ -9,6 +9,7 @@ pub mod moto;
 pub mod mounts;
 pub mod near_rpc;
 pub mod node_fixture;
+pub mod stall;
 pub mod standin_node;
 
 /// Where the tests that skipped append a line each, when it is set: the

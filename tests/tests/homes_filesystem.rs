@@ -17,6 +17,7 @@ fn settings(require_persistent: bool, min_free: u64) -> HomeSettings {
         require_persistent,
         min_free,
         lock_wait: None,
+        io_timeout: std::time::Duration::from_secs(60),
         start_mode: StartMode::Auto,
         secrets_json: SecretsJsonPolicy::Reconcile,
         node_user: None,

@@ -20,7 +20,7 @@ use entrypoint::homes::init::{
     read_marker,
 };
 use entrypoint::homes::lock::{Holder, HomeLock, acquire};
-use entrypoint::homes::{HomeError, NodeUser};
+use entrypoint::homes::{HomeError, IoWatch, NodeUser};
 
 const BOOT_NODES: &str = "ed25519:7PGseFbWxvYVgZ89K1uTJKYoKetWs7BJtbyXDzfbAcqX@10.0.0.1:24567";
 
@@ -64,6 +64,7 @@ impl Home {
             Holder::this_process(),
             Some(Duration::from_secs(5)),
             &self.user(),
+            &IoWatch::default(),
             |_| {},
         )
         .await

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entrypoint::homes::lock::{Holder, HomeLock, acquire, is_held, read_holder};
-use entrypoint::homes::{HomeError, NodeUser};
+use entrypoint::homes::{HomeError, IoWatch, NodeUser};
 
 fn holder(hostname: &str) -> Holder {
     Holder {
@@ -21,9 +21,14 @@ fn user(home: &Path) -> NodeUser {
 }
 
 async fn take(home: &Path, name: &str) -> HomeLock {
-    acquire(home, holder(name), None, &user(home), |h| {
-        panic!("nobody else holds the lock: {h:?}")
-    })
+    acquire(
+        home,
+        holder(name),
+        None,
+        &user(home),
+        &IoWatch::default(),
+        |h| panic!("nobody else holds the lock: {h:?}"),
+    )
     .await
     .unwrap()
 }
@@ -38,9 +43,14 @@ async fn a_second_agent_waits_sees_the_holder_and_proceeds_after_release() {
     let second = {
         let (home, seen, user) = (home.path().to_path_buf(), seen.clone(), user(home.path()));
         tokio::spawn(async move {
-            acquire(&home, holder("second-task"), None, &user, |h| {
-                seen.lock().unwrap().push(h.cloned())
-            })
+            acquire(
+                &home,
+                holder("second-task"),
+                None,
+                &user,
+                &IoWatch::default(),
+                |h| seen.lock().unwrap().push(h.cloned()),
+            )
             .await
         })
     };
@@ -90,6 +100,7 @@ async fn a_bounded_wait_ends_with_an_error_that_names_the_holder() {
         holder("late"),
         Some(Duration::from_millis(700)),
         &user(home.path()),
+        &IoWatch::default(),
         |_| {},
     )
     .await
@@ -125,6 +136,7 @@ async fn the_lock_holds_across_two_open_files_of_one_process() {
         holder("same-process"),
         Some(Duration::from_millis(300)),
         &user(home.path()),
+        &IoWatch::default(),
         |_| {},
     )
     .await;
@@ -148,6 +160,7 @@ async fn waiting_can_be_given_up_at_any_point() {
             holder("impatient"),
             None,
             &user(home.path()),
+            &IoWatch::default(),
             |_| {},
         ),
     )

@@ -19,7 +19,7 @@ use entrypoint::homes::secrets_file::update_secrets_json;
 use entrypoint::homes::start_config::{
     Launch, StartConfigInputs, launch, render, write_start_config,
 };
-use entrypoint::homes::{NodeUser, Written};
+use entrypoint::homes::{IoWatch, NodeUser, Written};
 use entrypoint::secrets::{NodeKey, Secret};
 
 const STORE_KEY: &str = "00112233445566778899aabbccddeeff";
@@ -334,9 +334,16 @@ fn node_key() -> NodeKey {
 /// Everything a boot does to the home after the lock: init, then the files.
 async fn boot(home: &Path, p2p: &NodeKey, signer: &NodeKey) -> Vec<Written> {
     let user = user(home);
-    let lock = acquire(home, Holder::this_process(), None, &user, |_| {})
-        .await
-        .unwrap();
+    let lock = acquire(
+        home,
+        Holder::this_process(),
+        None,
+        &user,
+        &IoWatch::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
     let plan = InitPlan {
         node_bin: standin_node_bin(),
         chain: Chain::Testnet,

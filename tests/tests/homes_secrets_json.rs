@@ -1,7 +1,7 @@
 //! `secrets.json` on the home: written 0600 from the validated keys when
 //! absent; when it differs, `AGENT_SECRETS_JSON` decides (by default the keys
-//! the chain accepts win), a backup is kept whenever it changes, and the
-//! drift is reported with public keys only.
+//! the chain accepts win), a replaced file is not kept (no `secrets.json.bak.*`
+//! holds old private keys), and the drift is reported with public keys only.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -67,11 +67,15 @@ fn assert_no_secrets(outcome: &SecretsJsonOutcome, keys: &[&NodeKey]) {
     }
 }
 
-fn backup_of(outcome: &SecretsJsonOutcome) -> &Path {
-    match &outcome.written {
-        Written::Replaced { backup: Some(b) } => b,
-        other => panic!("expected a replacement with a backup, got {other:?}"),
-    }
+/// The file was replaced and no copy of the old one is left on the home.
+fn replaced_without_copy(outcome: &SecretsJsonOutcome, home: &Path) {
+    assert_eq!(outcome.written, Written::Replaced { backup: None });
+    let copies: Vec<String> = std::fs::read_dir(home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "secrets.json" && name.contains("secrets.json"))
+        .collect();
+    assert!(copies.is_empty(), "copies of secrets.json: {copies:?}");
 }
 
 #[test]
@@ -114,7 +118,7 @@ fn a_start_sh_file_with_the_same_keys_is_left_alone_but_narrowed_to_0600() {
 }
 
 #[test]
-fn keys_from_secrets_manager_that_the_chain_accepts_replace_the_file_with_a_backup() {
+fn keys_from_secrets_manager_that_the_chain_accepts_replace_the_file_and_no_copy_is_kept() {
     let home = tempfile::tempdir().unwrap();
     let (p2p, stale_signer, signer) = (node_key(), node_key(), node_key());
     start_sh_file(home.path(), &p2p, &stale_signer);
@@ -127,9 +131,11 @@ fn keys_from_secrets_manager_that_the_chain_accepts_replace_the_file_with_a_back
     assert_eq!(outcome.action, SecretsJsonAction::Replaced);
     assert_eq!(file(home.path())["near_signer_key"], signer.secret.expose());
     assert_eq!(mode(home.path()), 0o600);
-    let backup = backup_of(&outcome);
-    assert_eq!(std::fs::read(backup).unwrap(), old);
-    assert_eq!(std::fs::metadata(backup).unwrap().mode() & 0o777, 0o600);
+    assert_ne!(
+        std::fs::read(home.path().join("secrets.json")).unwrap(),
+        old
+    );
+    replaced_without_copy(&outcome, home.path());
 
     let drift: Vec<&str> = outcome.drift.iter().map(|d| d.field).collect();
     assert_eq!(drift, ["near_signer_key", "near_responder_keys"]);
@@ -207,11 +213,11 @@ fn keep_and_replace_do_what_they_say_whatever_the_chain() {
     let replaced = run(home.path(), &p2p, &signer, Replace, None);
     assert_eq!(replaced.action, SecretsJsonAction::Replaced);
     assert_eq!(file(home.path())["near_signer_key"], signer.secret.expose());
-    backup_of(&replaced);
+    replaced_without_copy(&replaced, home.path());
 }
 
 #[test]
-fn an_unparsable_file_is_reported_kept_under_keep_and_replaced_with_a_backup_otherwise() {
+fn an_unparsable_file_is_reported_kept_under_keep_and_replaced_otherwise() {
     let (p2p, signer) = (node_key(), node_key());
     let garbage = format!("{{\"p2p_private_key\": \"{}\"", p2p.secret.expose());
     let home = tempfile::tempdir().unwrap();
@@ -229,10 +235,7 @@ fn an_unparsable_file_is_reported_kept_under_keep_and_replaced_with_a_backup_oth
 
     let replaced = run(home.path(), &p2p, &signer, Reconcile, None);
     assert_eq!(replaced.action, SecretsJsonAction::Replaced);
-    assert_eq!(
-        std::fs::read_to_string(backup_of(&replaced)).unwrap(),
-        garbage
-    );
+    replaced_without_copy(&replaced, home.path());
     assert_eq!(file(home.path())["p2p_private_key"], p2p.secret.expose());
     assert_eq!(replaced.check().status, Status::Warn);
 }

@@ -136,7 +136,7 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
     use std::os::unix::fs::PermissionsExt;
     let node = NodeFixture::new();
     let newer_image = node.standin_with(&[("MPC_NODE_STANDIN_CONFIG_FILE", "1")]);
-    let agent = node.run().env("AGENT_NODE_BIN", &newer_image).start();
+    let mut agent = node.run().env("AGENT_NODE_BIN", &newer_image).start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let status = agent.get("/status").json();
     let launch = json::check(&status, "launch.command");
@@ -167,4 +167,49 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
         !env.contains(&"MPC_SECRET_STORE_KEY"),
         "the key is in the file, not the environment: {env:?}"
     );
+
+    // The file, which holds the store and backup keys, is gone once the agent stops.
+    agent.signal(Signal::SIGTERM);
+    agent.exit_code();
+    assert!(!file.exists(), "{} outlived the agent", file.display());
+
+    // The next boot writes it again under the same name: one file per home, not one per boot.
+    let again = node.run().env("AGENT_NODE_BIN", &newer_image).start();
+    again.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = again.get("/status").json();
+    let launch = json::check(&status, "launch.command");
+    assert_eq!(launch["detail"]["command"][2], command[2]);
+    assert!(file.exists());
+}
+
+/// `--help` says the node's filter is `info` when `RUST_LOG` is unset: that is
+/// what the node gets, through its environment or the start file.
+#[test]
+fn the_node_gets_the_log_filter_help_promises() {
+    let node = NodeFixture::new();
+    let newer_image = node.standin_with(&[("MPC_NODE_STANDIN_CONFIG_FILE", "1")]);
+    for (bin, rust_log, filter) in [
+        (None, None, "info"),
+        (None, Some("mpc_node=debug"), "mpc_node=debug"),
+        (Some(&newer_image), None, "info"),
+        (Some(&newer_image), Some("warn"), "warn"),
+    ] {
+        let mut command = node.run().env_remove("RUST_LOG");
+        if let Some(bin) = bin {
+            command = command.env("AGENT_NODE_BIN", bin);
+        }
+        if let Some(rust_log) = rust_log {
+            command = command.env("RUST_LOG", rust_log);
+        }
+        let agent = command.start();
+        let line = agent.stdout.wait_for(WAIT, |l| {
+            l.starts_with("mpc-node: log filter") || l.starts_with("mpc-node: no log filter")
+        });
+        assert_eq!(
+            line.as_deref(),
+            Some(format!("mpc-node: log filter {filter}").as_str()),
+            "RUST_LOG {rust_log:?}, config file {}",
+            bin.is_some()
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! `secrets.json` against Secrets Manager and the chain through `agent run`:
-//! a stale file is replaced (with a backup) when the chain accepts the new
-//! keys, kept when the chain accepts the file's, and `keep` / `replace` do as
+//! a stale file is replaced when the chain accepts the new keys, and no copy
+//! of it (no `secrets.json.bak.*`) keeps its private keys on the home; kept when the chain accepts the file's, and `keep` / `replace` do as
 //! they say; the drift is reported with public keys only.
 
 use agent_tests::harness::WAIT;
@@ -28,13 +28,33 @@ fn check(status: &Value, id: &str) -> Value {
     json::check(status, id).clone()
 }
 
-fn backups(node: &NodeFixture) -> Vec<String> {
+fn copies(node: &NodeFixture) -> Vec<String> {
     std::fs::read_dir(node.home())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("secrets.json.bak."))
+        .filter(|n| n != "secrets.json" && n.contains("secrets.json"))
         .collect()
+}
+
+/// Every file under `dir` whose bytes hold `text`.
+fn files_holding(dir: &std::path::Path, text: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(files_holding(&path, text));
+        } else if kind.is_file()
+            && std::fs::read(&path)
+                .unwrap()
+                .windows(text.len())
+                .any(|w| w == text.as_bytes())
+        {
+            found.push(path);
+        }
+    }
+    found
 }
 
 #[test]
@@ -57,7 +77,12 @@ fn a_stale_file_is_replaced_when_the_chain_accepts_the_new_keys() {
     );
     assert!(!cause.contains(&old_signer.secret), "never a secret key");
     assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
-    assert_eq!(backups(&node).len(), 1, "the old file is kept");
+    assert!(copies(&node).is_empty(), "copies: {:?}", copies(&node));
+    let holding = files_holding(node.home(), &old_signer.secret);
+    assert!(
+        holding.is_empty(),
+        "the replaced key is still on the home in {holding:?}"
+    );
 }
 
 #[test]
@@ -76,7 +101,7 @@ fn a_file_the_chain_accepts_is_kept_and_the_node_runs_with_it() {
         "{kept}"
     );
     assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
-    assert!(backups(&node).is_empty());
+    assert!(copies(&node).is_empty());
 }
 
 #[test]
@@ -100,5 +125,6 @@ fn keep_keeps_and_replace_replaces_whatever_the_chain_says() {
         .start();
     replace.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
     assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
-    assert_eq!(backups(&node).len(), 1);
+    assert!(copies(&node).is_empty(), "copies: {:?}", copies(&node));
+    assert!(files_holding(node.home(), &old_signer.secret).is_empty());
 }

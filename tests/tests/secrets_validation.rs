@@ -93,6 +93,43 @@ fn a_key_without_prefix_or_on_another_curve_is_named() {
     );
 }
 
+/// A malformed key is described by its shape (length, alphabet, prefix),
+/// never by any of its characters: not in the report, not in the log.
+#[test]
+fn a_malformed_key_is_described_without_any_of_its_characters() {
+    let (sk, _) = keypair();
+    let body = sk.strip_prefix("ed25519:").unwrap().to_string();
+    for (bad, shape) in [
+        (
+            format!("QXZKJQ:{body}"),
+            "another prefix before `:` (6 characters, letters)",
+        ),
+        (
+            format!("{}:{}", &body[..12], &body[12..]),
+            "another prefix before `:` (12 characters, letters and digits)",
+        ),
+        (format!("ed25519:{}", &body[..40]), "decodes to"),
+        (body[..50].to_string(), "decodes to"),
+    ] {
+        let (account, _) = keypair();
+        let out = keys(&[
+            ("MPC_ACCOUNT_SK", account),
+            ("MPC_P2P_PRIVATE_KEY", bad.clone()),
+        ]);
+        assert_eq!(out.code, 1, "{out:?}");
+        let said = format!("{}\n{}", out.stdout, out.stderr);
+        assert!(said.contains(shape), "{shape}: {said}");
+        let value = bad.as_str();
+        for start in 0..value.len().saturating_sub(6) {
+            let window = &value[start..start + 6];
+            assert!(
+                !said.contains(window) || "ed25519:".contains(window),
+                "{window:?} of the malformed key appears in: {said}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_spliced_key_is_refused() {
     let (a, _) = keypair();

@@ -152,6 +152,8 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
             ready.secrets.clone(),
         );
         let plan = ready.plan;
+        // Removed when this boot ends (the agent exits, or the stages run again).
+        let _start_file = plan.start_file;
         let supervisor = Supervisor {
             spec: ChildSpec {
                 program: plan.program.into_os_string(),

@@ -9,8 +9,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use entrypoint::homes::NodeUser;
+use std::collections::BTreeMap;
+
 use entrypoint::homes::init::{Finished, NodeCommands, NodeExit};
+use entrypoint::homes::{IoWatch, NodeUser};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
@@ -26,10 +28,35 @@ pub struct ReapedCommands {
     pub user: NodeUser,
     /// The variables the commands get (no secrets: init and `--help` need none).
     pub env: Vec<(String, String)>,
+    /// A command runs aside: the home stage's clock stops while it runs.
+    pub io: IoWatch,
+}
+
+impl ReapedCommands {
+    /// Commands as `user`, with what `process_env` passes through.
+    pub fn new(
+        reaper: Reaper,
+        user: &NodeUser,
+        process_env: &BTreeMap<String, String>,
+        io: IoWatch,
+    ) -> ReapedCommands {
+        ReapedCommands {
+            reaper,
+            user: user.clone(),
+            env: entrypoint::launch::node_environment(process_env).collect(),
+            io,
+        }
+    }
 }
 
 impl NodeCommands for ReapedCommands {
     async fn run(&self, program: &Path, args: &[OsString]) -> io::Result<Finished> {
+        self.io.aside(self.run_to_end(program, args)).await
+    }
+}
+
+impl ReapedCommands {
+    async fn run_to_end(&self, program: &Path, args: &[OsString]) -> io::Result<Finished> {
         let mut command = Command::new(program);
         command
             .args(args)

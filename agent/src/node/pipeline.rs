@@ -4,22 +4,26 @@
 //! the policy for what they find: hold and re-check, exit, or warn and go on.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Problem, ProblemKind, Status, worst};
-use entrypoint::config::{Backoff, HomeSettings, NodeConfig, OnMismatch, Policy};
-use entrypoint::homes::{self, HomeInputs, HomeLock, HomeStop, NodeUser, WriteTest, lock};
-use entrypoint::keys::KeysVerdict;
+use entrypoint::config::{Backoff, HomeSettings, Node, NodeConfig, OnMismatch, Policy};
+use entrypoint::homes::{
+    self, HomeError, HomeInputs, HomeLock, HomeStop, IoWatch, NodeUser, WriteTest, lock,
+};
+use entrypoint::keys::{ChainFacts, KeysVerdict};
 use entrypoint::launch::{self, LaunchInputs, LaunchPlan};
-use entrypoint::secrets::NodeSecrets;
+use entrypoint::secrets::{NodeSecrets, SecretSettings};
 use entrypoint::verify::{self, KeysInUse, Step, VerifyInputs};
 
-use crate::exit;
 use crate::http::lifecycle::Event;
 use crate::http::state::State;
 use crate::http::views::{Phase, Reason};
 use crate::node::commands::ReapedCommands;
 use crate::supervisor::Reaper;
+use crate::{exit, process};
+use tokio::sync::oneshot;
 
 /// Which command runs the stages: `run` holds and re-checks with a backoff,
 /// `init` never holds.
@@ -96,6 +100,7 @@ impl Pipeline<'_> {
     fn next(&self, kind: ProblemKind) -> Next {
         match (kind, self.mode) {
             (ProblemKind::LockTimeout, _) => Next::Exit(exit::TEMPFAIL),
+            (ProblemKind::Stalled, _) => Next::Exit(exit::IOERR),
             (ProblemKind::RpcUnavailable, Mode::Init) => Next::Exit(exit::UNAVAILABLE),
             (_, Mode::Init) => Next::Exit(exit::CONFIG),
             (ProblemKind::RpcUnavailable, Mode::Run { hold_retry }) => Next::Hold(hold_retry),
@@ -119,6 +124,7 @@ impl Pipeline<'_> {
                 chain: &self.node.chain_rpc,
                 secrets_json: homes.secrets_json,
                 env: self.env,
+                home_io_timeout: homes.io_timeout,
             },
             |step| match step {
                 Step::Secrets { checks, took } => {
@@ -142,14 +148,7 @@ impl Pipeline<'_> {
 
         self.state.apply(Event::Enter(Phase::Home));
         let started = Instant::now();
-        let inputs = HomeInputs {
-            node,
-            homes,
-            secrets: &self.node.secrets,
-            efs_file_system_id: self.efs_file_system_id,
-            env: self.env,
-        };
-        let home = self.home(&inputs, &verified, held).await.map_err(|stop| {
+        let home = self.home(&verified, held).await.map_err(|stop| {
             self.record("home", &stop.checks, started.elapsed());
             stop.problem
         })?;
@@ -181,32 +180,71 @@ impl Pipeline<'_> {
         })
     }
 
-    /// The home stage: inspected, locked (once: the lock is kept across
-    /// holds), prepared.
+    /// The home stage, on a thread of its own (its file work can hang on a
+    /// hard-mounted EFS, and this thread serves `/health` and signals),
+    /// watched: a piece of file work under way past `AGENT_HOME_IO_TIMEOUT`
+    /// ends the stage with `homes.stalled`, the thread left to its call.
+    /// The lock goes to the thread and comes back with its answer.
     async fn home(
         &self,
-        inputs: &HomeInputs<'_>,
         verified: &verify::Verified,
         held: &mut Option<HomeLock>,
     ) -> Result<homes::NodeHome, HomeStop> {
-        let inspection = homes::inspect(inputs, WriteTest::Probe).await?;
-        if held.is_none() {
-            let taken = self.lock(inputs, &inspection.user).await;
-            *held = Some(taken.map_err(|e| HomeStop::after(inspection.checks.clone(), e))?);
-            self.state.apply(Event::Enter(Phase::Home));
+        let io = IoWatch::default();
+        let stage = HomeStage {
+            node: self.node.node.clone(),
+            homes: self.homes.clone(),
+            secrets: self.node.secrets.clone(),
+            efs_file_system_id: self.efs_file_system_id.map(str::to_string),
+            env: self.env.clone(),
+            validated: verified.secrets.clone(),
+            facts: verified.keys.chain_facts(),
+            state: self.state.clone(),
+            reaper: self.reaper.clone(),
+            io: io.clone(),
+        };
+        let lock = held.take();
+        let (tx, mut answer) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("home".into())
+            .spawn(move || {
+                let done = match process::runtime() {
+                    Ok(runtime) => runtime.block_on(stage.run(lock)),
+                    Err(_) => (lock, Err(HomeStop::after(Vec::new(), no_runtime()))),
+                };
+                let _ = tx.send(done);
+            });
+        if let Err(e) = spawned {
+            return Err(HomeStop::after(
+                Vec::new(),
+                HomeError::Io {
+                    action: "start a thread for",
+                    path: self.node.node.home_dir.clone(),
+                    source: e,
+                },
+            ));
         }
-        let lock = held.as_ref().expect("just taken");
-        let commands = self.commands(&inspection.user);
-        let facts = verified.keys.chain_facts();
-        homes::prepare(
-            inspection,
-            lock,
-            inputs,
-            &verified.secrets,
-            facts.as_ref(),
-            &commands,
-        )
-        .await
+        let limit = self.homes.io_timeout;
+        let mut watchdog = tokio::time::interval(
+            (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        );
+        loop {
+            tokio::select! {
+                done = &mut answer => {
+                    let Ok((lock, result)) = done else {
+                        return Err(HomeStop::after(Vec::new(), no_runtime()));
+                    };
+                    *held = lock;
+                    return result;
+                }
+                _ = watchdog.tick() => {
+                    if let Some(stall) = io.overdue(limit) {
+                        tracing::error!(home = %self.node.node.home_dir.display(), doing = %stall.doing, waited_s = stall.waited.as_secs(), "the home does not answer");
+                        return Err(HomeStop::stalled(&stall, &self.node.node.home_dir, limit));
+                    }
+                }
+            }
+        }
     }
 
     /// Lets a problem through when the policy says so, with a warning.
@@ -245,18 +283,92 @@ impl Pipeline<'_> {
         }
     }
 
+    /// Runs the node's short commands (`init`, `--help`) as `user`, with no
+    /// secrets in their environment: `--help` prints the values of the
+    /// variables the node reads.
+    fn commands(&self, user: &NodeUser) -> ReapedCommands {
+        ReapedCommands::new(self.reaper.clone(), user, self.env, IoWatch::default())
+    }
+}
+
+/// A stage's answer could not be had: no runtime on its thread, or the thread
+/// ended without one.
+fn no_runtime() -> HomeError {
+    HomeError::Io {
+        action: "run the home stage on",
+        path: "its own thread".into(),
+        source: io::Error::other("no runtime, or the thread ended without an answer"),
+    }
+}
+
+/// What the home stage reads, owned, for its thread.
+struct HomeStage {
+    node: Node,
+    homes: HomeSettings,
+    secrets: SecretSettings,
+    efs_file_system_id: Option<String>,
+    env: BTreeMap<String, String>,
+    validated: NodeSecrets,
+    facts: Option<ChainFacts>,
+    state: State,
+    reaper: Reaper,
+    io: IoWatch,
+}
+
+impl HomeStage {
+    /// Inspected, locked (once: the lock is kept across holds), prepared.
+    async fn run(
+        self,
+        mut held: Option<HomeLock>,
+    ) -> (Option<HomeLock>, Result<homes::NodeHome, HomeStop>) {
+        let result = self.prepare(&mut held).await;
+        self.io.stop();
+        (held, result)
+    }
+
+    async fn prepare(&self, held: &mut Option<HomeLock>) -> Result<homes::NodeHome, HomeStop> {
+        let inputs = HomeInputs {
+            node: &self.node,
+            homes: &self.homes,
+            secrets: &self.secrets,
+            efs_file_system_id: self.efs_file_system_id.as_deref(),
+            env: &self.env,
+            io: self.io.clone(),
+        };
+        let inspection = homes::inspect(&inputs, WriteTest::Probe).await?;
+        if held.is_none() {
+            let taken = self.lock(&inspection.user).await;
+            *held = Some(taken.map_err(|e| HomeStop::after(inspection.checks.clone(), e))?);
+            self.state.apply(Event::Enter(Phase::Home));
+        }
+        let lock = held.as_ref().expect("just taken");
+        // The node's commands (init) wait aside: they are not file work.
+        let commands = ReapedCommands::new(
+            self.reaper.clone(),
+            &inspection.user,
+            &self.env,
+            self.io.clone(),
+        );
+        homes::prepare(
+            inspection,
+            lock,
+            &inputs,
+            &self.validated,
+            self.facts.as_ref(),
+            &commands,
+        )
+        .await
+    }
+
     /// Takes the home's lock, showing who holds it while waiting.
-    async fn lock(
-        &self,
-        inputs: &HomeInputs<'_>,
-        user: &NodeUser,
-    ) -> Result<HomeLock, homes::HomeError> {
+    async fn lock(&self, user: &NodeUser) -> Result<HomeLock, HomeError> {
         let state = self.state.clone();
         lock::acquire(
-            &inputs.node.home_dir,
+            &self.node.home_dir,
             lock::Holder::this_process(),
-            inputs.homes.lock_wait,
+            self.homes.lock_wait,
             user,
+            &self.io,
             |holder| {
                 let who = holder.map_or_else(|| "another process".to_string(), ToString::to_string);
                 tracing::warn!(holder = %who, "waiting for the home's lock: another agent runs a node on this home");
@@ -268,16 +380,5 @@ impl Pipeline<'_> {
             },
         )
         .await
-    }
-
-    /// Runs the node's short commands (`init`, `--help`) as `user`, with the
-    /// node's environment and no secret in it: `--help` prints the values of
-    /// the variables the node reads.
-    fn commands(&self, user: &NodeUser) -> ReapedCommands {
-        ReapedCommands {
-            reaper: self.reaper.clone(),
-            user: user.clone(),
-            env: entrypoint::launch::node_environment(self.env).collect(),
-        }
     }
 }

@@ -135,6 +135,7 @@ async fn changed(
         chain: &config.node.chain_rpc,
         secrets_json: config.homes.secrets_json,
         env,
+        home_io_timeout: config.homes.io_timeout,
     };
     let verified = verify::against_chain(inputs, fresh).await;
     if let Some(problem) = verified.problem()

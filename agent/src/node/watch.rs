@@ -50,6 +50,7 @@ pub fn spawn(
                 chain: &config.node.chain_rpc,
                 secrets_json: config.homes.secrets_json,
                 env: &env,
+                home_io_timeout: config.homes.io_timeout,
             };
             let verified = verify::against_chain(inputs, secrets.clone()).await;
             let account = &config.node.node.account_id;

@@ -160,6 +160,8 @@ pub struct HomeSettings {
     pub min_free: u64,
     /// How long to wait for another agent's lock; `None` waits forever.
     pub lock_wait: Option<Duration>,
+    /// How long one piece of file work on the home may take before the boot fails.
+    pub io_timeout: Duration,
     pub start_mode: StartMode,
     pub secrets_json: SecretsJsonPolicy,
     /// The user the node runs as; `None` means the owner of the home.
@@ -896,6 +898,7 @@ impl<'a> Resolver<'a> {
         let require_persistent = self.parse("AGENT_REQUIRE_PERSISTENT_HOME", values::boolean);
         let min_free = self.parse("AGENT_MIN_FREE", values::size);
         let lock_wait = self.parse("AGENT_LOCK_WAIT", values::wait_limit);
+        let io_timeout = self.parse("AGENT_HOME_IO_TIMEOUT", values::positive_duration);
         let start_mode = self.parse("AGENT_START_MODE", |v| {
             values::choice(v, &["auto", "legacy", "config-file"]).map(|c| match c {
                 "legacy" => StartMode::Legacy,
@@ -923,6 +926,7 @@ impl<'a> Resolver<'a> {
             require_persistent: require_persistent?,
             min_free: min_free?,
             lock_wait: lock_wait?,
+            io_timeout: io_timeout?,
             start_mode: start_mode?,
             secrets_json: secrets_json?,
             node_user,

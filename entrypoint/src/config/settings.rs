@@ -540,6 +540,14 @@ pub static SETTINGS: &[Setting] = &[
         commands: HOME,
     },
     Setting {
+        name: "AGENT_HOME_IO_TIMEOUT",
+        value_name: "DURATION",
+        help: "A piece of file work on the home (a stat, a read, the lock, a write) that has not returned after this long fails the boot by name (EFS unreachable, an NFS hard mount waiting on a server that is gone); /health keeps answering and SIGTERM keeps working",
+        default: Default::Value("60s"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
         name: "AGENT_START_MODE",
         value_name: "auto|legacy|config-file",
         help: "Start mpc-node with `start` and config.yaml (legacy) or `start-with-config-file`; auto asks the binary's --help",

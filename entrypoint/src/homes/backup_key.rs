@@ -142,8 +142,14 @@ pub(super) async fn apply(
         BackupKeyChoice::Refuse => return Err(plan.check),
         BackupKeyChoice::Keep { adopted } => {
             let stored = match &adopted {
-                Some(key) => secrets::generated::keep(inputs.secrets, inputs.env, name, key).await,
-                None => secrets::generated::generate(inputs.secrets, inputs.env, name).await,
+                Some(key) => {
+                    let keep = secrets::generated::keep(inputs.secrets, inputs.env, name, key);
+                    inputs.io.aside(keep).await
+                }
+                None => {
+                    let generate = secrets::generated::generate(inputs.secrets, inputs.env, name);
+                    inputs.io.aside(generate).await
+                }
             };
             let stored = stored.map_err(|e| {
                 Check::fail(ID, format!("cannot keep a backup key: {}", e.cause), e.fix)

@@ -484,6 +484,7 @@ mod tests {
             require_persistent,
             min_free: 10 << 30,
             lock_wait: None,
+            io_timeout: std::time::Duration::from_secs(60),
             start_mode: crate::config::StartMode::Auto,
             secrets_json: crate::config::SecretsJsonPolicy::Reconcile,
             node_user: None,

@@ -15,6 +15,7 @@ use super::filesystem::{self, Filesystem};
 use super::init::{self, InitError};
 use super::secrets_file::{self, SecretsJsonOutcome};
 use super::store_key::{self, StoreKeyVerdict};
+use super::watch::{IoWatch, Stall};
 use super::{Edit, HomeError, NodeUser, lock};
 use crate::check::{Check, Problem, ProblemKind, Status};
 use crate::config::{HomeSettings, Node};
@@ -39,6 +40,8 @@ pub struct HomeInputs<'a> {
     pub efs_file_system_id: Option<&'a str>,
     /// The process environment (AWS settings, task metadata).
     pub env: &'a BTreeMap<String, String>,
+    /// Where the stage marks its file work, for a watcher on another thread.
+    pub io: IoWatch,
 }
 
 /// The home as found before the lock: the user the node runs as, and the
@@ -58,6 +61,18 @@ pub struct HomeStop {
 }
 
 impl HomeStop {
+    /// The stage stopped waiting on a home that does not answer.
+    pub fn stalled(stall: &Stall, home: &Path, limit: Duration) -> HomeStop {
+        let check = stall.check(home, limit, "AGENT_HOME_IO_TIMEOUT");
+        HomeStop {
+            checks: vec![check.clone()],
+            problem: Problem {
+                kind: ProblemKind::Stalled,
+                checks: vec![check],
+            },
+        }
+    }
+
     /// A home error as a blocking problem, after the checks made so far.
     pub fn after(mut checks: Vec<Check>, error: HomeError) -> HomeStop {
         let check = error.check();
@@ -84,6 +99,14 @@ pub async fn inspect(
     write: WriteTest,
 ) -> Result<HomeInspection, HomeStop> {
     let home = inputs.node.home_dir.as_path();
+    inputs.io.start(format!(
+        "inspecting it (owner, filesystem, mount, free space{})",
+        if write == WriteTest::Probe {
+            ", a test write"
+        } else {
+            ""
+        }
+    ));
     let user = NodeUser::resolve(inputs.homes.node_user.as_ref(), home)
         .map_err(|e| HomeStop::after(Vec::new(), e))?;
     let fs = filesystem::inspect(home).map_err(|e| HomeStop::after(Vec::new(), e))?;
@@ -94,7 +117,7 @@ pub async fn inspect(
         .any(|c| c.id == "homes.filesystem" && c.status == Status::Fail)
     {
         // The EFS side says why the home is not on EFS: it leads the reasons.
-        checks.extend(efs_failures(inputs).await);
+        checks.extend(inputs.io.aside(efs_failures(inputs)).await);
     }
     checks.extend(fs_checks);
     checks.push(match write {
@@ -370,7 +393,10 @@ async fn does_not_decrypt(
         return check;
     }
     let home = inputs.node.home_dir.as_path();
-    let previous = secrets::generated::previous(inputs.secrets, inputs.env).await;
+    let previous = inputs
+        .io
+        .aside(secrets::generated::previous(inputs.secrets, inputs.env))
+        .await;
     let Some(previous) = previous.filter(|p| {
         matches!(
             store_key::verify_store_key(home, &p.key),

@@ -47,6 +47,7 @@ use super::HomeError;
 use super::atomic::{self, Previous};
 use super::beneath::Dir;
 use super::owner::NodeUser;
+use super::watch::IoWatch;
 
 /// The agent's own directory on the home: lock, holder, init marker, staging.
 pub const AGENT_DIR: &str = ".agent";
@@ -134,14 +135,17 @@ fn whole_file(kind: libc::c_short) -> libc::flock {
 /// it changes. The lock is tried every 500 ms; the future can be dropped at
 /// any point to stop waiting. `wait` bounds the wait (`None`: forever); past
 /// it the error names the holder. Once taken, `holder` is written to
-/// `holder.json` (atomically, replacing the previous holder).
+/// `holder.json` (atomically, replacing the previous holder). The pauses
+/// between tries are marked aside on `io`; the rest is file work.
 pub async fn acquire(
     home: &Path,
     holder: Holder,
     wait: Option<Duration>,
     owner: &NodeUser,
+    io: &IoWatch,
     mut on_wait: impl FnMut(Option<&Holder>),
 ) -> Result<HomeLock, HomeError> {
+    io.start(format!("taking the home's lock ({AGENT_DIR}/{LOCK_FILE})"));
     let dir = home.join(AGENT_DIR);
     let agent_dir = atomic::ensure_dir(home, Path::new(AGENT_DIR), 0o755, owner)
         .map_err(HomeError::io("create", &dir))?;
@@ -180,7 +184,7 @@ pub async fn acquire(
             Some(limit) => POLL.min(limit - waited),
             None => POLL,
         };
-        tokio::time::sleep(pause).await;
+        io.aside(tokio::time::sleep(pause)).await;
     }
     let swept = super::scratch::remove_stale(home, &[Path::new(""), Path::new(AGENT_DIR)])
         .map_err(HomeError::io("sweep", home))?;

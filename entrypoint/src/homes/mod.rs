@@ -18,7 +18,8 @@
 //! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
 //!   the files the node reads, each written through [`atomic`];
 //! - [`beneath`]: every name on the home opened from the home's fd, never
-//!   through a link.
+//!   through a link;
+//! - [`watch`]: how long the stage has been waiting on the home's files.
 
 pub mod atomic;
 pub mod backup_key;
@@ -36,6 +37,7 @@ pub mod scratch;
 pub mod secrets_file;
 pub mod start_config;
 pub mod store_key;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +52,7 @@ pub use inspect::{HomeInputs, HomeInspection, HomeStop, WriteTest, inspect};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
 pub use prepare::{NodeHome, prepare};
+pub use watch::{IoWatch, Stall};
 
 /// The version recorded in `holder.json` and `initialized.json`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -48,6 +48,9 @@ pub async fn prepare(
             lock.holder()
         ),
     ));
+    inputs
+        .io
+        .start("checking the store key against the shares (key, permanent_keys/, temporary_keys/)");
     let store_key = match store_key(inputs, secrets).await {
         Ok((key, check)) => {
             checks.push(check);
@@ -64,6 +67,9 @@ pub async fn prepare(
             });
         }
     };
+    inputs
+        .io
+        .start("reading the node's backup key file (backup_encryption_key.hex)");
     let backup_key = match backup_key::apply(backup_key::plan(inputs, secrets), inputs).await {
         Ok((key, check)) => {
             checks.push(check);
@@ -93,20 +99,27 @@ pub async fn prepare(
             });
         }
     }
+    inputs.io.start(
+        "initializing (the init marker, the staging directory under .agent/, moving its result into place)",
+    );
     let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
         .await
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(init.check());
+    inputs.io.start("updating config.json");
     let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(json.check());
+    inputs.io.start("updating config.yaml");
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(config.update.check());
+    inputs.io.start("reading and writing secrets.json");
     let secrets_json = plan_secrets_json(inputs, secrets, chain)
         .and_then(|plan| secrets_file::apply(plan, &secrets.p2p, &secrets.account, &user))
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(secrets_json.check());
+    inputs.io.stop();
     if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
         return Err(HomeStop { checks, problem });
     }
@@ -170,13 +183,15 @@ async fn store_key(
         }
         StoreKeyChoice::Refuse => Err(plan.check),
         StoreKeyChoice::Generate => {
-            match secrets::generated::generate(
-                inputs.secrets,
-                inputs.env,
-                secrets::SecretName::SecretStoreKey,
-            )
-            .await
-            {
+            let generated = inputs
+                .io
+                .aside(secrets::generated::generate(
+                    inputs.secrets,
+                    inputs.env,
+                    secrets::SecretName::SecretStoreKey,
+                ))
+                .await;
+            match generated {
                 Ok(stored) => {
                     tracing::info!(fingerprint = %stored.key.fingerprint(), source = %stored.source, generated = true, "the node's secret store key");
                     let check = Check::ok(

@@ -97,7 +97,7 @@ impl SecretsJsonOutcome {
                 let done = match self.action {
                     SecretsJsonAction::Kept => "kept the file",
                     _ if planned => {
-                        "the next boot replaces it with the validated keys, keeping a backup"
+                        "the next boot replaces it with the validated keys (the old file, with its private keys, is not kept)"
                     }
                     _ => "replaced it with the validated keys",
                 };
@@ -126,7 +126,7 @@ impl SecretsJsonOutcome {
             (SecretsJsonAction::Replaced, _) => Check::warn(
                 id,
                 cause,
-                "nothing to do if this was intended; the old file is kept as a backup",
+                "nothing to do if this was intended; the old file is not kept, so its private keys are on the home no more",
             ),
         };
         check.with_detail(detail)
@@ -225,7 +225,7 @@ pub fn plan_secrets_json(
 }
 
 /// Makes `<home>/secrets.json` what [`plan_secrets_json`] decides. Always
-/// 0600; a backup whenever the content changes.
+/// 0600; a replaced file is not kept (it holds private keys).
 pub fn update_secrets_json(
     home: &Path,
     p2p: &NodeKey,
@@ -258,7 +258,8 @@ pub fn apply(
             Path::new(FILE),
             contents(p2p, signer).as_bytes(),
             0o600,
-            Previous::Backup,
+            // No copy of the old file: it holds private keys the node no longer uses.
+            Previous::Discard,
             user,
         )
         .map_err(HomeError::io("write", &plan.path))?;

@@ -130,7 +130,16 @@ pub fn render(inputs: &StartConfigInputs) -> Result<Secret, HomeError> {
     root.insert("log".to_string(), table(log));
     root.insert("near_init".to_string(), table(near_init));
     root.insert("node".to_string(), node);
-    let rendered = toml::to_string(&root).map_err(|e| HomeError::Unparsable {
+    let rendered = toml::to_string(&root);
+    // The table's copies of the keys are zeroed; the rendered text is the only one left.
+    if let Some(Value::Table(secrets)) = root.get_mut("secrets") {
+        for (_, value) in secrets.iter_mut() {
+            if let Value::String(s) = value {
+                zeroize::Zeroize::zeroize(s);
+            }
+        }
+    }
+    let rendered = rendered.map_err(|e| HomeError::Unparsable {
         path: inputs.home.join("config.yaml"),
         reason: format!("cannot be written as TOML: {e}"),
     })?;

@@ -7,7 +7,7 @@ mod aws;
 pub mod generated;
 mod reference;
 mod secret;
-mod validate;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -355,7 +355,7 @@ fn unpack(
 
 /// A plain value is the secret; a JSON object holds it under `json_key`, else
 /// under the secret's name (upper or lower case).
-fn select_field(
+pub fn select_field(
     raw: Secret,
     json_key: Option<&str>,
     name: SecretName,
@@ -371,24 +371,35 @@ fn select_field(
         }
         return Ok(raw);
     }
-    let object: serde_json::Map<String, serde_json::Value> =
+    let mut object: serde_json::Map<String, serde_json::Value> =
         match serde_json::from_str(raw.expose()) {
             Ok(serde_json::Value::Object(o)) => o,
             // Not JSON after all (or not an object): the text is the secret.
-            _ => return Ok(raw),
+            Ok(mut other) => {
+                wipe(&mut other);
+                return Ok(raw);
+            }
+            Err(_) => return Ok(raw),
         };
     let lower = name.env_name().to_ascii_lowercase();
     let wanted: Vec<&str> = match json_key {
         Some(key) => vec![key],
         None => vec![name.env_name(), lower.as_str()],
     };
-    let found = wanted.iter().find_map(|k| object.get(*k).map(|v| (*k, v)));
-    let fields: Vec<&str> = object.keys().map(String::as_str).collect();
-    match found {
-        Some((_, serde_json::Value::String(s))) => Ok(Secret::new(s.as_str())),
-        Some((key, _)) => Err(FetchError {
+    let found = wanted
+        .iter()
+        .find(|k| object.contains_key(**k))
+        .map(|k| k.to_string());
+    let fields: Vec<String> = object.keys().cloned().collect();
+    let selected = match found.as_deref().and_then(|k| object.get_mut(k)) {
+        // Moved out, not copied: the only copy left is the `Secret`.
+        Some(serde_json::Value::String(s)) => Ok(Secret::new(std::mem::take(s))),
+        Some(_) => Err(FetchError {
             kind: FetchErrorKind::Other,
-            cause: format!("JSON field {key:?} of the secret is not a string"),
+            cause: format!(
+                "JSON field {:?} of the secret is not a string",
+                found.as_deref().unwrap_or_default()
+            ),
             fix: "store the key as a JSON string".into(),
         }),
         None => Err(FetchError {
@@ -400,6 +411,21 @@ fn select_field(
             ),
             fix: "name the field in the secret id (…:json-key::) or rename the field".into(),
         }),
+    };
+    for value in object.values_mut() {
+        wipe(value);
+    }
+    selected
+}
+
+/// Zeroes every string in a parsed secret (other fields may be secrets too).
+fn wipe(value: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe),
+        serde_json::Value::Object(map) => map.values_mut().for_each(wipe),
+        _ => {}
     }
 }
 

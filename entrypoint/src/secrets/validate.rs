@@ -57,6 +57,23 @@ pub fn placeholder(value: &str) -> Option<&'static str> {
     None
 }
 
+/// What `s` is made of, in words, without any of it.
+fn alphabet(s: &str) -> &'static str {
+    if s.is_empty() {
+        "empty"
+    } else if s.chars().all(|c| c.is_ascii_lowercase()) {
+        "lower-case letters"
+    } else if s.chars().all(|c| c.is_ascii_alphabetic()) {
+        "letters"
+    } else if s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        "letters and digits"
+    } else if s.is_ascii() {
+        "not only letters and digits"
+    } else {
+        "not only ASCII"
+    }
+}
+
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -82,13 +99,23 @@ pub fn ed25519_key(value: &str) -> Result<NodeKey, Rule> {
                 FORMAT,
             ));
         }
-        Some(p) if p.len() <= 12 && p.chars().all(|c| c.is_ascii_alphanumeric()) => {
+        Some(p) if p.eq_ignore_ascii_case("ed25519") => {
             return Err(Rule::new(
-                format!("has the curve prefix {p:?}; the node's keys are ed25519"),
+                "has the ed25519 prefix in capitals; NEAR writes it in lower case",
                 FORMAT,
             ));
         }
-        Some(_) => return Err(Rule::new("has an unknown prefix before `:`", FORMAT)),
+        // Its shape, never its text: the part before `:` may be key material.
+        Some(p) => {
+            return Err(Rule::new(
+                format!(
+                    "has another prefix before `:` ({} characters, {}), not ed25519; the node's keys are ed25519",
+                    p.chars().count(),
+                    alphabet(p)
+                ),
+                FORMAT,
+            ));
+        }
         None if is_hex(body) => {
             return Err(Rule::new(
                 format!(
@@ -387,7 +414,49 @@ mod tests {
         assert_eq!(placeholder(&"ab".repeat(16)), None);
     }
 
+    #[test]
+    fn another_prefix_is_described_by_its_shape_not_quoted() {
+        let (sk, _) = keypair();
+        let body = sk.strip_prefix("ed25519:").unwrap();
+        let rule = ed25519_key(&format!("QXZKJQ:{body}")).unwrap_err();
+        assert_eq!(
+            rule.rule,
+            "has another prefix before `:` (6 characters, letters), not ed25519; the node's keys are ed25519"
+        );
+        let rule = ed25519_key(&format!("{}:{}", &body[..30], &body[30..])).unwrap_err();
+        assert!(
+            rule.rule.contains("30 characters, letters and digits"),
+            "{rule:?}"
+        );
+        assert!(!rule.rule.contains(&body[..6]), "{rule:?}");
+        assert!(
+            ed25519_key(&format!("ED25519:{body}"))
+                .unwrap_err()
+                .rule
+                .contains("capitals")
+        );
+    }
+
     proptest! {
+        /// Whatever stands before and after the `:`, no rule repeats it
+        /// (upper-case Q, X, Z, J, K appear in no rule or fix text).
+        #[test]
+        fn no_rule_quotes_a_prefix_or_a_body(
+            prefix in "[QXZJK]{1,16}",
+            body in "[QXZJK1-9]{8,90}",
+            separator in proptest::sample::select(vec![":", ""]),
+        ) {
+            let value = format!("{prefix}{separator}{body}");
+            for rule in [
+                ed25519_key(&value).err(),
+                hex_key(&value, 16, "k").err(),
+                hex_key(&value, 32, "k").err(),
+            ].into_iter().flatten() {
+                let text = format!("{} {}", rule.rule, rule.fix);
+                prop_assert!(!text.contains(&prefix) && !text.contains(&body[..8]), "{text}");
+            }
+        }
+
         #[test]
         fn key_parsing_never_panics(s in ".{0,200}") {
             let _ = ed25519_key(&s);

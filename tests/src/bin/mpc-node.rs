@@ -148,10 +148,12 @@ fn main() {
             let backup = std::env::var("MPC_BACKUP_ENCRYPTION_KEY_HEX")
                 .ok()
                 .filter(|v| !v.is_empty());
+            says_log_filter(std::env::var("RUST_LOG").ok());
             start_node(&home, &key.to_string_lossy(), backup, web_ui)
         }
         Cmd::StartWithConfigFile { config } => {
-            let (home, key, backup, web_ui) = start_config_home(&config, config_file);
+            let (home, key, backup, web_ui, filter) = start_config_home(&config, config_file);
+            says_log_filter(filter);
             start_node(&home, &key, backup, web_ui)
         }
         Cmd::Init {
@@ -402,9 +404,19 @@ fn web_ui_of(value: &serde_yaml::Value) -> Option<std::net::SocketAddr> {
     format!("{host}:{port}").parse().ok()
 }
 
+/// The log filter the node runs with, as its first line (the real node
+/// takes `RUST_LOG`, or `[log].filter` of the start file; without either it
+/// logs errors only).
+fn says_log_filter(filter: Option<String>) {
+    match filter.filter(|f| !f.is_empty()) {
+        Some(filter) => println!("mpc-node: log filter {filter}"),
+        None => println!("mpc-node: no log filter: errors only"),
+    }
+}
+
 /// Reads the start file as the node does: the tables `start-with-config-file`
 /// requires, or exit 1 naming the file. Returns `home_dir`, the store key,
-/// the backup key and `[node].web_ui`.
+/// the backup key, `[node].web_ui` and `[log].filter`.
 fn start_config_home(
     path: &Path,
     supported: bool,
@@ -413,6 +425,7 @@ fn start_config_home(
     String,
     Option<String>,
     Option<std::net::SocketAddr>,
+    Option<String>,
 ) {
     if !supported {
         eprintln!("error: unrecognized subcommand 'start-with-config-file'");
@@ -488,7 +501,12 @@ fn start_config_home(
         .and_then(|s| s.get("backup_encryption_key_hex"))
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    (home, key, backup, web_ui)
+    let filter = config
+        .get("log")
+        .and_then(|l| l.get("filter"))
+        .and_then(|f| f.as_str())
+        .map(str::to_string);
+    (home, key, backup, web_ui, filter)
 }
 
 /// Writes files the way nearcore's `init_configs` does, one at a time.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
-use entrypoint::homes::{self, HomeInputs, WriteTest};
+use entrypoint::homes::{self, HomeInputs, IoWatch, WriteTest};
 use entrypoint::keys;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
@@ -247,14 +247,25 @@ async fn source(
         Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
         Err(e) => return Err(no_configuration(&url, &e)),
     };
-    let config: ConfigView =
-        serde_json::from_slice(&body).map_err(|e| no_configuration(&url, &e.to_string()))?;
-    let (env, ignored) = remote_settings(&layers.env, &config);
+    let (config, env, ignored) =
+        remote_config(&body, &layers.env).map_err(|e| no_configuration(&url, &e))?;
     Ok((
         Origin::RunningAgent { url: base, ignored },
         Layers { env, ..layers },
         Some(config),
     ))
+}
+
+/// A running agent's `/config` answer; this environment completed by it
+/// (see [`remote_settings`]); and the names left out, each with why. `Err`
+/// says why the answer cannot be read.
+pub fn remote_config(
+    body: &[u8],
+    env: &BTreeMap<String, String>,
+) -> Result<(ConfigView, BTreeMap<String, String>, Vec<String>), String> {
+    let config: ConfigView = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let (env, ignored) = remote_settings(env, &config);
+    Ok((config, env, ignored))
 }
 
 /// This environment, completed by the running agent's `/config` with only
@@ -375,6 +386,7 @@ async fn local_checks(
                 chain: &config.node.chain_rpc,
                 secrets_json: config.homes.secrets_json,
                 env,
+                home_io_timeout: config.homes.io_timeout,
             },
             |step| {
                 if let Step::Secrets { checks, .. } = step {
@@ -421,30 +433,58 @@ async fn local_checks(
                 .map(|c| entry("keys", c)),
         );
     }
-    let inputs = HomeInputs {
-        node,
-        homes: &config.homes,
-        secrets: &config.node.secrets,
-        // The aws group asks about the EFS.
-        efs_file_system_id: None,
-        env,
-    };
-    let home = match homes::inspect(&inputs, WriteTest::Permission).await {
-        Ok(inspection) => {
-            let facts = verified.as_ref().and_then(|v| v.keys.chain_facts());
-            let survey = inspection
-                .survey(
-                    &inputs,
-                    verified.as_ref().map(|v| &v.secrets),
-                    facts.as_ref(),
-                )
-                .await;
-            inspection.checks.into_iter().chain(survey).collect()
-        }
-        Err(stop) => stop.checks,
-    };
+    let home = home_checks(config, env, verified.as_ref(), limit).await;
     entries.extend(home.into_iter().map(|c| entry("home", c)));
     entries
+}
+
+/// The home group, read on a thread of its own within `limit`: a home whose
+/// filesystem hangs (a hard-mounted EFS gone away) is `homes.stalled`, not a
+/// doctor that never ends.
+async fn home_checks(
+    config: &DoctorConfig,
+    env: &BTreeMap<String, String>,
+    verified: Option<&verify::Verified>,
+    limit: Duration,
+) -> Vec<Check> {
+    let home_dir = config.node.node.home_dir.clone();
+    let config = config.clone();
+    let env = env.clone();
+    let secrets = verified.map(|v| v.secrets.clone());
+    let facts = verified.and_then(|v| v.keys.chain_facts());
+    let read = homes::watch::off_thread(limit, "inspecting it", move || {
+        let runtime = crate::process::runtime().ok()?;
+        let inputs = HomeInputs {
+            node: &config.node.node,
+            homes: &config.homes,
+            secrets: &config.node.secrets,
+            // The aws group asks about the EFS.
+            efs_file_system_id: None,
+            env: &env,
+            io: IoWatch::default(),
+        };
+        Some(runtime.block_on(async {
+            match homes::inspect(&inputs, WriteTest::Permission).await {
+                Ok(inspection) => {
+                    let survey = inspection
+                        .survey(&inputs, secrets.as_ref(), facts.as_ref())
+                        .await;
+                    inspection.checks.into_iter().chain(survey).collect()
+                }
+                Err(stop) => stop.checks,
+            }
+        }))
+    })
+    .await;
+    match read {
+        Ok(Some(checks)) => checks,
+        Ok(None) => vec![Check::fail(
+            "home",
+            "the home was not checked: no runtime could be started for it",
+            "run agent doctor again",
+        )],
+        Err(stall) => vec![stall.check(&home_dir, limit, "doctor --timeout")],
+    }
 }
 
 /// The secrets as the running agent validated them (its `/config`).
