@@ -14,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    if let Ok((_, merged, _)) = agent::remote_config(data, &env) {
+    if let Ok(remote) = agent::remote_config(data, &env) {
         for (name, value) in &env {
             assert_eq!(
-                merged.get(name),
+                remote.env.get(name),
                 Some(value),
                 "{name} from /config overrode this environment"
             );

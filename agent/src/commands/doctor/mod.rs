@@ -247,8 +247,11 @@ async fn source(
         Ok((status, _)) => return Err(no_configuration(&url, &format!("it answered {status}"))),
         Err(e) => return Err(no_configuration(&url, &e)),
     };
-    let (config, env, ignored) =
-        remote_config(&body, &layers.env).map_err(|e| no_configuration(&url, &e))?;
+    let RemoteConfig {
+        config,
+        env,
+        ignored,
+    } = remote_config(&body, &layers.env).map_err(|e| no_configuration(&url, &e))?;
     Ok((
         Origin::RunningAgent { url: base, ignored },
         Layers { env, ..layers },
@@ -256,16 +259,25 @@ async fn source(
     ))
 }
 
-/// A running agent's `/config` answer; this environment completed by it
-/// (see [`remote_settings`]); and the names left out, each with why. `Err`
-/// says why the answer cannot be read.
-pub fn remote_config(
-    body: &[u8],
-    env: &BTreeMap<String, String>,
-) -> Result<(ConfigView, BTreeMap<String, String>, Vec<String>), String> {
+/// What `doctor --from` takes from a running agent's `/config`.
+pub struct RemoteConfig {
+    /// The answer as read.
+    pub config: ConfigView,
+    /// This environment completed by it (see [`remote_settings`]).
+    pub env: BTreeMap<String, String>,
+    /// The names left out, each with why.
+    pub ignored: Vec<String>,
+}
+
+/// Reads a running agent's `/config` answer; `Err` says why it cannot be read.
+pub fn remote_config(body: &[u8], env: &BTreeMap<String, String>) -> Result<RemoteConfig, String> {
     let config: ConfigView = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let (env, ignored) = remote_settings(env, &config);
-    Ok((config, env, ignored))
+    Ok(RemoteConfig {
+        config,
+        env,
+        ignored,
+    })
 }
 
 /// This environment, completed by the running agent's `/config` with only
