@@ -76,16 +76,20 @@ fn looks_like_key(run: &str) -> bool {
 pub fn excerpt(text: &str, max: usize) -> String {
     let redacted = redact(text.trim());
     let mut out = String::with_capacity(redacted.len().min(max + 32));
-    for (shown, (at, c)) in redacted.char_indices().enumerate() {
-        if shown >= max {
+    let mut shown = 0;
+    for (at, c) in redacted.char_indices() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.into()
+        };
+        let width = piece.chars().count();
+        if shown + width > max {
             out.push_str(&format!("… [{} more bytes]", redacted.len() - at));
             return out;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        shown += width;
+        out.push_str(&piece);
     }
     out
 }
@@ -93,6 +97,14 @@ pub fn excerpt(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_control_characters_count_toward_the_bound() {
+        let shown = excerpt(&"\u{1}".repeat(1000), 60);
+        let kept = shown.split('…').next().unwrap_or_default();
+        assert!(kept.chars().count() <= 60, "{shown}");
+        assert!(shown.ends_with("more bytes]"), "{shown}");
+    }
 
     const SECRET: &str = "ed25519:3D4YudUahN1nawWogh8pAKSj92sUNMdbZGjn7kERKzYoTy8tnFQuwoGUC51DowKqorvkr2pytJSnwuSbsNVfqygr";
 

@@ -174,7 +174,7 @@ impl Pipeline<'_> {
             checks: vec![check],
         })?;
         Ok(Ready {
-            secrets: verified.secrets,
+            secrets: home.stored_into(verified.secrets),
             keys_in_use: verified.keys_in_use,
             plan,
         })

@@ -130,6 +130,13 @@ pub(super) fn plan(inputs: &HomeInputs<'_>, secrets: &NodeSecrets) -> BackupKeyP
     }
 }
 
+impl BackupKeyPlan {
+    /// Whether the plan stores a key in Secrets Manager (generated, or adopted from the home).
+    pub(super) fn keeps(&self) -> bool {
+        matches!(self.choice, BackupKeyChoice::Keep { .. })
+    }
+}
+
 /// The key the node is started with, and `homes.backup_key`; `Err` is the failed check.
 pub(super) async fn apply(
     plan: BackupKeyPlan,

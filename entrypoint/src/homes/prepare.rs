@@ -26,6 +26,30 @@ pub struct NodeHome {
     pub config: MpcConfig,
     /// Every check of the stage, the inspection's first.
     pub checks: Vec<Check>,
+    /// The keys this stage generated or adopted and stored in Secrets
+    /// Manager itself, so that a fetch from now on returns them.
+    pub stored: Vec<secrets::SecretName>,
+}
+
+impl NodeHome {
+    /// `fetched` (what boot read from Secrets Manager) as Secrets Manager
+    /// holds it now that the stage is done: with the keys of
+    /// [`NodeHome::stored`]. A watch for rotated secrets compares against
+    /// this, so that a key the agent stored itself is not taken for a rotation.
+    pub fn stored_into(&self, mut fetched: NodeSecrets) -> NodeSecrets {
+        for name in &self.stored {
+            match name {
+                secrets::SecretName::SecretStoreKey => {
+                    fetched.store_key = Some(self.store_key.clone())
+                }
+                secrets::SecretName::BackupEncryptionKey => {
+                    fetched.backup_key = self.backup_key.clone()
+                }
+                _ => {}
+            }
+        }
+        fetched
+    }
 }
 
 /// Makes the home ready for the node, under `lock`. `chain` is the keys
@@ -51,9 +75,13 @@ pub async fn prepare(
     inputs
         .io
         .start("checking the store key against the shares (key, permanent_keys/, temporary_keys/)");
+    let mut stored = Vec::new();
     let store_key = match store_key(inputs, secrets).await {
-        Ok((key, check)) => {
+        Ok((key, check, generated)) => {
             checks.push(check);
+            if generated {
+                stored.push(secrets::SecretName::SecretStoreKey);
+            }
             key
         }
         Err(check) => {
@@ -70,9 +98,14 @@ pub async fn prepare(
     inputs
         .io
         .start("reading the node's backup key file (backup_encryption_key.hex)");
-    let backup_key = match backup_key::apply(backup_key::plan(inputs, secrets), inputs).await {
+    let backup_plan = backup_key::plan(inputs, secrets);
+    let keeps = backup_plan.keeps();
+    let backup_key = match backup_key::apply(backup_plan, inputs).await {
         Ok((key, check)) => {
             checks.push(check);
+            if keeps {
+                stored.push(secrets::SecretName::BackupEncryptionKey);
+            }
             key
         }
         Err(check) => {
@@ -129,6 +162,7 @@ pub async fn prepare(
         backup_key,
         config,
         checks,
+        stored,
     })
 }
 
@@ -173,13 +207,13 @@ async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands) -> Option<
 async fn store_key(
     inputs: &HomeInputs<'_>,
     secrets: &NodeSecrets,
-) -> Result<(Secret, Check), Check> {
+) -> Result<(Secret, Check, bool), Check> {
     let plan = plan_store_key(inputs, secrets).await;
     match plan.choice {
         StoreKeyChoice::Use(key) => {
             let source = secrets.source(secrets::SecretName::SecretStoreKey);
             tracing::info!(fingerprint = %key.fingerprint(), %source, generated = false, "the node's secret store key");
-            Ok((key, plan.check))
+            Ok((key, plan.check, false))
         }
         StoreKeyChoice::Refuse => Err(plan.check),
         StoreKeyChoice::Generate => {
@@ -202,7 +236,7 @@ async fn store_key(
                             stored.source
                         ),
                     );
-                    Ok((stored.key, check))
+                    Ok((stored.key, check, true))
                 }
                 Err(e) => Err(Check::fail(
                     plan.check.id,
