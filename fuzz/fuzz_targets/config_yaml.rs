@@ -4,7 +4,7 @@
 #![no_main]
 
 use entrypoint::config::Chain;
-use entrypoint::homes::config_yaml::{MpcConfigInputs, update};
+use entrypoint::homes::config_yaml::{MpcConfigInputs, to_yaml, update};
 use libfuzzer_sys::fuzz_target;
 use serde_yaml::{Mapping, Value};
 
@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     if update(&mut config, &inputs).is_err() {
         return;
     }
-    let written = serde_yaml::to_string(&config).expect("YAML serializes");
+    // What cannot be written back is refused by name, as the agent refuses it.
+    let Ok(written) = to_yaml(&Value::Mapping(config)) else {
+        return;
+    };
     let mut again: Mapping = serde_yaml::from_str(&written).unwrap_or_else(|e| {
         panic!("the updated config.yaml does not parse again ({e}): {written}")
     });

@@ -190,6 +190,13 @@ fn read(home: &Path) -> Result<Option<Mapping>, HomeError> {
     }
 }
 
+/// `config` as the text of config.yaml. Not every YAML that parses can be
+/// written back (a tag on a mapping's key, say): `Err` says why.
+pub fn to_yaml(config: &Value) -> Result<String, String> {
+    serde_yaml::to_string(config)
+        .map_err(|e| format!("parses, but cannot be written back once updated: {e}"))
+}
+
 /// Creates `<home>/config.yaml` when absent, else updates the three values;
 /// a backup when it changes, no write when nothing changes.
 pub fn update_config_yaml(
@@ -219,7 +226,7 @@ pub fn update_config_yaml(
             (Value::Mapping(map), edits)
         }
     };
-    let text = serde_yaml::to_string(&config).expect("YAML serializes");
+    let text = to_yaml(&config).map_err(unparsable)?;
     let written = atomic::write_file(
         home,
         Path::new(FILE),
@@ -316,6 +323,12 @@ cores: 12
                 .unwrap()
                 .is_empty()
         );
+        let mut broken: Mapping = serde_yaml::from_str("indexer: 3\n").unwrap();
+        assert!(update(&mut broken, &inputs(Chain::Testnet)).is_err());
+        // Found by fuzzing: parses and updates, but serde_yaml cannot write it back.
+        let mut tagged: Mapping = serde_yaml::from_str("!eb_id:JJ  hoxt::\n !es ._5ct:").unwrap();
+        update(&mut tagged, &inputs(Chain::Testnet)).unwrap();
+        assert!(to_yaml(&Value::Mapping(tagged)).is_err());
         let mut broken: Mapping = serde_yaml::from_str("indexer: 3\n").unwrap();
         assert!(update(&mut broken, &inputs(Chain::Testnet)).is_err());
     }
