@@ -73,6 +73,18 @@ impl HomeStop {
         }
     }
 
+    /// A failed check as a blocking problem, after the checks made so far.
+    pub fn refused(mut checks: Vec<Check>, check: Check) -> HomeStop {
+        checks.push(check.clone());
+        HomeStop {
+            checks,
+            problem: Problem {
+                kind: ProblemKind::Blocking,
+                checks: vec![check],
+            },
+        }
+    }
+
     /// A home error as a blocking problem, after the checks made so far.
     pub fn after(mut checks: Vec<Check>, error: HomeError) -> HomeStop {
         let check = error.check();

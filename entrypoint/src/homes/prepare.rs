@@ -84,16 +84,7 @@ pub async fn prepare(
             }
             key
         }
-        Err(check) => {
-            checks.push(check.clone());
-            return Err(HomeStop {
-                checks,
-                problem: Problem {
-                    kind: ProblemKind::Blocking,
-                    checks: vec![check],
-                },
-            });
-        }
+        Err(check) => return Err(HomeStop::refused(checks, check)),
     };
     inputs
         .io
@@ -108,29 +99,13 @@ pub async fn prepare(
             }
             key
         }
-        Err(check) => {
-            checks.push(check.clone());
-            return Err(HomeStop {
-                checks,
-                problem: Problem {
-                    kind: ProblemKind::Blocking,
-                    checks: vec![check],
-                },
-            });
-        }
+        Err(check) => return Err(HomeStop::refused(checks, check)),
     };
     if let Some(check) = tier3(inputs, commands).await {
-        let refused = check.status == crate::check::Status::Fail;
-        checks.push(check.clone());
-        if refused {
-            return Err(HomeStop {
-                checks,
-                problem: Problem {
-                    kind: ProblemKind::Blocking,
-                    checks: vec![check],
-                },
-            });
+        if check.status == crate::check::Status::Fail {
+            return Err(HomeStop::refused(checks, check));
         }
+        checks.push(check);
     }
     inputs.io.start(
         "initializing (the init marker, the staging directory under .agent/, moving its result into place)",
