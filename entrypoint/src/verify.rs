@@ -11,7 +11,7 @@ use near_crypto::PublicKey;
 use crate::check::{Check, Problem, ProblemKind, Status};
 use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
 use crate::homes::{secrets_file, watch};
-use crate::keys::{self, ChainFacts, KeyReport, KeysInput, KeysVerdict};
+use crate::keys::{self, ChainFacts, ChainQuery, ChainReading, KeyReport, KeysInput, KeysVerdict};
 use crate::secrets::{self, NodeSecrets, SecretSettings, SecretsFailure};
 
 /// What [`verify`] reads.
@@ -91,34 +91,35 @@ pub enum Step<'a> {
     Keys { checks: &'a [Check], took: Duration },
 }
 
-/// Fetches and validates the secrets, then judges their keys against the
-/// chain; `on_step` hears of each step as it ends. `Err` when a secret is
-/// missing or invalid: nothing to compare.
+/// Fetches and validates the secrets while the chain is read (one network
+/// round: nothing asked of the chain depends on the secrets), then judges
+/// their keys against it; `on_step` hears of each step as it ends. `Err`
+/// when a secret is missing or invalid: nothing to compare, and the chain's
+/// reading is dropped unfinished.
 pub async fn verify(
     inputs: VerifyInputs<'_>,
     mut on_step: impl FnMut(Step),
 ) -> Result<Verified, SecretsFailure> {
-    let started = Instant::now();
-    let secrets = match secrets::load(inputs.secrets, inputs.env).await {
-        Ok(secrets) => secrets,
-        Err(failure) => {
-            on_step(Step::Secrets {
-                checks: &failure.checks(),
-                took: started.elapsed(),
-            });
-            return Err(failure);
-        }
+    let loading = async {
+        let started = Instant::now();
+        let loaded = secrets::load(inputs.secrets, inputs.env).await;
+        let checks = match &loaded {
+            Ok(secrets) => secrets.report.iter().map(|r| r.check()).collect(),
+            Err(failure) => failure.checks(),
+        };
+        on_step(Step::Secrets {
+            checks: &checks,
+            took: started.elapsed(),
+        });
+        loaded
     };
-    let secret_checks: Vec<Check> = secrets.report.iter().map(|r| r.check()).collect();
-    on_step(Step::Secrets {
-        checks: &secret_checks,
-        took: started.elapsed(),
-    });
-    let started = Instant::now();
-    let verified = against_chain(inputs, secrets).await;
+    let reading = async { Ok(keys::read(inputs.chain, &ChainQuery::of(inputs.node)).await) };
+    let (secrets, reading) = tokio::try_join!(loading, reading)?;
+    let took = reading.took;
+    let verified = judge_reading(inputs, secrets, reading).await;
     on_step(Step::Keys {
         checks: &verified.key_checks,
-        took: started.elapsed(),
+        took,
     });
     Ok(verified)
 }
@@ -126,7 +127,17 @@ pub async fn verify(
 /// Judges validated secrets against the chain (the second half of
 /// [`verify`], for a caller that already holds them).
 pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Verified {
-    let keys = keys::check(inputs.chain, &KeysInput::new(inputs.node, &secrets)).await;
+    let reading = keys::read(inputs.chain, &ChainQuery::of(inputs.node)).await;
+    judge_reading(inputs, secrets, reading).await
+}
+
+/// The keys of `secrets` judged against what the chain answered.
+async fn judge_reading(
+    inputs: VerifyInputs<'_>,
+    secrets: NodeSecrets,
+    reading: ChainReading,
+) -> Verified {
+    let keys = KeyReport::new(KeysInput::new(inputs.node, &secrets), reading);
     let file = match keys.chain_facts() {
         Some(facts) if keys.verdict() == KeysVerdict::Mismatch => {
             file_keys(inputs, &secrets, facts).await

@@ -5,7 +5,7 @@
 
 use entrypoint::check::Check;
 use entrypoint::config::{KeysConfig, Layers};
-use entrypoint::keys::{self, KeysInput, KeysVerdict};
+use entrypoint::keys::{self, ChainQuery, KeyReport, KeysInput, KeysVerdict};
 use entrypoint::secrets;
 
 use crate::{exit, logging, process, render};
@@ -16,16 +16,26 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
             Ok(begun) => begun,
             Err(code) => return code,
         };
-    let secrets = runtime.block_on(secrets::load(&config.node.secrets, &layers.env));
+    // One round: the chain is read while the secrets are fetched.
+    let query = ChainQuery::of(&config.node.node);
+    let (secrets, reading) = runtime.block_on(async {
+        let reading = async {
+            match offline {
+                false => Some(keys::read(&config.node.chain_rpc, &query).await),
+                true => None,
+            }
+        };
+        tokio::join!(secrets::load(&config.node.secrets, &layers.env), reading)
+    });
     let secret_reports = match &secrets {
         Ok(s) => s.report.clone(),
         Err(f) => f.report.clone(),
     };
-    let chain = match (&secrets, offline) {
-        (Ok(s), false) => Some(runtime.block_on(keys::check(
-            &config.node.chain_rpc,
-            &KeysInput::new(&config.node.node, s),
-        ))),
+    let chain = match (&secrets, reading) {
+        (Ok(s), Some(reading)) => Some(KeyReport::new(
+            KeysInput::new(&config.node.node, s),
+            reading,
+        )),
         _ => None,
     };
     let valid = secrets.is_ok()

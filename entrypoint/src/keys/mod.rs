@@ -13,9 +13,9 @@ mod rpc;
 mod verdict;
 
 use std::num::NonZeroU32;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use near_crypto::PublicKey;
+use near_crypto::{PublicKey, PublicKeyHandle};
 use near_jsonrpc_client::methods::query::{RpcQueryRequest, RpcQueryResponse};
 use near_jsonrpc_client::methods::status::RpcStatusRequest;
 use near_jsonrpc_primitives::types::query::{QueryResponseKind, RpcQueryError};
@@ -77,15 +77,74 @@ impl KeysInput {
     }
 }
 
+/// What the stage asks the chain about: ids from the configuration, no key.
+/// Nothing read depends on the secrets, so the chain can be read while they
+/// are still being fetched; only the judgment needs the public keys.
+#[derive(Clone, Debug)]
+pub struct ChainQuery {
+    pub chain: Chain,
+    pub account_id: AccountId,
+    pub contract_id: AccountId,
+}
+
+impl ChainQuery {
+    pub fn of(node: &crate::config::Node) -> ChainQuery {
+        ChainQuery {
+            chain: node.chain,
+            account_id: node.account_id.clone(),
+            contract_id: node.contract_id.clone(),
+        }
+    }
+}
+
+impl From<&KeysInput> for ChainQuery {
+    fn from(input: &KeysInput) -> ChainQuery {
+        ChainQuery {
+            chain: input.chain,
+            account_id: input.account_id.clone(),
+            contract_id: input.contract_id.clone(),
+        }
+    }
+}
+
+/// What the endpoints of `AGENT_NEAR_RPC_URL` answered, before any judgment.
+#[derive(Clone, Debug)]
+pub struct ChainReading {
+    /// Every endpoint asked, in order.
+    pub endpoints: Vec<EndpointOutcome>,
+    /// From the endpoint that answered every request; `None` when none did.
+    pub on_chain: Option<OnChain>,
+    /// How long the reading took, every endpoint included.
+    pub took: Duration,
+}
+
+impl KeyReport {
+    /// The report on `input`'s keys from what the chain answered.
+    pub fn new(input: KeysInput, reading: ChainReading) -> KeyReport {
+        KeyReport {
+            node: input,
+            endpoints: reading.endpoints,
+            on_chain: reading.on_chain,
+        }
+    }
+}
+
 /// Asks the chain and reports. Never fails: an RPC that cannot be used is
 /// an outcome in the report. Takes at most `urls × endpoint_budget(timeout)`.
 pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {
+    KeyReport::new(input.clone(), read(rpc, &ChainQuery::from(input)).await)
+}
+
+/// Reads what the checks need from the first endpoint of `rpc` that answers
+/// every request, in one round: every request to an endpoint is sent at once.
+pub async fn read(rpc: &ChainRpc, query: &ChainQuery) -> ChainReading {
+    let began = Instant::now();
     let mut endpoints = Vec::new();
     let mut on_chain = None;
     for url in &rpc.urls {
         let endpoint = Endpoint::new(url, rpc.timeout);
         let started = Instant::now();
-        let (result, found) = match read_chain(&endpoint, input).await {
+        let (result, found) = match read_chain(&endpoint, query).await {
             Ok(found) => (EndpointResult::Answered, Some(found)),
             Err(Stop::OtherChain { chain_id }) => (EndpointResult::OtherChain { chain_id }, None),
             Err(Stop::Failed(failure)) => (EndpointResult::Failed(failure), None),
@@ -100,10 +159,10 @@ pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {
             break;
         }
     }
-    KeyReport {
-        node: input.clone(),
+    ChainReading {
         endpoints,
         on_chain,
+        took: began.elapsed(),
     }
 }
 
@@ -137,29 +196,32 @@ impl From<EndpointFailure> for Stop {
     }
 }
 
-/// Everything the checks need, from one endpoint.
-async fn read_chain(endpoint: &Endpoint, input: &KeysInput) -> Result<OnChain, Stop> {
+/// Everything the checks need, from one endpoint: `status`, the account and
+/// its first access-key page, `state()` and `migration_info()` all sent at
+/// once; the chain id is judged when they are back.
+async fn read_chain(endpoint: &Endpoint, query: &ChainQuery) -> Result<OnChain, Stop> {
     let started = Instant::now();
-    let status = endpoint
-        .call("status", &RpcStatusRequest)
-        .await
-        .map_err(|err| failure("status", err))?;
-    let latency_ms = started.elapsed().as_millis() as u64;
+    let status = async {
+        let status = endpoint.call("status", &RpcStatusRequest).await;
+        (status, started.elapsed().as_millis() as u64)
+    };
+    let ((status, latency_ms), access_keys, contract, migration) = tokio::join!(
+        status,
+        read_access_keys(endpoint, &query.account_id),
+        read_contract(endpoint, &query.contract_id),
+        read_migration(endpoint, &query.contract_id, &query.account_id)
+    );
+    let status = status.map_err(|err| failure("status", err))?;
     // The endpoint's own words: shown as a bounded excerpt.
     let chain_id = crate::excerpt::excerpt(&status.chain_id, 64);
-    if !serves(input.chain, &status.chain_id) {
+    if !serves(query.chain, &status.chain_id) {
         return Err(Stop::OtherChain { chain_id });
     }
-    let (access_keys, contract, migration) = tokio::join!(
-        read_access_keys(endpoint, &input.account_id),
-        read_contract(endpoint, &input.contract_id),
-        read_migration(endpoint, &input.contract_id, &input.account_id)
-    );
     let (account, access_keys) = access_keys?.unzip();
     let contract = contract?;
     let migration = migration?;
     let standing = match &contract {
-        ContractFinding::State { state } => Some(state.standing_of(&input.account_id)),
+        ContractFinding::State { state } => Some(state.standing_of(&query.account_id)),
         _ => None,
     };
     let sync = status.sync_info;
@@ -192,10 +254,16 @@ async fn read_access_keys(
     endpoint: &Endpoint,
     account_id: &AccountId,
 ) -> Result<Option<(AccountBalance, Vec<AccessKey>)>, EndpointFailure> {
-    let request = query(QueryRequest::ViewAccount {
+    // The balance and the first page at once; later pages only when the
+    // first is not the last.
+    let account = query(QueryRequest::ViewAccount {
         account_id: account_id.clone(),
     });
-    let balance = match endpoint.call("view_account", &request).await {
+    let (account, first_page) = tokio::join!(
+        endpoint.call("view_account", &account),
+        key_page(endpoint, account_id, None)
+    );
+    let balance = match account {
         Ok(RpcQueryResponse {
             kind: QueryResponseKind::ViewAccount(view),
             ..
@@ -210,13 +278,13 @@ async fn read_access_keys(
     };
     let mut keys = Vec::new();
     let mut after_key = None;
+    let mut next_page = Some(first_page);
     for _ in 0..MAX_KEY_PAGES {
-        let request = query(QueryRequest::ViewAccessKeyList {
-            account_id: account_id.clone(),
-            after_key: after_key.clone(),
-            limit: NonZeroU32::new(KEY_PAGE),
-        });
-        let page = match endpoint.call("view_access_key_list", &request).await {
+        let page = match next_page.take() {
+            Some(page) => page,
+            None => key_page(endpoint, account_id, after_key.clone()).await,
+        };
+        let page = match page {
             Ok(RpcQueryResponse {
                 kind: QueryResponseKind::AccessKeyList(page),
                 ..
@@ -249,6 +317,20 @@ async fn read_access_keys(
         "the account's access keys did not end within {MAX_KEY_PAGES} pages ({} keys read)",
         keys.len()
     )))
+}
+
+/// One `view_access_key_list` page, after `after_key`.
+async fn key_page(
+    endpoint: &Endpoint,
+    account_id: &AccountId,
+    after_key: Option<PublicKeyHandle>,
+) -> Result<RpcQueryResponse, CallError<RpcQueryError>> {
+    let request = query(QueryRequest::ViewAccessKeyList {
+        account_id: account_id.clone(),
+        after_key,
+        limit: NonZeroU32::new(KEY_PAGE),
+    });
+    endpoint.call("view_access_key_list", &request).await
 }
 
 fn too_many_keys(what: String) -> EndpointFailure {

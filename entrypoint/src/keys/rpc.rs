@@ -169,6 +169,9 @@ impl Endpoint {
         // A NEAR RPC answers `POST /` itself: a redirect is followed by no
         // one, so an endpoint cannot send the agent's requests elsewhere.
         // Each try, connection and body included, is bounded in `call`.
+        // TLS uses aws-lc-rs, the provider the AWS SDK already links; the
+        // process default is set once (a second install is refused, harmlessly).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
