@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::http::admission::Admission;
 use crate::http::metrics::RequestLabels;
-use crate::http::state::{LogTail, State};
+use crate::http::state::{Health, LogTail, State};
 
 const PATHS: [&str; 5] = ["/health", "/ready", "/status", "/metrics", "/config"];
 
@@ -38,6 +38,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a connection buffers (a request head may not be longer); hyper's
 /// default is about 400 KB.
 pub const MAX_BUF: usize = 16 * 1024;
+/// How long a rendered `/health` answer is served again while the state it
+/// shows is unchanged: its `time` and the child's uptime are at most this old.
+const HEALTH_FRESH: Duration = Duration::from_secs(1);
 /// At most one log line per this about failed accepts or full tables.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -51,6 +54,7 @@ pub fn spawn(
     access: LogTailAccess,
 ) {
     let admission = Admission::new(cap);
+    let health = Arc::new(HealthCache::default());
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -87,6 +91,7 @@ pub fn spawn(
             let _ = stream.set_nodelay(true);
             let state = state.clone();
             let tail = tail.clone();
+            let health = health.clone();
             let http = http.clone();
             tokio::spawn(async move {
                 let mut ticket = admitted.ticket;
@@ -99,7 +104,7 @@ pub fn spawn(
                 };
                 let service = service_fn(move |req| {
                     activity.touch();
-                    let response = respond(&req, &state, &tail);
+                    let response = respond(&req, &state, &tail, &health);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -173,7 +178,12 @@ impl Tail {
     }
 }
 
-fn respond(req: &Request<Incoming>, state: &State, tail: &Tail) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<Incoming>,
+    state: &State,
+    tail: &Tail,
+    health: &HealthCache,
+) -> Response<Full<Bytes>> {
     let path = PATHS
         .iter()
         .copied()
@@ -196,7 +206,7 @@ fn respond(req: &Request<Incoming>, state: &State, tail: &Tail) -> Response<Full
         r
     } else {
         match path {
-            "/health" => health(state),
+            "/health" => health.answer(state),
             "/ready" => ready(state),
             "/status" => json(StatusCode::OK, "application/json", &tail.status(state)),
             "/metrics" => metrics(state),
@@ -214,9 +224,49 @@ fn respond(req: &Request<Incoming>, state: &State, tail: &Tail) -> Response<Full
     response
 }
 
+/// The last `/health` answer, rendered once and served again (a reference
+/// count, no rendering) while the state shows the same and it is fresh.
+#[derive(Default)]
+struct HealthCache(Mutex<Option<RenderedHealth>>);
+
+struct RenderedHealth {
+    shown: Health,
+    at: Instant,
+    code: StatusCode,
+    body: Bytes,
+}
+
+impl HealthCache {
+    fn answer(&self, state: &State) -> Response<Full<Bytes>> {
+        let now = Instant::now();
+        let health = state.health();
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let fresh = cached.as_ref().is_some_and(|r| {
+            r.shown.same_answer(&health) && now.duration_since(r.at) < HEALTH_FRESH
+        });
+        if !fresh {
+            let (code, body) = render_health(&health);
+            *cached = Some(RenderedHealth {
+                shown: health,
+                at: now,
+                code,
+                body,
+            });
+        }
+        let rendered = cached.as_ref().expect("rendered above");
+        body_response(
+            rendered.code,
+            "application/health+json",
+            rendered.body.clone(),
+        )
+    }
+}
+
 /// Liveness in the `application/health+json` format (draft-inadarei-api-health-check).
-fn health(state: &State) -> Response<Full<Bytes>> {
-    let h = state.health();
+fn render_health(h: &Health) -> (StatusCode, Bytes) {
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let time = time.as_str();
     let ready = h.ready.is_ready();
@@ -272,7 +322,7 @@ fn health(state: &State) -> Response<Full<Bytes>> {
     } else {
         StatusCode::OK
     };
-    json(code, "application/health+json", &body)
+    (code, json_bytes(&body))
 }
 
 #[derive(Serialize)]
@@ -348,19 +398,63 @@ fn json(
     content_type: &'static str,
     body: &impl Serialize,
 ) -> Response<Full<Bytes>> {
+    body_response(code, content_type, json_bytes(body))
+}
+
+fn json_bytes(body: &impl Serialize) -> Bytes {
     let mut bytes = serde_json::to_vec(body).expect("a JSON value serializes");
     bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+fn body_response(
+    code: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, content_type)
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Full::new(Bytes::from(bytes)))
+        .body(Full::new(body))
         .expect("static headers are valid")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::lifecycle::Event;
+    use crate::http::state::Judgement;
+    use crate::http::views::{Phase, Settings};
+
+    async fn body(response: Response<Full<Bytes>>) -> Bytes {
+        use http_body_util::BodyExt;
+        response.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn health_is_rendered_again_only_when_what_it_shows_changes() {
+        let settings = Settings {
+            valid: true,
+            command: "exec".into(),
+            file: None,
+            settings: Vec::new(),
+        };
+        let state = State::new(Judgement::default(), settings);
+        let cache = HealthCache::default();
+        let first = body(cache.answer(&state)).await;
+        let again = body(cache.answer(&state)).await;
+        assert_eq!(first.as_ptr(), again.as_ptr(), "the same rendering, shared");
+
+        state.apply(Event::Enter(Phase::Secrets));
+        let changed = body(cache.answer(&state)).await;
+        assert_ne!(first.as_ptr(), changed.as_ptr());
+        let shown: serde_json::Value = serde_json::from_slice(&changed).unwrap();
+        assert_eq!(
+            shown["checks"]["agent:phase"][0]["observedValue"],
+            Phase::Secrets.as_str()
+        );
+    }
 
     #[test]
     fn the_throttle_logs_one_event_a_period_and_counts_the_rest() {

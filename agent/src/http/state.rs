@@ -508,6 +508,7 @@ pub fn stall_text(stall: &views::Stall) -> String {
 }
 
 /// Liveness at one instant.
+#[derive(PartialEq)]
 pub struct Health {
     pub status: Status,
     pub output: String,
@@ -517,9 +518,23 @@ pub struct Health {
     pub ready: Readiness,
 }
 
+#[derive(PartialEq)]
 pub enum Readiness {
     Yes(String),
     No(String),
+}
+
+impl Health {
+    /// Whether `/health` says the same of both: everything but the child's
+    /// uptime, which moves on its own.
+    pub fn same_answer(&self, other: &Health) -> bool {
+        self.status == other.status
+            && self.output == other.output
+            && self.phase == other.phase
+            && self.child_uptime.is_some() == other.child_uptime.is_some()
+            && self.restarts == other.restarts
+            && self.ready == other.ready
+    }
 }
 
 impl Readiness {
