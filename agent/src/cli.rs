@@ -11,7 +11,8 @@ use crate::commands::{self, doctor, exec, health, init, keys, run, status};
 use crate::exit;
 
 pub fn main() -> i32 {
-    let matches = match cli().try_get_matches() {
+    let first = std::env::args_os().nth(1);
+    let matches = match cli_for(first.as_ref().and_then(|a| a.to_str())).try_get_matches() {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
@@ -73,8 +74,13 @@ pub fn main() -> i32 {
     }
 }
 
-fn cli() -> clap::Command {
-    clap::Command::new("agent")
+/// The command line. When the first argument names a subcommand only that
+/// one is built (its flags are every setting it reads, and building the
+/// others' would be most of the start-up of `agent exec`); otherwise all of
+/// them, for the top-level help and errors.
+fn cli_for(first: Option<&str>) -> clap::Command {
+    let named = SUBCOMMANDS.iter().find(|(name, _)| Some(*name) == first);
+    let root = clap::Command::new("agent")
         .version(env!("CARGO_PKG_VERSION"))
         .about("PID 1 for the NEAR MPC node container: checks everything mpc-node needs, then runs it and tells the truth about its health")
         .subcommand_required(true)
@@ -89,48 +95,79 @@ fn cli() -> clap::Command {
                     "TOML file of settings: keys are the setting names in lower case without AGENT_ (stop_grace = \"25s\"); flags and the environment win over it [env: {}]",
                     config::CONFIG_FILE_VAR
                 )),
-        )
-        .subcommand(with_settings(
+        );
+    match named {
+        Some((_, build)) => root.subcommand(build()),
+        None => root.subcommands(SUBCOMMANDS.iter().map(|(_, build)| build())),
+    }
+}
+
+/// Builds one subcommand.
+type Subcommand = fn() -> clap::Command;
+
+/// Each subcommand, by name.
+const SUBCOMMANDS: [(&str, Subcommand); 8] = [
+    ("run", run_command),
+    ("init", init_command),
+    ("exec", exec_command),
+    ("health", health_command),
+    ("status", status_command),
+    ("doctor", doctor_command),
+    ("keys", keys_command),
+    ("config", config_command),
+];
+
+fn run_command() -> clap::Command {
+    with_settings(
             clap::Command::new("run").about(
                 "Boot mpc-node: validate the secrets, compare the keys with the chain, lock and prepare the home, then run the node as its PID 1 and serve its health (the container ENTRYPOINT)",
             ),
             Command::Run,
-        ))
-        .subcommand(with_settings(
+        )
+}
+
+fn init_command() -> clap::Command {
+    with_settings(
             clap::Command::new("init").about(
                 "Run the boot stages up to and including the home (first init, config files, secrets.json), then stop; never holds",
             ),
             Command::Init,
-        ))
-        .subcommand(
-            with_settings(
-                clap::Command::new("exec")
-                    .about("Run CMD as the agent's child: PID 1 duties, signal forwarding, restarts, health")
-                    .override_usage("agent exec [OPTIONS] -- CMD [ARGS]...")
-                    .arg(
-                        Arg::new("command")
-                            .value_name("CMD")
-                            .num_args(1..)
-                            .required(true)
-                            .trailing_var_arg(true)
-                            .value_parser(value_parser!(OsString))
-                            .help("The command to supervise and its arguments"),
-                    ),
-                Command::Exec,
-            ),
         )
-        .subcommand(
-            with_settings(
+}
+
+fn exec_command() -> clap::Command {
+    with_settings(
+        clap::Command::new("exec")
+            .about(
+                "Run CMD as the agent's child: PID 1 duties, signal forwarding, restarts, health",
+            )
+            .override_usage("agent exec [OPTIONS] -- CMD [ARGS]...")
+            .arg(
+                Arg::new("command")
+                    .value_name("CMD")
+                    .num_args(1..)
+                    .required(true)
+                    .trailing_var_arg(true)
+                    .value_parser(value_parser!(OsString))
+                    .help("The command to supervise and its arguments"),
+            ),
+        Command::Exec,
+    )
+}
+
+fn health_command() -> clap::Command {
+    with_settings(
                 clap::Command::new("health")
                     .about("Ask the running agent's /health (or /ready); exit 0 on 200, 1 otherwise. For the container HEALTHCHECK")
                     .arg(Arg::new("url").long("url").value_name("URL").help("Ask this URL instead [default: /health on AGENT_LISTEN, loopback for a wildcard address]"))
                     .arg(Arg::new("ready").long("ready").action(ArgAction::SetTrue).help("Ask /ready instead of /health"))
                     .arg(duration_arg("timeout", "3s", "Give up after this long")),
                 Command::Health,
-            ),
-        )
-        .subcommand(
-            with_settings(
+            )
+}
+
+fn status_command() -> clap::Command {
+    with_settings(
                 clap::Command::new("status")
                     .about("Show the running agent's sync progress (refreshing in place on a terminal until the node is ready) and its chain watch. Exit 0 when ready, 1 otherwise")
                     .arg(Arg::new("url").long("url").value_name("URL").help("The agent's base URL [default: AGENT_LISTEN, loopback for a wildcard address]"))
@@ -138,10 +175,11 @@ fn cli() -> clap::Command {
                     .arg(duration_arg("timeout", "1h", "How long --wait waits"))
                     .arg(duration_arg("every", "1s", "How often the status is read again")),
                 Command::Health,
-            ),
-        )
-        .subcommand(
-            with_settings(
+            )
+}
+
+fn doctor_command() -> clap::Command {
+    with_settings(
                 clap::Command::new("doctor")
                     .about("Run every check read-only (no lock, no write, nothing started): config, secrets, keys against the chain, home, AWS, the running agent. Exit 0 all good, 1 a failure, 2 warnings only")
                     .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report as JSON (schema mpc-agent.doctor.v1)"))
@@ -150,19 +188,21 @@ fn cli() -> clap::Command {
                     .arg(duration_arg("timeout", "5s", "Each group of checks gives up after this long"))
                     .arg(Arg::new("from").long("from").value_name("URL").help("Take the configuration from the running agent at URL (its /config), e.g. on the instance over SSM [default: this environment, else the agent on AGENT_LISTEN]")),
                 Command::Doctor,
-            ),
-        )
-        .subcommand(
-            with_settings(
+            )
+}
+
+fn keys_command() -> clap::Command {
+    with_settings(
                 clap::Command::new("keys")
                     .about("Fetch and validate the node's secrets, show each one's source and its public key or fingerprint, and compare the keys with the chain. Exit 0 when everything matches, 1 otherwise")
                     .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON"))
                     .arg(Arg::new("offline").long("offline").action(ArgAction::SetTrue).help("Do not ask the chain")),
                 Command::Keys,
-            ),
-        )
-        .subcommand(
-            with_settings(
+            )
+}
+
+fn config_command() -> clap::Command {
+    with_settings(
                 clap::Command::new("config")
                     .about("Show the effective configuration of `agent run` (value and source of every setting) and validate it; exit 78 when invalid")
                     .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print JSON"))
@@ -173,8 +213,7 @@ fn cli() -> clap::Command {
                             .help("Print every setting of every command as a Markdown table (the README's reference) and exit"),
                     ),
                 Command::Run,
-            ),
-        )
+            )
 }
 
 fn duration_arg(name: &'static str, default: &'static str, help: &'static str) -> Arg {
@@ -228,12 +267,29 @@ fn layers(m: &ArgMatches, command: Command) -> Layers {
 mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
-        super::cli().debug_assert();
+        super::cli_for(None).debug_assert();
+    }
+
+    /// A subcommand parses the same whether it is built alone or in the tree.
+    #[test]
+    fn a_subcommand_built_alone_is_the_one_in_the_tree() {
+        let tree = super::cli_for(None);
+        for (name, _) in super::SUBCOMMANDS {
+            let alone = super::cli_for(Some(name));
+            let ids = |cmd: &clap::Command| -> Vec<String> {
+                let sub = cmd.find_subcommand(name).unwrap();
+                sub.get_arguments()
+                    .map(|a| a.get_id().to_string())
+                    .collect()
+            };
+            assert_eq!(ids(&alone), ids(&tree), "{name}");
+            assert_eq!(alone.get_subcommands().count(), 1);
+        }
     }
 
     #[test]
     fn exec_help_lists_every_setting_with_its_default() {
-        let mut exec = super::cli()
+        let mut exec = super::cli_for(None)
             .find_subcommand("exec")
             .unwrap()
             .clone()
