@@ -212,7 +212,7 @@ impl HomeInspection {
         let mut checks = vec![lock_holder(home), init_marker(home, node)];
         checks.push(drift(
             "homes.config.json",
-            pending_config_json(home, &NearConfigInputs::new(node)),
+            pending_config_json(home, &NearConfigInputs::new(node, inputs.homes)),
         ));
         checks.push(drift(
             "homes.config.yaml",

@@ -115,8 +115,9 @@ pub async fn prepare(
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(init.check());
     inputs.io.start("updating config.json");
-    let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
-        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    let json =
+        config_json::update_config_json(home, &NearConfigInputs::new(node, inputs.homes), &user)
+            .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(json.check());
     inputs.io.start("updating config.yaml");
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
