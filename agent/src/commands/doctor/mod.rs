@@ -24,6 +24,7 @@ use serde::Serialize;
 use entrypoint::probe;
 
 use crate::http::views::ConfigView;
+use crate::node::commands::DoctorCommands;
 use crate::{exit, logging, render};
 
 pub struct Options {
@@ -52,7 +53,7 @@ const GROUPS: [(&str, &str); 6] = [
     ),
     (
         "home",
-        "filesystem and mount, free space, owner, lock holder, init marker, config.json / config.yaml / secrets.json drift, store key against the shares",
+        "filesystem and mount, free space, owner, lock holder, init marker, tier3 address, config.json / config.yaml / secrets.json drift, store key against the shares",
     ),
     (
         "aws",
@@ -478,8 +479,9 @@ async fn home_checks(
         Some(runtime.block_on(async {
             match homes::inspect(&inputs, WriteTest::Permission).await {
                 Ok(inspection) => {
+                    let commands = DoctorCommands::new(&env);
                     let survey = inspection
-                        .survey(&inputs, secrets.as_ref(), facts.as_ref())
+                        .survey(&inputs, secrets.as_ref(), facts.as_ref(), &commands)
                         .await;
                     inspection.checks.into_iter().chain(survey).collect()
                 }
