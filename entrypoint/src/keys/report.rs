@@ -13,6 +13,7 @@ use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
 use super::migration::MigrationFinding;
 use super::rpc::{EndpointFailure, MAX_DETAIL_CHARS};
+use super::tee::TeeViews;
 use crate::excerpt::excerpt;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
@@ -73,6 +74,8 @@ pub struct OnChain {
     pub standing: Option<Standing>,
     /// A node migration of the account, as `migration_info()` says.
     pub migration: MigrationFinding,
+    /// The contract's TEE views.
+    pub tee: TeeViews,
 }
 
 /// What `view_account` says of the account's money.
