@@ -264,7 +264,9 @@ fn doctor_and_run_reach_the_same_verdict_on_every_home() {
     let mut compared = 0;
     for fixture in fixtures() {
         let doctor = fixture
-            .command(&["doctor", "--json", "--check", "secrets", "keys", "home"])
+            .command(&[
+                "doctor", "--json", "--check", "secrets", "keys", "home", "launch",
+            ])
             .run();
         let report: Value = serde_json::from_str(&doctor.stdout)
             .unwrap_or_else(|e| panic!("{}: doctor --json ({e}): {doctor:?}", fixture.name));

@@ -28,6 +28,7 @@ use serde::Serialize;
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
 pub use migration::{Destination, MigrationFinding};
+pub(crate) use report::rfc3339;
 pub use report::{
     AccessKey, AccountBalance, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain,
 };

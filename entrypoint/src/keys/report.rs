@@ -169,7 +169,7 @@ impl ContractFinding {
 }
 
 /// `2025-06-01T12:00:00Z` for a Unix time in seconds (times before 1970 show as 1970).
-pub(super) fn rfc3339(unix_seconds: i64) -> String {
+pub(crate) fn rfc3339(unix_seconds: i64) -> String {
     let since_epoch = Duration::from_secs(unix_seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + since_epoch).to_string()
 }
