@@ -183,7 +183,7 @@ fn doctor_command() -> clap::Command {
                 clap::Command::new("doctor")
                     .about("Run every check read-only (no lock, no write, nothing started): config, secrets, keys against the chain, home, AWS, the running agent. Exit 0 all good, 1 a failure, 2 warnings only")
                     .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report as JSON (schema mpc-agent.doctor.v1)"))
-                    .arg(Arg::new("check").long("check").value_name("NAME").num_args(1..).help("Only these groups (config, secrets, keys, home, aws, agent) or check ids"))
+                    .arg(Arg::new("check").long("check").value_name("NAME").num_args(1..).help("Only these groups (config, secrets, keys, home, launch, aws, agent) or check ids"))
                     .arg(Arg::new("list-checks").long("list-checks").action(ArgAction::SetTrue).help("List the groups of checks and exit"))
                     .arg(duration_arg("timeout", "5s", "Each group of checks gives up after this long"))
                     .arg(Arg::new("from").long("from").value_name("URL").help("Take the configuration from the running agent at URL (its /config), e.g. on the instance over SSM [default: this environment, else the agent on AGENT_LISTEN]")),

@@ -1,10 +1,11 @@
 //! nearcore's `config.json` as it may be on a home: any JSON. The first byte
-//! chooses the chain and whether a tier3 address is set; the edits, applied
-//! once and written out, must leave nothing to change on the next boot.
+//! chooses the chain and whether a tier3 address and nearcore's listen
+//! addresses are set; the edits (with a fresh init's), applied once and
+//! written out, must leave nothing to change on the next boot.
 #![no_main]
 
 use entrypoint::config::Chain;
-use entrypoint::homes::config_json::{NearConfigInputs, patch};
+use entrypoint::homes::config_json::{NearConfigInputs, patch, patch_fresh_init};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -21,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
             .parse()
             .expect("a valid account id"),
         tier3_public_addr: (choice & 0x80 != 0).then(|| "203.0.113.5:24567".parse().unwrap()),
+        rpc_addr: (choice & 0x40 != 0).then(|| "0.0.0.0:3031".parse().unwrap()),
+        network_addr: (choice & 0x20 != 0).then(|| "0.0.0.0:24568".parse().unwrap()),
     };
+    if choice & 0x10 != 0 {
+        patch_fresh_init(&mut config, inputs.chain);
+    }
     patch(&mut config, &inputs);
     let written = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
     let Ok(Value::Object(mut again)) = serde_json::from_str::<Value>(&written) else {

@@ -9,6 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let account = "node0.test.near".parse().expect("a valid account id");
     let finding = MigrationFinding::read(data, &account);
     if let Some(destination) = finding.destination() {
-        assert!(destination.url.chars().count() <= 300, "an unbounded url kept");
+        assert!(
+            destination.url.chars().count() <= 300,
+            "an unbounded url kept"
+        );
     }
 });

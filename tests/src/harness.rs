@@ -219,6 +219,26 @@ impl AgentCommand {
         self.wrapped_in("sh", &["-c", &script])
     }
 
+    /// Runs the agent in a mount namespace of its own in which `/tmp` is
+    /// bound read-only (`unshare --mount`: nothing changes outside it).
+    /// `None`, with the test noted as skipped, where that is not permitted.
+    pub fn with_read_only_tmp(self) -> Option<AgentCommand> {
+        let permitted = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !permitted {
+            crate::skipped("unshare --mount is not permitted here");
+            return None;
+        }
+        let script =
+            "mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && exec \"$0\" \"$@\"";
+        Some(self.wrapped_in(
+            "unshare",
+            &["--mount", "--propagation", "private", "sh", "-c", script],
+        ))
+    }
+
     /// The same command, its environment kept, run by `program` with `args` before it.
     fn wrapped_in(self, program: &str, args: &[&str]) -> AgentCommand {
         let mut command = Command::new(program);

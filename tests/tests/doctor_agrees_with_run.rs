@@ -1,7 +1,8 @@
 //! `agent doctor` and `agent run` judge one home the same way: for every home
 //! the other tests build (fresh, initialized, on tmpfs or overlay, read-only,
 //! full, locked by another agent, each store-key case, each secrets.json case
-//! under each rule), every check id both report has the same status, and
+//! under each rule, testnet without a tier3 address for either kind of
+//! image), every check id both report has the same status, and
 //! doctor exits 1 exactly when `agent run` (under `AGENT_ON_KEY_MISMATCH=exit`)
 //! refuses to start the node.
 
@@ -12,6 +13,7 @@ use agent_tests::harness::{Agent, AgentCommand, WAIT, store_key};
 use agent_tests::moto::{Moto, Value as Secret};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::{Key, NodeFixture};
+use agent_tests::standin_node::CONFIG_FILE_SWITCH;
 use serde_json::{Value, json};
 
 /// One home and how its node is configured.
@@ -179,6 +181,16 @@ fn fixtures() -> Vec<Fixture> {
         all.push(foreign);
     }
 
+    for config_file in ["1", "0"] {
+        let tier3 = Fixture::new(&format!("testnet without tier3, config file {config_file}"))
+            .with("MPC_ENV", "testnet")
+            .with(CONFIG_FILE_SWITCH, config_file);
+        let mut chain = tier3.node.scenario();
+        chain.chain_id = "testnet".to_string();
+        tier3.node.chain.rpc.set_scenario(chain);
+        all.push(tier3);
+    }
+
     let locked = Fixture::new("locked by another agent");
     let holder = locked.command(&["run"]).start();
     holder.wait_until("/ready", WAIT, |r| r.status == 200);
@@ -252,7 +264,9 @@ fn doctor_and_run_reach_the_same_verdict_on_every_home() {
     let mut compared = 0;
     for fixture in fixtures() {
         let doctor = fixture
-            .command(&["doctor", "--json", "--check", "secrets", "keys", "home"])
+            .command(&[
+                "doctor", "--json", "--check", "secrets", "keys", "home", "launch",
+            ])
             .run();
         let report: Value = serde_json::from_str(&doctor.stdout)
             .unwrap_or_else(|e| panic!("{}: doctor --json ({e}): {doctor:?}", fixture.name));

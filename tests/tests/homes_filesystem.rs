@@ -24,6 +24,8 @@ fn settings(require_persistent: bool, min_free: u64) -> HomeSettings {
         localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
         generate_store_key: false,
         generate_backup_key: false,
+        nearcore_rpc_addr: None,
+        nearcore_network_addr: None,
     }
 }
 

@@ -166,6 +166,12 @@ async fn clean_localnet_init_puts_the_genesis_back_and_drops_the_validator_key()
     assert_eq!(home["genesis.json"], std::fs::read(&h.genesis).unwrap());
     let config: serde_json::Value = serde_json::from_slice(&home["config.json"]).unwrap();
     assert_eq!(config["network"]["boot_nodes"], BOOT_NODES);
+    assert_eq!(
+        config["network"]["experimental"]["network_config_overrides"]["received_messages_rate_limits"]
+            ["rate_limits"]["Block"]["refill_rate"],
+        1_000_000,
+        "the staged config.json got upstream's fresh-init edit before it moved in"
+    );
     let marker = read_marker(&h.path()).unwrap().unwrap();
     assert_eq!(marker.chain, "mpc-localnet");
     assert_eq!(marker.boot_nodes.as_deref(), Some(BOOT_NODES));

@@ -34,6 +34,8 @@ fn near_inputs(chain: Chain) -> NearConfigInputs {
         chain,
         contract_id: "v1.signer-prod.testnet".parse().unwrap(),
         tier3_public_addr: Some("203.0.113.5:24567".parse().unwrap()),
+        rpc_addr: None,
+        network_addr: None,
     }
 }
 

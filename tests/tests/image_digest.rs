@@ -1,12 +1,16 @@
 //! `[tee] image_hash` of the start file: the container's image digest from
 //! the ECS container metadata (v4) when the agent runs under ECS, else zeros
-//! with a note on the launch check.
+//! with a note on the launch check. `launch.image_hash` says, for `agent run`
+//! and `agent doctor` alike, whether the signer contract's
+//! `allowed_docker_image_hashes` holds it; `launch.allowed_hashes_file`
+//! whether `/tmp`, where the node keeps that list, is writable.
 
-use agent_tests::harness::{JsonServer, WAIT};
+use agent_tests::harness::{AgentCommand, JsonServer, WAIT};
 use agent_tests::json;
-use agent_tests::node_fixture::NodeFixture;
+use agent_tests::near_rpc::{AllowedMpcDockerImageHash, ContractViews};
+use agent_tests::node_fixture::{CONTRACT, NodeFixture};
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const DIGEST: &str = "sha256:c6d3a6b0c1e0f7b7d1b8c0a1f2e3d4c5b6a7980112233445566778899aabbccd";
 
@@ -46,4 +50,176 @@ fn outside_ecs_the_image_hash_is_zeros_and_the_launch_check_says_why() {
     let (hash, cause) = started_with(&node, None);
     assert_eq!(hash, format!("sha256:{}", "0".repeat(64)));
     assert!(cause.contains("NOT in the allowed hash list"), "{cause}");
+}
+
+/// The contract's views with `allowed` as its allowed image hashes.
+fn allowing(node: &NodeFixture, allowed: &[&str]) {
+    let mut chain = node.scenario();
+    chain.contract_views.insert(
+        CONTRACT.parse().unwrap(),
+        ContractViews {
+            allowed_docker_image_hashes: Some(
+                allowed
+                    .iter()
+                    .map(|digest| AllowedMpcDockerImageHash {
+                        image_hash: digest.trim_start_matches("sha256:").to_string(),
+                        expiry_timestamp_seconds: None,
+                    })
+                    .collect(),
+            ),
+            ..ContractViews::default()
+        },
+    );
+    node.chain.rpc.set_scenario(chain);
+}
+
+fn metadata() -> JsonServer {
+    JsonServer::start(json!({ "Name": "mpc-node", "ImageID": DIGEST }))
+}
+
+/// `agent doctor --json --check launch` for the node, as run would start it.
+fn doctor(node: &NodeFixture, metadata: Option<&JsonServer>) -> (Value, i32) {
+    let mut command = AgentCommand::new(["doctor", "--json", "--check", "launch"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .env(CONFIG_FILE_SWITCH, "1");
+    if let Some(server) = metadata {
+        command = command.env("ECS_CONTAINER_METADATA_URI_V4", &server.url);
+    }
+    let out = command.run();
+    let report = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
+    (report, out.code)
+}
+
+/// The `launch.*` checks of the running agent's `/status`.
+fn run_checks(node: &NodeFixture, metadata: Option<&JsonServer>) -> Value {
+    let mut command = node.run().env(CONFIG_FILE_SWITCH, "1");
+    if let Some(server) = metadata {
+        command = command.env("ECS_CONTAINER_METADATA_URI_V4", &server.url);
+    }
+    let agent = command.start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    agent.get("/status").json()
+}
+
+#[test]
+fn a_digest_the_contract_allows_is_ok_for_run_and_doctor() {
+    let node = NodeFixture::new();
+    let other = format!("sha256:{}", "ab".repeat(32));
+    allowing(&node, &[&other, DIGEST]);
+    let metadata = metadata();
+    let (report, code) = doctor(&node, Some(&metadata));
+    let by_doctor = json::check(&report, "launch.image_hash");
+    assert_eq!(by_doctor["status"], "ok", "{by_doctor}");
+    assert!(
+        by_doctor["cause"].as_str().unwrap().contains(DIGEST),
+        "{by_doctor}"
+    );
+    assert_eq!(
+        json::check(&report, "launch.allowed_hashes_file")["status"],
+        "ok"
+    );
+    assert_eq!(code, 0, "{report:#}");
+    let status = run_checks(&node, Some(&metadata));
+    assert_eq!(json::check(&status, "launch.image_hash")["status"], "ok");
+    assert_eq!(
+        json::check(&status, "launch.allowed_hashes_file")["status"],
+        "ok"
+    );
+}
+
+#[test]
+fn a_digest_the_contract_does_not_allow_warns_naming_it_and_the_vote() {
+    let node = NodeFixture::new();
+    allowing(&node, &[&format!("sha256:{}", "ab".repeat(32))]);
+    let metadata = metadata();
+    let (report, code) = doctor(&node, Some(&metadata));
+    let check = json::check(&report, "launch.image_hash").clone();
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(check["cause"].as_str().unwrap().contains(DIGEST), "{check}");
+    let fix = check["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("vote_code_hash") && fix.contains(DIGEST.trim_start_matches("sha256:")),
+        "{fix}"
+    );
+    assert_eq!(code, 2, "warnings only");
+    let status = run_checks(&node, Some(&metadata));
+    let by_run = json::check(&status, "launch.image_hash");
+    assert_eq!(
+        by_run["status"], "warn",
+        "the node starts all the same: {by_run}"
+    );
+    assert_eq!(by_run["cause"], check["cause"]);
+}
+
+#[test]
+fn without_a_digest_or_the_view_the_image_hash_is_skipped_saying_why() {
+    let node = NodeFixture::new();
+    allowing(&node, &[DIGEST]);
+    let (report, _) = doctor(&node, None);
+    let check = json::check(&report, "launch.image_hash");
+    assert_eq!(check["status"], "skipped", "{check}");
+    assert!(
+        check["cause"]
+            .as_str()
+            .unwrap()
+            .contains("ECS_CONTAINER_METADATA_URI_V4"),
+        "{check}"
+    );
+
+    let older = NodeFixture::new();
+    let (report, _) = doctor(&older, Some(&metadata()));
+    let check = json::check(&report, "launch.image_hash");
+    assert_eq!(check["status"], "skipped", "{check}");
+    assert!(
+        check["cause"]
+            .as_str()
+            .unwrap()
+            .contains("no allowed_docker_image_hashes view"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_read_only_tmp_fails_the_allowed_hashes_file_check_and_a_writable_one_keeps_nothing() {
+    let node = NodeFixture::new();
+    let probes = || {
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".agent-write-probe.")
+            })
+            .count()
+    };
+    let before = probes();
+    let (report, _) = doctor(&node, None);
+    assert_eq!(
+        json::check(&report, "launch.allowed_hashes_file")["status"],
+        "ok"
+    );
+    assert_eq!(probes(), before, "the probe leaves no file in /tmp");
+
+    let Some(command) = AgentCommand::new(["doctor", "--json", "--check", "launch"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .with_read_only_tmp()
+    else {
+        return;
+    };
+    let out = command.run();
+    let report: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
+    let check = json::check(&report, "launch.allowed_hashes_file");
+    assert_eq!(check["status"], "fail", "{check}");
+    let cause = check["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("/tmp") && cause.contains("allowed_image_hashes.json"),
+        "{cause}"
+    );
+    assert_eq!(out.code, 1);
 }

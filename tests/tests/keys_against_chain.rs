@@ -20,9 +20,10 @@ const NODE: &str = "node0.test.near";
 const PEER: &str = "node1.test.near";
 const CONTRACT: &str = "v1.signer.test.near";
 /// The requests of one round to an endpoint, all sent at once: `status`,
-/// `view_account`, the first `view_access_key_list` page, `state()` and
-/// `migration_info()`.
-const ONE_ROUND: usize = 5;
+/// `view_account`, the first `view_access_key_list` page, `state()`,
+/// `migration_info()`, `allowed_docker_image_hashes()`,
+/// `available_attestation_grants()` and `get_tee_accounts()`.
+const ONE_ROUND: usize = 8;
 const SIGNER_SOURCE: &str = "Secrets Manager secret mpc-node-0-MPC_ACCOUNT_SK";
 const P2P_SOURCE: &str = "Secrets Manager secret mpc-node-0-MPC_P2P_PRIVATE_KEY";
 
@@ -149,7 +150,13 @@ async fn a_function_call_key_for_the_contract_with_no_method_list_matches() {
     let (report, _standin) = check(scenario(), input()).await;
 
     for check in report.checks() {
-        assert_eq!(check.status, Status::Ok, "{}", check.summary());
+        // A contract without grants: nothing to say of them.
+        let expected = if check.id == check_ids::ATTESTATION_GRANT {
+            Status::Skipped
+        } else {
+            Status::Ok
+        };
+        assert_eq!(check.status, expected, "{}", check.summary());
     }
     assert_eq!(report.verdict(), KeysVerdict::Match);
     let access = find(&report, check_ids::ACCESS_KEY);
@@ -808,4 +815,37 @@ async fn the_checks_run_against_a_real_rpc_when_one_is_named() {
     if on_chain.account_exists {
         assert_eq!(find(&report, check_ids::ACCESS_KEY).status, Status::Fail);
     }
+}
+
+/// The TEE views come in the same round: a contract with grants, an allowed
+/// image and no stored attestation for this node's key.
+#[tokio::test]
+async fn the_contract_s_tee_views_are_read_with_its_state() {
+    let hash = "c6d3a6b0c1e0f7b7d1b8c0a1f2e3d4c5b6a7980112233445566778899aabbccd";
+    let mut chain = scenario();
+    chain.contract_views.insert(
+        account(CONTRACT),
+        serde_json::from_value(json!({
+            "allowed_docker_image_hashes": [{ "image_hash": hash, "expiry_timestamp_seconds": null }],
+            "available_attestation_grants": { NODE: 1 },
+            "get_tee_accounts": [
+                { "account_id": PEER, "tls_public_key": key(8).to_string(), "account_public_key": key(8).to_string() },
+            ],
+        }))
+        .unwrap(),
+    );
+    let (report, standin) = check(chain, input()).await;
+
+    let tee = &report.on_chain.as_ref().unwrap().tee;
+    assert_eq!(tee.allowed_image_hashes.read().unwrap()[0].image_hash, hash);
+    assert_eq!(tee.attestation_grants.read(), Some(&1));
+    assert_eq!(tee.attestation_owner(&key(8)), Some(&account(PEER)));
+    let grant = find(&report, check_ids::ATTESTATION_GRANT);
+    assert_eq!(grant.status, Status::Ok, "{}", grant.summary());
+    assert!(
+        grant.cause.contains("1 attestation-storage grant(s)"),
+        "{}",
+        grant.cause
+    );
+    assert_eq!(standin.requests().len(), ONE_ROUND);
 }

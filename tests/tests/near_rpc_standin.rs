@@ -62,8 +62,15 @@ fn scenario() -> Scenario {
 
 async fn start(scenario: Scenario) -> (NearRpcStandin, JsonRpcClient) {
     let standin = NearRpcStandin::start(loopback(), scenario).await.unwrap();
-    let client = JsonRpcClient::connect(standin.url());
+    let client = client(&standin.url());
     (standin, client)
+}
+
+/// near-jsonrpc-client to `url`; its reqwest takes the process's TLS
+/// provider, which this sets as the agent does.
+fn client(url: &str) -> JsonRpcClient {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    JsonRpcClient::connect(url)
 }
 
 fn key_list_request(account_id: &str) -> methods::query::RpcQueryRequest {
@@ -422,7 +429,7 @@ async fn binary_serves_a_scenario_file_and_obeys_the_control_api() {
         .expect(&first_line)
         .to_string();
     let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
-    let client = JsonRpcClient::connect(&url);
+    let client = client(&url);
     assert_eq!(key_list(&client, NODE).await.keys.len(), 3);
 
     let (status, body) = http(addr, "GET", "/control/scenario", "").await;

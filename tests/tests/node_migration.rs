@@ -2,9 +2,12 @@
 //! with new keys while the contract still lists the old node's p2p key. When
 //! the contract's `migration_info` names this node's p2p key as the
 //! destination, the node starts (it must, to receive the keyshares); another
-//! destination key, or a contract without the view, holds as before.
+//! destination key, or a contract without the view, holds as before. On a
+//! contract with attestation-storage grants, a destination the account has
+//! no grant for starts too, with `keys.attestation_grant` naming
+//! `prepay_attestation_storage`, in `/status` and `agent doctor` alike.
 
-use agent_tests::harness::WAIT;
+use agent_tests::harness::{AgentCommand, WAIT};
 use agent_tests::json;
 use agent_tests::near_rpc::{
     BackupServiceInfo, ContractViews, DestinationNodeInfo, ParticipantInfo, Scenario,
@@ -104,4 +107,55 @@ fn a_contract_without_migration_info_holds_as_before() {
     assert_eq!(check["detail"]["migration"]["finding"], "no_view");
     let cause = check["cause"].as_str().unwrap();
     assert!(cause.contains(&old.public), "{cause}");
+}
+
+#[test]
+fn a_destination_without_an_attestation_grant_starts_and_is_told_to_prepay() {
+    let node = NodeFixture::new();
+    let old = Key::random();
+    let mut chain = migrating(&node, &old, Some(&node.p2p));
+    let views = chain
+        .contract_views
+        .get_mut(
+            &CONTRACT
+                .parse::<near_primitives::types::AccountId>()
+                .unwrap(),
+        )
+        .unwrap();
+    views.available_attestation_grants = Some(Default::default());
+    views.get_tee_accounts = Some(vec![agent_tests::near_rpc::NodeId {
+        account_id: ACCOUNT.parse().unwrap(),
+        tls_public_key: old.public_key(),
+        account_public_key: node.account.public_key(),
+    }]);
+    node.chain.rpc.set_scenario(chain);
+
+    let doctor = AgentCommand::new(["doctor", "--json", "--check", "keys"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor:?}"));
+    let by_doctor = json::check(&report, "keys.attestation_grant").clone();
+
+    let agent = node.run().start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    let status = agent.get("/status").json();
+    let check = json::check(&status, "keys.attestation_grant");
+    assert_eq!(check["status"], "warn", "{check}");
+    let cause = check["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("the migration's destination") && cause.contains(&node.p2p.public),
+        "{cause}"
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("prepay_attestation_storage"),
+        "{check}"
+    );
+    assert_eq!(by_doctor["status"], check["status"], "{by_doctor}");
+    assert_eq!(by_doctor["cause"], check["cause"]);
+    assert_eq!(doctor.code, 2, "warnings only: {doctor:?}");
 }

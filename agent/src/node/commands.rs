@@ -1,6 +1,7 @@
 //! The node's short commands (`mpc-node init`, `mpc-node --help`), run to
 //! their end through the agent's reaper, as the node user, with no secret in
 //! their environment; killed with their process group if the agent gives up.
+//! `agent doctor` asks `--help` without a reaper.
 
 use std::ffi::OsString;
 use std::io;
@@ -83,23 +84,60 @@ impl ReapedCommands {
         let exit =
             exit.map_err(|_| io::Error::other("the reaper dropped the command's exit status"))?;
         group.disarm();
-        let mut output = String::from_utf8_lossy(&out).into_owned();
-        output.push_str(&String::from_utf8_lossy(&err));
-        if output.len() > OUTPUT_TAIL {
-            let mut cut = output.len() - OUTPUT_TAIL;
-            while !output.is_char_boundary(cut) {
-                cut += 1;
-            }
-            output.drain(..cut);
-        }
-        Ok(Finished {
-            exit: match exit {
-                Exit::Code(c) => NodeExit::Code(c),
-                Exit::Signal(n) => NodeExit::Signal(n),
-            },
-            output,
-        })
+        let exit = match exit {
+            Exit::Code(c) => NodeExit::Code(c),
+            Exit::Signal(n) => NodeExit::Signal(n),
+        };
+        Ok(finished(exit, &out, &err))
     }
+}
+
+/// The node's `--help` for `agent doctor`, which supervises nothing: run to
+/// its end by tokio (no reaper owns `waitpid` there), as doctor's own user,
+/// with the node's environment (no secrets), killed when doctor stops waiting.
+pub struct DoctorCommands {
+    env: Vec<(String, String)>,
+}
+
+impl DoctorCommands {
+    pub fn new(process_env: &BTreeMap<String, String>) -> DoctorCommands {
+        DoctorCommands {
+            env: entrypoint::launch::node_environment(process_env).collect(),
+        }
+    }
+}
+
+impl NodeCommands for DoctorCommands {
+    async fn run(&self, program: &Path, args: &[OsString]) -> io::Result<Finished> {
+        use std::os::unix::process::ExitStatusExt;
+        let ran = tokio::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await?;
+        let exit = match (ran.status.code(), ran.status.signal()) {
+            (Some(code), _) => NodeExit::Code(code),
+            (None, signal) => NodeExit::Signal(signal.unwrap_or(0)),
+        };
+        Ok(finished(exit, &ran.stdout, &ran.stderr))
+    }
+}
+
+/// A command's end: its exit and the last [`OUTPUT_TAIL`] bytes of what it printed.
+fn finished(exit: NodeExit, stdout: &[u8], stderr: &[u8]) -> Finished {
+    let mut output = String::from_utf8_lossy(stdout).into_owned();
+    output.push_str(&String::from_utf8_lossy(stderr));
+    if output.len() > OUTPUT_TAIL {
+        let mut cut = output.len() - OUTPUT_TAIL;
+        while !output.is_char_boundary(cut) {
+            cut += 1;
+        }
+        output.drain(..cut);
+    }
+    Finished { exit, output }
 }
 
 async fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {

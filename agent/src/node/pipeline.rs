@@ -161,12 +161,14 @@ impl Pipeline<'_> {
                 node,
                 homes,
                 env: self.env,
+                keys: &verified.keys,
             },
             &self.commands(&home.user),
         )
         .await;
         let checks = match &launched {
-            Ok((_, check)) | Err(check) => std::slice::from_ref(check),
+            Ok((_, checks)) => checks.as_slice(),
+            Err(check) => std::slice::from_ref(check),
         };
         self.record("launch", checks, started.elapsed());
         let (plan, _) = launched.map_err(|check| Problem {

@@ -172,6 +172,9 @@ pub struct HomeSettings {
     pub generate_store_key: bool,
     /// Keep a backup key (the home's, or a generated one) in Secrets Manager when none is configured.
     pub generate_backup_key: bool,
+    /// nearcore's listen addresses for config.json (`rpc.addr`, `network.addr`), when set.
+    pub nearcore_rpc_addr: Option<SocketAddr>,
+    pub nearcore_network_addr: Option<SocketAddr>,
 }
 
 /// How the child is supervised (`agent exec` and `agent run`).
@@ -922,6 +925,8 @@ impl<'a> Resolver<'a> {
         let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
         let generate_store_key = self.parse("AGENT_GENERATE_STORE_KEY", values::boolean);
         let generate_backup_key = self.parse("AGENT_GENERATE_BACKUP_KEY", values::boolean);
+        let nearcore_rpc_addr = self.parse("AGENT_NEARCORE_RPC_ADDR", values::socket_addr);
+        let nearcore_network_addr = self.parse("AGENT_NEARCORE_NETWORK_ADDR", values::socket_addr);
         Some(HomeSettings {
             require_persistent: require_persistent?,
             min_free: min_free?,
@@ -933,6 +938,8 @@ impl<'a> Resolver<'a> {
             localnet_genesis: localnet_genesis?,
             generate_store_key: generate_store_key?,
             generate_backup_key: generate_backup_key?,
+            nearcore_rpc_addr,
+            nearcore_network_addr,
         })
     }
 

@@ -588,6 +588,22 @@ pub static SETTINGS: &[Setting] = &[
         commands: HOME,
     },
     Setting {
+        name: "AGENT_NEARCORE_RPC_ADDR",
+        value_name: "IP:PORT",
+        help: "nearcore's JSON-RPC listen address, set in config.json (rpc.addr) on every boot, e.g. 0.0.0.0:3031 for a second node on one host (upstream's [near_init] rpc_addr)",
+        default: Default::Unset("nearcore's own (0.0.0.0:3030)"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
+        name: "AGENT_NEARCORE_NETWORK_ADDR",
+        value_name: "IP:PORT",
+        help: "nearcore's peer-to-peer listen address, set in config.json (network.addr) on every boot, e.g. 0.0.0.0:24568 for a second node on one host (upstream's [near_init] network_addr)",
+        default: Default::Unset("nearcore's own (0.0.0.0:24567)"),
+        group: Group::Home,
+        commands: HOME,
+    },
+    Setting {
         name: "AGENT_LOCALNET_GENESIS",
         value_name: "PATH",
         help: "Genesis for the first init on mpc-localnet (put back over the one init writes)",

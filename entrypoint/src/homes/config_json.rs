@@ -14,7 +14,7 @@ use super::owner::NodeUser;
 use super::{Edit, FileUpdate, HomeError};
 
 const FILE: &str = "config.json";
-use crate::config::{Chain, Node};
+use crate::config::{Chain, HomeSettings, Node};
 
 /// What the edits depend on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,14 +22,19 @@ pub struct NearConfigInputs {
     pub chain: Chain,
     pub contract_id: AccountId,
     pub tier3_public_addr: Option<SocketAddr>,
+    /// `AGENT_NEARCORE_RPC_ADDR`, `AGENT_NEARCORE_NETWORK_ADDR`.
+    pub rpc_addr: Option<SocketAddr>,
+    pub network_addr: Option<SocketAddr>,
 }
 
 impl NearConfigInputs {
-    pub fn new(node: &Node) -> NearConfigInputs {
+    pub fn new(node: &Node, homes: &HomeSettings) -> NearConfigInputs {
         NearConfigInputs {
             chain: node.chain,
             contract_id: node.contract_id.clone(),
             tier3_public_addr: node.tier3_public_addr,
+            rpc_addr: homes.nearcore_rpc_addr,
+            network_addr: homes.nearcore_network_addr,
         }
     }
 }
@@ -39,6 +44,10 @@ impl NearConfigInputs {
 /// - `tracked_shards_config = {"Accounts": [contract]}`;
 /// - mpc-localnet: `state_sync_enabled = false`; other chains: `state_sync.sync = "Peers"`,
 ///   keeping the other fields of `state_sync`;
+/// - `rpc.addr` and `network.addr` when `AGENT_NEARCORE_RPC_ADDR` and
+///   `AGENT_NEARCORE_NETWORK_ADDR` are set (upstream sets them at a fresh init
+///   only; as the agent's own settings they hold on every boot, so that a
+///   changed setting takes effect);
 /// - `network.experimental.tier3_public_addr` when `MPC_TIER3_PUBLIC_ADDR` is set.
 ///
 /// Missing objects on the way are created (start.sh would stop with a KeyError).
@@ -60,6 +69,22 @@ pub fn patch(config: &mut Map<String, Value>, inputs: &NearConfigInputs) -> Vec<
         set(config, &["state_sync_enabled"], json!(false), &mut edits);
     } else {
         set(config, &["state_sync", "sync"], json!("Peers"), &mut edits);
+    }
+    if let Some(addr) = inputs.rpc_addr {
+        set(
+            config,
+            &["rpc", "addr"],
+            json!(addr.to_string()),
+            &mut edits,
+        );
+    }
+    if let Some(addr) = inputs.network_addr {
+        set(
+            config,
+            &["network", "addr"],
+            json!(addr.to_string()),
+            &mut edits,
+        );
     }
     if let Some(addr) = inputs.tier3_public_addr {
         set(
@@ -102,12 +127,67 @@ fn path_of(path: &[&str]) -> String {
     path.join(".")
 }
 
-/// `<home>/config.json`; `None` when there is none.
-fn read(home: &Path) -> Result<Option<Map<String, Value>>, HomeError> {
-    let path = &home.join(FILE);
-    let Some(bytes) =
-        beneath::read_file(home, Path::new(FILE)).map_err(HomeError::io("read", path))?
-    else {
+/// nearcore's caps on block-paced messages, lifted: more than any localnet sends.
+const UNLIMITED: u32 = 1_000_000;
+
+/// The edits upstream makes once, right after a fresh init
+/// (`apply_near_config_patches`), and no later boot repeats: on mpc-localnet,
+/// nearcore's caps on received `Block`, `OptimisticBlock` and `BlockRequest`
+/// messages lifted. They are sized for mainnet block times; a sped-up
+/// localnet outruns them, a follower drops blocks and catches up at the cap.
+pub fn patch_fresh_init(config: &mut Map<String, Value>, chain: Chain) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    if chain == Chain::Localnet {
+        let unlimited = json!({
+            "maximum_size": UNLIMITED,
+            "refill_rate": UNLIMITED,
+            "initial_size": UNLIMITED,
+        });
+        set(
+            config,
+            &[
+                "network",
+                "experimental",
+                "network_config_overrides",
+                "received_messages_rate_limits",
+            ],
+            json!({ "rate_limits": {
+                "Block": unlimited,
+                "OptimisticBlock": unlimited,
+                "BlockRequest": unlimited,
+            } }),
+            &mut edits,
+        );
+    }
+    edits
+}
+
+/// Applies [`patch_fresh_init`] to the config.json a fresh init staged at
+/// `rel` below `home`, before it moves into the home: the file is the init's
+/// own, so no backup is kept of it.
+pub fn update_staged_config_json(
+    home: &Path,
+    rel: &Path,
+    chain: Chain,
+    user: &NodeUser,
+) -> Result<Vec<Edit>, HomeError> {
+    let path = home.join(rel);
+    let mut config = read(home, rel)?.ok_or_else(|| {
+        HomeError::io("read", &path)(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })?;
+    let edits = patch_fresh_init(&mut config, chain);
+    if !edits.is_empty() {
+        let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
+        atomic::write_file(home, rel, text.as_bytes(), 0o644, Previous::Discard, user)
+            .map_err(HomeError::io("write", &path))?;
+    }
+    Ok(edits)
+}
+
+/// The config.json at `rel` below `home`; `None` when there is none.
+fn read(home: &Path, rel: &Path) -> Result<Option<Map<String, Value>>, HomeError> {
+    let path = &home.join(rel);
+    let Some(bytes) = beneath::read_file(home, rel).map_err(HomeError::io("read", path))? else {
         return Ok(None);
     };
     let unparsable = |reason: String| HomeError::Unparsable {
@@ -127,7 +207,7 @@ pub fn pending_config_json(
     home: &Path,
     inputs: &NearConfigInputs,
 ) -> Result<Option<Vec<Edit>>, HomeError> {
-    Ok(read(home)?.map(|mut config| patch(&mut config, inputs)))
+    Ok(read(home, Path::new(FILE))?.map(|mut config| patch(&mut config, inputs)))
 }
 
 /// Patches `<home>/config.json` in place of start.sh's inline Python: a
@@ -138,7 +218,7 @@ pub fn update_config_json(
     user: &NodeUser,
 ) -> Result<FileUpdate, HomeError> {
     let path = home.join(FILE);
-    let mut config = read(home)?.ok_or_else(|| {
+    let mut config = read(home, Path::new(FILE))?.ok_or_else(|| {
         HomeError::io("read", &path)(std::io::Error::from(std::io::ErrorKind::NotFound))
     })?;
     let edits = patch(&mut config, inputs);
@@ -172,6 +252,8 @@ mod tests {
             chain,
             contract_id: "v1.signer-prod.testnet".parse().unwrap(),
             tier3_public_addr: tier3.map(|a| a.parse().unwrap()),
+            rpc_addr: None,
+            network_addr: None,
         }
     }
 
@@ -244,5 +326,53 @@ mod tests {
                 .iter()
                 .any(|e| e.path == "state_sync.sync" && e.from.is_none())
         );
+    }
+
+    #[test]
+    fn configured_listen_addresses_are_set_beside_the_network_siblings() {
+        let mut config = object(
+            json!({"rpc": {"addr": "0.0.0.0:3030", "cors_allowed_origins": ["*"]}, "network": {"addr": "0.0.0.0:24567", "boot_nodes": ""}}),
+        );
+        let mut with_addresses = inputs(Chain::Mainnet, None);
+        with_addresses.rpc_addr = Some("0.0.0.0:3031".parse().unwrap());
+        with_addresses.network_addr = Some("0.0.0.0:24568".parse().unwrap());
+        let edits = patch(&mut config, &with_addresses);
+        assert!(edits.iter().any(|e| e.path == "rpc.addr"));
+        assert!(edits.iter().any(|e| e.path == "network.addr"));
+        assert_eq!(
+            config["rpc"],
+            json!({"addr": "0.0.0.0:3031", "cors_allowed_origins": ["*"]})
+        );
+        assert_eq!(
+            config["network"],
+            json!({"addr": "0.0.0.0:24568", "boot_nodes": ""})
+        );
+        let unset = patch(&mut config, &inputs(Chain::Mainnet, None));
+        assert!(
+            !unset.iter().any(|e| e.path.ends_with(".addr")),
+            "unset leaves them"
+        );
+    }
+
+    #[test]
+    fn a_fresh_localnet_init_lifts_the_block_message_caps_and_other_chains_keep_them() {
+        let mut config = object(
+            json!({"network": {"experimental": {"network_config_overrides": {"connect_to_reliable_peers_on_startup": true}}}}),
+        );
+        let edits = patch_fresh_init(&mut config, Chain::Localnet);
+        assert_eq!(edits.len(), 1);
+        let overrides = &config["network"]["experimental"]["network_config_overrides"];
+        assert_eq!(
+            overrides["connect_to_reliable_peers_on_startup"],
+            json!(true)
+        );
+        for kind in ["Block", "OptimisticBlock", "BlockRequest"] {
+            assert_eq!(
+                overrides["received_messages_rate_limits"]["rate_limits"][kind]["refill_rate"],
+                json!(1_000_000)
+            );
+        }
+        assert!(patch_fresh_init(&mut config, Chain::Localnet).is_empty());
+        assert!(patch_fresh_init(&mut object(json!({})), Chain::Testnet).is_empty());
     }
 }

@@ -491,6 +491,8 @@ mod tests {
             localnet_genesis: PathBuf::from("/app/localnet-genesis.json"),
             generate_store_key: false,
             generate_backup_key: false,
+            nearcore_rpc_addr: None,
+            nearcore_network_addr: None,
         }
     }
 

@@ -20,8 +20,10 @@
 //!    A broken one of those is refused, never replaced.
 //! 5. `mpc-node init --dir .agent/init-staging/home …` runs into the empty
 //!    staging directory. For mpc-localnet the original genesis is put back
-//!    and `validator_key.json` removed there, as start.sh does. The files are
-//!    fsynced, given to the node user, and `staged.json` is written: the
+//!    and `validator_key.json` removed there, as start.sh does, and the
+//!    staged `config.json` gets the edits upstream makes once after a fresh
+//!    init (nearcore's block message caps lifted on mpc-localnet). The files
+//!    are fsynced, given to the node user, and `staged.json` is written: the
 //!    staging is complete.
 //! 6. Each staged file is hard-linked into the home under its name. A link
 //!    never replaces: a name the home already has keeps the home's file (and
@@ -50,6 +52,7 @@ use serde_json::json;
 
 use super::atomic::{self, Previous};
 use super::beneath::{self, Dir, Refusal};
+use super::config_json;
 use super::lock::{AGENT_DIR, HomeLock};
 use super::owner::NodeUser;
 use super::{AGENT_VERSION, HomeError};
@@ -196,6 +199,10 @@ pub struct InitOutcome {
     pub moved: Vec<String>,
     /// Files init made that the home already had: the home's were kept.
     pub kept: Vec<String>,
+    /// The config.json settings changed right after this init, as upstream
+    /// changes them after a fresh one (see [`config_json::patch_fresh_init`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fresh_init_edits: Vec<String>,
 }
 
 impl InitOutcome {
@@ -225,6 +232,12 @@ impl InitOutcome {
         };
         if !self.kept.is_empty() {
             cause.push_str(&format!("; kept the home's own {}", self.kept.join(", ")));
+        }
+        if !self.fresh_init_edits.is_empty() {
+            cause.push_str(&format!(
+                "; set {} in config.json, as upstream does after a fresh init",
+                self.fresh_init_edits.join(", ")
+            ));
         }
         Check::ok("homes.init", cause).with_detail(json!(self))
     }
@@ -345,6 +358,7 @@ pub async fn init_home(
             marker,
             moved: Vec::new(),
             kept: Vec::new(),
+            fresh_init_edits: Vec::new(),
         });
     }
 
@@ -358,6 +372,7 @@ pub async fn init_home(
             marker: wanted,
             moved,
             kept,
+            fresh_init_edits: Vec::new(),
         });
     }
     remove_staging(home, &staging_rel)?;
@@ -370,6 +385,7 @@ pub async fn init_home(
             marker,
             moved: Vec::new(),
             kept: Vec::new(),
+            fresh_init_edits: Vec::new(),
         });
     }
 
@@ -449,6 +465,15 @@ pub async fn init_home(
     if !missing.is_empty() {
         return Err(HomeError::Init(InitError::Incomplete { program, missing }));
     }
+    let fresh_init_edits = config_json::update_staged_config_json(
+        home,
+        &staged_rel.join("config.json"),
+        plan.chain,
+        user,
+    )?
+    .into_iter()
+    .map(|edit| edit.path)
+    .collect();
     user.own_tree(home, &staged_rel)
         .map_err(HomeError::io("chown", &staged_home))?;
     Dir::open(home)
@@ -466,6 +491,7 @@ pub async fn init_home(
         marker: wanted,
         moved,
         kept,
+        fresh_init_edits,
     })
 }
 

@@ -1,9 +1,9 @@
 //! The home stage's read-only half: where the home is (filesystem, mount,
 //! space, owner, whether a write lands, the EFS behind it when it is not
 //! NFS), and what the next boot will do with it (lock holder, init marker,
-//! store key, config.json, config.yaml, secrets.json). `agent doctor` shows
-//! exactly these checks; `agent run` judges the same ones before and under
-//! the lock, so both always reach the same verdict.
+//! tier3 address, store key, config.json, config.yaml, secrets.json).
+//! `agent doctor` shows exactly these checks; `agent run` judges the same
+//! ones before and under the lock, so both always reach the same verdict.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::config_json::{NearConfigInputs, pending_config_json};
 use super::config_yaml::{MpcConfigInputs, pending_config_yaml};
 use super::filesystem::{self, Filesystem};
-use super::init::{self, InitError};
+use super::init::{self, InitError, NodeCommands};
 use super::secrets_file::{self, SecretsJsonOutcome};
 use super::store_key::{self, StoreKeyVerdict};
 use super::watch::{IoWatch, Stall};
@@ -201,18 +201,22 @@ impl HomeInspection {
     /// without writing: the checks `agent doctor` adds to [`Self::checks`].
     /// `secrets` and `chain` are the validated secrets and the chain's
     /// answers, when there are any.
+    /// `commands` asks the node's binary what it offers (`--help`), where a
+    /// verdict depends on it.
     pub async fn survey(
         &self,
         inputs: &HomeInputs<'_>,
         secrets: Option<&NodeSecrets>,
         chain: Option<&ChainFacts>,
+        commands: &impl NodeCommands,
     ) -> Vec<Check> {
         let node = inputs.node;
         let home = node.home_dir.as_path();
         let mut checks = vec![lock_holder(home), init_marker(home, node)];
+        checks.extend(tier3(inputs, commands).await);
         checks.push(drift(
             "homes.config.json",
-            pending_config_json(home, &NearConfigInputs::new(node)),
+            pending_config_json(home, &NearConfigInputs::new(node, inputs.homes)),
         ));
         checks.push(drift(
             "homes.config.yaml",
@@ -228,6 +232,43 @@ impl HomeInspection {
         }
         checks
     }
+}
+
+/// `homes.tier3` off mpc-localnet: nearcore's `tier3_public_addr` is the
+/// address peers reach it on to serve state parts; without it a node behind
+/// NAT (any ECS task) advertises an address nobody reaches and peer state
+/// sync stalls silently. Like upstream, a fresh init for an image with
+/// `start-with-config-file` is refused without it; otherwise a warning. The
+/// image is asked (`--help`, through `commands`) only when that decides it.
+pub(super) async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands) -> Option<Check> {
+    let node = inputs.node;
+    if node.chain == crate::config::Chain::Localnet {
+        return None;
+    }
+    const ID: &str = "homes.tier3";
+    if let Some(addr) = node.tier3_public_addr {
+        return Some(Check::ok(
+            ID,
+            format!("MPC_TIER3_PUBLIC_ADDR={addr}: peers reach nearcore there for state sync"),
+        ));
+    }
+    let cause = "MPC_TIER3_PUBLIC_ADDR is not set: nearcore advertises the address it sees itself on, which peers behind NAT (an ECS task, a private subnet) cannot reach, so state sync from peers (state_sync.sync = \"Peers\") stalls without an error";
+    let fix = "set MPC_TIER3_PUBLIC_ADDR to the public IP:port peers reach nearcore's 24567 on (an Elastic IP or the NLB address)";
+    let fresh = std::fs::symlink_metadata(node.home_dir.join("config.json")).is_err();
+    if !fresh
+        || crate::launch::kind(inputs.homes.start_mode, &node.bin, commands).await
+            != super::start_config::Launch::StartWithConfigFile
+    {
+        return Some(Check::warn(ID, cause, fix));
+    }
+    Some(Check::fail(
+        ID,
+        format!(
+            "{cause}; the node's start-with-config-file refuses a fresh {} init without it",
+            node.chain.as_str()
+        ),
+        fix,
+    ))
 }
 
 /// `homes.lock`: who holds the lock, read without taking it.

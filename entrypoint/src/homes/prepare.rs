@@ -7,7 +7,7 @@ use super::config_json::{self, NearConfigInputs};
 use super::config_yaml::{self, MpcConfig, MpcConfigInputs};
 use super::init::{self, InitPlan, NodeCommands};
 use super::inspect::{
-    HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key,
+    HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key, tier3,
 };
 use super::{HomeLock, NodeUser};
 use super::{backup_key, secrets_file};
@@ -115,8 +115,9 @@ pub async fn prepare(
         .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(init.check());
     inputs.io.start("updating config.json");
-    let json = config_json::update_config_json(home, &NearConfigInputs::new(node), &user)
-        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+    let json =
+        config_json::update_config_json(home, &NearConfigInputs::new(node, inputs.homes), &user)
+            .map_err(|e| HomeStop::after(checks.clone(), e))?;
     checks.push(json.check());
     inputs.io.start("updating config.yaml");
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
@@ -139,43 +140,6 @@ pub async fn prepare(
         checks,
         stored,
     })
-}
-
-/// `homes.tier3` off mpc-localnet: nearcore's `tier3_public_addr` is the
-/// address peers reach it on to serve state parts; without it a node behind
-/// NAT (any ECS task) advertises an address nobody reaches and peer state
-/// sync stalls silently. Like upstream, a fresh init for an image with
-/// `start-with-config-file` is refused without it; otherwise a warning.
-async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands) -> Option<Check> {
-    let node = inputs.node;
-    if node.chain == crate::config::Chain::Localnet {
-        return None;
-    }
-    const ID: &str = "homes.tier3";
-    if let Some(addr) = node.tier3_public_addr {
-        return Some(Check::ok(
-            ID,
-            format!("MPC_TIER3_PUBLIC_ADDR={addr}: peers reach nearcore there for state sync"),
-        ));
-    }
-    let fresh = std::fs::symlink_metadata(node.home_dir.join("config.json")).is_err();
-    let launch = crate::launch::kind(inputs.homes.start_mode, &node.bin, commands).await;
-    let cause = "MPC_TIER3_PUBLIC_ADDR is not set: nearcore advertises the address it sees itself on, which peers behind NAT (an ECS task, a private subnet) cannot reach, so state sync from peers (state_sync.sync = \"Peers\") stalls without an error";
-    let fix = "set MPC_TIER3_PUBLIC_ADDR to the public IP:port peers reach nearcore's 24567 on (an Elastic IP or the NLB address)";
-    Some(
-        if fresh && launch == super::start_config::Launch::StartWithConfigFile {
-            Check::fail(
-                ID,
-                format!(
-                    "{cause}; the node's start-with-config-file refuses a fresh {} init without it",
-                    node.chain.as_str()
-                ),
-                fix,
-            )
-        } else {
-            Check::warn(ID, cause, fix)
-        },
-    )
 }
 
 /// The store key the node will use, with `homes.store_key`; `Err` is the failed check.

@@ -68,10 +68,10 @@ pub struct StartConfigInputs<'a> {
 const NO_IMAGE_HASH: &str =
     "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 /// Where `mpc-node start` keeps the allowed hashes outside a TEE.
-const ALLOWED_HASHES_FILE: &str = "/tmp/allowed_image_hashes.json";
+pub const ALLOWED_HASHES_FILE: &str = "/tmp/allowed_image_hashes.json";
 
 /// Renders the `start-with-config-file` TOML: `home_dir`, `[secrets]`,
-/// `[tee]` (local authority, zero image hash), `[log]`, `[near_init]` and
+/// `[tee]` (local authority, the image hash given), `[log]`, `[near_init]` and
 /// `[node]`. It holds the store key, so it comes back as a [`Secret`].
 pub fn render(inputs: &StartConfigInputs) -> Result<Secret, HomeError> {
     use toml::{Table, Value};

@@ -67,17 +67,6 @@ impl MigrationFinding {
         }
     }
 
-    /// The finding for a failed `migration_info()` call, from the VM's error text.
-    pub fn from_vm_error(vm_error: String) -> MigrationFinding {
-        if vm_error.contains("MethodNotFound") || vm_error.contains("CodeDoesNotExist") {
-            MigrationFinding::NoView
-        } else {
-            MigrationFinding::Unreadable {
-                error: excerpt(&vm_error, MAX_DETAIL_CHARS),
-            }
-        }
-    }
-
     /// The destination, when a migration of the account is under way.
     pub fn destination(&self) -> Option<&Destination> {
         match self {
@@ -145,20 +134,6 @@ mod tests {
         assert_eq!(absent.destination(), None);
         assert!(matches!(
             MigrationFinding::read(b"[1]", &account("node0.near")),
-            MigrationFinding::Unreadable { .. }
-        ));
-    }
-
-    #[test]
-    fn a_contract_without_the_view_is_told_from_a_failing_one() {
-        assert_eq!(
-            MigrationFinding::from_vm_error(
-                "wasm execution failed with error: MethodResolveError(MethodNotFound)".into()
-            ),
-            MigrationFinding::NoView
-        );
-        assert!(matches!(
-            MigrationFinding::from_vm_error("Smart contract panicked: boom".into()),
             MigrationFinding::Unreadable { .. }
         ));
     }

@@ -3,13 +3,15 @@
 //!
 //! Each URL of `AGENT_NEAR_RPC_URL` is asked in turn until one answers every
 //! request: `status` (chain id, head, sync), the account and all its access
-//! keys (every page), and the contract's `state()` and `migration_info()`.
+//! keys (every page), and the contract's `state()`, `migration_info()` and
+//! TEE views (allowed image hashes, attestation grants, attested nodes).
 
 mod access;
 mod contract;
 mod migration;
 mod report;
 mod rpc;
+mod tee;
 mod verdict;
 
 use std::num::NonZeroU32;
@@ -26,10 +28,12 @@ use serde::Serialize;
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
 pub use migration::{Destination, MigrationFinding};
+pub(crate) use report::rfc3339;
 pub use report::{
     AccessKey, AccountBalance, ContractFinding, EndpointOutcome, EndpointResult, KeyReport, OnChain,
 };
 pub use rpc::{ATTEMPTS, EndpointFailure, FailureKind, endpoint_budget, shown_url};
+pub use tee::{AllowedImageHash, TeeAccount, TeeViews, ViewFinding};
 pub use verdict::{
     Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids, migration_concluded,
 };
@@ -197,19 +201,20 @@ impl From<EndpointFailure> for Stop {
 }
 
 /// Everything the checks need, from one endpoint: `status`, the account and
-/// its first access-key page, `state()` and `migration_info()` all sent at
-/// once; the chain id is judged when they are back.
+/// its first access-key page, `state()`, `migration_info()` and the TEE
+/// views all sent at once; the chain id is judged when they are back.
 async fn read_chain(endpoint: &Endpoint, query: &ChainQuery) -> Result<OnChain, Stop> {
     let started = Instant::now();
     let status = async {
         let status = endpoint.call("status", &RpcStatusRequest).await;
         (status, started.elapsed().as_millis() as u64)
     };
-    let ((status, latency_ms), access_keys, contract, migration) = tokio::join!(
+    let ((status, latency_ms), access_keys, contract, migration, tee) = tokio::join!(
         status,
         read_access_keys(endpoint, &query.account_id),
         read_contract(endpoint, &query.contract_id),
-        read_migration(endpoint, &query.contract_id, &query.account_id)
+        read_migration(endpoint, &query.contract_id, &query.account_id),
+        read_tee(endpoint, &query.contract_id, &query.account_id)
     );
     let status = status.map_err(|err| failure("status", err))?;
     // The endpoint's own words: shown as a bounded excerpt.
@@ -220,6 +225,7 @@ async fn read_chain(endpoint: &Endpoint, query: &ChainQuery) -> Result<OnChain, 
     let (account, access_keys) = access_keys?.unzip();
     let contract = contract?;
     let migration = migration?;
+    let tee = tee?;
     let standing = match &contract {
         ContractFinding::State { state } => Some(state.standing_of(&query.account_id)),
         _ => None,
@@ -238,6 +244,7 @@ async fn read_chain(endpoint: &Endpoint, query: &ChainQuery) -> Result<OnChain, 
         contract,
         standing,
         migration,
+        tee,
     })
 }
 
@@ -380,28 +387,118 @@ async fn read_migration(
     contract_id: &AccountId,
     account_id: &AccountId,
 ) -> Result<MigrationFinding, EndpointFailure> {
-    const REQUEST: &str = "call_function migration_info";
+    Ok(
+        match call_view(endpoint, contract_id, "migration_info", b"{}".to_vec()).await? {
+            ViewAnswer::Bytes(bytes) => MigrationFinding::read(&bytes, account_id),
+            ViewAnswer::NoView => MigrationFinding::NoView,
+            ViewAnswer::Failed(error) => MigrationFinding::Unreadable {
+                error: crate::excerpt::excerpt(&error, rpc::MAX_DETAIL_CHARS),
+            },
+        },
+    )
+}
+
+/// The contract's TEE views, asked at once (in the round of `state()`).
+async fn read_tee(
+    endpoint: &Endpoint,
+    contract_id: &AccountId,
+    account_id: &AccountId,
+) -> Result<TeeViews, EndpointFailure> {
+    let account = serde_json::json!({ "account_id": account_id }).to_string();
+    let (hashes, grants, accounts) = tokio::join!(
+        read_view(
+            endpoint,
+            contract_id,
+            "allowed_docker_image_hashes",
+            b"{}".to_vec(),
+            tee::image_hashes
+        ),
+        read_view(
+            endpoint,
+            contract_id,
+            "available_attestation_grants",
+            account.into_bytes(),
+            tee::grants
+        ),
+        read_view(
+            endpoint,
+            contract_id,
+            "get_tee_accounts",
+            b"{}".to_vec(),
+            tee::tee_accounts
+        ),
+    );
+    Ok(TeeViews {
+        allowed_image_hashes: hashes?,
+        attestation_grants: grants?,
+        tee_accounts: accounts?,
+    })
+}
+
+/// One view's finding, `parse` reading its answer.
+async fn read_view<T>(
+    endpoint: &Endpoint,
+    contract_id: &AccountId,
+    method: &str,
+    args: Vec<u8>,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<ViewFinding<T>, EndpointFailure> {
+    Ok(
+        match call_view(endpoint, contract_id, method, args).await? {
+            ViewAnswer::Bytes(bytes) => ViewFinding::of(method, &bytes, parse),
+            ViewAnswer::NoView => ViewFinding::NoView,
+            ViewAnswer::Failed(error) => ViewFinding::failed(&error),
+        },
+    )
+}
+
+/// What a view of the contract beside `state()` answered.
+enum ViewAnswer {
+    Bytes(Vec<u8>),
+    /// The contract has no such method (an older contract), or there is no
+    /// contract (`keys.contract` says so).
+    NoView,
+    /// The view failed otherwise: the VM's error.
+    Failed(String),
+}
+
+/// Calls the view `method` of `contract_id` with the JSON `args`.
+async fn call_view(
+    endpoint: &Endpoint,
+    contract_id: &AccountId,
+    method: &str,
+    args: Vec<u8>,
+) -> Result<ViewAnswer, EndpointFailure> {
+    let label = format!("call_function {method}");
     let request = query(QueryRequest::CallFunction {
         account_id: contract_id.clone(),
-        method_name: "migration_info".to_string(),
-        args: FunctionArgs::from(b"{}".to_vec()),
+        method_name: method.to_string(),
+        args: FunctionArgs::from(args),
     });
-    match endpoint.call(REQUEST, &request).await {
+    match endpoint.call(&label, &request).await {
         Ok(RpcQueryResponse {
             kind: QueryResponseKind::CallResult(call),
             ..
-        }) => Ok(MigrationFinding::read(&call.result, account_id)),
-        Ok(other) => Err(unexpected_kind(REQUEST, &other.kind)),
+        }) => Ok(ViewAnswer::Bytes(call.result)),
+        Ok(other) => Err(unexpected_kind(&label, &other.kind)),
         Err(CallError::Answer(answer)) => match answer {
             RpcQueryError::UnknownAccount { .. } | RpcQueryError::NoContractCode { .. } => {
-                Ok(MigrationFinding::NoView)
+                Ok(ViewAnswer::NoView)
             }
-            RpcQueryError::ContractExecutionError { vm_error, .. } => {
-                Ok(MigrationFinding::from_vm_error(vm_error))
-            }
-            other => Err(failure(REQUEST, CallError::Answer(other))),
+            RpcQueryError::ContractExecutionError { vm_error, .. } => Ok(view_error(vm_error)),
+            other => Err(failure(&label, CallError::Answer(other))),
         },
-        Err(err) => Err(failure(REQUEST, err)),
+        Err(err) => Err(failure(&label, err)),
+    }
+}
+
+/// A view's failure from the VM's error text (nearcore sends it as text):
+/// a method or contract that is not there is no view.
+fn view_error(vm_error: String) -> ViewAnswer {
+    if vm_error.contains("MethodNotFound") || vm_error.contains("CodeDoesNotExist") {
+        ViewAnswer::NoView
+    } else {
+        ViewAnswer::Failed(vm_error)
     }
 }
 
@@ -433,4 +530,27 @@ fn unexpected_kind(request: &str, kind: &QueryResponseKind) -> EndpointFailure {
         QueryResponseKind::GasKeyNonces(_) => "gas key nonces",
     };
     EndpointFailure::unexpected(request, format!("answered with {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contract_without_the_view_is_told_from_a_failing_one() {
+        assert!(matches!(
+            view_error(
+                "wasm execution failed with error: MethodResolveError(MethodNotFound)".into()
+            ),
+            ViewAnswer::NoView
+        ));
+        assert!(matches!(
+            view_error("wasm execution failed with error: CompilationError(CodeDoesNotExist { account_id: \"x\" })".into()),
+            ViewAnswer::NoView
+        ));
+        assert!(matches!(
+            view_error("Smart contract panicked: boom".into()),
+            ViewAnswer::Failed(_)
+        ));
+    }
 }

@@ -13,6 +13,7 @@ use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
 use super::migration::MigrationFinding;
 use super::rpc::{EndpointFailure, MAX_DETAIL_CHARS};
+use super::tee::TeeViews;
 use crate::excerpt::excerpt;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
@@ -73,6 +74,8 @@ pub struct OnChain {
     pub standing: Option<Standing>,
     /// A node migration of the account, as `migration_info()` says.
     pub migration: MigrationFinding,
+    /// The contract's TEE views.
+    pub tee: TeeViews,
 }
 
 /// What `view_account` says of the account's money.
@@ -166,7 +169,7 @@ impl ContractFinding {
 }
 
 /// `2025-06-01T12:00:00Z` for a Unix time in seconds (times before 1970 show as 1970).
-pub(super) fn rfc3339(unix_seconds: i64) -> String {
+pub(crate) fn rfc3339(unix_seconds: i64) -> String {
     let since_epoch = Duration::from_secs(unix_seconds.max(0) as u64);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + since_epoch).to_string()
 }

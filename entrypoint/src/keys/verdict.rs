@@ -10,6 +10,7 @@ use super::access::{KeyFit, describe};
 use super::contract::{ContractState, Participant, Standing};
 use super::migration::MigrationFinding;
 use super::report::{AccessKey, ContractFinding, EndpointResult, KeyReport, OnChain};
+use super::tee::ViewFinding;
 use crate::check::{Check, Status};
 use crate::config::Chain;
 
@@ -20,6 +21,7 @@ pub mod check_ids {
     pub const ACCESS_KEY: &str = "keys.access_key";
     pub const CONTRACT: &str = "keys.contract";
     pub const PARTICIPANT: &str = "keys.participant";
+    pub const ATTESTATION_GRANT: &str = "keys.attestation_grant";
 }
 use check_ids::*;
 
@@ -40,7 +42,7 @@ pub enum KeysVerdict {
 
 impl KeyReport {
     /// One check per question: the RPC, its chain, the signer key, the
-    /// contract, the participant entry.
+    /// contract, the participant entry, the attestation grant.
     pub fn checks(&self) -> Vec<Check> {
         vec![
             self.rpc_check(),
@@ -48,6 +50,7 @@ impl KeyReport {
             self.access_key_check(),
             self.contract_check(),
             self.participant_check(),
+            self.attestation_grant_check(),
         ]
     }
 
@@ -522,6 +525,103 @@ impl KeyReport {
     }
 }
 
+impl KeyReport {
+    /// `keys.attestation_grant`, on a contract with attestation-storage
+    /// grants (near/mpc main, #4016): the node's `submit_participant_info`
+    /// under a p2p key the contract stores no attestation of for the account
+    /// uses one of the account's grants, and is refused
+    /// (`NoAttestationStorageGrant`) when there is none. That is a new node,
+    /// or a migration's destination: neither can join without it. The node
+    /// still starts.
+    fn attestation_grant_check(&self) -> Check {
+        let Some(on_chain) = &self.on_chain else {
+            return not_checked(ATTESTATION_GRANT);
+        };
+        let account = &self.node.account_id;
+        let contract = &self.node.contract_id;
+        let p2p = &self.node.p2p_public_key;
+        let tee = &on_chain.tee;
+        let grants = match &tee.attestation_grants {
+            ViewFinding::NoView => {
+                return Check::skipped(
+                    ATTESTATION_GRANT,
+                    format!(
+                        "contract {contract} has no available_attestation_grants view: it predates attestation-storage grants, so the node's attestation needs none"
+                    ),
+                );
+            }
+            ViewFinding::Unreadable { error } => {
+                return Check::skipped(
+                    ATTESTATION_GRANT,
+                    format!(
+                        "not checked: contract {contract}'s available_attestation_grants: {error}"
+                    ),
+                );
+            }
+            ViewFinding::Read(grants) => *grants,
+        };
+        let owner = tee.attestation_owner(p2p);
+        let registered = matches!(
+            &on_chain.standing,
+            Some(Standing::Member { entry } | Standing::Leaving { entry }) if &entry.tls_public_key == p2p
+        );
+        let role = match (&on_chain.standing, on_chain.migration.destination()) {
+            (_, Some(d)) if &d.tls_public_key == p2p => "the migration's destination",
+            _ if registered => "a participant",
+            _ => "a new node",
+        };
+        let detail = json!({
+            "account_id": account,
+            "p2p_public_key": p2p,
+            "available_attestation_grants": grants,
+            "attestation_owner": owner,
+            "tee_accounts": match &tee.tee_accounts {
+                ViewFinding::Read(_) => "read",
+                ViewFinding::NoView => "no_view",
+                ViewFinding::Unreadable { .. } => "unreadable",
+            },
+        });
+        let check = match owner {
+            Some(owner) if owner == account => Check::ok(
+                ATTESTATION_GRANT,
+                format!(
+                    "contract {contract} stores an attestation of {account} under this node's p2p key {p2p}: renewing it needs no grant"
+                ),
+            ),
+            Some(other) => Check::warn(
+                ATTESTATION_GRANT,
+                format!(
+                    "contract {contract} stores the attestation under this node's p2p key {p2p} for {other}: its submit_participant_info as {account} is refused"
+                ),
+                "give this node a p2p key of its own (a new MPC_P2P_PRIVATE_KEY)",
+            ),
+            // Without get_tee_accounts, a registered key is taken as attested.
+            None if registered && tee.tee_accounts.read().is_none() => Check::ok(
+                ATTESTATION_GRANT,
+                format!(
+                    "{account} is a participant under this node's p2p key {p2p}: renewing its attestation needs no grant"
+                ),
+            ),
+            None if grants > 0 => Check::ok(
+                ATTESTATION_GRANT,
+                format!(
+                    "{account} has {grants} attestation-storage grant(s) on {contract}: the first submit_participant_info of this node ({role}) under p2p key {p2p} uses one"
+                ),
+            ),
+            None => Check::warn(
+                ATTESTATION_GRANT,
+                format!(
+                    "{account} has no attestation-storage grant on {contract}, and the contract stores no attestation under this node's p2p key {p2p} ({role}): its submit_participant_info is refused (NoAttestationStorageGrant), so it cannot be voted in nor receive a migration's keyshares"
+                ),
+                format!(
+                    "buy a grant: call prepay_attestation_storage on {contract} with {{\"account_id\": \"{account}\", \"grants\": 1}}, attaching exactly the contract's attestation_storage_fee_millinear (its config() view) per grant; anyone may pay it, and the node's function-call key cannot"
+                ),
+            ),
+        };
+        check.with_detail(detail)
+    }
+}
+
 /// This node's part in a node migration of its account, in the
 /// participant check's detail (`migration_role`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -778,6 +878,7 @@ mod tests {
                 contract,
                 standing: Some(standing),
                 migration: MigrationFinding::NoView,
+                tee: crate::keys::TeeViews::none(),
             }),
         }
     }
@@ -794,11 +895,26 @@ mod tests {
     fn matching_keys_pass_every_check() {
         let report = report();
         for check in report.checks() {
-            assert_eq!(check.status, Status::Ok, "{}", check.summary());
+            let expected = if check.id == ATTESTATION_GRANT {
+                Status::Skipped
+            } else {
+                Status::Ok
+            };
+            assert_eq!(check.status, expected, "{}", check.summary());
         }
         assert_eq!(report.verdict(), KeysVerdict::Match);
         let ids: Vec<String> = report.checks().into_iter().map(|c| c.id).collect();
-        assert_eq!(ids, [RPC, CHAIN_ID, ACCESS_KEY, CONTRACT, PARTICIPANT]);
+        assert_eq!(
+            ids,
+            [
+                RPC,
+                CHAIN_ID,
+                ACCESS_KEY,
+                CONTRACT,
+                PARTICIPANT,
+                ATTESTATION_GRANT
+            ]
+        );
     }
 
     #[test]
@@ -996,6 +1112,80 @@ mod tests {
             migration_concluded(&before.checks(), &before.checks()),
             None
         );
+    }
+
+    /// The contract has grants: `grants` left for the account, `attested`
+    /// the (account, p2p key) pairs whose attestation it stores.
+    fn with_grants(report: &mut KeyReport, grants: u32, attested: &[(&str, u8)]) {
+        on_chain(report).tee = crate::keys::TeeViews {
+            attestation_grants: ViewFinding::Read(grants),
+            tee_accounts: ViewFinding::Read(
+                attested
+                    .iter()
+                    .map(|(account, n)| crate::keys::TeeAccount {
+                        account_id: id(account),
+                        tls_public_key: key(*n),
+                    })
+                    .collect(),
+            ),
+            ..crate::keys::TeeViews::none()
+        };
+    }
+
+    #[test]
+    fn a_migration_destination_without_a_grant_is_told_to_prepay() {
+        let mut report = report();
+        report.node.p2p_public_key = key(7);
+        migrating(&mut report, 7, 1);
+        with_grants(&mut report, 0, &[(NODE_ACCOUNT, 9)]);
+        let check = check(&report, ATTESTATION_GRANT);
+        assert_eq!(check.status, Status::Warn, "{check:?}");
+        assert!(
+            check.cause.contains("the migration's destination"),
+            "{}",
+            check.cause
+        );
+        assert!(check.cause.contains(&key(7).to_string()));
+        assert!(check.fix.unwrap().contains("prepay_attestation_storage"));
+        assert_eq!(
+            report.verdict(),
+            KeysVerdict::Match,
+            "the node still starts"
+        );
+    }
+
+    #[test]
+    fn a_grant_left_or_a_stored_attestation_is_enough() {
+        let mut report = report();
+        report.node.p2p_public_key = key(7);
+        migrating(&mut report, 7, 1);
+        with_grants(&mut report, 2, &[]);
+        let granted = check(&report, ATTESTATION_GRANT);
+        assert_eq!(granted.status, Status::Ok, "{granted:?}");
+        assert!(granted.cause.contains("2 attestation-storage grant(s)"));
+        with_grants(&mut report, 0, &[(NODE_ACCOUNT, 7)]);
+        assert_eq!(check_status(&report, ATTESTATION_GRANT), Status::Ok);
+        with_grants(&mut report, 5, &[("node1.testnet", 7)]);
+        let taken = check(&report, ATTESTATION_GRANT);
+        assert_eq!(taken.status, Status::Warn, "{taken:?}");
+        assert!(taken.cause.contains("node1.testnet"));
+    }
+
+    #[test]
+    fn a_registered_participant_needs_no_grant_and_an_older_contract_has_none() {
+        let mut report = report();
+        assert_eq!(check_status(&report, ATTESTATION_GRANT), Status::Skipped);
+        assert!(
+            check(&report, ATTESTATION_GRANT)
+                .cause
+                .contains("predates attestation-storage grants")
+        );
+        on_chain(&mut report).tee.attestation_grants = ViewFinding::Read(0);
+        assert_eq!(check_status(&report, ATTESTATION_GRANT), Status::Ok);
+    }
+
+    fn check_status(report: &KeyReport, id: &str) -> Status {
+        check(report, id).status
     }
 
     #[test]

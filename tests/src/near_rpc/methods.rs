@@ -359,6 +359,9 @@ fn other_view(
             serde_json::to_value(views.allowed_docker_image_hashes.as_ref()?)
                 .map_err(|_| bad_input())
         }
+        "get_tee_accounts" => {
+            serde_json::to_value(views.get_tee_accounts.as_ref()?).map_err(|_| bad_input())
+        }
         "available_attestation_grants" => {
             let grants = views.available_attestation_grants.as_ref()?;
             #[derive(serde::Deserialize)]

@@ -11,7 +11,7 @@ mod server;
 
 pub use scenario::{
     Account, AllowedMpcDockerImageHash, BackupServiceInfo, ContractViews, DestinationNodeInfo,
-    Fault, Key, ParticipantInfo, Scenario,
+    Fault, Key, NodeId, ParticipantInfo, Scenario,
 };
 pub use server::{NearRpcStandin, ReceivedRequest};
 

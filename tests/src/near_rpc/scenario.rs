@@ -91,6 +91,19 @@ pub struct ContractViews {
     /// `available_attestation_grants({account_id})`: accounts with grants (others have 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available_attestation_grants: Option<BTreeMap<AccountId, u32>>,
+    /// `get_tee_accounts()`: the nodes whose attestation the contract stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get_tee_accounts: Option<Vec<NodeId>>,
+}
+
+/// A node whose attestation the contract stores (near/mpc's `NodeId`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeId {
+    pub account_id: AccountId,
+    pub tls_public_key: PublicKey,
+    /// The account's key the attestation was submitted with.
+    pub account_public_key: PublicKey,
 }
 
 /// One account's `migration_info()` entry: `[backup_service_info | null, destination_node_info | null]`.

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
-use entrypoint::homes::{self, HomeInputs, IoWatch, WriteTest};
+use entrypoint::homes::{self, HomeInputs, IoWatch, NodeUser, WriteTest};
 use entrypoint::keys;
+use entrypoint::launch;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
 use serde::Serialize;
@@ -24,6 +25,7 @@ use serde::Serialize;
 use entrypoint::probe;
 
 use crate::http::views::ConfigView;
+use crate::node::commands::DoctorCommands;
 use crate::{exit, logging, render};
 
 pub struct Options {
@@ -37,7 +39,7 @@ pub struct Options {
 }
 
 /// The groups of checks, in the order they are shown.
-const GROUPS: [(&str, &str); 6] = [
+const GROUPS: [(&str, &str); 7] = [
     (
         "config",
         "the settings: every problem of the environment and the config file",
@@ -52,7 +54,11 @@ const GROUPS: [(&str, &str); 6] = [
     ),
     (
         "home",
-        "filesystem and mount, free space, owner, lock holder, init marker, config.json / config.yaml / secrets.json drift, store key against the shares",
+        "filesystem and mount, free space, owner, lock holder, init marker, tier3 address, config.json / config.yaml / secrets.json drift, store key against the shares",
+    ),
+    (
+        "launch",
+        "the image hash the node reports (ECS container metadata) against the contract's allowed_docker_image_hashes, /tmp writable for the node's allowed-hashes file",
     ),
     (
         "aws",
@@ -377,6 +383,13 @@ async fn node_checks(
             ),
         ),
     ));
+    entries.push(entry(
+        "launch",
+        Check::skipped(
+            "launch",
+            "not checked: the image digest and /tmp are the container's; run doctor inside the container, or read launch.image_hash on the running agent's /status",
+        ),
+    ));
     entries
 }
 
@@ -445,20 +458,60 @@ async fn local_checks(
                 .map(|c| entry("keys", c)),
         );
     }
-    let home = home_checks(config, env, verified.as_ref(), limit).await;
+    let (home, user) = home_checks(config, env, verified.as_ref(), limit).await;
     entries.extend(home.into_iter().map(|c| entry("home", c)));
+    let launch = bounded(
+        "launch",
+        limit,
+        launch_checks(config, env, verified.as_ref(), user.as_ref()),
+    )
+    .await;
+    entries.extend(launch.into_iter().map(|c| entry("launch", c)));
     entries
+}
+
+/// The launch stage's checks beside its command, as `agent run` makes them:
+/// the image hash the node would report against the contract, and the
+/// node's allowed-hashes file. `user` is the node's, when the home told it.
+async fn launch_checks(
+    config: &DoctorConfig,
+    env: &BTreeMap<String, String>,
+    verified: Option<&verify::Verified>,
+    user: Option<&NodeUser>,
+) -> Vec<Check> {
+    let image = match verified {
+        Some(verified) => {
+            let node = &config.node.node;
+            let commands = DoctorCommands::new(env);
+            let launch = launch::kind(config.homes.start_mode, &node.bin, &commands).await;
+            let reported = launch::image::node_image_hash(launch, env).await;
+            launch::image::image_hash_check(&verified.keys, &reported)
+        }
+        None => Check::skipped(
+            "launch.image_hash",
+            "not checked: the keys were not checked against the chain",
+        ),
+    };
+    let allowed_hashes = match user {
+        Some(user) => launch::image::allowed_hashes_dir_check(user),
+        None => Check::skipped(
+            "launch.allowed_hashes_file",
+            "not checked: the node's user is not known (see the home group: MPC_HOME_DIR, AGENT_NODE_USER)",
+        ),
+    };
+    vec![image, allowed_hashes]
 }
 
 /// The home group, read on a thread of its own within `limit`: a home whose
 /// filesystem hangs (a hard-mounted EFS gone away) is `homes.stalled`, not a
-/// doctor that never ends.
+/// doctor that never ends. With the checks, the node's user when the home
+/// was inspected.
 async fn home_checks(
     config: &DoctorConfig,
     env: &BTreeMap<String, String>,
     verified: Option<&verify::Verified>,
     limit: Duration,
-) -> Vec<Check> {
+) -> (Vec<Check>, Option<NodeUser>) {
     let home_dir = config.node.node.home_dir.clone();
     let config = config.clone();
     let env = env.clone();
@@ -475,27 +528,38 @@ async fn home_checks(
             env: &env,
             io: IoWatch::default(),
         };
+        // Known even when the home fails its checks (read-only, full).
+        let user =
+            NodeUser::resolve(config.homes.node_user.as_ref(), &config.node.node.home_dir).ok();
         Some(runtime.block_on(async {
-            match homes::inspect(&inputs, WriteTest::Permission).await {
+            let checks = match homes::inspect(&inputs, WriteTest::Permission).await {
                 Ok(inspection) => {
+                    let commands = DoctorCommands::new(&env);
                     let survey = inspection
-                        .survey(&inputs, secrets.as_ref(), facts.as_ref())
+                        .survey(&inputs, secrets.as_ref(), facts.as_ref(), &commands)
                         .await;
                     inspection.checks.into_iter().chain(survey).collect()
                 }
                 Err(stop) => stop.checks,
-            }
+            };
+            (checks, user)
         }))
     })
     .await;
     match read {
-        Ok(Some(checks)) => checks,
-        Ok(None) => vec![Check::fail(
-            "home",
-            "the home was not checked: no runtime could be started for it",
-            "run agent doctor again",
-        )],
-        Err(stall) => vec![stall.check(&home_dir, limit, "doctor --timeout")],
+        Ok(Some(found)) => found,
+        Ok(None) => (
+            vec![Check::fail(
+                "home",
+                "the home was not checked: no runtime could be started for it",
+                "run agent doctor again",
+            )],
+            None,
+        ),
+        Err(stall) => (
+            vec![stall.check(&home_dir, limit, "doctor --timeout")],
+            None,
+        ),
     }
 }
 

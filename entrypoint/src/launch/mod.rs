@@ -1,7 +1,11 @@
 //! The `launch` stage: the exact command, environment and user mpc-node is
 //! started with, from the prepared [`NodeHome`]. Secrets reach the node only
 //! through its environment or a file of mode 0600 off the home — never its
-//! argv — and it gets nothing it does not need.
+//! argv — and it gets nothing it does not need. Its checks beside the
+//! command: the image the node reports against the contract, and the node's
+//! allowed-hashes file ([`image`]).
+
+pub mod image;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -15,6 +19,7 @@ use crate::homes::beneath::Refusal;
 use crate::homes::init::{NodeCommands, NodeExit};
 use crate::homes::start_config::{self, Launch, StartConfigInputs};
 use crate::homes::{HomeError, NodeHome, NodeUser, atomic};
+use crate::keys::KeyReport;
 use crate::secrets::Secret;
 
 /// Where the start file goes: off the home, so the store key never sits next
@@ -31,28 +36,36 @@ pub struct LaunchInputs<'a> {
     pub homes: &'a HomeSettings,
     /// The agent's environment (what is passed through, `RUST_LOG`).
     pub env: &'a BTreeMap<String, String>,
+    /// What the keys stage read of the chain (the allowed image hashes).
+    pub keys: &'a KeyReport,
 }
 
 /// The launch stage: `start` or `start-with-config-file` (as configured, or
 /// as the binary's `--help` says, asked through `commands`), the start file
-/// rendered and written, and the plan with its `launch.command` check.
-/// `Err` is the failed check.
+/// rendered and written, and the plan with its checks: `launch.command`,
+/// `launch.image_hash`, `launch.allowed_hashes_file`. `Err` is the failed check.
 pub async fn plan(
     home: &NodeHome,
     inputs: &LaunchInputs<'_>,
     commands: &impl NodeCommands,
-) -> Result<(LaunchPlan, Check), Check> {
+) -> Result<(LaunchPlan, Vec<Check>), Check> {
     let node = inputs.node;
+    let allowed_hashes = image::allowed_hashes_dir_check(&home.user);
+    if allowed_hashes.status == crate::check::Status::Fail {
+        return Err(allowed_hashes);
+    }
     let launch = launch_kind(inputs, commands).await;
+    let image_hash = image::node_image_hash(launch, inputs.env).await;
     let mut start_file = Path::new(START_FILE_DIR).join(start_file_name(&node.home_dir));
     let mut image_note = String::new();
     let mut written = None;
     if launch == Launch::StartWithConfigFile {
-        let digest =
-            crate::placement::image_digest(inputs.env, std::time::Duration::from_secs(2)).await;
-        image_note = match &digest {
-            Some(digest) => format!("; [tee] image_hash {digest} from the ECS container metadata"),
-            None => "; [tee] image_hash is zeros: no ECS container metadata (ECS_CONTAINER_METADATA_URI_V4) gave the image digest, so the node logs that its image is NOT in the allowed hash list".to_string(),
+        let digest = image_hash.as_ref().ok();
+        image_note = match &image_hash {
+            Ok(digest) => format!("; [tee] image_hash {digest} from the ECS container metadata"),
+            Err(why) => format!(
+                "; [tee] image_hash is zeros: {why}, so the node logs that its image is NOT in the allowed hash list"
+            ),
         };
         let rendered = start_config::render(&StartConfigInputs {
             home: &node.home_dir,
@@ -66,7 +79,7 @@ pub async fn plan(
             log_format: node.log_format.as_deref(),
             log_filter: Some(node_log_filter(inputs.env)),
             node: &home.config.config,
-            image_hash: digest.as_deref(),
+            image_hash: digest.map(String::as_str),
         })
         .map_err(|e| e.check())?;
         let (dir, made) = start_file_dir(&home.user)?;
@@ -106,7 +119,8 @@ pub async fn plan(
         ),
     )
     .with_detail(serde_json::to_value(&summary).unwrap_or_default());
-    Ok((plan, check))
+    let image_check = image::image_hash_check(inputs.keys, &image_hash);
+    Ok((plan, vec![check, image_check, allowed_hashes]))
 }
 
 /// `start` or `start-with-config-file`: as configured, or as the binary's help says.
