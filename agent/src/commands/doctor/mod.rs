@@ -402,8 +402,9 @@ async fn local_checks(
     let mut entries = Vec::new();
     let node = &config.node.node;
     let mut secret_checks: Option<Vec<Check>> = None;
+    // The secrets and the chain are read at once: one group's limit.
     let verified = tokio::time::timeout(
-        limit * 2,
+        limit,
         verify::verify(
             VerifyInputs {
                 node,
