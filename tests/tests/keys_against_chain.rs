@@ -555,14 +555,19 @@ async fn an_rpc_on_another_chain_is_a_mismatch() {
 #[tokio::test]
 async fn every_request_of_a_round_is_sent_before_any_answer() {
     let mut slow = scenario();
-    slow.fault = Fault::DelayMs(1500);
+    // Long beside the moment the requests take to arrive, so that arriving
+    // before any answer is no race even on a loaded machine.
+    slow.fault = Fault::DelayMs(3000);
     let standin = NearRpcStandin::start(loopback(), slow).await.unwrap();
-    let chain_rpc = rpc(&[standin.url()]);
+    let chain_rpc = ChainRpc {
+        urls: vec![standin.url()],
+        timeout: Duration::from_secs(10),
+    };
     let input = input();
     let checking = keys::check(&chain_rpc, &input);
     tokio::pin!(checking);
     let mut arrived = 0;
-    for _ in 0..100 {
+    for _ in 0..250 {
         tokio::select! {
             _ = &mut checking => panic!("answered before the delay was over"),
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
