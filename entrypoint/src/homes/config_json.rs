@@ -70,29 +70,18 @@ pub fn patch(config: &mut Map<String, Value>, inputs: &NearConfigInputs) -> Vec<
     } else {
         set(config, &["state_sync", "sync"], json!("Peers"), &mut edits);
     }
-    if let Some(addr) = inputs.rpc_addr {
-        set(
-            config,
-            &["rpc", "addr"],
-            json!(addr.to_string()),
-            &mut edits,
-        );
-    }
-    if let Some(addr) = inputs.network_addr {
-        set(
-            config,
-            &["network", "addr"],
-            json!(addr.to_string()),
-            &mut edits,
-        );
-    }
-    if let Some(addr) = inputs.tier3_public_addr {
-        set(
-            config,
+    let addresses: [(&[&str], Option<SocketAddr>); 3] = [
+        (&["rpc", "addr"], inputs.rpc_addr),
+        (&["network", "addr"], inputs.network_addr),
+        (
             &["network", "experimental", "tier3_public_addr"],
-            json!(addr.to_string()),
-            &mut edits,
-        );
+            inputs.tier3_public_addr,
+        ),
+    ];
+    for (path, addr) in addresses {
+        if let Some(addr) = addr {
+            set(config, path, json!(addr.to_string()), &mut edits);
+        }
     }
     edits
 }
