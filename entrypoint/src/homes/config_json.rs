@@ -161,9 +161,7 @@ pub fn update_staged_config_json(
     user: &NodeUser,
 ) -> Result<Vec<Edit>, HomeError> {
     let path = home.join(rel);
-    let mut config = read(home, rel)?.ok_or_else(|| {
-        HomeError::io("read", &path)(std::io::Error::from(std::io::ErrorKind::NotFound))
-    })?;
+    let mut config = read_existing(home, rel)?;
     let edits = patch_fresh_init(&mut config, chain);
     if !edits.is_empty() {
         let text = serde_json::to_string_pretty(&Value::Object(config)).expect("JSON serializes");
@@ -171,6 +169,13 @@ pub fn update_staged_config_json(
             .map_err(HomeError::io("write", &path))?;
     }
     Ok(edits)
+}
+
+/// The config.json at `rel` below `home`, which must be there.
+fn read_existing(home: &Path, rel: &Path) -> Result<Map<String, Value>, HomeError> {
+    read(home, rel)?.ok_or_else(|| {
+        HomeError::io("read", &home.join(rel))(std::io::Error::from(std::io::ErrorKind::NotFound))
+    })
 }
 
 /// The config.json at `rel` below `home`; `None` when there is none.
@@ -207,9 +212,7 @@ pub fn update_config_json(
     user: &NodeUser,
 ) -> Result<FileUpdate, HomeError> {
     let path = home.join(FILE);
-    let mut config = read(home, Path::new(FILE))?.ok_or_else(|| {
-        HomeError::io("read", &path)(std::io::Error::from(std::io::ErrorKind::NotFound))
-    })?;
+    let mut config = read_existing(home, Path::new(FILE))?;
     let edits = patch(&mut config, inputs);
     let written = if edits.is_empty() {
         atomic::Written::Unchanged

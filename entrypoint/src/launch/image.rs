@@ -130,7 +130,13 @@ pub fn allowed_hashes_dir_check(user: &NodeUser) -> Check {
             fix,
         );
     }
-    match writable_for(dir, user) {
+    // The probe runs as the agent, which may be root: the node user's right
+    // comes from the directory's owner and mode.
+    let writable = std::fs::metadata(dir).map(|meta| {
+        use std::os::unix::fs::MetadataExt;
+        user.can_write(meta.uid(), meta.gid(), meta.mode())
+    });
+    match writable {
         Ok(true) => Check::ok(
             ID,
             format!(
@@ -174,23 +180,4 @@ fn probe(dir: &Path) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     file.write_all(&[0])
-}
-
-/// Whether `user` may create files in `dir`, by its mode bits (the probe
-/// runs as the agent, which may be root).
-fn writable_for(dir: &Path, user: &NodeUser) -> std::io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    if user.uid == 0 {
-        return Ok(true);
-    }
-    let meta = std::fs::metadata(dir)?;
-    let mode = meta.mode();
-    let bits = if meta.uid() == user.uid {
-        mode >> 6
-    } else if meta.gid() == user.gid {
-        mode >> 3
-    } else {
-        mode
-    };
-    Ok(bits & 0o3 == 0o3)
 }
