@@ -484,6 +484,19 @@ pub fn group_members(pgid: Pid) -> Vec<Pid> {
 
 /// A loopback port nothing listens on right now (bound, read, released), for
 /// servers that cannot report the port they bound.
+/// The names in directory `dir`.
+pub fn file_names(dir: impl AsRef<std::path::Path>) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("list the directory")
+        .map(|e| {
+            e.expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()

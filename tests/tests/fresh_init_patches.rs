@@ -5,7 +5,7 @@
 //! `AGENT_NEARCORE_NETWORK_ADDR` set `rpc.addr` / `network.addr` on every
 //! boot, a backup kept when they change.
 
-use agent_tests::harness::{AgentCommand, Output};
+use agent_tests::harness::{AgentCommand, Output, file_names};
 use agent_tests::node_fixture::NodeFixture;
 use serde_json::Value;
 
@@ -29,15 +29,9 @@ fn block_limit(config: &Value) -> &Value {
 }
 
 fn backups(node: &NodeFixture) -> usize {
-    std::fs::read_dir(node.home())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("config.json.bak.")
-        })
+    file_names(node.home())
+        .iter()
+        .filter(|name| name.starts_with("config.json.bak."))
         .count()
 }
 

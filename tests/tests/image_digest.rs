@@ -5,7 +5,7 @@
 //! `allowed_docker_image_hashes` holds it; `launch.allowed_hashes_file`
 //! whether `/tmp`, where the node keeps that list, is writable.
 
-use agent_tests::harness::{AgentCommand, JsonServer, WAIT};
+use agent_tests::harness::{AgentCommand, JsonServer, WAIT, file_names};
 use agent_tests::json;
 use agent_tests::near_rpc::{AllowedMpcDockerImageHash, ContractViews};
 use agent_tests::node_fixture::{CONTRACT, NodeFixture};
@@ -185,15 +185,9 @@ fn without_a_digest_or_the_view_the_image_hash_is_skipped_saying_why() {
 fn a_read_only_tmp_fails_the_allowed_hashes_file_check_and_a_writable_one_keeps_nothing() {
     let node = NodeFixture::new();
     let probes = || {
-        std::fs::read_dir("/tmp")
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".agent-write-probe.")
-            })
+        file_names("/tmp")
+            .iter()
+            .filter(|name| name.starts_with(".agent-write-probe."))
             .count()
     };
     let before = probes();

@@ -3,7 +3,7 @@
 //! of it (no `secrets.json.bak.*`) keeps its private keys on the home; kept when the chain accepts the file's, and `keep` / `replace` do as
 //! they say; the drift is reported with public keys only.
 
-use agent_tests::harness::WAIT;
+use agent_tests::harness::{WAIT, file_names};
 use agent_tests::json;
 use agent_tests::node_fixture::{Key, NodeFixture};
 use serde_json::{Value, json};
@@ -29,10 +29,8 @@ fn check(status: &Value, id: &str) -> Value {
 }
 
 fn copies(node: &NodeFixture) -> Vec<String> {
-    std::fs::read_dir(node.home())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    file_names(node.home())
+        .into_iter()
         .filter(|n| n != "secrets.json" && n.contains("secrets.json"))
         .collect()
 }

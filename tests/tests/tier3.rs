@@ -5,6 +5,7 @@
 //! `agent doctor` shows the same `homes.tier3`.
 
 use agent_tests::harness::{AgentCommand, Output};
+use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
 
@@ -60,8 +61,9 @@ fn without_start_with_config_file_a_missing_tier3_is_a_warning() {
     assert!(node.path("config.json").exists(), "init ran");
 }
 
-/// `agent doctor --json` for the same testnet node: its `homes.tier3` and exit code.
-fn doctor_on_testnet(node: &NodeFixture, config_file: bool) -> (serde_json::Value, i32) {
+/// `agent doctor --json` for the same testnet node, with `env` beside its
+/// own: its `homes.tier3` and exit code.
+fn doctor_on_testnet(node: &NodeFixture, env: &[(&str, &str)]) -> (serde_json::Value, i32) {
     let mut chain = node.scenario();
     chain.chain_id = "testnet".to_string();
     node.chain.rpc.set_scenario(chain);
@@ -69,24 +71,17 @@ fn doctor_on_testnet(node: &NodeFixture, config_file: bool) -> (serde_json::Valu
         .envs(node.env())
         .envs(node.secret_env())
         .env("MPC_ENV", "testnet")
-        .env(CONFIG_FILE_SWITCH, if config_file { "1" } else { "0" })
+        .envs(env.iter().copied())
         .run();
     let report: serde_json::Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "homes.tier3")
-        .unwrap_or_else(|| panic!("no homes.tier3: {report:#}"))
-        .clone();
-    (check, out.code)
+    (json::check(&report, "homes.tier3").clone(), out.code)
 }
 
 #[test]
 fn doctor_judges_tier3_as_init_does_for_both_kinds_of_image() {
     let node = NodeFixture::new();
-    let (refused, code) = doctor_on_testnet(&node, true);
+    let (refused, code) = doctor_on_testnet(&node, &[(CONFIG_FILE_SWITCH, "1")]);
     assert_eq!(refused["status"], "fail", "{refused:#}");
     assert!(
         refused["cause"]
@@ -96,7 +91,7 @@ fn doctor_judges_tier3_as_init_does_for_both_kinds_of_image() {
         "{refused:#}"
     );
     assert_eq!(code, 1, "doctor fails where init refuses");
-    let (warned, _) = doctor_on_testnet(&node, false);
+    let (warned, _) = doctor_on_testnet(&node, &[(CONFIG_FILE_SWITCH, "0")]);
     assert_eq!(warned["status"], "warn", "{warned:#}");
     assert!(
         warned["fix"]
@@ -110,19 +105,10 @@ fn doctor_judges_tier3_as_init_does_for_both_kinds_of_image() {
 #[test]
 fn doctor_says_a_set_tier3_address_is_fine() {
     let node = NodeFixture::new();
-    let mut chain = node.scenario();
-    chain.chain_id = "testnet".to_string();
-    node.chain.rpc.set_scenario(chain);
-    let out = AgentCommand::new(["doctor", "--json", "--check", "homes.tier3"])
-        .envs(node.env())
-        .envs(node.secret_env())
-        .env("MPC_ENV", "testnet")
-        .env("MPC_TIER3_PUBLIC_ADDR", "203.0.113.5:24567")
-        .run();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(report["checks"][0]["status"], "ok", "{report:#}");
+    let (check, _) = doctor_on_testnet(&node, &[("MPC_TIER3_PUBLIC_ADDR", "203.0.113.5:24567")]);
+    assert_eq!(check["status"], "ok", "{check:#}");
     assert!(
-        report["checks"][0]["cause"]
+        check["cause"]
             .as_str()
             .unwrap()
             .contains("203.0.113.5:24567")
