@@ -14,6 +14,7 @@ mod signals;
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -72,11 +73,11 @@ pub struct Supervisor {
 }
 
 /// A running child: its pid (also its process group), its exit to come, and
-/// the output threads that finish when its pipes close.
+/// the output thread that finishes when its pipes close.
 struct Running {
     pid: Pid,
     exit: oneshot::Receiver<Exit>,
-    drained: Vec<oneshot::Receiver<()>>,
+    drained: Option<oneshot::Receiver<()>>,
 }
 
 /// How long the last output of an exited child may take to reach the agent's
@@ -222,31 +223,22 @@ impl Supervisor {
             code
         })?;
         let pid = Pid::from_raw(child.id() as i32);
-        let mut drained = Vec::new();
-        for (pipe, stream) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-                Stream::Stdout,
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
-                Stream::Stderr,
-            ),
-        ] {
-            let Some(pipe) = pipe else { continue };
-            match output::pump(pipe, stream, self.tail.clone(), self.state.clone()) {
-                Ok(done) => drained.push(done),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start an output thread; the child's {stream:?} is lost")
-                }
-            }
-        }
+        let sources: Vec<(OwnedFd, Stream)> = [
+            child
+                .stdout
+                .take()
+                .map(|p| (OwnedFd::from(p), Stream::Stdout)),
+            child
+                .stderr
+                .take()
+                .map(|p| (OwnedFd::from(p), Stream::Stderr)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let drained = output::pump(sources, self.tail.clone(), self.state.clone())
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start the output thread; the child's output is lost"))
+            .ok();
         tracing::info!(pid = pid.as_raw(), program, "child started");
         self.state.child_started(pid.as_raw(), &program);
         Ok(Running { pid, exit, drained })
@@ -341,16 +333,13 @@ async fn next_request(replace: &mut Option<&mut mpsc::Receiver<String>>) -> Opti
 
 /// Waits, at most `limit`, until the child's last output went through; a
 /// process that escaped the group may hold the pipes open for ever.
-async fn drain(drained: &mut Vec<oneshot::Receiver<()>>, limit: Duration) {
-    let all = async {
-        // A receiver leaves the list only once it completed: one cut short by
-        // the limit is awaited again next time.
-        while let Some(done) = drained.last_mut() {
-            let _ = done.await;
-            drained.pop();
-        }
-    };
-    let _ = tokio::time::timeout(limit, all).await;
+async fn drain(drained: &mut Option<oneshot::Receiver<()>>, limit: Duration) {
+    // Kept until it completed: one cut short by the limit is awaited again next time.
+    if let Some(done) = drained
+        && tokio::time::timeout(limit, done).await.is_ok()
+    {
+        *drained = None;
+    }
 }
 
 fn send(pid: Pid, signal: Signal) {

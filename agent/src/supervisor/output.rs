@@ -1,10 +1,14 @@
 //! The child's stdout and stderr: passed through to the agent's own, unchanged,
 //! while the last lines are kept for `/status` and known fatal lines become reasons.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::oneshot;
 
 use crate::http::state::{LogTail, State};
@@ -37,52 +41,96 @@ const KNOWN_FATAL: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Copies `source` to the agent's `stream` on a thread of its own, so the child
-/// waits on the agent's output no longer than the agent itself would. The
-/// receiver completes when the source reached its end.
+/// Copies each source to the agent's stream of the same name on one thread
+/// of their own, so the child waits on the agent's output no longer than the
+/// agent itself would (both streams reach the same log driver, so they would
+/// wait on it together anyway). The receiver completes when every source
+/// reached its end.
 pub fn pump(
-    mut source: impl Read + Send + 'static,
-    stream: Stream,
+    sources: Vec<(OwnedFd, Stream)>,
     tail: Arc<LogTail>,
     state: State,
 ) -> std::io::Result<oneshot::Receiver<()>> {
     let (done, drained) = oneshot::channel::<()>();
     std::thread::Builder::new()
-        .name(format!("{stream:?}-pump").to_lowercase())
+        .name("output-pump".into())
         .spawn(move || {
             let _done = done;
             let mut buf = vec![0u8; 64 * 1024];
-            let mut partial: Vec<u8> = Vec::new();
-            loop {
-                let n = match source.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            let mut open: Vec<Source> = sources
+                .into_iter()
+                .map(|(fd, stream)| Source {
+                    file: File::from(fd),
+                    stream,
+                    partial: Vec::new(),
+                })
+                .collect();
+            while !open.is_empty() {
+                let mut fds: Vec<PollFd> = open
+                    .iter()
+                    .map(|s| PollFd::new(s.file.as_fd(), PollFlags::POLLIN))
+                    .collect();
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(Errno::EINTR) => {}
                     Err(_) => break,
-                };
-                let chunk = &buf[..n];
-                // A failed write (stdout closed) must not stop the child: keep draining.
-                let _ = match stream {
-                    Stream::Stdout => write_through(&mut std::io::stdout().lock(), chunk),
-                    Stream::Stderr => write_through(&mut std::io::stderr().lock(), chunk),
-                };
-                partial.extend_from_slice(chunk);
-                let mut start = 0;
-                while let Some(nl) = partial[start..].iter().position(|b| *b == b'\n') {
-                    observe(&partial[start..start + nl], stream, &tail, &state);
-                    start += nl + 1;
                 }
-                partial.drain(..start);
-                if partial.len() > buf.len() {
-                    observe(&partial, stream, &tail, &state);
-                    partial.clear();
-                }
-            }
-            if !partial.is_empty() {
-                observe(&partial, stream, &tail, &state);
+                let ready: Vec<bool> = fds
+                    .iter()
+                    .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+                    .collect();
+                let mut index = 0;
+                open.retain_mut(|source| {
+                    index += 1;
+                    !ready[index - 1] || source.copy_once(&mut buf, &tail, &state)
+                });
             }
         })?;
     Ok(drained)
+}
+
+/// One of the child's output pipes, with the line it has not finished yet.
+struct Source {
+    file: File,
+    stream: Stream,
+    partial: Vec<u8>,
+}
+
+impl Source {
+    /// Copies what one read gives; `false` once the pipe reached its end.
+    fn copy_once(&mut self, buf: &mut [u8], tail: &LogTail, state: &State) -> bool {
+        let n = match self.file.read(buf) {
+            Ok(0) => return self.finish(tail, state),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
+            Err(_) => return self.finish(tail, state),
+        };
+        let chunk = &buf[..n];
+        // A failed write (stdout closed) must not stop the child: keep draining.
+        let _ = match self.stream {
+            Stream::Stdout => write_through(&mut std::io::stdout().lock(), chunk),
+            Stream::Stderr => write_through(&mut std::io::stderr().lock(), chunk),
+        };
+        self.partial.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(nl) = self.partial[start..].iter().position(|b| *b == b'\n') {
+            observe(&self.partial[start..start + nl], self.stream, tail, state);
+            start += nl + 1;
+        }
+        self.partial.drain(..start);
+        if self.partial.len() > buf.len() {
+            observe(&self.partial, self.stream, tail, state);
+            self.partial.clear();
+        }
+        true
+    }
+
+    /// Keeps the last, unfinished line; always `false`.
+    fn finish(&mut self, tail: &LogTail, state: &State) -> bool {
+        if !self.partial.is_empty() {
+            observe(&self.partial, self.stream, tail, state);
+        }
+        false
+    }
 }
 
 fn write_through(out: &mut impl Write, chunk: &[u8]) -> std::io::Result<()> {
