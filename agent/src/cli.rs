@@ -11,6 +11,7 @@ use crate::commands::{self, doctor, exec, health, init, keys, run, status};
 use crate::exit;
 
 pub fn main() -> i32 {
+    crate::memory::one_arena();
     let first = std::env::args_os().nth(1);
     let matches = match cli_for(first.as_ref().and_then(|a| a.to_str())).try_get_matches() {
         Ok(m) => m,

@@ -8,6 +8,7 @@ mod commands;
 mod exit;
 mod http;
 mod logging;
+mod memory;
 mod node;
 mod process;
 mod render;

@@ -82,7 +82,14 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admission.lock().slots.remove(&self.id);
+        let mut table = self.admission.lock();
+        table.slots.remove(&self.id);
+        let last = table.slots.is_empty();
+        drop(table);
+        // The buffers of a burst of connections are free again now.
+        if last {
+            crate::memory::trim_heap();
+        }
     }
 }
 

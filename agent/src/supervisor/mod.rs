@@ -32,10 +32,10 @@ pub use reaper::{Reaper, Role};
 use restart::{Next, RestartPlan};
 pub use signals::Signals;
 
-use crate::exit;
 use crate::http::lifecycle::Event;
 use crate::http::state::{LogTail, State};
 use crate::http::views::{Exit, Reason, Stream};
+use crate::{exit, memory};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -101,6 +101,8 @@ impl Supervisor {
             s.crash_loop,
             s.restartable_exit,
         );
+        // What started the agent, and the child, has run by then.
+        memory::release_after_settling();
         loop {
             self.state.apply(Event::Launch);
             let mut child = tokio::select! {
