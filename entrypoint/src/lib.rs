@@ -6,6 +6,7 @@
 //! server here; the `agent` binary runs these stages and reports them.
 
 pub mod check;
+pub mod clients;
 pub mod config;
 pub mod excerpt;
 pub mod homes;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use near_crypto::PublicKey;
 
 use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::clients::Clients;
 use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
 use crate::homes::{secrets_file, watch};
 use crate::keys::{self, ChainFacts, ChainQuery, ChainReading, KeyReport, KeysInput, KeysVerdict};
@@ -25,6 +26,8 @@ pub struct VerifyInputs<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// `AGENT_HOME_IO_TIMEOUT`: how long reading `secrets.json` may take.
     pub home_io_timeout: Duration,
+    /// The process's network clients, shared by every verification.
+    pub clients: &'a Clients,
 }
 
 /// Valid secrets and what the chain says of the keys the node will run with.
@@ -102,7 +105,7 @@ pub async fn verify(
 ) -> Result<Verified, SecretsFailure> {
     let loading = async {
         let started = Instant::now();
-        let loaded = secrets::load(inputs.secrets, inputs.env).await;
+        let loaded = secrets::load(inputs.secrets, inputs.env, inputs.clients).await;
         let checks = match &loaded {
             Ok(secrets) => secrets.report.iter().map(|r| r.check()).collect(),
             Err(failure) => failure.checks(),
@@ -113,7 +116,8 @@ pub async fn verify(
         });
         loaded
     };
-    let reading = async { Ok(keys::read(inputs.chain, &ChainQuery::of(inputs.node)).await) };
+    let reading =
+        async { Ok(keys::read(inputs.chain, &ChainQuery::of(inputs.node), inputs.clients).await) };
     let (secrets, reading) = tokio::try_join!(loading, reading)?;
     let took = reading.took;
     let verified = judge_reading(inputs, secrets, reading).await;
@@ -127,7 +131,7 @@ pub async fn verify(
 /// Judges validated secrets against the chain (the second half of
 /// [`verify`], for a caller that already holds them).
 pub async fn against_chain(inputs: VerifyInputs<'_>, secrets: NodeSecrets) -> Verified {
-    let reading = keys::read(inputs.chain, &ChainQuery::of(inputs.node)).await;
+    let reading = keys::read(inputs.chain, &ChainQuery::of(inputs.node), inputs.clients).await;
     judge_reading(inputs, secrets, reading).await
 }
 

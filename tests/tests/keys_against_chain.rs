@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::near_rpc::{Fault, NearRpcStandin, Scenario};
 use entrypoint::check::{Check, Status};
+use entrypoint::clients::Clients;
 use entrypoint::config::{Chain, ChainRpc};
 use entrypoint::keys::{
     self, ContractFinding, EndpointResult, FailureKind, KeyReport, KeysInput, KeysVerdict,
@@ -110,7 +111,7 @@ fn rpc(urls: &[String]) -> ChainRpc {
 /// returned for its request log.
 async fn check(scenario: Scenario, input: KeysInput) -> (KeyReport, NearRpcStandin) {
     let standin = NearRpcStandin::start(loopback(), scenario).await.unwrap();
-    let report = keys::check(&rpc(&[standin.url()]), &input).await;
+    let report = keys::check(&rpc(&[standin.url()]), &input, &Clients::new()).await;
     (report, standin)
 }
 
@@ -564,7 +565,8 @@ async fn every_request_of_a_round_is_sent_before_any_answer() {
         timeout: Duration::from_secs(10),
     };
     let input = input();
-    let checking = keys::check(&chain_rpc, &input);
+    let clients = Clients::new();
+    let checking = keys::check(&chain_rpc, &input, &clients);
     tokio::pin!(checking);
     let mut arrived = 0;
     for _ in 0..250 {
@@ -587,6 +589,34 @@ async fn every_request_of_a_round_is_sent_before_any_answer() {
     );
 }
 
+/// A second round through the same clients (a hold loop's re-check, the
+/// watch) goes over the connections the first left open: no new handshake.
+/// Through fresh clients it opens its own.
+#[tokio::test]
+async fn a_second_round_reuses_the_connections_of_the_first() {
+    let standin = NearRpcStandin::start(loopback(), scenario()).await.unwrap();
+    let chain_rpc = rpc(&[standin.url()]);
+    let clients = Clients::new();
+
+    let first = keys::check(&chain_rpc, &input(), &clients).await;
+    assert_eq!(first.verdict(), KeysVerdict::Match);
+    let opened = standin.connections();
+    assert!((1..=ONE_ROUND).contains(&opened), "{opened} connections");
+
+    let again = keys::check(&chain_rpc, &input(), &clients).await;
+    assert_eq!(again.verdict(), KeysVerdict::Match);
+    assert_eq!(standin.requests().len(), 2 * ONE_ROUND);
+    assert_eq!(
+        standin.connections(),
+        opened,
+        "the second round connected anew"
+    );
+
+    let fresh = keys::check(&chain_rpc, &input(), &Clients::new()).await;
+    assert_eq!(fresh.verdict(), KeysVerdict::Match);
+    assert!(standin.connections() > opened);
+}
+
 #[tokio::test]
 async fn a_localnet_takes_any_chain_id() {
     let mut scenario = scenario();
@@ -605,7 +635,7 @@ async fn a_refused_rpc_is_unavailable_with_its_url_and_time() {
     let url = nothing_listening();
     let started = Instant::now();
 
-    let report = keys::check(&rpc(std::slice::from_ref(&url)), &input()).await;
+    let report = keys::check(&rpc(std::slice::from_ref(&url)), &input(), &Clients::new()).await;
 
     assert!(started.elapsed() < Duration::from_secs(10));
     let EndpointResult::Failed(failure) = &report.endpoints[0].result else {
@@ -638,7 +668,7 @@ async fn a_blackholed_rpc_times_out_within_the_budget() {
     };
     let started = Instant::now();
 
-    let report = keys::check(&chain_rpc, &input()).await;
+    let report = keys::check(&chain_rpc, &input(), &Clients::new()).await;
 
     let elapsed = started.elapsed();
     assert!(elapsed >= timeout * keys::ATTEMPTS, "{elapsed:?}");
@@ -699,7 +729,12 @@ async fn the_second_url_is_used_when_the_first_fails() {
     let first = NearRpcStandin::start(loopback(), failing).await.unwrap();
     let second = NearRpcStandin::start(loopback(), scenario()).await.unwrap();
 
-    let report = keys::check(&rpc(&[first.url(), second.url()]), &input()).await;
+    let report = keys::check(
+        &rpc(&[first.url(), second.url()]),
+        &input(),
+        &Clients::new(),
+    )
+    .await;
 
     assert_eq!(report.verdict(), KeysVerdict::Match);
     assert_eq!(first.requests().len(), ONE_ROUND * keys::ATTEMPTS as usize);
@@ -808,7 +843,7 @@ async fn the_checks_run_against_a_real_rpc_when_one_is_named() {
         timeout: Duration::from_secs(10),
     };
 
-    let report = keys::check(&chain_rpc, &input).await;
+    let report = keys::check(&chain_rpc, &input, &Clients::new()).await;
 
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     for check in report.checks() {

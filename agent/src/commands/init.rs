@@ -2,6 +2,7 @@
 //! keys against the chain, lock, first init, the files the node reads — and
 //! then stop, releasing the lock. It never holds: a problem exits with its code.
 
+use entrypoint::clients::Clients;
 use entrypoint::config::{InitConfig, Layers};
 
 use crate::http::state::Judgement;
@@ -20,12 +21,14 @@ pub fn main(layers: Layers) -> i32 {
             Ok(p) => p,
             Err(code) => return code,
         };
+        let clients = Clients::new();
         let pipeline = Pipeline {
             node: &config.node,
             homes: &config.homes,
             policy: &config.policy,
             efs_file_system_id: None,
             env: &layers.env,
+            clients: &clients,
             state: process.state.clone(),
             reaper: process.reaper.clone(),
             mode: Mode::Init,

@@ -4,6 +4,7 @@
 //! their key inventory. Exit 0 when everything matches, 1 otherwise.
 
 use entrypoint::check::Check;
+use entrypoint::clients::Clients;
 use entrypoint::config::{KeysConfig, Layers};
 use entrypoint::keys::{self, ChainQuery, KeyReport, KeysInput, KeysVerdict};
 use entrypoint::secrets;
@@ -18,14 +19,18 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
         };
     // One round: the chain is read while the secrets are fetched.
     let query = ChainQuery::of(&config.node.node);
+    let clients = Clients::new();
     let (secrets, reading) = runtime.block_on(async {
         let reading = async {
             match offline {
-                false => Some(keys::read(&config.node.chain_rpc, &query).await),
+                false => Some(keys::read(&config.node.chain_rpc, &query, &clients).await),
                 true => None,
             }
         };
-        tokio::join!(secrets::load(&config.node.secrets, &layers.env), reading)
+        tokio::join!(
+            secrets::load(&config.node.secrets, &layers.env, &clients),
+            reading
+        )
     });
     let secret_reports = match &secrets {
         Ok(s) => s.report.clone(),

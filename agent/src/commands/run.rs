@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use entrypoint::clients::Clients;
 use entrypoint::config::{ExecConfig, Layers, LogFormat, RunConfig};
 use entrypoint::homes::HomeLock;
 use tokio::sync::mpsc;
@@ -104,13 +105,19 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         };
         readiness::spawn(url, settings.ready_interval, state.clone(), Some(indexer));
     }
-    let _head = readiness::follow_chain_head(config.node.chain_rpc.clone(), state.clone());
+    let clients = Clients::new();
+    let _head = readiness::follow_chain_head(
+        config.node.chain_rpc.clone(),
+        clients.clone(),
+        state.clone(),
+    );
     let pipeline = Pipeline {
         node: &config.node,
         homes: &config.homes,
         policy: &config.policy,
         efs_file_system_id: config.efs_file_system_id.as_deref(),
         env: &env,
+        clients: &clients,
         state: state.clone(),
         reaper: reaper.clone(),
         mode: Mode::Run {
@@ -144,12 +151,14 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
             &ready.secrets,
             &ready.keys_in_use,
             restart.clone(),
+            clients.clone(),
         );
         let chain_watch = watch::spawn(
             config.clone(),
             env.clone(),
             state.clone(),
             ready.secrets.clone(),
+            clients.clone(),
         );
         let plan = ready.plan;
         // Removed when this boot ends (the agent exits, or the stages run again).

@@ -8,6 +8,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Problem, ProblemKind, Status, worst};
+use entrypoint::clients::Clients;
 use entrypoint::config::{Backoff, HomeSettings, Node, NodeConfig, OnMismatch, Policy};
 use entrypoint::homes::{
     self, HomeError, HomeInputs, HomeLock, HomeStop, IoWatch, NodeUser, WriteTest, lock,
@@ -41,6 +42,7 @@ pub struct Pipeline<'a> {
     /// `AGENT_EFS_FILE_SYSTEM_ID` (`agent run`): asked about a home that is not on EFS.
     pub efs_file_system_id: Option<&'a str>,
     pub env: &'a BTreeMap<String, String>,
+    pub clients: &'a Clients,
     pub state: State,
     pub reaper: Reaper,
     pub mode: Mode,
@@ -125,6 +127,7 @@ impl Pipeline<'_> {
                 secrets_json: homes.secrets_json,
                 env: self.env,
                 home_io_timeout: homes.io_timeout,
+                clients: self.clients,
             },
             |step| match step {
                 Step::Secrets { checks, took } => {

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use entrypoint::clients::Clients;
 use entrypoint::config::{ChainRpc, OnStall, SyncSettings};
 use entrypoint::probe;
 use tokio::sync::mpsc;
@@ -72,14 +73,18 @@ pub fn spawn(url: String, interval: Duration, state: State, indexer: Option<Inde
 
 /// Asks NEAR RPC for the chain's head every few seconds while a child runs,
 /// for the sync's lag in blocks.
-pub fn follow_chain_head(rpc: ChainRpc, state: State) -> tokio::task::JoinHandle<()> {
+pub fn follow_chain_head(
+    rpc: ChainRpc,
+    clients: Clients,
+    state: State,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut asked: Option<Instant> = None;
         loop {
             let due = asked.is_none_or(|t| t.elapsed() >= HEAD_EVERY);
             if due && state.child_pid().is_some() {
                 asked = Some(Instant::now());
-                match entrypoint::keys::chain_head(&rpc).await {
+                match entrypoint::keys::chain_head(&rpc, &clients).await {
                     Ok(height) => state.set_chain_head(height),
                     Err(e) => {
                         tracing::debug!(error = %e, "the chain's head is not known this time")

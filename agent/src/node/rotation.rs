@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use entrypoint::check::{Check, Status};
+use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
 use entrypoint::secrets::{self, NodeSecrets};
 use entrypoint::verify::{self, KeysInUse, VerifyInputs};
@@ -65,6 +66,7 @@ pub fn spawn(
     running_with: &NodeSecrets,
     keys_in_use: &KeysInUse,
     restart: mpsc::Sender<String>,
+    clients: Clients,
 ) -> JoinHandle<()> {
     let running = Running {
         fetched: fetched(running_with),
@@ -78,14 +80,14 @@ pub fn spawn(
                 .secret_refresh
                 .mul_f64(rand::thread_rng().gen_range(0.9..=1.1));
             tokio::time::sleep(jittered).await;
-            let Some(changed) = changed(&config, &env, &state, &running).await else {
+            let Some(changed) = changed(&config, &env, &state, &running, &clients).await else {
                 continue;
             };
             // Quiet period: restart only once the values stop moving.
             let mut settled = fetched(&changed);
             loop {
                 tokio::time::sleep(QUIET).await;
-                match secrets::load(settings, &env).await {
+                match secrets::load(settings, &env, &clients).await {
                     Ok(again) if fetched(&again) == settled => break,
                     Ok(again) => settled = fetched(&again),
                     Err(_) => break,
@@ -113,8 +115,9 @@ async fn changed(
     env: &BTreeMap<String, String>,
     state: &State,
     running: &Running,
+    clients: &Clients,
 ) -> Option<NodeSecrets> {
-    let fresh = match secrets::load(&config.node.secrets, env).await {
+    let fresh = match secrets::load(&config.node.secrets, env, clients).await {
         Ok(fresh) => fresh,
         Err(failure) => {
             keep_running(
@@ -136,6 +139,7 @@ async fn changed(
         secrets_json: config.homes.secrets_json,
         env,
         home_io_timeout: config.homes.io_timeout,
+        clients,
     };
     let verified = verify::against_chain(inputs, fresh).await;
     if let Some(problem) = verified.problem()

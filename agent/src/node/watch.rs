@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use entrypoint::check::{Check, Status};
+use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
 use entrypoint::keys::{KeyReport, check_ids};
 use entrypoint::secrets::NodeSecrets;
@@ -30,6 +31,7 @@ pub fn spawn(
     env: BTreeMap<String, String>,
     state: State,
     secrets: NodeSecrets,
+    clients: Clients,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let boot = state.stage_checks("keys");
@@ -51,6 +53,7 @@ pub fn spawn(
                 secrets_json: config.homes.secrets_json,
                 env: &env,
                 home_io_timeout: config.homes.io_timeout,
+                clients: &clients,
             };
             let verified = verify::against_chain(inputs, secrets.clone()).await;
             let account = &config.node.node.account_id;

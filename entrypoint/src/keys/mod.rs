@@ -38,6 +38,7 @@ pub use verdict::{
     Acceptance, ChainFacts, KeysVerdict, P2pKeyMatch, check_ids, migration_concluded,
 };
 
+use crate::clients::Clients;
 use crate::config::{Chain, ChainRpc};
 use rpc::{CallError, Endpoint, HandlerError};
 
@@ -135,18 +136,21 @@ impl KeyReport {
 
 /// Asks the chain and reports. Never fails: an RPC that cannot be used is
 /// an outcome in the report. Takes at most `urls × endpoint_budget(timeout)`.
-pub async fn check(rpc: &ChainRpc, input: &KeysInput) -> KeyReport {
-    KeyReport::new(input.clone(), read(rpc, &ChainQuery::from(input)).await)
+pub async fn check(rpc: &ChainRpc, input: &KeysInput, clients: &Clients) -> KeyReport {
+    KeyReport::new(
+        input.clone(),
+        read(rpc, &ChainQuery::from(input), clients).await,
+    )
 }
 
 /// Reads what the checks need from the first endpoint of `rpc` that answers
 /// every request, in one round: every request to an endpoint is sent at once.
-pub async fn read(rpc: &ChainRpc, query: &ChainQuery) -> ChainReading {
+pub async fn read(rpc: &ChainRpc, query: &ChainQuery, clients: &Clients) -> ChainReading {
     let began = Instant::now();
     let mut endpoints = Vec::new();
     let mut on_chain = None;
     for url in &rpc.urls {
-        let endpoint = Endpoint::new(url, rpc.timeout);
+        let endpoint = Endpoint::new(url, rpc.timeout, clients.rpc());
         let started = Instant::now();
         let (result, found) = match read_chain(&endpoint, query).await {
             Ok(found) => (EndpointResult::Answered, Some(found)),
@@ -172,10 +176,10 @@ pub async fn read(rpc: &ChainRpc, query: &ChainQuery) -> ChainReading {
 
 /// The chain's head height from the first endpoint of `rpc` that answers
 /// `status`, or what each one said.
-pub async fn chain_head(rpc: &ChainRpc) -> Result<u64, String> {
+pub async fn chain_head(rpc: &ChainRpc, clients: &Clients) -> Result<u64, String> {
     let mut trouble = Vec::new();
     for url in &rpc.urls {
-        let endpoint = Endpoint::new(url, rpc.timeout);
+        let endpoint = Endpoint::new(url, rpc.timeout, clients.rpc());
         match endpoint.call("status", &RpcStatusRequest).await {
             Ok(status) => return Ok(status.sync_info.latest_block_height),
             Err(err) => trouble.push(format!(

@@ -164,18 +164,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint whose deadline, [`endpoint_budget`] from now, starts ticking.
-    pub fn new(url: &str, timeout: Duration) -> Endpoint {
-        // A NEAR RPC answers `POST /` itself: a redirect is followed by no
-        // one, so an endpoint cannot send the agent's requests elsewhere.
-        // Each try, connection and body included, is bounded in `call`.
-        // TLS uses aws-lc-rs, the provider the AWS SDK already links; the
-        // process default is set once (a second install is refused, harmlessly).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| format!("no HTTP client: {}", error_chain(&err)));
+    /// An endpoint asked through `http` (the process's shared client, see
+    /// [`crate::clients`]) whose deadline, [`endpoint_budget`] from now,
+    /// starts ticking. Each try, connection and body included, is bounded
+    /// in `call`.
+    pub fn new(url: &str, timeout: Duration, http: Result<reqwest::Client, String>) -> Endpoint {
         Endpoint {
             http,
             url: url.to_string(),

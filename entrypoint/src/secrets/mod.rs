@@ -17,6 +17,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Rule, Status};
+use crate::clients::Clients;
 use crate::config::Chain;
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
 pub use reference::SecretRef;
@@ -187,6 +188,7 @@ impl SecretsFailure {
 pub async fn load(
     settings: &SecretSettings,
     env: &BTreeMap<String, String>,
+    clients: &Clients,
 ) -> Result<NodeSecrets, SecretsFailure> {
     let plan: Vec<(SecretName, Plan)> = SecretName::ALL
         .iter()
@@ -200,7 +202,11 @@ pub async fn load(
             let delay = rand::thread_rng().gen_range(Duration::ZERO..=settings.jitter);
             tokio::time::sleep(delay).await;
         }
-        Some(SecretsManager::connect(env, settings.timeout.min(Duration::from_secs(5))).await)
+        Some(
+            clients
+                .secrets_manager(env, settings.timeout.min(Duration::from_secs(5)))
+                .await,
+        )
     } else {
         None
     };

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,7 @@ pub struct NearRpcStandin {
 struct State {
     scenario: RwLock<Scenario>,
     requests: Mutex<Vec<ReceivedRequest>>,
+    connections: AtomicUsize,
     started: Instant,
 }
 
@@ -64,6 +66,7 @@ impl NearRpcStandin {
         let state = Arc::new(State {
             scenario: RwLock::new(scenario),
             requests: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
             started: Instant::now(),
         });
         let task = tokio::spawn(serve(listener, state.clone()));
@@ -95,6 +98,11 @@ impl NearRpcStandin {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// How many TCP connections it has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::Relaxed)
     }
 }
 
@@ -140,7 +148,10 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                state.connections.fetch_add(1, Ordering::Relaxed);
+                stream
+            }
             Err(_) => {
                 // Out of file descriptors or similar: wait, do not spin.
                 tokio::time::sleep(Duration::from_millis(50)).await;

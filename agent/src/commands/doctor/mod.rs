@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
+use entrypoint::clients::Clients;
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
 use entrypoint::homes::{self, HomeInputs, IoWatch, NodeUser, WriteTest};
 use entrypoint::keys;
@@ -369,7 +370,12 @@ async fn node_checks(
         signer_key_source: from.clone(),
         p2p_key_source: from,
     };
-    match tokio::time::timeout(limit, keys::check(&config.node.chain_rpc, &input)).await {
+    match tokio::time::timeout(
+        limit,
+        keys::check(&config.node.chain_rpc, &input, &Clients::new()),
+    )
+    .await
+    {
         Ok(report) => entries.extend(report.checks().into_iter().map(|c| entry("keys", c))),
         Err(_) => entries.push(entry("keys", rpc_timed_out(config, limit))),
     }
@@ -402,6 +408,7 @@ async fn local_checks(
     let mut entries = Vec::new();
     let node = &config.node.node;
     let mut secret_checks: Option<Vec<Check>> = None;
+    let clients = Clients::new();
     // The secrets and the chain are read at once: one group's limit.
     let verified = tokio::time::timeout(
         limit,
@@ -413,6 +420,7 @@ async fn local_checks(
                 secrets_json: config.homes.secrets_json,
                 env,
                 home_io_timeout: config.homes.io_timeout,
+                clients: &clients,
             },
             |step| {
                 if let Step::Secrets { checks, .. } = step {
