@@ -146,6 +146,17 @@ fn a_full_home_fails_free_space_and_the_write_probe() {
         Status::Ok
     );
     assert_eq!(before.probe_writable().status, Status::Ok);
+    // A process another test forks while the probe's file is open holds it
+    // until that process execs, and tmpfs frees the page only then: wait for
+    // it, or the filler leaves that page for the probe below.
+    let released = (0..500).any(|_| {
+        if inspect(&tmpfs.at).unwrap().free_bytes == before.free_bytes {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        false
+    });
+    assert!(released, "the probe's page on the tmpfs was never freed");
 
     let filler = vec![0u8; 64 << 10];
     let mut file = std::fs::File::create(tmpfs.at.join("filler")).unwrap();

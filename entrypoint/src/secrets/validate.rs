@@ -423,7 +423,8 @@ mod tests {
             rule.rule,
             "has another prefix before `:` (6 characters, letters), not ed25519; the node's keys are ed25519"
         );
-        let rule = ed25519_key(&format!("{}:{}", &body[..30], &body[30..])).unwrap_err();
+        // `7x`: letters and digits whatever the random key's first characters.
+        let rule = ed25519_key(&format!("7x{}:{}", &body[..28], &body[28..])).unwrap_err();
         assert!(
             rule.rule.contains("30 characters, letters and digits"),
             "{rule:?}"
