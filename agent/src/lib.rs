@@ -1,12 +1,15 @@
 //! The `agent` binary's parts, as the product reads: the commands, what the
 //! agent does about the node's life (the boot stages, rotation, readiness),
-//! the supervisor of the child, and the HTTP side (the state, its phases, the
-//! views served, the metrics).
+//! the supervisor of the child, the agent's life itself (its phases, its
+//! state, the views and metrics it is shown as), the HTTP server that renders
+//! it, and the one way a background loop runs.
 
 pub mod cli;
 mod commands;
+mod every;
 mod exit;
 mod http;
+mod life;
 mod logging;
 mod memory;
 mod node;
@@ -14,6 +17,9 @@ mod process;
 mod render;
 mod supervisor;
 
+// The documents `/status`, `/config`, `agent doctor --json` and `agent keys
+// --json` write, for whoever reads them (the tests).
+pub use life::views;
 // The readers of what others send, for the fuzz targets (fuzz/).
 pub use commands::doctor::remote_config;
 pub use node::indexer::read as read_node_metrics;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use entrypoint::check::Check;
 use entrypoint::config::{Config, ConfigError, Layers, LogFormat, LogTailAccess};
 
-use crate::http::state::{Judgement, LogTail, State};
-use crate::http::views::Settings;
 use crate::http::{admission, server};
+use crate::life::state::{Judgement, LogTail, State};
+use crate::life::views::Settings;
 use crate::supervisor::{Reaper, Role, Signals};
 use crate::{exit, logging};
 

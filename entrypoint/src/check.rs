@@ -1,6 +1,6 @@
-//! The one shape every stage reports in: `agent run` holds or stops on it,
-//! `agent doctor` prints it, `/status` serves it; the [`Problem`] that stops
-//! the stages short of the node; the [`Rule`] a refused value broke.
+//! The one shape every verdict takes: `agent run` holds or stops on it,
+//! `agent doctor` prints it, `/status` serves it; and the [`Rule`] a refused
+//! value broke.
 
 use serde::{Deserialize, Serialize};
 
@@ -130,51 +130,6 @@ impl Rule {
             rule: rule.into(),
             fix: fix.into(),
         }
-    }
-}
-
-/// How a problem may be let through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProblemKind {
-    /// The node cannot start this way whatever the policy says (an invalid
-    /// secret, a store key that does not decrypt the shares, a home that
-    /// cannot keep them).
-    Blocking,
-    /// The chain does not accept the keys; `AGENT_ON_KEY_MISMATCH=warn` lets the node start.
-    KeyMismatch,
-    /// No NEAR RPC answered; `AGENT_ON_RPC_UNAVAILABLE=skip` lets the node start.
-    RpcUnavailable,
-    /// Another agent kept the home's lock past `AGENT_LOCK_WAIT`.
-    LockTimeout,
-    /// The home's filesystem did not answer within `AGENT_HOME_IO_TIMEOUT`.
-    Stalled,
-}
-
-/// Why the stages stop short of the node.
-#[derive(Clone, Debug)]
-pub struct Problem {
-    pub kind: ProblemKind,
-    /// The failed checks; the first names the reason.
-    pub checks: Vec<Check>,
-}
-
-impl Problem {
-    /// `None` when no check failed.
-    pub fn of(kind: ProblemKind, checks: &[Check]) -> Option<Problem> {
-        let failed: Vec<Check> = checks
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .cloned()
-            .collect();
-        (!failed.is_empty()).then_some(Problem {
-            kind,
-            checks: failed,
-        })
-    }
-
-    /// The check that names the reason.
-    pub fn first(&self) -> &Check {
-        &self.checks[0]
     }
 }
 

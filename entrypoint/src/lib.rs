@@ -15,4 +15,5 @@ pub mod launch;
 pub mod placement;
 pub mod probe;
 pub mod secrets;
+pub mod stage;
 pub mod verify;

@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 
 use near_crypto::PublicKey;
 
-use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::check::{Check, Status};
 use crate::clients::Clients;
-use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
-use crate::homes::{secrets_file, watch};
+use crate::config::{
+    ChainRpc, HomeSettings, Node, NodeConfig, OnMismatch, OnRpcUnavailable, Policy,
+    SecretsJsonPolicy,
+};
+use crate::homes::{runner, secrets_file};
 use crate::keys::{self, ChainFacts, ChainQuery, ChainReading, KeyReport, KeysInput, KeysVerdict};
-use crate::secrets::{self, NodeSecrets, SecretSettings, SecretsFailure};
+use crate::secrets::{self, NodeSecrets, SecretSettings};
+use crate::stage::{Stage, StageStop, StopKind};
 
 /// What [`verify`] reads.
 #[derive(Clone, Copy)]
@@ -28,6 +32,27 @@ pub struct VerifyInputs<'a> {
     pub home_io_timeout: Duration,
     /// The process's network clients, shared by every verification.
     pub clients: &'a Clients,
+}
+
+impl<'a> VerifyInputs<'a> {
+    /// What every verification reads: the node, its secrets and chain, and
+    /// the home's `secrets.json` rule and I/O timeout.
+    pub fn new(
+        node: &'a NodeConfig,
+        homes: &'a HomeSettings,
+        env: &'a BTreeMap<String, String>,
+        clients: &'a Clients,
+    ) -> VerifyInputs<'a> {
+        VerifyInputs {
+            node: &node.node,
+            secrets: &node.secrets,
+            chain: &node.chain_rpc,
+            secrets_json: homes.secrets_json,
+            env,
+            home_io_timeout: homes.io_timeout,
+            clients,
+        }
+    }
 }
 
 /// Valid secrets and what the chain says of the keys the node will run with.
@@ -57,25 +82,25 @@ pub struct KeysInUse {
 }
 
 impl Policy {
-    /// Whether the policy lets the node start despite `kind`.
-    pub fn waives(&self, kind: ProblemKind) -> bool {
+    /// Whether the policy lets the node start despite a stop of `kind`.
+    pub fn waives(&self, kind: StopKind) -> bool {
         match kind {
-            ProblemKind::KeyMismatch => self.on_key_mismatch == OnMismatch::Warn,
-            ProblemKind::RpcUnavailable => self.on_rpc_unavailable == OnRpcUnavailable::Skip,
-            ProblemKind::Blocking | ProblemKind::LockTimeout | ProblemKind::Stalled => false,
+            StopKind::KeyMismatch => self.on_key_mismatch == OnMismatch::Warn,
+            StopKind::RpcUnavailable => self.on_rpc_unavailable == OnRpcUnavailable::Skip,
+            StopKind::Blocking | StopKind::LockTimeout | StopKind::Stalled => false,
         }
     }
 }
 
 impl Verified {
-    /// What stops the node on the keys' account, if anything.
-    pub fn problem(&self) -> Option<Problem> {
+    /// The keys stage's stop when the chain does not accept the keys.
+    pub fn stop(&self) -> Option<StageStop> {
         let kind = match self.verdict {
             KeysVerdict::Match => return None,
-            KeysVerdict::Mismatch => ProblemKind::KeyMismatch,
-            KeysVerdict::RpcUnavailable => ProblemKind::RpcUnavailable,
+            KeysVerdict::Mismatch => StopKind::KeyMismatch,
+            KeysVerdict::RpcUnavailable => StopKind::RpcUnavailable,
         };
-        Problem::of(kind, &self.key_checks)
+        StageStop::of(Stage::Keys, kind, self.key_checks.clone())
     }
 
     /// Every check, secrets first.
@@ -96,25 +121,25 @@ pub enum Step<'a> {
 
 /// Fetches and validates the secrets while the chain is read (one network
 /// round: nothing asked of the chain depends on the secrets), then judges
-/// their keys against it; `on_step` hears of each step as it ends. `Err`
-/// when a secret is missing or invalid: nothing to compare, and the chain's
-/// reading is dropped unfinished.
+/// their keys against it; `on_step` hears of each step as it ends. `Err` is
+/// the secrets stage's stop, when a secret is missing or invalid: nothing to
+/// compare, and the chain's reading is dropped unfinished.
 pub async fn verify(
     inputs: VerifyInputs<'_>,
     mut on_step: impl FnMut(Step),
-) -> Result<Verified, SecretsFailure> {
+) -> Result<Verified, StageStop> {
     let loading = async {
         let started = Instant::now();
         let loaded = secrets::load(inputs.secrets, inputs.env, inputs.clients).await;
         let checks = match &loaded {
-            Ok(secrets) => secrets.report.iter().map(|r| r.check()).collect(),
-            Err(failure) => failure.checks(),
+            Ok(staged) => staged.checks.as_slice(),
+            Err(stop) => stop.checks(),
         };
         on_step(Step::Secrets {
-            checks: &checks,
+            checks,
             took: started.elapsed(),
         });
-        loaded
+        loaded.map(|staged| staged.value)
     };
     let reading =
         async { Ok(keys::read(inputs.chain, &ChainQuery::of(inputs.node), inputs.clients).await) };
@@ -162,7 +187,7 @@ async fn file_keys(
     let home = inputs.node.home_dir.clone();
     let (p2p, account) = (secrets.p2p.clone(), secrets.account.clone());
     let policy = inputs.secrets_json;
-    watch::off_thread(inputs.home_io_timeout, "reading secrets.json", move || {
+    runner::off_thread(inputs.home_io_timeout, "reading secrets.json", move || {
         secrets_file::kept_keys(&home, &p2p, &account, policy, Some(&facts))
             .ok()
             .flatten()

@@ -4,7 +4,7 @@
 use entrypoint::config::{Layers, RunConfig, SETTINGS};
 
 use crate::exit;
-use crate::http::views::Settings;
+use crate::life::views::Settings;
 use crate::process::problems_text;
 
 /// Every setting of every command as a Markdown table: the README's reference.

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use entrypoint::config::{ExecConfig, Layers};
 
-use crate::http::state::Judgement;
+use crate::life::state::Judgement;
 use crate::logging;
 use crate::node::readiness;
 use crate::process::{self, Process};
@@ -38,9 +38,10 @@ async fn supervise(config: ExecConfig, spec: ChildSpec) -> i32 {
             Ok(p) => p,
             Err(code) => return code,
         };
-    if let Some(url) = settings.ready_url.clone() {
-        readiness::spawn(url, settings.ready_interval, process.state.clone(), None);
-    }
+    let _readiness = settings
+        .ready_url
+        .clone()
+        .map(|url| readiness::spawn(url, settings.ready_interval, process.state.clone(), None));
     let supervisor = Supervisor {
         spec,
         settings,

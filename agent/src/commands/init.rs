@@ -5,9 +5,9 @@
 use entrypoint::clients::Clients;
 use entrypoint::config::{InitConfig, Layers};
 
-use crate::http::state::Judgement;
+use crate::life::state::Judgement;
 use crate::logging;
-use crate::node::pipeline::{Mode, Pipeline};
+use crate::node::pipeline::{Boot, Mode, Pipeline};
 use crate::process::{self, Process};
 
 pub fn main(layers: Layers) -> i32 {
@@ -22,7 +22,7 @@ pub fn main(layers: Layers) -> i32 {
             Err(code) => return code,
         };
         let clients = Clients::new();
-        let pipeline = Pipeline {
+        let boot = Boot {
             node: &config.node,
             homes: &config.homes,
             policy: &config.policy,
@@ -31,11 +31,10 @@ pub fn main(layers: Layers) -> i32 {
             clients: &clients,
             state: process.state.clone(),
             reaper: process.reaper.clone(),
-            mode: Mode::Init,
         };
-        let mut lock = None;
+        let mut pipeline = Pipeline::new(boot, Mode::Init);
         tokio::select! {
-            ready = pipeline.prepare(&mut lock) => match ready {
+            ready = pipeline.prepare() => match ready {
                 Ok(ready) => {
                     let summary = ready.plan.describe();
                     tracing::info!(command = %summary.command.join(" "), user = %summary.user, "home ready: the node can start");

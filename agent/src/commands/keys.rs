@@ -7,7 +7,7 @@ use entrypoint::check::Check;
 use entrypoint::clients::Clients;
 use entrypoint::config::{KeysConfig, Layers};
 use entrypoint::keys::{self, ChainQuery, KeyReport, KeysInput, KeysVerdict};
-use entrypoint::secrets;
+use entrypoint::secrets::{self, SecretReport};
 
 use crate::{exit, logging, process, render};
 
@@ -33,12 +33,16 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
         )
     });
     let secret_reports = match &secrets {
-        Ok(s) => s.report.clone(),
-        Err(f) => f.report.clone(),
+        Ok(staged) => staged.value.report.clone(),
+        Err(stop) => stop
+            .checks()
+            .iter()
+            .filter_map(SecretReport::from_check)
+            .collect(),
     };
     let chain = match (&secrets, reading) {
-        (Ok(s), Some(reading)) => Some(KeyReport::new(
-            KeysInput::new(&config.node.node, s),
+        (Ok(staged), Some(reading)) => Some(KeyReport::new(
+            KeysInput::new(&config.node.node, &staged.value),
             reading,
         )),
         _ => None,

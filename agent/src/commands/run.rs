@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 
 use entrypoint::clients::Clients;
 use entrypoint::config::{ExecConfig, Layers, LogFormat, RunConfig};
-use entrypoint::homes::HomeLock;
+use entrypoint::stage::{Stage, StageStop, StopKind};
 use tokio::sync::mpsc;
 
-use crate::http::lifecycle::Event;
-use crate::http::state::Judgement;
-use crate::http::views::Reason;
-use crate::node::pipeline::{Mode, Pipeline};
+use crate::life::Event;
+use crate::life::state::Judgement;
+use crate::life::views::Reason;
+use crate::node::pipeline::{Boot, Mode, Pipeline};
 use crate::node::{readiness, rotation, watch};
 use crate::process::{self, Process};
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
@@ -61,13 +61,15 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
     else {
         return code;
     };
-    process.state.set_checks("config", error.0.clone());
-    let first = &error.0[0];
-    process.state.apply(Event::Fail(Reason::new(
-        first.id.clone(),
-        first.cause.clone(),
-        first.fix.clone(),
-    )));
+    let stop = StageStop::of(Stage::Config, StopKind::Blocking, error.0.clone());
+    process.state.set_checks(Stage::Config, error.0.clone());
+    if let Some(failed) = stop.as_ref().map(StageStop::reason) {
+        process.state.apply(Event::Fail(Reason::new(
+            failed.id.clone(),
+            failed.cause.clone(),
+            failed.fix.clone(),
+        )));
+    }
     let linger = exec.supervision.fail_linger;
     tracing::info!(
         linger = %humantime::format_duration(linger),
@@ -97,21 +99,28 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
     };
     // Stall restarts and rotations ask for the node to be replaced here.
     let (restart, mut requests) = mpsc::channel(1);
-    if let Some(url) = settings.ready_url.clone() {
+    let _readiness = if let Some(url) = settings.ready_url.clone() {
         let indexer = readiness::Indexer {
             settings: config.lifetime.sync.clone(),
             restart_window: settings.crash_loop.window,
             restart: restart.clone(),
         };
-        readiness::spawn(url, settings.ready_interval, state.clone(), Some(indexer));
-    }
+        Some(readiness::spawn(
+            url,
+            settings.ready_interval,
+            state.clone(),
+            Some(indexer),
+        ))
+    } else {
+        None
+    };
     let clients = Clients::new();
     let _head = readiness::follow_chain_head(
         config.node.chain_rpc.clone(),
         clients.clone(),
         state.clone(),
     );
-    let pipeline = Pipeline {
+    let boot = Boot {
         node: &config.node,
         homes: &config.homes,
         policy: &config.policy,
@@ -120,15 +129,17 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         clients: &clients,
         state: state.clone(),
         reaper: reaper.clone(),
-        mode: Mode::Run {
+    };
+    // The pipeline keeps the home's lock from the moment it takes it until the agent exits.
+    let mut pipeline = Pipeline::new(
+        boot,
+        Mode::Run {
             hold_retry: config.lifetime.hold_retry,
         },
-    };
-    // Held from the moment it is taken until the agent exits.
-    let mut lock: Option<HomeLock> = None;
+    );
     loop {
         let ready = tokio::select! {
-            ready = pipeline.prepare(&mut lock) => ready,
+            ready = pipeline.prepare() => ready,
             stop = signals.next_stop() => {
                 tracing::info!(signal = stop.as_str(), phase = state.phase_name(), "stopped before the node started");
                 state.apply(Event::Stop);
@@ -176,8 +187,7 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
             tail: tail.clone(),
         };
         let outcome = supervisor.run(&mut signals, Some(&mut requests)).await;
-        watcher.abort();
-        chain_watch.abort();
+        drop((watcher, chain_watch));
         match outcome {
             Outcome::Exit(code) => return code,
             Outcome::Replace { reason } => {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use entrypoint::config::{Command, Config, Layers};
 use entrypoint::probe;
 
-use crate::http::views::{Status, Sync, SyncSource, Watch};
+use crate::life::views::{Status, Sync, SyncSource, Watch};
 use crate::{exit, process};
 
 pub struct Options {
@@ -168,7 +168,7 @@ fn sync_lines(sync: &Sync, bar: bool) -> String {
     if let Some(stall) = &sync.stall {
         first.push_str(&format!(
             "stall   {}; {}\n",
-            crate::http::state::stall_text(stall),
+            crate::life::state::stall_text(stall),
             stall.action
         ));
     }

@@ -1,10 +1,6 @@
-//! The HTTP side: the agent's state and the one table of its phases, the
-//! typed views `/status` and `/config` serve (and `agent doctor` reads), the
-//! metrics, and the server that renders them without computing anything.
+//! The HTTP side: the server that renders the agent's state (`/health`,
+//! `/ready`, `/status`, `/metrics`, `/config`) without computing anything, and
+//! the admission of its connections.
 
 pub mod admission;
-pub mod lifecycle;
-pub mod metrics;
 pub mod server;
-pub mod state;
-pub mod views;

@@ -19,8 +19,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::http::admission::Admission;
-use crate::http::metrics::RequestLabels;
-use crate::http::state::{Health, LogTail, State};
+use crate::life::metrics::RequestLabels;
+use crate::life::state::{Health, LogTail, State};
 
 const PATHS: [&str; 5] = ["/health", "/ready", "/status", "/metrics", "/config"];
 
@@ -157,7 +157,7 @@ enum Tail {
 }
 
 impl Tail {
-    fn status(&self, state: &State) -> crate::http::views::Status {
+    fn status(&self, state: &State) -> crate::life::views::Status {
         match self {
             Tail::Shown(tail) => state.status(tail.lines()),
             Tail::Withheld(access) => {
@@ -423,9 +423,10 @@ fn body_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::lifecycle::Event;
-    use crate::http::state::Judgement;
-    use crate::http::views::{Phase, Settings};
+    use crate::life::Event;
+    use crate::life::Phase;
+    use crate::life::state::Judgement;
+    use crate::life::views::Settings;
 
     async fn body(response: Response<Full<Bytes>>) -> Bytes {
         use http_body_util::BodyExt;
@@ -446,7 +447,7 @@ mod tests {
         let again = body(cache.answer(&state)).await;
         assert_eq!(first.as_ptr(), again.as_ptr(), "the same rendering, shared");
 
-        state.apply(Event::Enter(Phase::Secrets));
+        state.apply(Event::Enter(entrypoint::stage::Stage::Secrets));
         let changed = body(cache.answer(&state)).await;
         assert_ne!(first.as_ptr(), changed.as_ptr());
         let shown: serde_json::Value = serde_json::from_slice(&changed).unwrap();

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 
-use crate::http::views::Exit;
+use crate::life::views::Exit;
 use crate::supervisor::Reaper;
 
 /// How much of a command's output is kept for the report.

@@ -1,5 +1,6 @@
-//! What the agent does about the node's life: the boot stages as the library
-//! orders them, with the policy (`pipeline`), the rotated secrets while it runs
+//! What the agent does about the node's life: the boot stages in order
+//! (`stages`) and the policy for what stops them (`pipeline`), the rotated
+//! secrets while it runs
 //! (`rotation`), its readiness and sync (`readiness`, reading `indexer`,
 //! judged by `sync`), the chain watched while it runs (`watch`), and its
 //! short commands through the reaper (`commands`).
@@ -9,5 +10,6 @@ pub mod indexer;
 pub mod pipeline;
 pub mod readiness;
 pub mod rotation;
+mod stages;
 pub mod sync;
 pub mod watch;

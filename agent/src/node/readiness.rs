@@ -3,6 +3,7 @@
 //! read the record, never the URLs), logs the sync's progress, and acts on a
 //! stall as `AGENT_ON_STALL` says.
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant, SystemTime};
 
 use entrypoint::clients::Clients;
@@ -10,8 +11,9 @@ use entrypoint::config::{ChainRpc, OnStall, SyncSettings};
 use entrypoint::probe;
 use tokio::sync::mpsc;
 
-use crate::http::state::{Probe, State, stall_text};
-use crate::http::views::{Reason, Sync, SyncSource};
+use crate::every::{Every, Looping, Repeat};
+use crate::life::state::{Probe, State, stall_text};
+use crate::life::views::{Reason, Sync, SyncSource};
 use crate::node::indexer::{self, Scraped};
 use crate::node::sync::{Event, Tracker};
 
@@ -28,72 +30,97 @@ pub struct Indexer {
 const HEAD_EVERY: Duration = Duration::from_secs(10);
 
 /// Polls `url` (and the indexer, when given) every `interval` while a child runs.
-pub fn spawn(url: String, interval: Duration, state: State, indexer: Option<Indexer>) {
-    let timeout = interval.min(Duration::from_secs(2));
-    let shown = entrypoint::keys::shown_url(&url);
-    tokio::spawn(async move {
-        let mut follow = indexer.map(Follow::new);
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut child = None;
-        loop {
-            ticks.tick().await;
-            let Some(pid) = state.child_pid() else {
-                continue;
-            };
-            if child != Some(pid) {
-                child = Some(pid);
-                if let Some(follow) = follow.as_mut() {
-                    follow.tracker.reset();
-                }
-            }
-            let scrape = async {
-                match &follow {
-                    Some(f) => Some(indexer::scrape(&f.settings.metrics_url, timeout).await),
-                    None => None,
-                }
-            };
-            let (answer, scraped) = tokio::join!(probe::get(&url, timeout), scrape);
-            let (ok, detail) = match answer {
-                Ok((200, _)) => (true, format!("{shown} answered 200")),
-                Ok((code, _)) => (false, format!("{shown} answered {code}")),
-                Err(e) => (false, e),
-            };
-            state.set_probe(Probe {
-                ok,
-                detail,
-                at: Instant::now(),
-            });
-            if let (Some(follow), Some(scraped)) = (follow.as_mut(), scraped) {
-                follow.record(scraped, &state);
-            }
-        }
-    });
+pub fn spawn(url: String, interval: Duration, state: State, indexer: Option<Indexer>) -> Looping {
+    Every::new(interval).starting_now().spawn(Readiness {
+        timeout: interval.min(Duration::from_secs(2)),
+        shown: entrypoint::keys::shown_url(&url),
+        url,
+        state,
+        follow: indexer.map(Follow::new),
+        child: None,
+    })
 }
 
-/// Asks NEAR RPC for the chain's head every few seconds while a child runs,
-/// for the sync's lag in blocks.
-pub fn follow_chain_head(
+/// One poll of the child's readiness URL and its indexer.
+struct Readiness {
+    url: String,
+    /// The URL as logs and `/status` show it (no credentials).
+    shown: String,
+    timeout: Duration,
+    state: State,
+    follow: Option<Follow>,
+    /// The child the follower's tracker belongs to.
+    child: Option<i32>,
+}
+
+impl Repeat for Readiness {
+    async fn once(&mut self) -> ControlFlow<()> {
+        let Some(pid) = self.state.child_pid() else {
+            return ControlFlow::Continue(());
+        };
+        if self.child != Some(pid) {
+            self.child = Some(pid);
+            if let Some(follow) = self.follow.as_mut() {
+                follow.tracker.reset();
+            }
+        }
+        let scrape = async {
+            match &self.follow {
+                Some(f) => Some(indexer::scrape(&f.settings.metrics_url, self.timeout).await),
+                None => None,
+            }
+        };
+        let (answer, scraped) = tokio::join!(probe::get(&self.url, self.timeout), scrape);
+        let shown = &self.shown;
+        let (ok, detail) = match answer {
+            Ok((200, _)) => (true, format!("{shown} answered 200")),
+            Ok((code, _)) => (false, format!("{shown} answered {code}")),
+            Err(e) => (false, e),
+        };
+        self.state.set_probe(Probe {
+            ok,
+            detail,
+            at: Instant::now(),
+        });
+        if let (Some(follow), Some(scraped)) = (self.follow.as_mut(), scraped) {
+            follow.record(scraped, &self.state);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Asks NEAR RPC for the chain's head every [`HEAD_EVERY`] while a child
+/// runs (looking each second whether one does), for the sync's lag in blocks.
+pub fn follow_chain_head(rpc: ChainRpc, clients: Clients, state: State) -> Looping {
+    Every::new(Duration::from_secs(1))
+        .starting_now()
+        .spawn(ChainHead {
+            rpc,
+            clients,
+            state,
+            asked: None,
+        })
+}
+
+struct ChainHead {
     rpc: ChainRpc,
     clients: Clients,
     state: State,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut asked: Option<Instant> = None;
-        loop {
-            let due = asked.is_none_or(|t| t.elapsed() >= HEAD_EVERY);
-            if due && state.child_pid().is_some() {
-                asked = Some(Instant::now());
-                match entrypoint::keys::chain_head(&rpc, &clients).await {
-                    Ok(height) => state.set_chain_head(height),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "the chain's head is not known this time")
-                    }
-                }
+    asked: Option<Instant>,
+}
+
+impl Repeat for ChainHead {
+    async fn once(&mut self) -> ControlFlow<()> {
+        let due = self.asked.is_none_or(|t| t.elapsed() >= HEAD_EVERY);
+        if due && self.state.child_pid().is_some() {
+            self.asked = Some(Instant::now());
+            match entrypoint::keys::chain_head(&self.rpc, &self.clients).await {
+                Ok(height) => self.state.set_chain_head(height),
+                Err(e) => tracing::debug!(error = %e, "the chain's head is not known this time"),
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-    })
+        ControlFlow::Continue(())
+    }
 }
 
 /// The indexer followed across children.

@@ -7,6 +7,7 @@
 //! `/status`. An unchanged value never restarts anything.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use entrypoint::check::{Check, Status};
@@ -14,12 +15,12 @@ use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
 use entrypoint::secrets::{self, NodeSecrets};
 use entrypoint::verify::{self, KeysInUse, VerifyInputs};
-use rand::Rng;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::http::state::State;
-use crate::http::views::Reason;
+use crate::every::{Every, Looping, Repeat};
+
+use crate::life::state::State;
+use crate::life::views::Reason;
 
 /// How long the secrets must stay the same before the restart (several
 /// secrets are often updated one after another).
@@ -67,44 +68,68 @@ pub fn spawn(
     keys_in_use: &KeysInUse,
     restart: mpsc::Sender<String>,
     clients: Clients,
-) -> JoinHandle<()> {
+) -> Looping {
     let running = Running {
         fetched: fetched(running_with),
         in_use: in_use(keys_in_use, running_with),
     };
-    tokio::spawn(async move {
-        let settings = &config.node.secrets;
+    Every::new(config.lifetime.secret_refresh)
+        .jittered(0.1)
+        .spawn(Rotation {
+            config,
+            env,
+            state,
+            running,
+            restart,
+            clients,
+        })
+}
+
+/// One look at the secrets every `AGENT_SECRET_REFRESH`.
+struct Rotation {
+    config: RunConfig,
+    env: BTreeMap<String, String>,
+    state: State,
+    running: Running,
+    restart: mpsc::Sender<String>,
+    clients: Clients,
+}
+
+impl Repeat for Rotation {
+    async fn once(&mut self) -> ControlFlow<()> {
+        let Some(changed) = changed(
+            &self.config,
+            &self.env,
+            &self.state,
+            &self.running,
+            &self.clients,
+        )
+        .await
+        else {
+            return ControlFlow::Continue(());
+        };
+        // Quiet period: restart only once the values stop moving.
+        let mut settled = fetched(&changed);
         loop {
-            let jittered = config
-                .lifetime
-                .secret_refresh
-                .mul_f64(rand::thread_rng().gen_range(0.9..=1.1));
-            tokio::time::sleep(jittered).await;
-            let Some(changed) = changed(&config, &env, &state, &running, &clients).await else {
-                continue;
-            };
-            // Quiet period: restart only once the values stop moving.
-            let mut settled = fetched(&changed);
-            loop {
-                tokio::time::sleep(QUIET).await;
-                match secrets::load(settings, &env, &clients).await {
-                    Ok(again) if fetched(&again) == settled => break,
-                    Ok(again) => settled = fetched(&again),
-                    Err(_) => break,
-                }
+            tokio::time::sleep(QUIET).await;
+            match secrets::load(&self.config.node.secrets, &self.env, &self.clients).await {
+                Ok(again) if fetched(&again.value) == settled => break,
+                Ok(again) => settled = fetched(&again.value),
+                Err(_) => break,
             }
-            if settled == running.fetched {
-                continue;
-            }
-            tracing::info!(
-                "a rotated secret validated and matches the chain: restarting the node once"
-            );
-            let _ = restart
-                .send("a rotated secret validated and matches the chain".into())
-                .await;
-            return;
         }
-    })
+        if settled == self.running.fetched {
+            return ControlFlow::Continue(());
+        }
+        tracing::info!(
+            "a rotated secret validated and matches the chain: restarting the node once"
+        );
+        let _ = self
+            .restart
+            .send("a rotated secret validated and matches the chain".into())
+            .await;
+        ControlFlow::Break(())
+    }
 }
 
 /// The new secrets when they differ from what the node runs with and boot
@@ -118,11 +143,11 @@ async fn changed(
     clients: &Clients,
 ) -> Option<NodeSecrets> {
     let fresh = match secrets::load(&config.node.secrets, env, clients).await {
-        Ok(fresh) => fresh,
-        Err(failure) => {
+        Ok(fresh) => fresh.value,
+        Err(stop) => {
             keep_running(
                 state,
-                failure.checks(),
+                stop.reason(),
                 "re-fetched secrets are not valid",
                 "ones",
             );
@@ -132,57 +157,48 @@ async fn changed(
     if fetched(&fresh) == running.fetched {
         return None;
     }
-    let inputs = VerifyInputs {
-        node: &config.node.node,
-        secrets: &config.node.secrets,
-        chain: &config.node.chain_rpc,
-        secrets_json: config.homes.secrets_json,
-        env,
-        home_io_timeout: config.homes.io_timeout,
-        clients,
-    };
+    let inputs = VerifyInputs::new(&config.node, &config.homes, env, clients);
     let verified = verify::against_chain(inputs, fresh).await;
-    if let Some(problem) = verified.problem()
-        && !config.policy.waives(problem.kind)
+    if let Some(stop) = verified.stop()
+        && !config.policy.waives(stop.kind)
     {
         keep_running(
             state,
-            problem.checks,
+            stop.reason(),
             "a rotated secret does not match the chain",
             "keys",
         );
         return None;
     }
     if in_use(&verified.keys_in_use, &verified.secrets) == running.in_use {
-        keep_running(
-            state,
-            verified.key_checks,
-            "a rotated secret would not be used (the node runs with the keys of secrets.json, which the chain accepts)",
-            "keys",
-        );
+        // The node goes on with secrets.json's keys: its first warning says why.
+        if let Some(effective) = verified
+            .key_checks
+            .iter()
+            .find(|c| c.status == Status::Warn)
+        {
+            keep_running(
+                state,
+                effective,
+                "a rotated secret would not be used (the node runs with the keys of secrets.json, which the chain accepts)",
+                "keys",
+            );
+        }
         return None;
     }
     Some(verified.secrets)
 }
 
 /// Logs why the new secrets are not used and notes it as a reason on
-/// `/status`, from the first failing check (else the first warning).
-fn keep_running(state: &State, checks: Vec<Check>, problem: &str, kept: &str) {
-    let first = checks
-        .iter()
-        .find(|c| c.status == Status::Fail)
-        .or_else(|| checks.iter().find(|c| c.status == Status::Warn))
-        .cloned();
-    let Some(first) = first else {
-        return;
-    };
-    tracing::warn!(check = %first.id, cause = %first.cause, "{problem}; the node keeps running");
+/// `/status`, naming `check`.
+fn keep_running(state: &State, check: &Check, problem: &str, kept: &str) {
+    tracing::warn!(check = %check.id, cause = %check.cause, "{problem}; the node keeps running");
     state.note_reason(Reason::new(
         "rotation",
         format!(
             "{problem}; the node keeps running with the previous {kept}: {}",
-            first.cause
+            check.cause
         ),
-        first.fix,
+        check.fix.clone(),
     ));
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use entrypoint::config::SyncSettings;
 
-use crate::http::views::{Stall, Sync, SyncSource};
+use crate::life::views::{Stall, Sync, SyncSource};
 
 /// What one scrape of the node's metrics gave.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,6 +8,7 @@
 //! chain heals. The node is never restarted for it: it may be mid-signature.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::SystemTime;
 
 use entrypoint::check::{Check, Status};
@@ -15,13 +16,14 @@ use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
 use entrypoint::keys::{KeyReport, check_ids};
 use entrypoint::secrets::NodeSecrets;
+use entrypoint::stage::Stage;
 use entrypoint::verify::{self, VerifyInputs};
 use near_primitives::types::{AccountId, Balance};
-use rand::Rng;
-use tokio::task::JoinHandle;
 
-use crate::http::state::{KEY_GONE, State};
-use crate::http::views::{Reason, Watch};
+use crate::every::{Every, Looping, Repeat};
+
+use crate::life::state::{KEY_GONE, State};
+use crate::life::views::{Reason, Watch};
 
 pub const BALANCE: &str = "watch.balance";
 
@@ -32,56 +34,69 @@ pub fn spawn(
     state: State,
     secrets: NodeSecrets,
     clients: Clients,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let boot = state.stage_checks("keys");
-        let mut previous = boot.clone();
-        let mut shown: Vec<Reason> = Vec::new();
-        loop {
-            let jittered = config
-                .lifetime
-                .chain_watch
-                .mul_f64(rand::thread_rng().gen_range(0.9..=1.1));
-            tokio::time::sleep(jittered).await;
-            if state.child_pid().is_none() {
-                continue;
-            }
-            let inputs = VerifyInputs {
-                node: &config.node.node,
-                secrets: &config.node.secrets,
-                chain: &config.node.chain_rpc,
-                secrets_json: config.homes.secrets_json,
-                env: &env,
-                home_io_timeout: config.homes.io_timeout,
-                clients: &clients,
-            };
-            let verified = verify::against_chain(inputs, secrets.clone()).await;
-            let account = &config.node.node.account_id;
-            let (balance, available) =
-                balance_check(&verified.keys, account, config.lifetime.min_balance);
-            if let Some(available) = available {
-                state
-                    .metrics()
-                    .account_balance_yocto
-                    .set(available.as_yoctonear() as f64);
-            }
-            let mut checks = verified.key_checks;
-            if let Some(text) = entrypoint::keys::migration_concluded(&previous, &checks) {
-                tracing::info!(check = check_ids::PARTICIPANT, "{text}");
-            }
-            previous.clone_from(&checks);
-            checks.push(balance);
-            let reasons = worse_than_boot(&checks, &boot);
-            log_changes(&shown, &reasons);
-            shown.clone_from(&reasons);
-            state.set_watch(Watch {
-                checked_at: SystemTime::now(),
-                checks,
-                reasons,
-                available_balance: available.map(|b| b.as_yoctonear().to_string()),
-            });
+) -> Looping {
+    let boot = state.stage_checks(Stage::Keys);
+    Every::new(config.lifetime.chain_watch)
+        .jittered(0.1)
+        .spawn(ChainWatch {
+            config,
+            env,
+            state,
+            secrets,
+            clients,
+            previous: boot.clone(),
+            boot,
+            shown: Vec::new(),
+        })
+}
+
+/// One pass of the watch every `AGENT_CHAIN_WATCH`, while a child runs.
+struct ChainWatch {
+    config: RunConfig,
+    env: BTreeMap<String, String>,
+    state: State,
+    secrets: NodeSecrets,
+    clients: Clients,
+    /// The keys stage's checks at boot: what counts as worse.
+    boot: Vec<Check>,
+    previous: Vec<Check>,
+    shown: Vec<Reason>,
+}
+
+impl Repeat for ChainWatch {
+    async fn once(&mut self) -> ControlFlow<()> {
+        if self.state.child_pid().is_none() {
+            return ControlFlow::Continue(());
         }
-    })
+        let config = &self.config;
+        let inputs = VerifyInputs::new(&config.node, &config.homes, &self.env, &self.clients);
+        let verified = verify::against_chain(inputs, self.secrets.clone()).await;
+        let account = &config.node.node.account_id;
+        let (balance, available) =
+            balance_check(&verified.keys, account, config.lifetime.min_balance);
+        if let Some(available) = available {
+            self.state
+                .metrics()
+                .account_balance_yocto
+                .set(available.as_yoctonear() as f64);
+        }
+        let mut checks = verified.key_checks;
+        if let Some(text) = entrypoint::keys::migration_concluded(&self.previous, &checks) {
+            tracing::info!(check = check_ids::PARTICIPANT, "{text}");
+        }
+        self.previous.clone_from(&checks);
+        checks.push(balance);
+        let reasons = worse_than_boot(&checks, &self.boot);
+        log_changes(&self.shown, &reasons);
+        self.shown.clone_from(&reasons);
+        self.state.set_watch(Watch {
+            checked_at: SystemTime::now(),
+            checks,
+            reasons,
+            available_balance: available.map(|b| b.as_yoctonear().to_string()),
+        });
+        ControlFlow::Continue(())
+    }
 }
 
 /// The account's available balance against the minimum, and the balance.

@@ -32,9 +32,9 @@ pub use reaper::{Reaper, Role};
 use restart::{Next, RestartPlan};
 pub use signals::Signals;
 
-use crate::http::lifecycle::Event;
-use crate::http::state::{LogTail, State};
-use crate::http::views::{Exit, Reason, Stream};
+use crate::life::Event;
+use crate::life::state::{LogTail, State};
+use crate::life::views::{Exit, Reason, Stream};
 use crate::{exit, memory};
 
 /// What to run.

@@ -11,8 +11,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::oneshot;
 
-use crate::http::state::{LogTail, State};
-use crate::http::views::{LogLine, Reason, Stream};
+use crate::life::state::{LogTail, State};
+use crate::life::views::{LogLine, Reason, Stream};
 
 /// A longer line is cut in the tail (never in the passthrough).
 const MAX_LINE: usize = 2048;

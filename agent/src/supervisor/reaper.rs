@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use super::Exit;
-use crate::http::state::State;
+use crate::life::state::State;
 
 /// Reaps processes on SIGCHLD. Clones share one process table.
 #[derive(Clone)]

@@ -13,14 +13,15 @@ use super::config_json::{NearConfigInputs, pending_config_json};
 use super::config_yaml::{MpcConfigInputs, pending_config_yaml};
 use super::filesystem::{self, Filesystem};
 use super::init::{self, InitError, NodeCommands};
+use super::runner::{IoWatch, Stall};
 use super::secrets_file::{self, SecretsJsonOutcome};
 use super::store_key::{self, StoreKeyVerdict};
-use super::watch::{IoWatch, Stall};
 use super::{Edit, HomeError, NodeUser, lock};
-use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::check::{Check, Status};
 use crate::config::{HomeSettings, Node};
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret, SecretName, SecretSettings};
+use crate::stage::{Failure, Stage, StageStop, StopKind};
 
 /// How `homes.writable` is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,53 +54,31 @@ pub struct HomeInspection {
     pub checks: Vec<Check>,
 }
 
-/// A home stage that stopped: every check it made, and the problem.
-#[derive(Debug)]
-pub struct HomeStop {
-    pub checks: Vec<Check>,
-    pub problem: Problem,
+/// The home stage's stop on `failure`, after the checks made so far.
+pub(super) fn refused(checks: Vec<Check>, failure: Failure) -> StageStop {
+    StageStop::after(Stage::Home, StopKind::Blocking, checks, failure)
 }
 
-impl HomeStop {
-    /// The stage stopped waiting on a home that does not answer.
-    pub fn stalled(stall: &Stall, home: &Path, limit: Duration) -> HomeStop {
-        let check = stall.check(home, limit, "AGENT_HOME_IO_TIMEOUT");
-        HomeStop {
-            checks: vec![check.clone()],
-            problem: Problem {
-                kind: ProblemKind::Stalled,
-                checks: vec![check],
-            },
-        }
-    }
-
-    /// A failed check as a blocking problem, after the checks made so far.
-    pub fn refused(mut checks: Vec<Check>, check: Check) -> HomeStop {
-        checks.push(check.clone());
-        HomeStop {
-            checks,
-            problem: Problem {
-                kind: ProblemKind::Blocking,
-                checks: vec![check],
-            },
-        }
-    }
-
-    /// A home error as a blocking problem, after the checks made so far.
-    pub fn after(mut checks: Vec<Check>, error: HomeError) -> HomeStop {
-        let check = error.check();
-        checks.push(check.clone());
-        let kind = match error {
-            HomeError::LockTimeout { .. } => ProblemKind::LockTimeout,
-            _ => ProblemKind::Blocking,
+impl HomeError {
+    /// The home stage's stop on this error, after the checks made so far.
+    pub fn stop(self, checks: Vec<Check>) -> StageStop {
+        let kind = match self {
+            HomeError::LockTimeout { .. } => StopKind::LockTimeout,
+            _ => StopKind::Blocking,
         };
-        HomeStop {
-            checks,
-            problem: Problem {
-                kind,
-                checks: vec![check],
-            },
-        }
+        StageStop::after(Stage::Home, kind, checks, self.failure())
+    }
+}
+
+impl Stall {
+    /// The home stage's stop on a home that does not answer.
+    pub fn stop(&self, home: &Path, limit: Duration) -> StageStop {
+        StageStop::after(
+            Stage::Home,
+            StopKind::Stalled,
+            Vec::new(),
+            self.failure(home, limit, "AGENT_HOME_IO_TIMEOUT"),
+        )
     }
 }
 
@@ -109,7 +88,7 @@ impl HomeStop {
 pub async fn inspect(
     inputs: &HomeInputs<'_>,
     write: WriteTest,
-) -> Result<HomeInspection, HomeStop> {
+) -> Result<HomeInspection, StageStop> {
     let home = inputs.node.home_dir.as_path();
     inputs.io.start(format!(
         "inspecting it (owner, filesystem, mount, free space{})",
@@ -119,9 +98,9 @@ pub async fn inspect(
             ""
         }
     ));
-    let user = NodeUser::resolve(inputs.homes.node_user.as_ref(), home)
-        .map_err(|e| HomeStop::after(Vec::new(), e))?;
-    let fs = filesystem::inspect(home).map_err(|e| HomeStop::after(Vec::new(), e))?;
+    let user =
+        NodeUser::resolve(inputs.homes.node_user.as_ref(), home).map_err(|e| e.stop(Vec::new()))?;
+    let fs = filesystem::inspect(home).map_err(|e| e.stop(Vec::new()))?;
     let fs_checks = fs.checks(inputs.homes, &user);
     let mut checks = Vec::new();
     if fs_checks
@@ -136,8 +115,8 @@ pub async fn inspect(
         WriteTest::Probe => fs.probe_writable(),
         WriteTest::Permission => writable_by_permission(&fs),
     });
-    if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
-        return Err(HomeStop { checks, problem });
+    if let Some(stop) = StageStop::of(Stage::Home, StopKind::Blocking, checks.clone()) {
+        return Err(stop);
     }
     Ok(HomeInspection { user, checks })
 }

@@ -47,7 +47,7 @@ use super::HomeError;
 use super::atomic::{self, Previous};
 use super::beneath::Dir;
 use super::owner::NodeUser;
-use super::watch::IoWatch;
+use super::runner::IoWatch;
 
 /// The agent's own directory on the home: lock, holder, init marker, staging.
 pub const AGENT_DIR: &str = ".agent";

@@ -19,7 +19,7 @@
 //!   the files the node reads, each written through [`atomic`];
 //! - [`beneath`]: every name on the home opened from the home's fd, never
 //!   through a link;
-//! - [`watch`]: how long the stage has been waiting on the home's files.
+//! - [`runner`]: file work on the home on a thread of its own, watched.
 
 pub mod atomic;
 pub mod backup_key;
@@ -33,11 +33,11 @@ mod inspect;
 pub mod lock;
 pub mod owner;
 mod prepare;
+pub mod runner;
 pub mod scratch;
 pub mod secrets_file;
 pub mod start_config;
 pub mod store_key;
-pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,13 +46,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::check::Check;
+use crate::stage::Failure;
 
 pub use atomic::Written;
-pub use inspect::{HomeInputs, HomeInspection, HomeStop, WriteTest, inspect};
+pub use inspect::{HomeInputs, HomeInspection, WriteTest, inspect};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
 pub use prepare::{NodeHome, prepare};
-pub use watch::{IoWatch, Stall};
+pub use runner::{IoWatch, Stall};
 
 /// The version recorded in `holder.json` and `initialized.json`.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -165,6 +166,11 @@ impl HomeError {
                 source,
             },
         }
+    }
+
+    /// The error as the failure a stage stops on.
+    pub fn failure(&self) -> Failure {
+        Failure::refusal(self.check())
     }
 
     /// The error as a failed check, with the fix.

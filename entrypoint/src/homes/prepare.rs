@@ -7,13 +7,14 @@ use super::config_json::{self, NearConfigInputs};
 use super::config_yaml::{self, MpcConfig, MpcConfigInputs};
 use super::init::{self, InitPlan, NodeCommands};
 use super::inspect::{
-    HomeInputs, HomeInspection, HomeStop, StoreKeyChoice, plan_secrets_json, plan_store_key, tier3,
+    HomeInputs, HomeInspection, StoreKeyChoice, plan_secrets_json, plan_store_key, refused, tier3,
 };
 use super::{HomeLock, NodeUser};
 use super::{backup_key, secrets_file};
-use crate::check::{Check, Problem, ProblemKind};
+use crate::check::Check;
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret};
+use crate::stage::{Failure, Stage, StageResult, StageStop, Staged, StopKind};
 
 /// A home ready for the node: initialized, patched, with its secrets.json,
 /// and the store key the node will be started with.
@@ -24,8 +25,6 @@ pub struct NodeHome {
     pub backup_key: Option<Secret>,
     /// config.yaml as the node will read it (the start file's `[node]`).
     pub config: MpcConfig,
-    /// Every check of the stage, the inspection's first.
-    pub checks: Vec<Check>,
     /// The keys this stage generated or adopted and stored in Secrets
     /// Manager itself, so that a fetch from now on returns them.
     pub stored: Vec<secrets::SecretName>,
@@ -53,7 +52,8 @@ impl NodeHome {
 }
 
 /// Makes the home ready for the node, under `lock`. `chain` is the keys
-/// stage's answers (`None` when the chain could not be asked).
+/// stage's answers (`None` when the chain could not be asked). The checks
+/// are the stage's, the inspection's first.
 pub async fn prepare(
     inspection: HomeInspection,
     lock: &HomeLock,
@@ -61,7 +61,7 @@ pub async fn prepare(
     secrets: &NodeSecrets,
     chain: Option<&ChainFacts>,
     commands: &impl NodeCommands,
-) -> Result<NodeHome, HomeStop> {
+) -> StageResult<NodeHome> {
     let HomeInspection { user, mut checks } = inspection;
     let node = inputs.node;
     let home = node.home_dir.as_path();
@@ -84,7 +84,7 @@ pub async fn prepare(
             }
             key
         }
-        Err(check) => return Err(HomeStop::refused(checks, check)),
+        Err(check) => return Err(refused(checks, Failure::refusal(check))),
     };
     inputs
         .io
@@ -99,47 +99,47 @@ pub async fn prepare(
             }
             key
         }
-        Err(check) => return Err(HomeStop::refused(checks, check)),
+        Err(check) => return Err(refused(checks, Failure::refusal(check))),
     };
     if let Some(check) = tier3(inputs, commands).await {
-        if check.status == crate::check::Status::Fail {
-            return Err(HomeStop::refused(checks, check));
+        match check.into_failure() {
+            Ok(failure) => return Err(refused(checks, failure)),
+            Err(check) => checks.push(check),
         }
-        checks.push(check);
     }
     inputs.io.start(
         "initializing (the init marker, the staging directory under .agent/, moving its result into place)",
     );
     let init = init::init_home(lock, &InitPlan::new(node, inputs.homes), &user, commands)
         .await
-        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+        .map_err(|e| e.stop(checks.clone()))?;
     checks.push(init.check());
     inputs.io.start("updating config.json");
     let json =
         config_json::update_config_json(home, &NearConfigInputs::new(node, inputs.homes), &user)
-            .map_err(|e| HomeStop::after(checks.clone(), e))?;
+            .map_err(|e| e.stop(checks.clone()))?;
     checks.push(json.check());
     inputs.io.start("updating config.yaml");
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
-        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+        .map_err(|e| e.stop(checks.clone()))?;
     checks.push(config.update.check());
     inputs.io.start("reading and writing secrets.json");
     let secrets_json = plan_secrets_json(inputs, secrets, chain)
         .and_then(|plan| secrets_file::apply(plan, &secrets.p2p, &secrets.account, &user))
-        .map_err(|e| HomeStop::after(checks.clone(), e))?;
+        .map_err(|e| e.stop(checks.clone()))?;
     checks.push(secrets_json.check());
     inputs.io.stop();
-    if let Some(problem) = Problem::of(ProblemKind::Blocking, &checks) {
-        return Err(HomeStop { checks, problem });
+    if let Some(stop) = StageStop::of(Stage::Home, StopKind::Blocking, checks.clone()) {
+        return Err(stop);
     }
-    Ok(NodeHome {
+    let home = NodeHome {
         user,
         store_key,
         backup_key,
         config,
-        checks,
         stored,
-    })
+    };
+    Ok(Staged::new(home, checks))
 }
 
 /// The store key the node will use, with `homes.store_key`; `Err` is the failed check.

@@ -21,6 +21,7 @@ use crate::homes::start_config::{self, Launch, StartConfigInputs};
 use crate::homes::{HomeError, NodeHome, NodeUser, atomic};
 use crate::keys::KeyReport;
 use crate::secrets::Secret;
+use crate::stage::{Failure, Stage, StageResult, StageStop, Staged, StopKind};
 
 /// Where the start file goes: off the home, so the store key never sits next
 /// to the shares it encrypts. Where `/run` cannot take it, a directory of a
@@ -43,17 +44,18 @@ pub struct LaunchInputs<'a> {
 /// The launch stage: `start` or `start-with-config-file` (as configured, or
 /// as the binary's `--help` says, asked through `commands`), the start file
 /// rendered and written, and the plan with its checks: `launch.command`,
-/// `launch.image_hash`, `launch.allowed_hashes_file`. `Err` is the failed check.
+/// `launch.image_hash`, `launch.allowed_hashes_file`.
 pub async fn plan(
     home: &NodeHome,
     inputs: &LaunchInputs<'_>,
     commands: &impl NodeCommands,
-) -> Result<(LaunchPlan, Vec<Check>), Check> {
+) -> StageResult<LaunchPlan> {
     let node = inputs.node;
-    let allowed_hashes = image::allowed_hashes_dir_check(&home.user);
-    if allowed_hashes.status == crate::check::Status::Fail {
-        return Err(allowed_hashes);
-    }
+    let stop = |failure| StageStop::after(Stage::Launch, StopKind::Blocking, Vec::new(), failure);
+    let allowed_hashes = match image::allowed_hashes_dir_check(&home.user).into_failure() {
+        Ok(failure) => return Err(stop(failure)),
+        Err(passed) => passed,
+    };
     let launch = launch_kind(inputs, commands).await;
     let image_hash = image::node_image_hash(launch, inputs.env).await;
     let mut start_file = Path::new(START_FILE_DIR).join(start_file_name(&node.home_dir));
@@ -81,8 +83,9 @@ pub async fn plan(
             node: &home.config.config,
             image_hash: digest.map(String::as_str),
         })
-        .map_err(|e| e.check())?;
-        let (dir, made) = start_file_dir(&home.user)?;
+        .map_err(|e| stop(Failure::refusal(e.check())))?;
+        let (dir, made) =
+            start_file_dir(&home.user).map_err(|check| stop(Failure::refusal(check)))?;
         start_file = dir.join(start_file_name(&node.home_dir));
         // From here on the file is removed when the plan is dropped.
         let guard = StartFile {
@@ -90,7 +93,7 @@ pub async fn plan(
             made_dir: made.then_some(dir),
         };
         start_config::write_start_config(&start_file, &rendered, &home.user)
-            .map_err(|e| e.check())?;
+            .map_err(|e| stop(e.failure()))?;
         written = Some(guard);
     }
     let plan = LaunchPlan::new(
@@ -120,7 +123,7 @@ pub async fn plan(
     )
     .with_detail(serde_json::to_value(&summary).unwrap_or_default());
     let image_check = image::image_hash_check(inputs.keys, &image_hash);
-    Ok((plan, vec![check, image_check, allowed_hashes]))
+    Ok(Staged::new(plan, vec![check, image_check, allowed_hashes]))
 }
 
 /// `start` or `start-with-config-file`: as configured, or as the binary's help says.

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Check, Rule, Status};
 use crate::clients::Clients;
 use crate::config::Chain;
+use crate::stage::{Stage, StageResult, StageStop, Staged, StopKind};
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
 pub use reference::SecretRef;
 pub use secret::{NodeKey, Secret};
@@ -119,6 +120,23 @@ pub struct SecretReport {
 }
 
 impl SecretReport {
+    /// The report a secret's check was made from (see [`SecretReport::check`]).
+    pub fn from_check(check: &Check) -> Option<SecretReport> {
+        let env_name = check.id.strip_prefix("secrets.")?;
+        let name = *SecretName::ALL.iter().find(|n| n.env_name() == env_name)?;
+        let detail = |field: &str| check.detail.get(field).cloned();
+        let text = |field: &str| detail(field).and_then(|v| v.as_str().map(str::to_string));
+        Some(SecretReport {
+            name,
+            source: serde_json::from_value(detail("source")?).ok()?,
+            status: check.status,
+            cause: check.cause.clone(),
+            fix: check.fix.clone(),
+            public_key: text("public_key"),
+            fingerprint: text("fingerprint"),
+        })
+    }
+
     pub fn check(&self) -> Check {
         let check = Check {
             id: format!("secrets.{}", self.name.env_name()),
@@ -172,24 +190,12 @@ pub struct SecretSettings {
     pub chain: Chain,
 }
 
-/// The stage failed: at least one secret is missing, unreachable or invalid.
-#[derive(Clone, Debug)]
-pub struct SecretsFailure {
-    pub report: Vec<SecretReport>,
-}
-
-impl SecretsFailure {
-    pub fn checks(&self) -> Vec<Check> {
-        self.report.iter().map(SecretReport::check).collect()
-    }
-}
-
 /// Fetches and validates every secret. `env` is the process environment.
 pub async fn load(
     settings: &SecretSettings,
     env: &BTreeMap<String, String>,
     clients: &Clients,
-) -> Result<NodeSecrets, SecretsFailure> {
+) -> StageResult<NodeSecrets> {
     let plan: Vec<(SecretName, Plan)> = SecretName::ALL
         .iter()
         .map(|name| (*name, plan(*name, settings, env)))
@@ -436,7 +442,7 @@ fn wipe(value: &mut serde_json::Value) {
 }
 
 /// Validates every obtained value and cross-checks them.
-fn judge(raw: Vec<(SecretName, Obtained)>, chain: Chain) -> Result<NodeSecrets, SecretsFailure> {
+fn judge(raw: Vec<(SecretName, Obtained)>, chain: Chain) -> StageResult<NodeSecrets> {
     let mut report = Vec::new();
     let mut keys: BTreeMap<SecretName, NodeKey> = BTreeMap::new();
     let mut hex: BTreeMap<SecretName, Secret> = BTreeMap::new();
@@ -575,10 +581,11 @@ fn judge(raw: Vec<(SecretName, Obtained)>, chain: Chain) -> Result<NodeSecrets, 
         }
     }
     cross_check(&mut report, &keys, &hex);
-    if report.iter().any(|r| r.status == Status::Fail) {
-        return Err(SecretsFailure { report });
+    let checks: Vec<Check> = report.iter().map(SecretReport::check).collect();
+    if let Some(stop) = StageStop::of(Stage::Secrets, StopKind::Blocking, checks.clone()) {
+        return Err(stop);
     }
-    Ok(NodeSecrets {
+    let secrets = NodeSecrets {
         account: keys
             .remove(&SecretName::AccountSk)
             .expect("required and valid"),
@@ -588,7 +595,8 @@ fn judge(raw: Vec<(SecretName, Obtained)>, chain: Chain) -> Result<NodeSecrets, 
         store_key: hex.remove(&SecretName::SecretStoreKey),
         backup_key: hex.remove(&SecretName::BackupEncryptionKey),
         report,
-    })
+    };
+    Ok(Staged::new(secrets, checks))
 }
 
 /// Two different secrets must never hold the same value.
@@ -642,4 +650,29 @@ fn dir_file(dir: &Path, name: SecretName) -> Option<PathBuf> {
     .into_iter()
     .map(|f| dir.join(f))
     .find(|p| p.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_reads_back_from_its_check() {
+        let report = SecretReport {
+            name: SecretName::P2pPrivateKey,
+            source: Source::Env {
+                variable: "MPC_P2P_PRIVATE_KEY".into(),
+            },
+            status: Status::Fail,
+            cause: "MPC_P2P_PRIVATE_KEY is a placeholder".into(),
+            fix: Some("put the node's p2p key there".into()),
+            public_key: None,
+            fingerprint: Some("sha256:12ab".into()),
+        };
+        assert_eq!(SecretReport::from_check(&report.check()), Some(report));
+        assert_eq!(
+            SecretReport::from_check(&Check::ok("keys.rpc", "answered")),
+            None
+        );
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
-use entrypoint::homes::{self, HomeInputs, IoWatch, NodeUser, WriteTest};
+use entrypoint::homes::{self, HomeInputs, NodeUser, WriteTest};
 use entrypoint::keys;
 use entrypoint::launch;
 use entrypoint::secrets::SecretName;
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use entrypoint::probe;
 
-use crate::http::views::ConfigView;
+use crate::life::views::ConfigView;
 use crate::node::commands::DoctorCommands;
 use crate::{exit, logging, render};
 
@@ -432,8 +432,8 @@ async fn local_checks(
     .await;
     let verified = match verified {
         Ok(Ok(verified)) => Some(verified),
-        Ok(Err(failure)) => {
-            entries.extend(failure.checks().into_iter().map(|c| entry("secrets", c)));
+        Ok(Err(stop)) => {
+            entries.extend(stop.into_checks().into_iter().map(|c| entry("secrets", c)));
             entries.push(entry(
                 "keys",
                 Check::skipped("keys", "not checked: no valid keys to compare"),
@@ -526,8 +526,9 @@ async fn home_checks(
     let env = env.clone();
     let secrets = verified.map(|v| v.secrets.clone());
     let facts = verified.and_then(|v| v.keys.chain_facts());
-    let read = homes::watch::off_thread(limit, "inspecting it", move || {
-        let runtime = crate::process::runtime().ok()?;
+    let read = homes::runner::on_own_thread(limit, move |io| async move {
+        // All of it is file work, the node's `--help` included: within `limit`.
+        io.start("inspecting it");
         let inputs = HomeInputs {
             node: &config.node.node,
             homes: &config.homes,
@@ -535,41 +536,30 @@ async fn home_checks(
             // The aws group asks about the EFS.
             efs_file_system_id: None,
             env: &env,
-            io: IoWatch::default(),
+            io,
         };
         // Known even when the home fails its checks (read-only, full).
         let user =
             NodeUser::resolve(config.homes.node_user.as_ref(), &config.node.node.home_dir).ok();
-        Some(runtime.block_on(async {
-            let checks = match homes::inspect(&inputs, WriteTest::Permission).await {
-                Ok(inspection) => {
-                    let commands = DoctorCommands::new(&env);
-                    let survey = inspection
-                        .survey(&inputs, secrets.as_ref(), facts.as_ref(), &commands)
-                        .await;
-                    inspection.checks.into_iter().chain(survey).collect()
-                }
-                Err(stop) => stop.checks,
-            };
-            (checks, user)
-        }))
+        let checks = match homes::inspect(&inputs, WriteTest::Permission).await {
+            Ok(inspection) => {
+                let commands = DoctorCommands::new(&env);
+                let survey = inspection
+                    .survey(&inputs, secrets.as_ref(), facts.as_ref(), &commands)
+                    .await;
+                inspection.checks.into_iter().chain(survey).collect()
+            }
+            Err(stop) => stop.into_checks(),
+        };
+        (checks, user)
     })
     .await;
-    match read {
-        Ok(Some(found)) => found,
-        Ok(None) => (
-            vec![Check::fail(
-                "home",
-                "the home was not checked: no runtime could be started for it",
-                "run agent doctor again",
-            )],
-            None,
-        ),
-        Err(stall) => (
+    read.unwrap_or_else(|stall| {
+        (
             vec![stall.check(&home_dir, limit, "doctor --timeout")],
             None,
-        ),
-    }
+        )
+    })
 }
 
 /// The secrets as the running agent validated them (its `/config`).
@@ -664,7 +654,7 @@ fn entry(group: &'static str, check: Check) -> Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::views::{Setting, Settings};
+    use crate::life::views::{Setting, Settings};
 
     fn remote(settings: &[(&str, &str, bool)]) -> ConfigView {
         ConfigView {

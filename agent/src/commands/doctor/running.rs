@@ -8,8 +8,9 @@ use entrypoint::check::Check;
 
 use entrypoint::probe;
 
-use crate::http::state::stall_text;
-use crate::http::views::{Phase, Reported, Status, SyncSource};
+use crate::life::Phase;
+use crate::life::state::stall_text;
+use crate::life::views::{Reported, Status, SyncSource};
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));
@@ -117,7 +118,7 @@ fn judge(url: &str, status: &Status) -> Vec<Check> {
     checks.extend(sync_check(status));
     if let Some(watch) = &status.watch {
         for reason in &watch.reasons {
-            let check = if reason.kind == crate::http::state::KEY_GONE {
+            let check = if reason.kind == crate::life::state::KEY_GONE {
                 Check::fail
             } else {
                 Check::warn
@@ -188,10 +189,11 @@ mod tests {
     use entrypoint::check::Status as Verdict;
 
     use super::*;
-    use crate::http::lifecycle::Event;
-    use crate::http::state::{Judgement, State};
-    use crate::http::views::Reason;
-    use crate::http::views::Settings;
+    use crate::life::Event;
+    use crate::life::state::{Judgement, State};
+    use crate::life::views::Reason;
+    use crate::life::views::Settings;
+    use entrypoint::stage::Stage;
 
     const URL: &str = "http://127.0.0.1:8090/status";
 
@@ -218,6 +220,7 @@ mod tests {
     #[test]
     fn a_running_agent_is_fine_a_holding_one_warns_a_failed_one_fails() {
         let state = state();
+        state.apply(Event::Launch);
         state.child_started(7, "/app/mpc-node");
         let running = verdict(served(&state));
         assert_eq!(running.status, Verdict::Ok, "{running:?}");
@@ -227,6 +230,9 @@ mod tests {
             running.cause
         );
 
+        // A rotation boots it again, and the keys stage holds.
+        state.apply(Event::Stop);
+        state.apply(Event::Enter(Stage::Secrets));
         state.apply(Event::Hold(Reason::new(
             "keys",
             "the signer key is not on the account",
@@ -251,8 +257,9 @@ mod tests {
 
     #[test]
     fn a_stall_a_key_gone_and_a_low_balance_are_named_with_their_fixes() {
-        use crate::http::views::{Stall, Sync, SyncSource, Watch};
+        use crate::life::views::{Stall, Sync, SyncSource, Watch};
         let state = state();
+        state.apply(Event::Launch);
         state.child_started(7, "/app/mpc-node");
         state.set_sync(Sync {
             source: SyncSource::Indexer,
@@ -282,7 +289,7 @@ mod tests {
             checks: Vec::new(),
             reasons: vec![
                 Reason::new(
-                    crate::http::state::KEY_GONE,
+                    crate::life::state::KEY_GONE,
                     "the signer key ed25519:abc is not an access key of node0.near",
                     Some("add it back".into()),
                 ),

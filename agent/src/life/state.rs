@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use entrypoint::check::{Check, Status};
 use entrypoint::secrets::SecretReport;
 
-use crate::http::lifecycle::{self, Event};
-use crate::http::metrics::Metrics;
-use crate::http::views::{self, ConfigView, Exit, ExitRecord, LogLine, Phase, Reason, Settings};
+use entrypoint::stage::Stage;
+
+use super::metrics::Metrics;
+use super::views::{self, ConfigView, Exit, ExitRecord, LogLine, Reason, Settings};
+use super::{Event, Phase};
 
 /// The child as last seen.
 #[derive(Clone, Debug)]
@@ -39,9 +41,6 @@ pub struct Judgement {
     /// How long holding is a warning before it is a failure (`agent run`).
     pub hold_grace: Duration,
 }
-
-/// The stages whose checks `/status` shows, in pipeline order.
-pub const STAGES: [&str; 5] = ["config", "secrets", "keys", "home", "launch"];
 
 const MAX_REASONS: usize = 32;
 /// Lines of the child's output kept for `/status`.
@@ -96,7 +95,7 @@ struct Inner {
     /// When the current hold began (kept across re-checks).
     holding_since: Option<Instant>,
     /// Each stage's latest checks.
-    checks: BTreeMap<&'static str, Vec<Check>>,
+    checks: BTreeMap<Stage, Vec<Check>>,
     /// The keys match the chain (or the policy let the node start anyway).
     keys_ok: bool,
     /// Where the secrets the node runs with came from (no values), for `/config`.
@@ -185,10 +184,17 @@ impl State {
     }
 
     /// Applies what happened to the agent: the one writer of the phase, by
-    /// the table in [`lifecycle`]. A phase entered for a reason shows it.
+    /// the table in [`super::next`]. A phase entered for a reason shows it.
+    /// An event the table refuses changes nothing.
     pub fn apply(&self, event: Event) {
         let mut inner = self.lock();
-        let to = lifecycle::next(inner.phase, &event);
+        let to = match super::next(inner.phase, &event) {
+            Ok(to) => to,
+            Err(refused) => {
+                tracing::debug!(%refused, "an event the agent's life refuses; the phase stays");
+                return;
+            }
+        };
         if to != inner.phase {
             inner.phase = to;
             inner.phase_since = SystemTime::now();
@@ -200,18 +206,13 @@ impl State {
         } else {
             inner.holding_since = None;
         }
-        // The reason counts when the event decided the phase (not a hold
-        // that arrives while stopping).
-        if let Some(reason) = event.reason()
-            && to == lifecycle::next(Phase::Starting, &event)
-        {
+        if let Some(reason) = event.reason() {
             inner.reason = Some(reason.clone());
         }
     }
 
-    /// Replaces the checks of `stage` (one of [`STAGES`]).
-    pub fn set_checks(&self, stage: &'static str, checks: Vec<Check>) {
-        debug_assert!(STAGES.contains(&stage), "{stage} is not a stage");
+    /// Replaces the checks of `stage`.
+    pub fn set_checks(&self, stage: Stage, checks: Vec<Check>) {
         self.0
             .metrics
             .set_stage(stage, entrypoint::check::worst(&checks));
@@ -219,8 +220,8 @@ impl State {
     }
 
     /// The latest checks of `stage`.
-    pub fn stage_checks(&self, stage: &'static str) -> Vec<Check> {
-        self.lock().checks.get(stage).cloned().unwrap_or_default()
+    pub fn stage_checks(&self, stage: Stage) -> Vec<Check> {
+        self.lock().checks.get(&stage).cloned().unwrap_or_default()
     }
 
     pub fn set_keys_ok(&self, ok: bool) {
@@ -478,12 +479,7 @@ impl State {
                 last_exit: inner.last_exit.clone(),
             },
             reasons: inner.reasons.iter().cloned().collect(),
-            checks: STAGES
-                .iter()
-                .filter_map(|stage| inner.checks.get(stage))
-                .flatten()
-                .cloned()
-                .collect(),
+            checks: inner.checks.values().flatten().cloned().collect(),
             sync: inner.sync.clone(),
             watch: inner.watch.clone(),
             log_tail,
@@ -560,7 +556,7 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::views::Stream;
+    use crate::life::views::Stream;
 
     #[test]
     fn the_tail_serves_the_newest_lines_that_fit_its_byte_budget() {

@@ -13,67 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use nix::sys::signal::Signal;
 
-/// Where the agent is in its life. The HTTP server renders it, never computes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Starting,
-    /// Fetching and validating the secrets.
-    Secrets,
-    /// Comparing the keys with the chain.
-    Keys,
-    /// Another agent holds the home's lock.
-    WaitingForLock,
-    /// Checking, initializing and patching the home.
-    Home,
-    Launching,
-    Running,
-    /// The child exited; it starts again after a backoff.
-    Restarting,
-    /// Not starting the node for a reason the operator can fix; re-checking.
-    Holding,
-    Stopping,
-    /// Failed for good; the agent exits after the linger.
-    Failed,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 11] = [
-        Phase::Starting,
-        Phase::Secrets,
-        Phase::Keys,
-        Phase::WaitingForLock,
-        Phase::Home,
-        Phase::Launching,
-        Phase::Running,
-        Phase::Restarting,
-        Phase::Holding,
-        Phase::Stopping,
-        Phase::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Starting => "starting",
-            Phase::Secrets => "secrets",
-            Phase::Keys => "keys",
-            Phase::WaitingForLock => "waiting-for-lock",
-            Phase::Home => "home",
-            Phase::Launching => "launching",
-            Phase::Running => "running",
-            Phase::Restarting => "restarting",
-            Phase::Holding => "holding",
-            Phase::Stopping => "stopping",
-            Phase::Failed => "failed",
-        }
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::Phase;
 
 /// Why the agent is where it is: a cause and a fix, as on a check.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -257,7 +197,7 @@ pub struct Status {
     /// The chain watch's latest pass; `None` before the first.
     pub watch: Option<Watch>,
     /// The node's last lines (key-like strings redacted), newest last, at
-    /// most [`crate::http::state::TAIL_BYTES`] of them; empty when withheld.
+    /// most [`crate::life::state::TAIL_BYTES`] of them; empty when withheld.
     pub log_tail: Vec<LogLine>,
     /// Why `log_tail` is empty for this client (`AGENT_STATUS_LOG_TAIL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -444,8 +384,8 @@ mod tests {
     use entrypoint::check::Check;
 
     use super::*;
-    use crate::http::lifecycle::Event;
-    use crate::http::state::{Judgement, State};
+    use crate::life::Event;
+    use crate::life::state::{Judgement, State};
 
     fn settings() -> Settings {
         Settings {
@@ -464,6 +404,7 @@ mod tests {
 
     fn busy_state() -> State {
         let state = State::new(Judgement::default(), settings());
+        state.apply(Event::Launch);
         state.child_started(4242, "/app/mpc-node");
         state.child_exited(Exit::Signal(9));
         state.child_restarting();
@@ -474,7 +415,7 @@ mod tests {
         )));
         state.note_reason(Reason::new("AccessKeyNotFound", "no such key", None));
         state.set_checks(
-            "keys",
+            entrypoint::stage::Stage::Keys,
             vec![Check::warn("keys.access_key", "not found", "add it")],
         );
         state

@@ -1,12 +1,15 @@
-//! How long the home stage has been waiting on the home's filesystem. On EFS a
-//! stat, a read or a lock that the server never answers does not fail: an NFS
-//! hard mount waits for the server forever, and the calling thread with it.
-//! So the stage runs on a thread of its own and marks its file work here, and
-//! whoever waits for it asks [`IoWatch::overdue`]: a piece of file work under
-//! way longer than `AGENT_HOME_IO_TIMEOUT` is a stall, named by what it was
-//! doing. What is no file work — the pause between tries of a held lock, the
-//! node's own commands, Secrets Manager and EFS API calls, each bounded by its
-//! own timeout — is run [`IoWatch::aside`] and never counts.
+//! File work on the home, on a thread of its own and watched ([`on_own_thread`]):
+//! the one rule for the home stage of `agent run`, `agent doctor`'s home
+//! group and every other read of the home. On EFS a stat, a read or a lock
+//! that the server never answers does not fail: an NFS hard mount waits for
+//! the server forever, and the calling thread with it. So the work runs on a
+//! thread of its own and marks its file work on an [`IoWatch`], and the
+//! waiter asks [`IoWatch::overdue`]: a piece of file work under way longer
+//! than its limit (`AGENT_HOME_IO_TIMEOUT`, doctor's `--timeout`) is a stall,
+//! named by what it was doing. What is no file work — the pause between tries
+//! of a held lock, the node's own commands, Secrets Manager and EFS API
+//! calls, each bounded by its own timeout — is run [`IoWatch::aside`] and
+//! never counts.
 
 use std::future::Future;
 use std::path::Path;
@@ -14,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::check::Check;
+use crate::stage::Failure;
 
 /// Shared by the stage (which marks) and its watcher (which asks).
 #[derive(Clone, Debug, Default)]
@@ -63,6 +67,11 @@ impl IoWatch {
         out
     }
 
+    /// What the file work under way is, if any.
+    fn doing(&self) -> Option<String> {
+        self.slot().as_ref().map(|busy| busy.doing.clone())
+    }
+
     /// The file work under way for `limit` or longer, if any.
     pub fn overdue(&self, limit: Duration) -> Option<Stall> {
         let slot = self.slot();
@@ -75,45 +84,89 @@ impl IoWatch {
     }
 }
 
-/// Runs `work`, file work on the home, on a thread of its own, and waits for
-/// it at most `limit`: past it the thread is left to its call (nothing can
-/// cancel a thread inside a system call) and the answer is the stall. When no
-/// thread can be started, `work` runs here.
+/// How often a waiter looks at the work's clock: often enough to see a stall
+/// soon after `limit`, seldom enough to cost nothing.
+fn watch_every(limit: Duration) -> Duration {
+    (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// The one way the agent does file work on the home: `work` runs on a thread
+/// of its own, with a runtime of its own, marking on the [`IoWatch`] it is
+/// given what it does; the caller's runtime (which serves `/health` and
+/// signals) only waits, and gives up when a piece of that file work has been
+/// under way for `limit` (nothing can cancel a thread inside a system call:
+/// it is left to its call). Waits `work` runs [`IoWatch::aside`] never count.
+/// A thread that cannot start, or ends without an answer (a panic, which the
+/// panic hook already told), is a stall of what it was doing.
+pub async fn on_own_thread<T, Fut>(
+    limit: Duration,
+    work: impl FnOnce(IoWatch) -> Fut + Send + 'static,
+) -> Result<T, Stall>
+where
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let io = IoWatch::default();
+    let on_thread = io.clone();
+    let (tx, mut answer) = tokio::sync::oneshot::channel();
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("home-io".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                let _ = tx.send(runtime.block_on(work(on_thread)));
+            }
+        });
+    if let Err(e) = spawned {
+        return Err(Stall {
+            doing: format!("starting a thread for its file work ({e})"),
+            waited: started.elapsed(),
+        });
+    }
+    let mut watchdog = tokio::time::interval(watch_every(limit));
+    loop {
+        tokio::select! {
+            done = &mut answer => {
+                return done.map_err(|_| Stall {
+                    doing: io.doing().unwrap_or_else(|| "its file work".into())
+                        + " (the work ended without an answer)",
+                    waited: started.elapsed(),
+                });
+            }
+            _ = watchdog.tick() => {
+                if let Some(stall) = io.overdue(limit) {
+                    return Err(stall);
+                }
+            }
+        }
+    }
+}
+
+/// [`on_own_thread`] for file work that is all one piece, `doing`.
 pub async fn off_thread<T: Send + 'static>(
     limit: Duration,
     doing: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Stall> {
-    let work = Arc::new(Mutex::new(Some(work)));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let on_thread = work.clone();
-    let spawned = std::thread::Builder::new()
-        .name("home-io".into())
-        .spawn(move || {
-            let work = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(work) = work {
-                let _ = tx.send(work());
-            }
-        });
-    if spawned.is_err() {
-        let work = work.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(work) = work {
-            return Ok(work());
-        }
-    }
-    let started = Instant::now();
-    match tokio::time::timeout(limit, rx).await {
-        Ok(Ok(done)) => Ok(done),
-        // The thread ended without an answer: it panicked, which the panic
-        // message already told; as seen from here, the work never returned.
-        Ok(Err(_)) | Err(_) => Err(Stall {
-            doing: doing.to_string(),
-            waited: started.elapsed(),
-        }),
-    }
+    let doing = doing.to_string();
+    on_own_thread(limit, move |io| async move {
+        io.start(doing);
+        let out = work();
+        io.stop();
+        out
+    })
+    .await
 }
 
 impl Stall {
+    /// [`Stall::check`] as the failure a stage stops on.
+    pub fn failure(&self, home: &Path, limit: Duration, setting: &str) -> Failure {
+        Failure::refusal(self.check(home, limit, setting))
+    }
+
     /// `homes.stalled`: the home, what hung, for how long, and what to look
     /// at; `setting` names where `limit` came from.
     pub fn check(&self, home: &Path, limit: Duration, setting: &str) -> Check {
@@ -179,5 +232,34 @@ mod tests {
         assert_eq!(stall.doing, "reading secrets.json");
         assert!(stall.waited >= limit);
         drop(release);
+    }
+
+    #[tokio::test]
+    async fn a_long_wait_aside_on_its_own_thread_is_no_stall() {
+        let limit = Duration::from_millis(50);
+        let answer = on_own_thread(limit, move |io| async move {
+            io.start("taking the home's lock");
+            io.aside(tokio::time::sleep(limit * 4)).await;
+            io.stop();
+            "locked"
+        })
+        .await;
+        assert_eq!(answer, Ok("locked"));
+    }
+
+    #[tokio::test]
+    async fn work_that_ends_without_an_answer_is_named_by_what_it_was_doing() {
+        let stall = on_own_thread(Duration::from_secs(5), |io| async move {
+            io.start("reading key");
+            if io.doing().is_some() {
+                panic!("the work broke");
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            stall.doing,
+            "reading key (the work ended without an answer)"
+        );
     }
 }

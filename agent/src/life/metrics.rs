@@ -8,7 +8,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::http::views::Phase;
+use entrypoint::stage::Stage;
+
+use super::Phase;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -156,12 +158,12 @@ impl Metrics {
         }
     }
 
-    pub fn set_stage(&self, stage: &'static str, status: entrypoint::check::Status) {
+    pub fn set_stage(&self, stage: Stage, status: entrypoint::check::Status) {
         use entrypoint::check::Status;
         for s in [Status::Ok, Status::Skipped, Status::Warn, Status::Fail] {
             self.stage_status
                 .get_or_create(&StageStatusLabels {
-                    stage,
+                    stage: stage.as_str(),
                     status: s.as_str(),
                 })
                 .set((s == status).into());
@@ -183,9 +185,11 @@ impl Metrics {
         }
     }
 
-    pub fn set_stage_duration(&self, stage: &'static str, took: std::time::Duration) {
+    pub fn set_stage_duration(&self, stage: Stage, took: std::time::Duration) {
         self.stage_seconds
-            .get_or_create(&StageLabels { stage })
+            .get_or_create(&StageLabels {
+                stage: stage.as_str(),
+            })
             .set(took.as_secs_f64());
     }
 
