@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use agent::views::Status;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -86,6 +87,13 @@ pub struct Response {
 impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The answer of `/status` as the agent's own view: a field renamed or
+    /// missing fails here, not as a silent `null`.
+    pub fn status_view(&self) -> Status {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the agent's /status ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -354,6 +362,18 @@ impl Agent {
     pub fn get(&self, path: &str) -> Response {
         http("GET", self.addr(), path, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `/status`, as the agent's own view.
+    pub fn status(&self) -> Status {
+        self.get("/status").status_view()
+    }
+
+    /// Polls `/status` until `pred` holds on its view; panics with the last
+    /// answer after `timeout`.
+    pub fn wait_status(&self, timeout: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+        self.wait_until("/status", timeout, |r| pred(&r.status_view()))
+            .status_view()
     }
 
     /// Polls `GET path` until `pred` holds; panics with the last answer after `timeout`.
