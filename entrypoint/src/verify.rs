@@ -10,6 +10,7 @@ use near_crypto::PublicKey;
 
 use crate::check::{Check, Problem, ProblemKind, Status};
 use crate::clients::Clients;
+use crate::config::settings::Id;
 use crate::config::{ChainRpc, Node, OnMismatch, OnRpcUnavailable, Policy, SecretsJsonPolicy};
 use crate::homes::{secrets_file, watch};
 use crate::keys::{self, ChainFacts, ChainQuery, ChainReading, KeyReport, KeysInput, KeysVerdict};
@@ -173,7 +174,7 @@ async fn file_keys(
         stall.check(
             &inputs.node.home_dir,
             inputs.home_io_timeout,
-            "AGENT_HOME_IO_TIMEOUT",
+            Id::HomeIoTimeout.name(),
         )
     })
 }

@@ -18,6 +18,7 @@ use super::store_key::{self, StoreKeyVerdict};
 use super::watch::{IoWatch, Stall};
 use super::{Edit, HomeError, NodeUser, lock};
 use crate::check::{Check, Problem, ProblemKind, Status};
+use crate::config::settings::Id;
 use crate::config::{HomeSettings, Node};
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret, SecretName, SecretSettings};
@@ -63,7 +64,7 @@ pub struct HomeStop {
 impl HomeStop {
     /// The stage stopped waiting on a home that does not answer.
     pub fn stalled(stall: &Stall, home: &Path, limit: Duration) -> HomeStop {
-        let check = stall.check(home, limit, "AGENT_HOME_IO_TIMEOUT");
+        let check = stall.check(home, limit, Id::HomeIoTimeout.name());
         HomeStop {
             checks: vec![check.clone()],
             problem: Problem {
