@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, value_parser};
+use entrypoint::config::settings::Id;
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
 use crate::commands::{self, doctor, exec, health, init, keys, run, status};
@@ -249,9 +250,9 @@ fn with_settings(mut cmd: clap::Command, command: Command) -> clap::Command {
 
 fn layers(m: &ArgMatches, command: Command) -> Layers {
     let mut layers = Layers::from_env();
-    for s in SETTINGS.iter().filter(|s| s.read_by(command)) {
-        if let Some(v) = m.get_one::<String>(s.name) {
-            layers.cli.insert(s.name, v.clone());
+    for &id in Id::ALL.iter().filter(|id| id.setting().read_by(command)) {
+        if let Some(v) = m.get_one::<String>(id.name()) {
+            layers.cli.insert(id, v.clone());
         }
     }
     layers.file = m.get_one::<PathBuf>("config").cloned().or_else(|| {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use entrypoint::check::Check;
+use entrypoint::config::settings::Id;
 use entrypoint::config::{Config, ConfigError, Layers, LogFormat, LogTailAccess};
 
 use crate::http::{admission, server};
@@ -101,7 +102,7 @@ pub fn begin<C>(
 ) -> Result<(C, tokio::runtime::Runtime), i32> {
     logging::init(
         LogFormat::from_layers(layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
+        layers.env_value(Id::RustLog),
         output,
     );
     let config = resolve(layers).map_err(|e| refuse(&e, layers, output))?;

@@ -10,6 +10,7 @@ use near_crypto::PublicKey;
 
 use crate::check::{Check, Status};
 use crate::clients::Clients;
+use crate::config::settings::Id;
 use crate::config::{
     ChainRpc, HomeSettings, Node, NodeConfig, OnMismatch, OnRpcUnavailable, Policy,
     SecretsJsonPolicy,
@@ -198,7 +199,7 @@ async fn file_keys(
         stall.check(
             &inputs.node.home_dir,
             inputs.home_io_timeout,
-            "AGENT_HOME_IO_TIMEOUT",
+            Id::HomeIoTimeout.name(),
         )
     })
 }

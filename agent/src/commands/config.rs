@@ -60,7 +60,7 @@ pub fn main(layers: Layers, json: bool) -> i32 {
             for e in &config.base.effective {
                 println!(
                     "{:<24} {:<40} {}",
-                    e.name,
+                    e.id.name(),
                     e.value.as_deref().unwrap_or("(unset)"),
                     serde_json::to_value(&e.source)
                         .expect("JSON")

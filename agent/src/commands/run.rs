@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use entrypoint::clients::Clients;
+use entrypoint::config::settings::Id;
 use entrypoint::config::{ExecConfig, Layers, LogFormat, RunConfig};
 use entrypoint::stage::{Stage, StageStop, StopKind};
 use tokio::sync::mpsc;
@@ -22,7 +23,7 @@ use crate::{exit, logging};
 pub fn main(layers: Layers) -> i32 {
     logging::init(
         LogFormat::from_layers(&layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
+        layers.env_value(Id::RustLog),
         logging::Output::Stdout,
     );
     let runtime = match process::runtime() {
@@ -44,7 +45,7 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
         env: layers
             .env
             .iter()
-            .filter(|(k, _)| k.starts_with("AGENT_") || *k == "RUST_LOG")
+            .filter(|(k, _)| k.starts_with("AGENT_") || *k == Id::RustLog.name())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         cli: layers.cli.clone(),

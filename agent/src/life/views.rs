@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use entrypoint::check::Check;
-use entrypoint::config::{Config, SETTINGS};
+use entrypoint::config::Config;
 use entrypoint::secrets::SecretReport;
 use serde::{Deserialize, Serialize};
 
@@ -350,10 +350,10 @@ impl Settings {
             .effective
             .iter()
             .map(|e| {
-                let setting = SETTINGS.iter().find(|s| s.name == e.name);
+                let setting = e.id.setting();
                 // A URL may carry a provider's API key: scheme, host and port only.
-                let shown = match (setting, &e.value) {
-                    (Some(s), Some(urls)) if s.is_url() => Some(
+                let shown = match &e.value {
+                    Some(urls) if setting.is_url() => Some(
                         urls.split(',')
                             .map(|u| entrypoint::keys::shown_url(u.trim()))
                             .collect::<Vec<_>>()
@@ -362,11 +362,11 @@ impl Settings {
                     _ => e.value.clone(),
                 };
                 Setting {
-                    name: e.name.to_string(),
+                    name: setting.name.to_string(),
                     redacted: shown != e.value,
                     value: shown,
                     source: e.source.clone(),
-                    help: setting.map(|s| s.help.to_string()),
+                    help: Some(setting.help.to_string()),
                 }
             })
             .collect();

@@ -14,7 +14,8 @@ use near_primitives::types::AccountId;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Check, Rule};
-use crate::secrets::SecretSettings;
+use crate::secrets::{SecretName, SecretRef, SecretSettings};
+use settings::Id;
 pub use settings::{Command, SETTINGS, Setting};
 pub use values::{Backoff, CrashLoop, UserSpec};
 
@@ -32,9 +33,9 @@ pub enum Source {
 }
 
 /// One setting as the agent ended up seeing it, for `/config` and `agent config`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Effective {
-    pub name: &'static str,
+    pub id: Id,
     pub value: Option<String>,
     pub source: Source,
 }
@@ -43,8 +44,8 @@ pub struct Effective {
 /// environment holds secrets.
 #[derive(Default)]
 pub struct Layers {
-    /// Values given as flags, by setting name.
-    pub cli: BTreeMap<&'static str, String>,
+    /// Values given as flags.
+    pub cli: BTreeMap<Id, String>,
     /// The process environment.
     pub env: BTreeMap<String, String>,
     /// The `--config` file, if one was named.
@@ -60,10 +61,10 @@ impl Layers {
         }
     }
 
-    /// A non-empty environment value: an empty variable counts as unset.
-    fn env_value(&self, name: &str) -> Option<&str> {
+    /// The setting's non-empty environment value: an empty variable counts as unset.
+    pub fn env_value(&self, id: Id) -> Option<&str> {
         self.env
-            .get(name)
+            .get(id.name())
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
@@ -492,9 +493,9 @@ impl LogFormat {
     pub fn from_layers(layers: &Layers) -> LogFormat {
         let named = layers
             .cli
-            .get("AGENT_LOG_FORMAT")
+            .get(&Id::LogFormat)
             .map(String::as_str)
-            .or_else(|| layers.env_value("AGENT_LOG_FORMAT"));
+            .or_else(|| layers.env_value(Id::LogFormat));
         match named {
             Some("json") => LogFormat::Json,
             Some("plain") => LogFormat::Plain,
@@ -533,11 +534,11 @@ impl<'a> Resolver<'a> {
                 Err(problem) => r.problems.push(problem),
             }
         }
-        r.listen = r.parse("AGENT_LISTEN", values::socket_addr);
-        r.log_format = r.parse("AGENT_LOG_FORMAT", |v| {
+        r.listen = r.parse(Id::Listen, values::socket_addr);
+        r.log_format = r.parse(Id::LogFormat, |v| {
             values::choice(v, &["json", "plain"]).map(log_format_named)
         });
-        r.rust_log = r.value("RUST_LOG");
+        r.rust_log = r.value(Id::RustLog);
         r
     }
 
@@ -574,27 +575,27 @@ impl<'a> Resolver<'a> {
 
     /// How the child is supervised (`run`, `exec`).
     fn supervision(&mut self) -> Option<Supervision> {
-        let restart = self.parse("AGENT_RESTART", |v| {
+        let restart = self.parse(Id::Restart, |v| {
             values::choice(v, &["never", "on-failure", "always"]).map(|c| match c {
                 "never" => RestartPolicy::Never,
                 "always" => RestartPolicy::Always,
                 _ => RestartPolicy::OnFailure,
             })
         });
-        let backoff = self.parse("AGENT_RESTART_BACKOFF", values::backoff);
-        let restart_reset = self.parse("AGENT_RESTART_RESET", values::duration);
-        let crash_loop = self.parse("AGENT_CRASH_LOOP", values::crash_loop);
-        let stop_grace = self.parse("AGENT_STOP_GRACE", values::duration);
-        let prestop_delay = self.parse("AGENT_PRESTOP_DELAY", values::duration);
-        let ready_url = match self.raw("AGENT_READY_URL") {
+        let backoff = self.parse(Id::RestartBackoff, values::backoff);
+        let restart_reset = self.parse(Id::RestartReset, values::duration);
+        let crash_loop = self.parse(Id::CrashLoop, values::crash_loop);
+        let stop_grace = self.parse(Id::StopGrace, values::duration);
+        let prestop_delay = self.parse(Id::PrestopDelay, values::duration);
+        let ready_url = match self.raw(Id::ReadyUrl) {
             Some((value, source)) => {
-                Some(self.parse_found("AGENT_READY_URL", value, source, values::http_url)?)
+                Some(self.parse_found(Id::ReadyUrl, value, source, values::http_url)?)
             }
             None => None,
         };
-        let ready_interval = self.parse("AGENT_READY_INTERVAL", values::duration);
-        let fail_linger = self.parse("AGENT_FAIL_LINGER", values::duration);
-        let status_log_tail = self.parse("AGENT_STATUS_LOG_TAIL", |v| {
+        let ready_interval = self.parse(Id::ReadyInterval, values::duration);
+        let fail_linger = self.parse(Id::FailLinger, values::duration);
+        let status_log_tail = self.parse(Id::StatusLogTail, |v| {
             values::choice(v, &["loopback", "never", "always"]).map(|c| match c {
                 "never" => LogTailAccess::Never,
                 "always" => LogTailAccess::Always,
@@ -630,20 +631,21 @@ impl<'a> Resolver<'a> {
     }
 
     fn efs_file_system_id(&mut self) -> Option<String> {
-        self.parse("AGENT_EFS_FILE_SYSTEM_ID", values::efs_id)
+        self.parse(Id::EfsFileSystemId, values::efs_id)
     }
 
-    /// The raw value of `name` and where it came from; records it as effective.
-    fn raw(&mut self, name: &'static str) -> Option<(String, Source)> {
-        let setting = settings::find(name).expect("every looked-up setting is in the table");
+    /// The raw value of `id` and where it came from; records it as effective.
+    fn raw(&mut self, id: Id) -> Option<(String, Source)> {
+        let setting = id.setting();
         debug_assert!(
             setting.read_by(self.command),
-            "{name} is not read by {:?}",
+            "{} is not read by {:?}",
+            setting.name,
             self.command
         );
-        let found = if let Some(v) = self.layers.cli.get(name).filter(|v| !v.is_empty()) {
+        let found = if let Some(v) = self.layers.cli.get(&id).filter(|v| !v.is_empty()) {
             Some((v.clone(), Source::Cli))
-        } else if let Some(v) = self.layers.env_value(name) {
+        } else if let Some(v) = self.layers.env_value(id) {
             Some((v.to_string(), Source::Env))
         } else if let Some(v) = self.file.get(&setting.file_key()).filter(|v| !v.is_empty()) {
             Some((v.clone(), Source::File))
@@ -653,7 +655,7 @@ impl<'a> Resolver<'a> {
                 .map(|v| (v.to_string(), Source::Default))
         };
         self.effective.push(Effective {
-            name,
+            id,
             value: found.as_ref().map(|(v, _)| v.clone()),
             source: found
                 .as_ref()
@@ -663,28 +665,25 @@ impl<'a> Resolver<'a> {
         found
     }
 
-    fn value(&mut self, name: &'static str) -> Option<String> {
-        self.raw(name).map(|(v, _)| v)
+    fn value(&mut self, id: Id) -> Option<String> {
+        self.raw(id).map(|(v, _)| v)
     }
 
-    /// Parses `name`; a refused value becomes a problem naming the setting, its source, the rule and the fix.
-    fn parse<T>(
-        &mut self,
-        name: &'static str,
-        parse: impl FnOnce(&str) -> Result<T, Rule>,
-    ) -> Option<T> {
-        let (value, source) = self.raw(name)?;
-        self.parse_found(name, value, source, parse)
+    /// Parses `id`; a refused value becomes a problem naming the setting, its source, the rule and the fix.
+    fn parse<T>(&mut self, id: Id, parse: impl FnOnce(&str) -> Result<T, Rule>) -> Option<T> {
+        let (value, source) = self.raw(id)?;
+        self.parse_found(id, value, source, parse)
     }
 
     /// Like [`Resolver::parse`], and an unset value is a problem too.
     fn required<T>(
         &mut self,
-        name: &'static str,
+        id: Id,
         what: &str,
         parse: impl FnOnce(&str) -> Result<T, Rule>,
     ) -> Option<T> {
-        let Some((value, source)) = self.raw(name) else {
+        let Some((value, source)) = self.raw(id) else {
+            let name = id.name();
             self.problems.push(Check::fail(
                 format!("config.{name}"),
                 format!("{name} is not set; it is required ({what})"),
@@ -692,12 +691,12 @@ impl<'a> Resolver<'a> {
             ));
             return None;
         };
-        self.parse_found(name, value, source, parse)
+        self.parse_found(id, value, source, parse)
     }
 
     fn parse_found<T>(
         &mut self,
-        name: &'static str,
+        id: Id,
         value: String,
         source: Source,
         parse: impl FnOnce(&str) -> Result<T, Rule>,
@@ -705,13 +704,14 @@ impl<'a> Resolver<'a> {
         match parse(value.trim()) {
             Ok(v) => Some(v),
             Err(rule) => {
-                self.problem(name, &value, &source, rule);
+                self.problem(id, &value, &source, rule);
                 None
             }
         }
     }
 
-    fn problem(&mut self, name: &str, value: &str, source: &Source, rule: Rule) {
+    fn problem(&mut self, id: Id, value: &str, source: &Source, rule: Rule) {
+        let name = id.name();
         let from = match source {
             Source::Cli => "command line".to_string(),
             Source::Env => "environment".to_string(),
@@ -726,7 +726,7 @@ impl<'a> Resolver<'a> {
             Source::Default => "default".to_string(),
         };
         // A URL may carry an API key: its value is never quoted.
-        let (cause, detail) = if settings::find(name).is_some_and(|s| s.is_url()) {
+        let (cause, detail) = if id.setting().is_url() {
             (
                 format!("{name} (from {from}; the value is not shown) {}", rule.rule),
                 serde_json::json!({ "setting": name, "source": source }),
@@ -743,27 +743,27 @@ impl<'a> Resolver<'a> {
 
     /// The upstream node environment (`agent run`).
     fn node(&mut self) -> Option<Node> {
-        let bin = self.value("AGENT_NODE_BIN").map(PathBuf::from);
-        let home_dir = self.required("MPC_HOME_DIR", "the node's home directory", |v| {
+        let bin = self.value(Id::NodeBin).map(PathBuf::from);
+        let home_dir = self.required(Id::MpcHomeDir, "the node's home directory", |v| {
             Ok(PathBuf::from(v))
         });
-        let chain = self.required("MPC_ENV", "the chain the node joins", |v| {
+        let chain = self.required(Id::MpcEnv, "the chain the node joins", |v| {
             values::choice(v, &Chain::NAMES).map(chain_named)
         });
         let account_id = self.required(
-            "MPC_ACCOUNT_ID",
+            Id::MpcAccountId,
             "the node operator's NEAR account",
             account,
         );
         let contract_id =
-            self.required("MPC_CONTRACT_ID", "the signer contract's account", account);
-        let responder_id = match self.raw("MPC_RESPONDER_ID") {
-            Some((value, source)) => self.parse_found("MPC_RESPONDER_ID", value, source, account),
+            self.required(Id::MpcContractId, "the signer contract's account", account);
+        let responder_id = match self.raw(Id::MpcResponderId) {
+            Some((value, source)) => self.parse_found(Id::MpcResponderId, value, source, account),
             None => account_id.clone(),
         };
-        let boot_nodes = self.parse("NEAR_BOOT_NODES", boot_nodes);
-        let tier3_public_addr = self.parse("MPC_TIER3_PUBLIC_ADDR", values::socket_addr);
-        let log_format = self.parse("MPC_LOG_FORMAT", |v| {
+        let boot_nodes = self.parse(Id::NearBootNodes, boot_nodes);
+        let tier3_public_addr = self.parse(Id::MpcTier3PublicAddr, values::socket_addr);
+        let log_format = self.parse(Id::MpcLogFormat, |v| {
             values::choice(v, &["plain", "json"]).map(str::to_string)
         });
         Some(Node {
@@ -780,14 +780,14 @@ impl<'a> Resolver<'a> {
     }
 
     fn policy(&mut self) -> Option<Policy> {
-        let on_key_mismatch = self.parse("AGENT_ON_KEY_MISMATCH", |v| {
+        let on_key_mismatch = self.parse(Id::OnKeyMismatch, |v| {
             values::choice(v, &["hold", "exit", "warn"]).map(|c| match c {
                 "exit" => OnMismatch::Exit,
                 "warn" => OnMismatch::Warn,
                 _ => OnMismatch::Hold,
             })
         });
-        let on_rpc_unavailable = self.parse("AGENT_ON_RPC_UNAVAILABLE", |v| {
+        let on_rpc_unavailable = self.parse(Id::OnRpcUnavailable, |v| {
             values::choice(v, &["hold", "skip"]).map(|c| match c {
                 "skip" => OnRpcUnavailable::Skip,
                 _ => OnRpcUnavailable::Hold,
@@ -800,21 +800,21 @@ impl<'a> Resolver<'a> {
     }
 
     fn lifetime(&mut self) -> Option<Lifetime> {
-        let hold_grace = self.parse("AGENT_HOLD_GRACE", values::duration);
-        let hold_retry = self.parse("AGENT_HOLD_RETRY", values::backoff);
-        let secret_refresh = self.parse("AGENT_SECRET_REFRESH", values::positive_duration);
-        let metrics_url = self.parse("AGENT_NODE_METRICS_URL", values::http_url);
-        let ready_max_lag = self.parse("AGENT_READY_MAX_LAG", values::duration);
-        let progress_every = self.parse("AGENT_PROGRESS_EVERY", values::positive_duration);
-        let stall = self.parse("AGENT_INDEXER_STALL", values::positive_duration);
-        let on_stall = self.parse("AGENT_ON_STALL", |v| {
+        let hold_grace = self.parse(Id::HoldGrace, values::duration);
+        let hold_retry = self.parse(Id::HoldRetry, values::backoff);
+        let secret_refresh = self.parse(Id::SecretRefresh, values::positive_duration);
+        let metrics_url = self.parse(Id::NodeMetricsUrl, values::http_url);
+        let ready_max_lag = self.parse(Id::ReadyMaxLag, values::duration);
+        let progress_every = self.parse(Id::ProgressEvery, values::positive_duration);
+        let stall = self.parse(Id::IndexerStall, values::positive_duration);
+        let on_stall = self.parse(Id::OnStall, |v| {
             values::choice(v, &["warn", "restart"]).map(|c| match c {
                 "restart" => OnStall::Restart,
                 _ => OnStall::Warn,
             })
         });
-        let chain_watch = self.parse("AGENT_CHAIN_WATCH", values::positive_duration);
-        let min_balance = self.parse("AGENT_MIN_BALANCE", values::near_amount);
+        let chain_watch = self.parse(Id::ChainWatch, values::positive_duration);
+        let min_balance = self.parse(Id::MinBalance, values::near_amount);
         Some(Lifetime {
             hold_grace: hold_grace?,
             hold_retry: hold_retry?,
@@ -833,22 +833,15 @@ impl<'a> Resolver<'a> {
 
     fn secrets(&mut self, chain: Option<Chain>) -> Option<SecretSettings> {
         let mut ids = BTreeMap::new();
-        for name in crate::secrets::SecretName::ALL.map(|n| n.env_name()) {
-            let setting = format!("AGENT_SECRET_ID_{name}");
-            let setting = settings::find(&setting)
-                .expect("every secret has an id setting")
-                .name;
-            if let Some(id) = self.parse(setting, crate::secrets::SecretRef::check) {
-                ids.insert(name, id);
+        for secret in SecretName::ALL {
+            if let Some(id) = self.parse(secret_id_setting(secret), SecretRef::check) {
+                ids.insert(secret.env_name(), id);
             }
         }
-        let template = self.parse(
-            "AGENT_SECRET_ID_TEMPLATE",
-            crate::secrets::SecretRef::check_template,
-        );
-        let dir = self.value("AGENT_SECRETS_DIR").map(PathBuf::from);
-        let timeout = self.parse("AGENT_SECRETS_TIMEOUT", values::duration);
-        let jitter = self.parse("AGENT_SECRETS_JITTER", values::duration);
+        let template = self.parse(Id::SecretIdTemplate, SecretRef::check_template);
+        let dir = self.value(Id::SecretsDir).map(PathBuf::from);
+        let timeout = self.parse(Id::SecretsTimeout, values::duration);
+        let jitter = self.parse(Id::SecretsJitter, values::duration);
         Some(SecretSettings {
             ids,
             template,
@@ -862,13 +855,12 @@ impl<'a> Resolver<'a> {
     /// The NEAR RPC for the key checks. Its default depends on the chain;
     /// without one (the node settings have problems) there is no default.
     fn chain_rpc(&mut self, chain: Option<Chain>) -> Option<ChainRpc> {
-        const NAME: &str = "AGENT_NEAR_RPC_URL";
-        let timeout = self.parse("AGENT_RPC_TIMEOUT", values::positive_duration);
-        let urls = match self.raw(NAME) {
+        let timeout = self.parse(Id::RpcTimeout, values::positive_duration);
+        let urls = match self.raw(Id::NearRpcUrl) {
             Some((value, source)) => {
-                self.parse_found(NAME, value, source, values::http_or_https_urls)
+                self.parse_found(Id::NearRpcUrl, value, source, values::http_or_https_urls)
             }
-            None => self.public_rpc_of(chain?, NAME),
+            None => self.public_rpc_of(chain?, Id::NearRpcUrl),
         };
         Some(ChainRpc {
             urls: urls?,
@@ -876,9 +868,10 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// The public RPC of `chain`, recorded as the effective value of `name`;
+    /// The public RPC of `chain`, recorded as the effective value of `id`;
     /// a localnet has none, so the setting is required there.
-    fn public_rpc_of(&mut self, chain: Chain, name: &'static str) -> Option<Vec<String>> {
+    fn public_rpc_of(&mut self, chain: Chain, id: Id) -> Option<Vec<String>> {
+        let name = id.name();
         let Some(url) = chain.public_rpc_url() else {
             self.problems.push(Check::fail(
                 format!("config.{name}"),
@@ -890,7 +883,7 @@ impl<'a> Resolver<'a> {
             ));
             return None;
         };
-        if let Some(effective) = self.effective.iter_mut().rev().find(|e| e.name == name) {
+        if let Some(effective) = self.effective.iter_mut().rev().find(|e| e.id == id) {
             effective.value = Some(url.to_string());
         }
         Some(vec![url.to_string()])
@@ -898,35 +891,35 @@ impl<'a> Resolver<'a> {
 
     /// How the home is checked and prepared (`agent run`, `init`, `doctor`).
     fn homes(&mut self) -> Option<HomeSettings> {
-        let require_persistent = self.parse("AGENT_REQUIRE_PERSISTENT_HOME", values::boolean);
-        let min_free = self.parse("AGENT_MIN_FREE", values::size);
-        let lock_wait = self.parse("AGENT_LOCK_WAIT", values::wait_limit);
-        let io_timeout = self.parse("AGENT_HOME_IO_TIMEOUT", values::positive_duration);
-        let start_mode = self.parse("AGENT_START_MODE", |v| {
+        let require_persistent = self.parse(Id::RequirePersistentHome, values::boolean);
+        let min_free = self.parse(Id::MinFree, values::size);
+        let lock_wait = self.parse(Id::LockWait, values::wait_limit);
+        let io_timeout = self.parse(Id::HomeIoTimeout, values::positive_duration);
+        let start_mode = self.parse(Id::StartMode, |v| {
             values::choice(v, &["auto", "legacy", "config-file"]).map(|c| match c {
                 "legacy" => StartMode::Legacy,
                 "config-file" => StartMode::ConfigFile,
                 _ => StartMode::Auto,
             })
         });
-        let secrets_json = self.parse("AGENT_SECRETS_JSON", |v| {
+        let secrets_json = self.parse(Id::SecretsJson, |v| {
             values::choice(v, &["reconcile", "keep", "replace"]).map(|c| match c {
                 "keep" => SecretsJsonPolicy::Keep,
                 "replace" => SecretsJsonPolicy::Replace,
                 _ => SecretsJsonPolicy::Reconcile,
             })
         });
-        let node_user = match self.raw("AGENT_NODE_USER") {
+        let node_user = match self.raw(Id::NodeUser) {
             Some((value, source)) => {
-                Some(self.parse_found("AGENT_NODE_USER", value, source, values::user_spec)?)
+                Some(self.parse_found(Id::NodeUser, value, source, values::user_spec)?)
             }
             None => None,
         };
-        let localnet_genesis = self.value("AGENT_LOCALNET_GENESIS").map(PathBuf::from);
-        let generate_store_key = self.parse("AGENT_GENERATE_STORE_KEY", values::boolean);
-        let generate_backup_key = self.parse("AGENT_GENERATE_BACKUP_KEY", values::boolean);
-        let nearcore_rpc_addr = self.parse("AGENT_NEARCORE_RPC_ADDR", values::socket_addr);
-        let nearcore_network_addr = self.parse("AGENT_NEARCORE_NETWORK_ADDR", values::socket_addr);
+        let localnet_genesis = self.value(Id::LocalnetGenesis).map(PathBuf::from);
+        let generate_store_key = self.parse(Id::GenerateStoreKey, values::boolean);
+        let generate_backup_key = self.parse(Id::GenerateBackupKey, values::boolean);
+        let nearcore_rpc_addr = self.parse(Id::NearcoreRpcAddr, values::socket_addr);
+        let nearcore_network_addr = self.parse(Id::NearcoreNetworkAddr, values::socket_addr);
         Some(HomeSettings {
             require_persistent: require_persistent?,
             min_free: min_free?,
@@ -1039,6 +1032,16 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, Check> {
         .collect()
 }
 
+/// The setting holding the Secrets Manager id of `secret`.
+fn secret_id_setting(secret: SecretName) -> Id {
+    match secret {
+        SecretName::AccountSk => Id::SecretIdMpcAccountSk,
+        SecretName::P2pPrivateKey => Id::SecretIdMpcP2pPrivateKey,
+        SecretName::SecretStoreKey => Id::SecretIdMpcSecretStoreKey,
+        SecretName::BackupEncryptionKey => Id::SecretIdMpcBackupEncryptionKeyHex,
+    }
+}
+
 /// The chain called `name`, one of [`Chain::NAMES`].
 fn chain_named(name: &str) -> Chain {
     match name {
@@ -1132,7 +1135,7 @@ mod tests {
             .base
             .effective
             .iter()
-            .find(|e| e.name == "AGENT_NEAR_RPC_URL")
+            .find(|e| e.id == Id::NearRpcUrl)
             .unwrap();
         assert_eq!(
             effective.value.as_deref(),
@@ -1150,7 +1153,7 @@ mod tests {
                 .base
                 .effective
                 .iter()
-                .any(|e| e.name == "AGENT_NEAR_RPC_URL")
+                .any(|e| e.id == Id::NearRpcUrl)
         );
     }
 
@@ -1218,7 +1221,7 @@ mod tests {
                 .base
                 .effective
                 .iter()
-                .any(|e| e.name == "AGENT_MIN_FREE")
+                .any(|e| e.id == Id::MinFree)
         );
     }
 
@@ -1295,26 +1298,26 @@ mod tests {
         .unwrap();
         let mut l = layers(&[("AGENT_STOP_GRACE", "2s"), ("AGENT_PRESTOP_DELAY", "5s")]);
         l.file = Some(file);
-        l.cli.insert("AGENT_STOP_GRACE", "1s".into());
+        l.cli.insert(Id::StopGrace, "1s".into());
         let config = ExecConfig::resolve(&l).unwrap();
         let s = &config.supervision;
         assert_eq!(s.stop_grace, Duration::from_secs(1));
         assert_eq!(s.prestop_delay, Duration::from_secs(5));
         assert_eq!(s.restart_reset, Duration::from_secs(7));
-        let source = |name| {
+        let source = |id| {
             config
                 .base
                 .effective
                 .iter()
-                .find(|e| e.name == name)
+                .find(|e| e.id == id)
                 .unwrap()
                 .source
                 .clone()
         };
-        assert_eq!(source("AGENT_STOP_GRACE"), Source::Cli);
-        assert_eq!(source("AGENT_PRESTOP_DELAY"), Source::Env);
-        assert_eq!(source("AGENT_RESTART_RESET"), Source::File);
-        assert_eq!(source("AGENT_CRASH_LOOP"), Source::Default);
+        assert_eq!(source(Id::StopGrace), Source::Cli);
+        assert_eq!(source(Id::PrestopDelay), Source::Env);
+        assert_eq!(source(Id::RestartReset), Source::File);
+        assert_eq!(source(Id::CrashLoop), Source::Default);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -1329,6 +1332,16 @@ mod tests {
                 .unwrap()
                 .contains("AGENT_STOP_GRACE")
         );
+    }
+
+    #[test]
+    fn each_secret_has_the_id_setting_named_after_it() {
+        for secret in SecretName::ALL {
+            assert_eq!(
+                secret_id_setting(secret).name(),
+                format!("AGENT_SECRET_ID_{}", secret.env_name())
+            );
+        }
     }
 
     #[test]

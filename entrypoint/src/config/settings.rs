@@ -1,6 +1,41 @@
 //! The table of every setting the agent reads: its name, what it means, its
 //! default, and which commands read it. `--help`, the TOML file keys, `/config`
 //! and the README reference are all generated from this one table.
+//!
+//! The code reads a setting by its [`Id`], never by its name, so a misspelt
+//! setting does not compile:
+//!
+//! ```
+//! use entrypoint::config::settings::Id;
+//! assert_eq!(Id::StopGrace.setting().name, "AGENT_STOP_GRACE");
+//! ```
+//!
+//! ```compile_fail
+//! use entrypoint::config::settings::Id;
+//! assert_eq!(Id::StopGrase.setting().name, "AGENT_STOP_GRACE");
+//! ```
+//!
+//! Adding a setting is one row in [`SETTINGS`] (in the `settings!` block
+//! below): its id, the name without `AGENT_` in CamelCase (`AGENT_STOP_GRACE`
+//! is `StopGrace`, `MPC_HOME_DIR` is `MpcHomeDir`), beside its [`Setting`]:
+//!
+//! ```text
+//! VaultUrl => Setting {
+//!     name: "AGENT_VAULT_URL",
+//!     value_name: "URL",
+//!     help: "…",
+//!     default: Default::Unset("none"),
+//!     group: Group::Secrets,
+//!     commands: &[Run, Doctor],
+//! },
+//! ```
+//!
+//! The row makes the variant `Id::VaultUrl`, the flag `--vault-url`, the file
+//! key `vault_url`, the `--help` line, and the README line
+//! (`scripts/update-readme-reference` writes it). Then the resolver
+//! (`config/mod.rs`) reads it into its section, e.g.
+//! `self.parse(Id::VaultUrl, values::http_url)`; every command that reads it
+//! must be in its `commands` (a debug build asserts it).
 
 /// The agent's commands, as far as settings are concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,8 +181,40 @@ const NODE: &[Command] = &[Run, Keys, Init, Doctor];
 /// The commands that inspect or prepare the node's home.
 const HOME: &[Command] = &[Run, Init, Doctor];
 
-pub static SETTINGS: &[Setting] = &[
-    Setting {
+/// Declares [`Id`], one variant per row, and [`SETTINGS`], the rows in the
+/// same order: `Id::X.setting()` is the row written beside `X`.
+macro_rules! settings {
+    ($($id:ident => $row:expr,)*) => {
+        /// A setting as the code names it; [`Id::setting`] is its row of the table.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Id {
+            $($id,)*
+        }
+
+        impl Id {
+            /// Every setting, in the table's order.
+            pub const ALL: &[Id] = &[$(Id::$id,)*];
+        }
+
+        /// Every setting, in the order of [`Id`].
+        pub static SETTINGS: &[Setting] = &[$($row,)*];
+    };
+}
+
+impl Id {
+    /// Its row of [`SETTINGS`].
+    pub fn setting(self) -> &'static Setting {
+        &SETTINGS[self as usize]
+    }
+
+    /// The environment variable, e.g. `AGENT_STOP_GRACE`.
+    pub fn name(self) -> &'static str {
+        self.setting().name
+    }
+}
+
+settings! {
+    Listen => Setting {
         name: "AGENT_LISTEN",
         value_name: "ADDR",
         help: "Address of the agent's HTTP server (/health, /ready, /status, /metrics, /config); `agent health` asks it",
@@ -155,7 +222,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Agent,
         commands: ALL,
     },
-    Setting {
+    LogFormat => Setting {
         name: "AGENT_LOG_FORMAT",
         value_name: "json|plain",
         help: "Format of the agent's own log lines (the child's output passes through unchanged)",
@@ -163,7 +230,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Agent,
         commands: ALL,
     },
-    Setting {
+    Restart => Setting {
         name: "AGENT_RESTART",
         value_name: "never|on-failure|always",
         help: "When to start the child again after it exits",
@@ -174,7 +241,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    RestartBackoff => Setting {
         name: "AGENT_RESTART_BACKOFF",
         value_name: "MIN..MAX",
         help: "Delay before a restart: MIN after the first exit, doubled per exit (with jitter) up to MAX",
@@ -182,7 +249,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    RestartReset => Setting {
         name: "AGENT_RESTART_RESET",
         value_name: "DURATION",
         help: "A child that stayed up this long starts the backoff over",
@@ -190,7 +257,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    CrashLoop => Setting {
         name: "AGENT_CRASH_LOOP",
         value_name: "EXITS/WINDOW",
         help: "This many exits within the window is a crash loop: /health fails, then the agent exits with the child's last code",
@@ -198,7 +265,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    StopGrace => Setting {
         name: "AGENT_STOP_GRACE",
         value_name: "DURATION",
         help: "After forwarding SIGTERM, how long the child may take before SIGKILL (keep it below ECS stopTimeout)",
@@ -206,7 +273,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    PrestopDelay => Setting {
         name: "AGENT_PRESTOP_DELAY",
         value_name: "DURATION",
         help: "On SIGTERM, /ready fails at once and the signal reaches the child after this delay (load balancer deregistration)",
@@ -214,7 +281,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    ReadyUrl => Setting {
         name: "AGENT_READY_URL",
         value_name: "URL",
         help: "The child is ready only while this URL answers 200 (polled in the background)",
@@ -225,7 +292,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    ReadyInterval => Setting {
         name: "AGENT_READY_INTERVAL",
         value_name: "DURATION",
         help: "How often AGENT_READY_URL is polled; an answer older than three intervals no longer counts",
@@ -233,7 +300,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    StatusLogTail => Setting {
         name: "AGENT_STATUS_LOG_TAIL",
         value_name: "loopback|never|always",
         help: "Who gets the node's last log lines on /status (key-like strings redacted either way): clients on loopback only (docker exec … agent doctor, curl on the box), nobody, or every client",
@@ -241,7 +308,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Agent,
         commands: SUPERVISORS,
     },
-    Setting {
+    FailLinger => Setting {
         name: "AGENT_FAIL_LINGER",
         value_name: "DURATION",
         help: "After a failure for good (crash loop), how long /health and /status keep reporting it before the agent exits",
@@ -249,7 +316,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Supervision,
         commands: SUPERVISORS,
     },
-    Setting {
+    SecretIdMpcAccountSk => Setting {
         name: "AGENT_SECRET_ID_MPC_ACCOUNT_SK",
         value_name: "ID",
         help: "Secrets Manager secret holding MPC_ACCOUNT_SK: name, ARN, or ECS valueFrom form ARN:json-key:version-stage:version-id",
@@ -257,7 +324,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretIdMpcP2pPrivateKey => Setting {
         name: "AGENT_SECRET_ID_MPC_P2P_PRIVATE_KEY",
         value_name: "ID",
         help: "Secrets Manager secret holding MPC_P2P_PRIVATE_KEY (same forms)",
@@ -265,7 +332,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretIdMpcSecretStoreKey => Setting {
         name: "AGENT_SECRET_ID_MPC_SECRET_STORE_KEY",
         value_name: "ID",
         help: "Secrets Manager secret holding MPC_SECRET_STORE_KEY (same forms)",
@@ -273,7 +340,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretIdMpcBackupEncryptionKeyHex => Setting {
         name: "AGENT_SECRET_ID_MPC_BACKUP_ENCRYPTION_KEY_HEX",
         value_name: "ID",
         help: "Secrets Manager secret holding MPC_BACKUP_ENCRYPTION_KEY_HEX (same forms)",
@@ -281,7 +348,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretIdTemplate => Setting {
         name: "AGENT_SECRET_ID_TEMPLATE",
         value_name: "TEMPLATE",
         help: "Secret id for every secret without its own id: {name} becomes MPC_ACCOUNT_SK…, {name_lower} mpc_account_sk…",
@@ -289,7 +356,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretsDir => Setting {
         name: "AGENT_SECRETS_DIR",
         value_name: "DIR",
         help: "Directory with one file per secret (MPC_ACCOUNT_SK or mpc_account_sk), for secrets not in the environment or Secrets Manager",
@@ -297,7 +364,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretsTimeout => Setting {
         name: "AGENT_SECRETS_TIMEOUT",
         value_name: "DURATION",
         help: "Deadline for fetching every secret, retries included",
@@ -305,7 +372,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    SecretsJitter => Setting {
         name: "AGENT_SECRETS_JITTER",
         value_name: "DURATION",
         help: "Random delay (0 to this) before the first fetch, so a fleet restarting together does not hit the API at once",
@@ -313,7 +380,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Secrets,
         commands: NODE,
     },
-    Setting {
+    NodeBin => Setting {
         name: "AGENT_NODE_BIN",
         value_name: "PATH",
         help: "The mpc-node binary",
@@ -321,7 +388,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcHomeDir => Setting {
         name: "MPC_HOME_DIR",
         value_name: "DIR",
         help: "The node's home (near home and MPC state); belongs on EFS",
@@ -329,7 +396,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcEnv => Setting {
         name: "MPC_ENV",
         value_name: "CHAIN",
         help: "Which chain: mpc-localnet, testnet or mainnet",
@@ -337,7 +404,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcAccountId => Setting {
         name: "MPC_ACCOUNT_ID",
         value_name: "ACCOUNT",
         help: "The node operator's NEAR account; signs every transaction of the node",
@@ -345,7 +412,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcContractId => Setting {
         name: "MPC_CONTRACT_ID",
         value_name: "ACCOUNT",
         help: "The signer contract, e.g. v1.signer or v1.signer-prod.testnet",
@@ -353,7 +420,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcResponderId => Setting {
         name: "MPC_RESPONDER_ID",
         value_name: "ACCOUNT",
         help: "Responder account written into config.yaml",
@@ -361,7 +428,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    NearBootNodes => Setting {
         name: "NEAR_BOOT_NODES",
         value_name: "LIST",
         help: "Comma-separated ed25519:KEY@HOST:PORT peers for the first init",
@@ -369,7 +436,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcTier3PublicAddr => Setting {
         name: "MPC_TIER3_PUBLIC_ADDR",
         value_name: "IP:PORT",
         help: "Public address for peer state sync (needed behind NAT)",
@@ -377,7 +444,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    MpcLogFormat => Setting {
         name: "MPC_LOG_FORMAT",
         value_name: "plain|json",
         help: "The node's log format",
@@ -385,7 +452,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: NODE,
     },
-    Setting {
+    NearRpcUrl => Setting {
         name: "AGENT_NEAR_RPC_URL",
         value_name: "URL[,URL…]",
         help: "NEAR JSON-RPC endpoints for the key checks, comma-separated, tried in order",
@@ -395,7 +462,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Chain,
         commands: NODE,
     },
-    Setting {
+    RpcTimeout => Setting {
         name: "AGENT_RPC_TIMEOUT",
         value_name: "DURATION",
         help: "How long one NEAR RPC request may take; transient failures are tried twice more",
@@ -403,7 +470,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Chain,
         commands: NODE,
     },
-    Setting {
+    OnKeyMismatch => Setting {
         name: "AGENT_ON_KEY_MISMATCH",
         value_name: "hold|exit|warn",
         help: "A secret is invalid or a key does not match the chain: hold (do not start the node, report, re-check until it matches), exit (78), or warn (start anyway; an invalid secret always holds). agent init treats hold as exit",
@@ -411,7 +478,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Policy,
         commands: &[Run, Init],
     },
-    Setting {
+    OnRpcUnavailable => Setting {
         name: "AGENT_ON_RPC_UNAVAILABLE",
         value_name: "hold|skip",
         help: "No NEAR RPC answered: hold (re-check until one does) or skip (start with a warning)",
@@ -419,7 +486,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Policy,
         commands: &[Run, Init],
     },
-    Setting {
+    HoldGrace => Setting {
         name: "AGENT_HOLD_GRACE",
         value_name: "DURATION",
         help: "How long a hold is a warning on /health (200) before it becomes a failure (503) so the orchestrator replaces the task",
@@ -427,7 +494,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Policy,
         commands: &[Run],
     },
-    Setting {
+    HoldRetry => Setting {
         name: "AGENT_HOLD_RETRY",
         value_name: "MIN..MAX",
         help: "While holding, the secrets are fetched and the chain asked again after MIN, doubling up to MAX",
@@ -435,7 +502,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Policy,
         commands: &[Run],
     },
-    Setting {
+    SecretRefresh => Setting {
         name: "AGENT_SECRET_REFRESH",
         value_name: "DURATION",
         help: "How often the running agent fetches the secrets again (jittered); a changed, valid, matching secret restarts the node once",
@@ -443,7 +510,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Policy,
         commands: &[Run],
     },
-    Setting {
+    NodeMetricsUrl => Setting {
         name: "AGENT_NODE_METRICS_URL",
         value_name: "URL",
         help: "The node's Prometheus endpoint: its indexer's height and block time decide readiness, sync progress and stalls; an image without them falls back to AGENT_READY_URL alone, noted on /status",
@@ -451,7 +518,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    ReadyMaxLag => Setting {
         name: "AGENT_READY_MAX_LAG",
         value_name: "DURATION",
         help: "/ready is 200 only while the indexer's latest block is at most this far behind the wall clock (/health stays 200 while it syncs)",
@@ -459,7 +526,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    ProgressEvery => Setting {
         name: "AGENT_PROGRESS_EVERY",
         value_name: "DURATION",
         help: "While the indexer is behind, one log line of sync progress this often; one more when it catches up",
@@ -467,7 +534,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    IndexerStall => Setting {
         name: "AGENT_INDEXER_STALL",
         value_name: "DURATION",
         help: "A running node whose indexer height has not advanced for this long is stalled: /health warns with the height, since when and the chain's head",
@@ -475,7 +542,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    OnStall => Setting {
         name: "AGENT_ON_STALL",
         value_name: "warn|restart",
         help: "What a stall does beyond the warning: restart stops the node gracefully and starts it through the stages, at most once per AGENT_CRASH_LOOP window",
@@ -483,7 +550,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    ChainWatch => Setting {
         name: "AGENT_CHAIN_WATCH",
         value_name: "DURATION",
         help: "How often (jittered) the running agent asks the chain again: signer key and permission, participant entry, contract state, allowance, balance; a change is a reason and a metric, never a restart",
@@ -491,7 +558,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    MinBalance => Setting {
         name: "AGENT_MIN_BALANCE",
         value_name: "AMOUNT",
         help: "The chain watch warns when the account's available balance (what storage does not lock) falls below this; the node's transactions pay gas from it",
@@ -499,7 +566,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Life,
         commands: &[Run],
     },
-    Setting {
+    EfsFileSystemId => Setting {
         name: "AGENT_EFS_FILE_SYSTEM_ID",
         value_name: "FS_ID",
         help: "The EFS file system of the home: agent doctor checks it is available, has a mount target in this availability zone, and answers on 2049",
@@ -507,7 +574,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: &[Run, Doctor],
     },
-    Setting {
+    RustLog => Setting {
         name: "RUST_LOG",
         value_name: "FILTER",
         help: "Log filter of the agent and of the node",
@@ -515,7 +582,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Node,
         commands: ALL,
     },
-    Setting {
+    RequirePersistentHome => Setting {
         name: "AGENT_REQUIRE_PERSISTENT_HOME",
         value_name: "BOOL",
         help: "Refuse a home on tmpfs, the container's own layer or any filesystem that does not outlive the task (EFS expected)",
@@ -523,7 +590,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    MinFree => Setting {
         name: "AGENT_MIN_FREE",
         value_name: "SIZE",
         help: "Refuse to start with less free space on the home; warn below twice this",
@@ -531,7 +598,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    LockWait => Setting {
         name: "AGENT_LOCK_WAIT",
         value_name: "DURATION|forever",
         help: "How long to wait while another agent holds the home's lock (one node per home) before giving up",
@@ -539,7 +606,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    HomeIoTimeout => Setting {
         name: "AGENT_HOME_IO_TIMEOUT",
         value_name: "DURATION",
         help: "A piece of file work on the home (a stat, a read, the lock, a write) that has not returned after this long fails the boot by name (EFS unreachable, an NFS hard mount waiting on a server that is gone); /health keeps answering and SIGTERM keeps working",
@@ -547,7 +614,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    StartMode => Setting {
         name: "AGENT_START_MODE",
         value_name: "auto|legacy|config-file",
         help: "Start mpc-node with `start` and config.yaml (legacy) or `start-with-config-file`; auto asks the binary's --help",
@@ -555,7 +622,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    SecretsJson => Setting {
         name: "AGENT_SECRETS_JSON",
         value_name: "reconcile|keep|replace",
         help: "When secrets.json differs from the validated keys: the side the chain accepts wins (reconcile), the file stays (keep), or it is replaced; a backup is kept",
@@ -563,7 +630,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    NodeUser => Setting {
         name: "AGENT_NODE_USER",
         value_name: "NAME|UID:GID",
         help: "User the node runs as; owns every file the agent writes on the home",
@@ -571,7 +638,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    GenerateStoreKey => Setting {
         name: "AGENT_GENERATE_STORE_KEY",
         value_name: "BOOL",
         help: "With no MPC_SECRET_STORE_KEY anywhere and no share on the home, generate one and store it in its Secrets Manager secret before the node uses it (never when a share exists)",
@@ -579,7 +646,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    GenerateBackupKey => Setting {
         name: "AGENT_GENERATE_BACKUP_KEY",
         value_name: "BOOL",
         help: "With no MPC_BACKUP_ENCRYPTION_KEY_HEX anywhere, store the home's backup_encryption_key.hex (or 32 random bytes) in its Secrets Manager secret before the node starts, and give the node that key on every boot (the node otherwise makes a new one on every start)",
@@ -587,7 +654,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    NearcoreRpcAddr => Setting {
         name: "AGENT_NEARCORE_RPC_ADDR",
         value_name: "IP:PORT",
         help: "nearcore's JSON-RPC listen address, set in config.json (rpc.addr) on every boot, e.g. 0.0.0.0:3031 for a second node on one host (upstream's [near_init] rpc_addr)",
@@ -595,7 +662,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    NearcoreNetworkAddr => Setting {
         name: "AGENT_NEARCORE_NETWORK_ADDR",
         value_name: "IP:PORT",
         help: "nearcore's peer-to-peer listen address, set in config.json (network.addr) on every boot, e.g. 0.0.0.0:24568 for a second node on one host (upstream's [near_init] network_addr)",
@@ -603,7 +670,7 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-    Setting {
+    LocalnetGenesis => Setting {
         name: "AGENT_LOCALNET_GENESIS",
         value_name: "PATH",
         help: "Genesis for the first init on mpc-localnet (put back over the one init writes)",
@@ -611,9 +678,10 @@ pub static SETTINGS: &[Setting] = &[
         group: Group::Home,
         commands: HOME,
     },
-];
+}
 
-/// The setting called `name`.
+/// The setting called `name`, for a name from outside the code: an
+/// environment variable, another agent's `/config`, a task definition.
 pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
 }
@@ -624,27 +692,63 @@ mod tests {
 
     #[test]
     fn flags_and_file_keys_follow_the_name() {
-        let grace = find("AGENT_STOP_GRACE").unwrap();
+        let grace = Id::StopGrace.setting();
         assert_eq!(grace.flag(), "stop-grace");
         assert_eq!(grace.file_key(), "stop_grace");
-        let home = find("MPC_HOME_DIR").unwrap();
+        let home = Id::MpcHomeDir.setting();
         assert_eq!(home.flag(), "mpc-home-dir");
     }
 
     #[test]
-    fn names_are_unique() {
-        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.name).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), SETTINGS.len());
+    fn every_id_is_one_row_and_every_row_one_id() {
+        assert_eq!(Id::ALL.len(), SETTINGS.len());
+        for (row, id) in Id::ALL.iter().enumerate() {
+            assert!(std::ptr::eq(id.setting(), &SETTINGS[row]), "{id:?}");
+        }
+    }
+
+    /// `StopGrace` sits beside `AGENT_STOP_GRACE`: a row under another
+    /// setting's id would be read where that setting is meant.
+    #[test]
+    fn every_id_is_named_after_its_setting() {
+        for id in Id::ALL {
+            let mut key = String::new();
+            for c in format!("{id:?}").chars() {
+                if c.is_ascii_uppercase() && !key.is_empty() {
+                    key.push('_');
+                }
+                key.push(c.to_ascii_lowercase());
+            }
+            assert_eq!(key, id.setting().file_key(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn names_flags_and_file_keys_are_unique() {
+        let keys: [fn(&Setting) -> String; 3] =
+            [|s| s.name.to_string(), Setting::flag, Setting::file_key];
+        for key in keys {
+            let mut keys: Vec<String> = SETTINGS.iter().map(key).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), SETTINGS.len());
+        }
+    }
+
+    #[test]
+    fn find_knows_every_setting_by_its_name_alone() {
+        for id in Id::ALL {
+            assert!(std::ptr::eq(find(id.name()).unwrap(), id.setting()));
+        }
+        assert!(find("AGENT_STOP_GRCE").is_none());
     }
 
     #[test]
     fn defaults_differ_between_exec_and_run_where_documented() {
-        let restart = find("AGENT_RESTART").unwrap();
+        let restart = Id::Restart.setting();
         assert_eq!(restart.default_for(Command::Exec), Some("never"));
         assert_eq!(restart.default_for(Command::Run), Some("on-failure"));
-        let ready = find("AGENT_READY_URL").unwrap();
+        let ready = Id::ReadyUrl.setting();
         assert_eq!(ready.default_text(Command::Exec), "none");
     }
 

@@ -18,6 +18,7 @@ use super::secrets_file::{self, SecretsJsonOutcome};
 use super::store_key::{self, StoreKeyVerdict};
 use super::{Edit, HomeError, NodeUser, lock};
 use crate::check::{Check, Status};
+use crate::config::settings::Id;
 use crate::config::{HomeSettings, Node};
 use crate::keys::ChainFacts;
 use crate::secrets::{self, NodeSecrets, Secret, SecretName, SecretSettings};
@@ -77,7 +78,7 @@ impl Stall {
             Stage::Home,
             StopKind::Stalled,
             Vec::new(),
-            self.failure(home, limit, "AGENT_HOME_IO_TIMEOUT"),
+            self.failure(home, limit, Id::HomeIoTimeout.name()),
         )
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::check::Check;
+use crate::config::settings::Id;
 use crate::config::{Chain, HomeSettings, Node, StartMode};
 use crate::homes::beneath::Refusal;
 use crate::homes::init::{NodeCommands, NodeExit};
@@ -272,7 +273,7 @@ const DEFAULT_LOG_FILTER: &str = "info";
 
 fn node_log_filter(process_env: &BTreeMap<String, String>) -> &str {
     process_env
-        .get("RUST_LOG")
+        .get(Id::RustLog.name())
         .map(String::as_str)
         .filter(|v| !v.is_empty())
         .unwrap_or(DEFAULT_LOG_FILTER)

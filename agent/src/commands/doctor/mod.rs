@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
+use entrypoint::config::settings::Id;
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
 use entrypoint::homes::{self, HomeInputs, NodeUser, WriteTest};
 use entrypoint::keys;
@@ -97,7 +98,7 @@ struct Entry {
 pub fn main(layers: Layers, options: Options) -> i32 {
     logging::init(
         LogFormat::from_layers(&layers),
-        layers.env.get("RUST_LOG").map(String::as_str),
+        layers.env_value(Id::RustLog),
         logging::Output::Stderr,
     );
     if options.list {
@@ -232,18 +233,13 @@ async fn source(
     layers: Layers,
     options: &Options,
 ) -> Result<(Origin, Layers, Option<ConfigView>), Check> {
-    let local = options.from.is_none()
-        && layers
-            .env
-            .get("MPC_HOME_DIR")
-            .is_some_and(|v| !v.is_empty());
+    let local = options.from.is_none() && layers.env_value(Id::MpcHomeDir).is_some();
     if local {
         return Ok((Origin::Environment, layers, None));
     }
     let base = options.from.clone().unwrap_or_else(|| {
         let listen = layers
-            .env
-            .get("AGENT_LISTEN")
+            .env_value(Id::Listen)
             .and_then(|l| l.parse().ok())
             .unwrap_or_else(|| "127.0.0.1:8090".parse().expect("a valid address"));
         entrypoint::config::local_url(listen, "")
