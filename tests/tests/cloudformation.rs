@@ -3,17 +3,20 @@
 //! groups and the task definition are what the agent needs (the task
 //! definition equal to `docker/ecs-task-definition.json` wherever the agent
 //! relies on it), the task role reaches its own path of the keyshare vault and
-//! can delete nothing; deployed into moto's CloudFormation, it completes,
-//! `agent doctor --check aws` in the task's place is green, and the vault
-//! exists.
+//! can delete nothing, the weekly drill runs `agent vault verify` and nothing
+//! else, every alarm reads a metric the agent writes ([`AGENT_METRICS`]) and
+//! the fleet's dashboard finds every node by search; deployed into moto's
+//! CloudFormation, it completes, `agent doctor --check aws` in the task's
+//! place is green, and the vault, the topic, the dashboard and the drill exist.
 //!
 //! moto does not model `AWS::SecretsManager::Secret` (it skips the resource),
 //! answers a `Ref` to `AWS::EFS::AccessPoint` with no id, keeps of a task
 //! definition only its family, containers, volume names and memory, and of a
 //! service only its cluster, task definition and count; it accepts without
-//! creating `AWS::S3::BucketPolicy`, and does not apply a bucket's Object
-//! Lock, versioning, public access block or bucket key: those parts are
-//! checked on the template.
+//! creating `AWS::S3::BucketPolicy`, `AWS::CloudWatch::Alarm`,
+//! `AWS::Scheduler::Schedule` and `AWS::SNS::TopicPolicy`, and does not apply
+//! a bucket's Object Lock, versioning, public access block or bucket key:
+//! those parts are checked on the template.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -565,8 +568,13 @@ fn the_task_definition_is_the_json_one_wherever_the_agent_relies_on_it() {
     ] {
         assert_eq!(env.get(name), reference_env.get(name), "{name}");
     }
-    // The vault: set in both, whatever their values.
-    for name in ["AGENT_KEYSHARE_VAULT", "AGENT_KEYSHARE_VAULT_KMS_KEY"] {
+    // The vault and the metrics: set in both, whatever their values.
+    for name in [
+        "AGENT_KEYSHARE_VAULT",
+        "AGENT_KEYSHARE_VAULT_KMS_KEY",
+        "AGENT_CLOUDWATCH_NAMESPACE",
+        "AGENT_CLOUDWATCH_NODE",
+    ] {
         assert!(env.contains_key(name), "the stack's task has no {name}");
         assert!(
             reference_env.contains_key(name),
@@ -778,7 +786,7 @@ fn deploy(moto: &Moto, extra: &[(&str, &str)]) -> (BTreeMap<String, String>, [St
 fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() {
     let moto = Moto::start();
     let config = moto.sdk_config();
-    let (outputs, [subnet_a, subnet_b]) = deploy(&moto, &[]);
+    let (outputs, [subnet_a, subnet_b]) = deploy(&moto, &[("AlertEmail", "ops@example.com")]);
     let fs = &outputs["FileSystemId"];
     assert!(fs.starts_with("fs-"), "{fs}");
 
@@ -980,6 +988,57 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
     );
     assert_eq!(outputs["VaultUri"], format!("s3://{bucket}/keyshares"));
     assert_eq!(&setting("AGENT_KEYSHARE_VAULT_KMS_KEY"), key);
+    assert_eq!(setting("AGENT_CLOUDWATCH_NAMESPACE"), "MpcAgent");
+    assert_eq!(setting("AGENT_CLOUDWATCH_NODE"), "mpc-node-0");
+
+    // The topic, mailing the address given.
+    let topic = &outputs["AlertsTopicArn"];
+    assert!(topic.ends_with(":mpc-node-0-alerts"), "{topic}");
+    let subscriptions = moto.query(
+        "sns",
+        &format!("Action=ListSubscriptionsByTopic&TopicArn={topic}&Version=2010-03-31"),
+    );
+    assert_eq!(xml(&subscriptions, "Protocol"), "email", "{subscriptions}");
+    assert_eq!(xml(&subscriptions, "Endpoint"), "ops@example.com");
+
+    // The fleet's dashboard, its searches over the namespace.
+    assert_eq!(outputs["DashboardName"], "MpcAgent-fleet-eu-west-1");
+    let dashboard = moto.query(
+        "monitoring",
+        "Action=GetDashboard&DashboardName=MpcAgent-fleet-eu-west-1&Version=2010-08-01",
+    );
+    let body: Value = serde_json::from_str(&xml_text(&xml(&dashboard, "DashboardBody")))
+        .unwrap_or_else(|e| panic!("{e}: {dashboard}"));
+    assert!(searched(&body, "MpcAgent").len() >= 7, "{body:#}");
+
+    // The drill: its task definition runs `agent vault verify` with the
+    // node's settings, and its rule watches that family in the node's cluster.
+    let drill = ecs_call(
+        "DescribeTaskDefinition",
+        json!({ "taskDefinition": "mpc-node-0-vault-drill" }),
+    )["taskDefinition"]["containerDefinitions"][0]
+        .clone();
+    assert_eq!(drill["entryPoint"], json!(["/usr/local/bin/agent"]));
+    assert_eq!(drill["command"], json!(["vault", "verify"]));
+    assert_eq!(drill["environment"], container["environment"]);
+    assert_eq!(drill["image"], container["image"]);
+    let rule = moto.json_call(
+        "events",
+        "AWSEvents.DescribeRule",
+        &json!({ "Name": "mpc-node-0-vault-drill-stopped" }),
+    );
+    let pattern: Value = serde_json::from_str(rule["EventPattern"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pattern["detail"]["group"],
+        json!(["family:mpc-node-0-vault-drill"])
+    );
+    assert!(
+        pattern["detail"]["clusterArn"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":cluster/{}", outputs["ClusterName"])),
+        "{pattern:#}"
+    );
 }
 
 #[test]
@@ -992,17 +1051,21 @@ fn deployed_with_an_existing_vault_the_stack_makes_no_bucket_and_no_key() {
         &[
             ("ExistingVaultBucket", "mpc-fleet-keyshare-vault"),
             ("ExistingVaultKmsKeyArn", key),
+            ("ExistingDashboardName", "MpcAgent-fleet-eu-west-1"),
         ],
     );
     let buckets = moto.rest("s3", "GET /", "");
     assert!(!buckets.contains("<Bucket>"), "{buckets}");
     let keys = moto.json_call("kms", "TrentService.ListKeys", &json!({}));
     assert_eq!(keys["Keys"], json!([]), "{keys:#}");
+    let dashboards = moto.query("monitoring", "Action=ListDashboards&Version=2010-08-01");
+    assert!(!dashboards.contains("<DashboardName>"), "{dashboards}");
     assert_eq!(
         outputs["VaultUri"],
         "s3://mpc-fleet-keyshare-vault/keyshares"
     );
     assert_eq!(outputs["VaultKmsKeyArn"], key);
+    assert_eq!(outputs["DashboardName"], "MpcAgent-fleet-eu-west-1");
     // KMS through S3 in the key's region, not the stack's.
     assert_eq!(
         vault_policy(&moto, &outputs["TaskRoleArn"]),
@@ -1119,6 +1182,24 @@ fn percent_decoded(text: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+/// The metrics the agent writes in Embedded Metric Format, all in the
+/// namespace `AGENT_CLOUDWATCH_NAMESPACE` with the one dimension `Node`: the
+/// only names the stack's alarms and dashboard may read.
+const AGENT_METRICS: [&str; 12] = [
+    "AgentUp",
+    "NodeReady",
+    "HealthStatus",
+    "Holding",
+    "NodeRestarts",
+    "IndexerLagSeconds",
+    "IndexerStalled",
+    "ChainWatchFailures",
+    "BalanceNear",
+    "VaultBehindSeconds",
+    "KeyshareEpoch",
+    "VaultDrillFailed",
+];
 
 /// The value of each condition a rendering takes.
 type When = BTreeMap<&'static str, bool>;
@@ -1564,4 +1645,454 @@ fn the_task_role_reaches_its_own_vault_path_and_can_delete_nothing() {
             { "Fn::Equals": [{ "Ref": "ExistingVaultKmsKeyArn" }, ""] },
         ] })
     );
+}
+
+#[test]
+fn the_weekly_drill_runs_agent_vault_verify_with_the_node_secrets_roles_and_network() {
+    let t = template();
+    let schedules = of_type(&t, "AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1, "one drill schedule");
+    let schedule = &schedules[0].1["Properties"];
+    assert!(schedules[0].1.get("Condition").is_none());
+    assert_eq!(
+        schedule["ScheduleExpression"],
+        json!({ "Ref": "VaultDrillScheduleExpression" })
+    );
+    let every = t["Parameters"]["VaultDrillScheduleExpression"]["Default"]
+        .as_str()
+        .unwrap();
+    let cron: Vec<&str> = every
+        .strip_prefix("cron(")
+        .and_then(|c| c.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{every} is a cron expression"))
+        .split(' ')
+        .collect();
+    // minutes hours day-of-month month day-of-week year: one day a week.
+    assert_eq!(cron.len(), 6, "{every}");
+    assert_eq!((cron[2], cron[3], cron[5]), ("?", "*", "*"), "{every}");
+    assert!(
+        ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"].contains(&cron[4]),
+        "{every} runs weekly"
+    );
+    assert!(cron[0].parse::<u32>().is_ok() && cron[1].parse::<u32>().is_ok());
+
+    // It starts the drill's task definition, once, in the node's cluster,
+    // subnets and security group.
+    let target = &schedule["Target"];
+    for create in [true, false] {
+        let when = BTreeMap::from([("CreateCluster", create)]);
+        let cluster = render(&target["Arn"], &when);
+        if create {
+            assert_eq!(cluster, "${Cluster.Arn}");
+        } else {
+            assert!(
+                cluster.ends_with(":cluster/${ExistingClusterName}"),
+                "{cluster}"
+            );
+        }
+    }
+    let ecs = &target["EcsParameters"];
+    assert_eq!(
+        ecs["TaskDefinitionArn"],
+        json!({ "Ref": "VaultDrillTaskDefinition" })
+    );
+    assert_eq!(ecs["TaskCount"], 1);
+    assert_eq!(ecs["LaunchType"], "FARGATE");
+    let service = &resource(&t, "Service")["Properties"];
+    let (drill_network, node_network) = (
+        &ecs["NetworkConfiguration"]["AwsvpcConfiguration"],
+        &service["NetworkConfiguration"]["AwsvpcConfiguration"],
+    );
+    assert_eq!(drill_network["Subnets"], node_network["Subnets"]);
+    assert_eq!(
+        drill_network["SecurityGroups"],
+        node_network["SecurityGroups"]
+    );
+    assert_eq!(drill_network["AssignPublicIp"], "DISABLED");
+
+    // The drill's task: exactly `agent vault verify`, the node's image,
+    // roles, environment and secrets; no home, no port: no second node.
+    let node = &resource(&t, "TaskDefinition")["Properties"];
+    let drill = &resource(&t, "VaultDrillTaskDefinition")["Properties"];
+    assert_ne!(drill["Family"], node["Family"]);
+    assert_eq!(
+        drill["Family"],
+        json!({ "Fn::Sub": "${NodeName}-vault-drill" })
+    );
+    for key in [
+        "TaskRoleArn",
+        "ExecutionRoleArn",
+        "RequiresCompatibilities",
+        "NetworkMode",
+        "RuntimePlatform",
+    ] {
+        assert_eq!(drill[key], node[key], "{key}");
+    }
+    assert!(drill.get("Volumes").is_none(), "the drill mounts no home");
+    let containers = drill["ContainerDefinitions"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let (d, n) = (&containers[0], &node["ContainerDefinitions"][0]);
+    let dockerfile = std::fs::read_to_string(repo_file("docker/Dockerfile")).unwrap();
+    let entrypoint: Vec<String> = serde_json::from_str(
+        dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+            .unwrap(),
+    )
+    .unwrap();
+    // The image's entrypoint is `agent run`, which a command override
+    // cannot drop: the drill names its own.
+    assert_eq!(entrypoint, ["/usr/local/bin/agent", "run"]);
+    let run: Vec<String> = strings(&d["EntryPoint"])
+        .into_iter()
+        .chain(strings(&d["Command"]))
+        .collect();
+    assert_eq!(run, ["/usr/local/bin/agent", "vault", "verify"]);
+    assert_eq!(strings(&d["EntryPoint"]), [entrypoint[0].clone()]);
+    for key in ["Image", "Environment", "Secrets"] {
+        assert_eq!(d[key], n[key], "the drill's {key} is the node's");
+    }
+    for key in ["MountPoints", "PortMappings", "HealthCheck", "VolumesFrom"] {
+        assert!(d.get(key).is_none(), "the drill has no {key}");
+    }
+    assert!(refers_to(
+        &d["LogConfiguration"]["Options"]["awslogs-group"],
+        "LogGroup"
+    ));
+    assert_ne!(
+        d["LogConfiguration"]["Options"]["awslogs-stream-prefix"],
+        n["LogConfiguration"]["Options"]["awslogs-stream-prefix"]
+    );
+
+    // The scheduler's role: start that one family in that cluster, and
+    // hand it the node's two roles, nothing else.
+    assert!(refers_to(&target["RoleArn"], "VaultDrillSchedulerRole"));
+    let role = resource(&t, "VaultDrillSchedulerRole");
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().unwrap().len(), 1);
+    assert_eq!(
+        trust[0]["Principal"],
+        json!({ "Service": "scheduler.amazonaws.com" })
+    );
+    let granted = statements(role);
+    assert_eq!(granted.len(), 1);
+    let granted = &granted[0].1;
+    let all: BTreeSet<String> = granted.iter().flat_map(actions).collect();
+    assert_eq!(
+        all,
+        BTreeSet::from(["ecs:RunTask".to_string(), "iam:PassRole".to_string()])
+    );
+    let run_task = granted
+        .iter()
+        .find(|s| actions(s) == ["ecs:RunTask"])
+        .unwrap();
+    assert_eq!(
+        sub_strings(&run_task["Resource"]),
+        [
+            "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/${NodeName}-vault-drill:*"
+        ]
+    );
+    for create in [true, false] {
+        let when = BTreeMap::from([("CreateCluster", create)]);
+        assert_eq!(
+            render(&run_task["Condition"]["ArnEquals"]["ecs:cluster"], &when),
+            render(&target["Arn"], &when)
+        );
+    }
+    let pass = granted
+        .iter()
+        .find(|s| actions(s) == ["iam:PassRole"])
+        .unwrap();
+    let passed = pass["Resource"].as_array().unwrap();
+    assert_eq!(passed.len(), 2);
+    assert!(refers_to(&passed[0], "TaskRole") && refers_to(&passed[1], "ExecutionRole"));
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs-tasks.amazonaws.com"
+    );
+
+    // A drill that stops without passing, or never starts, reaches the topic too.
+    let rule = &resource(&t, "VaultDrillStoppedRule")["Properties"];
+    let pattern = &rule["EventPattern"];
+    assert_eq!(pattern["detail-type"], json!(["ECS Task State Change"]));
+    assert_eq!(pattern["detail"]["group"][0], ecs["Group"]);
+    assert_eq!(
+        ecs["Group"],
+        json!({ "Fn::Sub": "family:${NodeName}-vault-drill" })
+    );
+    assert_eq!(pattern["detail"]["lastStatus"], json!(["STOPPED"]));
+    assert_eq!(pattern["detail"]["clusterArn"][0], target["Arn"]);
+    assert!(refers_to(&rule["Targets"][0]["Arn"], "AlertsTopic"));
+}
+
+/// The alarm section of docker/README.md (`## Alerts` up to the next `## `).
+fn readme_alerts() -> String {
+    let readme = std::fs::read_to_string(repo_file("docker/README.md")).unwrap();
+    let start = readme
+        .find("\n## Alerts\n")
+        .expect("docker/README.md has ## Alerts");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+    rest[..end].to_string()
+}
+
+#[test]
+fn every_alarm_reads_a_metric_the_agent_writes_with_the_node_dimension_and_pages_the_topic() {
+    let t = template();
+    let alerts = readme_alerts();
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    // What pages, per metric: comparison, threshold, how missing data
+    // counts, the window (Period x EvaluationPeriods) and how many of its
+    // minutes must breach.
+    let pages: [(&str, &str, Value, &str, u64, u64); 8] = [
+        ("Holding", ">=", json!(1), "missing", 900, 13),
+        ("HealthStatus", ">=", json!(2), "missing", 300, 5),
+        ("AgentUp", "<", json!(1), "breaching", 600, 10),
+        ("NodeRestarts", ">=", json!(1), "notBreaching", 900, 3),
+        ("ChainWatchFailures", ">=", json!(1), "notBreaching", 600, 1),
+        ("VaultBehindSeconds", ">=", json!(1800), "missing", 180, 3),
+        ("VaultDrillFailed", ">=", json!(1), "ignore", 300, 1),
+        (
+            "BalanceNear",
+            "<",
+            json!({ "Ref": "BalanceAlarmNear" }),
+            "missing",
+            900,
+            3,
+        ),
+    ];
+    assert_eq!(alarms.len(), pages.len(), "one alarm per page");
+    let mut slugs = BTreeSet::new();
+    for (name, alarm) in &alarms {
+        let a = &alarm["Properties"];
+        let metric = a["MetricName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: one metric"));
+        assert!(
+            AGENT_METRICS.contains(&metric),
+            "{name} reads {metric}, which the agent does not write"
+        );
+        assert_eq!(
+            a["Namespace"],
+            json!({ "Ref": "CloudWatchNamespace" }),
+            "{name}"
+        );
+        assert_eq!(
+            a["Dimensions"],
+            json!([{ "Name": "Node", "Value": { "Ref": "NodeName" } }]),
+            "{name}: the one dimension Node"
+        );
+        assert_eq!(
+            a["AlarmActions"],
+            json!([{ "Ref": "AlertsTopic" }]),
+            "{name}"
+        );
+        if let Some(ok) = a.get("OKActions") {
+            assert_eq!(ok, &json!([{ "Ref": "AlertsTopic" }]), "{name}");
+        }
+        let (period, evaluation) = (
+            a["Period"].as_u64().unwrap(),
+            a["EvaluationPeriods"].as_u64().unwrap(),
+        );
+        let datapoints = a["DatapointsToAlarm"].as_u64().unwrap_or(evaluation);
+        assert!(period % 60 == 0 && period * evaluation <= 86_400, "{name}");
+        assert!(datapoints <= evaluation, "{name}");
+
+        let (_, comparison, threshold, missing, window, breaching) = pages
+            .iter()
+            .find(|p| p.0 == metric)
+            .unwrap_or_else(|| panic!("{name}: no page on {metric}"));
+        let operator = match a["ComparisonOperator"].as_str().unwrap() {
+            "GreaterThanOrEqualToThreshold" => ">=",
+            "LessThanThreshold" => "<",
+            other => other,
+        };
+        assert_eq!(operator, *comparison, "{name}");
+        assert_eq!(&a["Threshold"], threshold, "{name}");
+        assert_eq!(a["TreatMissingData"], *missing, "{name}");
+        assert_eq!(
+            (period * evaluation, datapoints),
+            (*window, *breaching),
+            "{name}"
+        );
+
+        // Named after the node (the topic's policy lets those publish), and
+        // pointing at its runbook in the README.
+        let alarm_name = sub_strings(&a["AlarmName"]).join("");
+        let slug = alarm_name
+            .strip_prefix("${NodeName}-")
+            .unwrap_or_else(|| panic!("{name} is named NodeName-…: {alarm_name}"));
+        let description = sub_strings(&a["AlarmDescription"]).join("");
+        assert!(
+            description.contains(&format!("docker/README.md, section Alerts, {slug}.")),
+            "{name}: {description}"
+        );
+        assert!(description.len() <= 1024, "{name}");
+        assert!(
+            alerts.contains(&format!("\n### {slug}\n")),
+            "docker/README.md's Alerts has no ### {slug}"
+        );
+        slugs.insert(slug.to_string());
+    }
+    assert_eq!(slugs.len(), alarms.len());
+
+    // A stopped node (DesiredCount 0) is silent on purpose.
+    let silent = alarms
+        .iter()
+        .find(|(_, a)| a["Properties"]["MetricName"] == "AgentUp")
+        .unwrap();
+    assert_eq!(
+        silent.1["Properties"]["ActionsEnabled"],
+        json!({ "Fn::If": ["NodeRuns", true, false] })
+    );
+    assert_eq!(
+        t["Conditions"]["NodeRuns"],
+        json!({ "Fn::Equals": [{ "Ref": "DesiredCount" }, "1"] })
+    );
+
+    // The agent writes what the alarms read: the namespace and the Node value.
+    let env = stack_environment(&t, "TaskDefinition");
+    assert_eq!(
+        env["AGENT_CLOUDWATCH_NAMESPACE"],
+        json!({ "Ref": "CloudWatchNamespace" })
+    );
+    assert_eq!(env["AGENT_CLOUDWATCH_NODE"], json!({ "Ref": "NodeName" }));
+    assert_eq!(
+        t["Parameters"]["CloudWatchNamespace"]["Default"],
+        "MpcAgent"
+    );
+    // The balance that pages is the agent's own warning.
+    assert_eq!(
+        env["AGENT_MIN_BALANCE"],
+        json!({ "Fn::Sub": "${BalanceAlarmNear} NEAR" })
+    );
+
+    // The topic: a mail subscription only when an address is given; the
+    // node's alarms and the drill's rule may publish.
+    let topic = &resource(&t, "AlertsTopic")["Properties"];
+    let subscription = &topic["Subscription"]["Fn::If"];
+    assert_eq!(subscription[0], "HasAlertEmail");
+    assert_eq!(subscription[1][0]["Protocol"], "email");
+    assert_eq!(
+        subscription[1][0]["Endpoint"],
+        json!({ "Ref": "AlertEmail" })
+    );
+    assert_eq!(subscription[2], json!({ "Ref": "AWS::NoValue" }));
+    assert_eq!(t["Parameters"]["AlertEmail"]["Default"], "");
+    let policy = &resource(&t, "AlertsTopicPolicy")["Properties"];
+    assert!(refers_to(&policy["Topics"], "AlertsTopic"));
+    let publishers = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    let alarms_publish = publishers
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .expect("CloudWatch may publish");
+    assert_eq!(
+        sub_strings(&alarms_publish["Condition"]["ArnLike"]["aws:SourceArn"]),
+        ["arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${NodeName}-*"]
+    );
+    let rule_publishes = publishers
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+        .expect("EventBridge may publish");
+    assert!(refers_to(
+        &rule_publishes["Condition"]["ArnEquals"]["aws:SourceArn"],
+        "VaultDrillStoppedRule"
+    ));
+
+    // agent doctor reads the alarms, and only reads.
+    let cloudwatch: Vec<String> = task_role_statements(&t)
+        .iter()
+        .flat_map(actions)
+        .filter(|a| a.starts_with("cloudwatch:"))
+        .collect();
+    assert_eq!(cloudwatch, ["cloudwatch:DescribeAlarms"]);
+}
+
+/// The metric names a dashboard body searches, with each search's statistic
+/// and period; panics on any metric that is not a search over the namespace
+/// and the Node dimension.
+fn searched(body: &Value, namespace: &str) -> Vec<(String, String, u64)> {
+    let prefix = format!("SEARCH('{{{namespace},Node}} MetricName=\"");
+    let mut found = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        for line in widget["properties"]["metrics"].as_array().unwrap() {
+            let line = line.as_array().unwrap();
+            assert_eq!(line.len(), 1, "only expressions, no fixed metric: {widget}");
+            let expression = line[0]["expression"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a search expression: {widget}"));
+            let rest = expression
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{expression} searches {{{namespace},Node}}"));
+            let (metric, rest) = rest.split_once("\"', '").unwrap();
+            let (stat, period) = rest.split_once("', ").unwrap();
+            let period = period.strip_suffix(')').unwrap().parse().unwrap();
+            found.push((metric.to_string(), stat.to_string(), period));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_fleet_dashboard_finds_every_node_by_search_and_is_made_once() {
+    let t = template();
+    let dashboard = resource(&t, "FleetDashboard");
+    assert_eq!(dashboard["Condition"], "CreateDashboard");
+    assert_eq!(
+        t["Conditions"]["CreateDashboard"],
+        json!({ "Fn::Equals": [{ "Ref": "ExistingDashboardName" }, ""] })
+    );
+    let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("the body is one Fn::Sub text");
+    for node_only in ["${NodeName}", "${MpcAccountId}", "${TaskDefinition}"] {
+        assert!(
+            !body.contains(node_only),
+            "the fleet's dashboard names {node_only}"
+        );
+    }
+    let body: Value = serde_json::from_str(
+        &body
+            .replace("${CloudWatchNamespace}", "MpcAgent")
+            .replace("${AWS::Region}", "eu-west-1"),
+    )
+    .expect("the body is JSON");
+    assert!(
+        !body.to_string().contains("${"),
+        "every ${{…}} is a parameter"
+    );
+    let found = searched(&body, "MpcAgent");
+    let shown: BTreeSet<&str> = found.iter().map(|(m, _, _)| m.as_str()).collect();
+    for (metric, _, _) in &found {
+        assert!(AGENT_METRICS.contains(&metric.as_str()), "{metric}");
+    }
+    for needed in [
+        "IndexerLagSeconds",
+        "NodeReady",
+        "Holding",
+        "NodeRestarts",
+        "ChainWatchFailures",
+        "VaultBehindSeconds",
+        "BalanceNear",
+    ] {
+        assert!(
+            shown.contains(needed),
+            "the dashboard does not show {needed}"
+        );
+    }
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] == "metric" {
+            assert_eq!(widget["properties"]["region"], "eu-west-1");
+        }
+    }
+    for (create, name) in [
+        (true, "${FleetDashboard}"),
+        (false, "${ExistingDashboardName}"),
+    ] {
+        let when = BTreeMap::from([("CreateDashboard", create)]);
+        assert_eq!(render(&t["Outputs"]["DashboardName"]["Value"], &when), name);
+    }
 }

@@ -215,4 +215,14 @@ fn the_vault_is_a_path_the_example_task_role_may_write_under_a_key_it_may_use() 
             format!("s3.{region}.amazonaws.com")
         );
     }
+    assert!(
+        env["AGENT_CLOUDWATCH_NAMESPACE"]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+    // The Node dimension is the node's name, as the stack sets it.
+    assert_eq!(
+        env["AGENT_CLOUDWATCH_NODE"],
+        task_definition()["family"].as_str().unwrap()
+    );
 }
