@@ -226,12 +226,24 @@ impl Moto {
         )
     }
 
-    /// One query-protocol call (IAM, EC2); returns the whole HTTP answer.
+    /// One query-protocol call (IAM, EC2, SNS, CloudWatch); returns the whole HTTP answer.
     pub fn query(&self, service: &str, form: &str) -> String {
-        self.call(service, "application/x-www-form-urlencoded", None, form)
+        self.call(
+            "POST /",
+            service,
+            "application/x-www-form-urlencoded",
+            None,
+            form,
+        )
     }
 
-    /// One JSON-protocol call (ECS): `target` is the operation's
+    /// One REST call (S3, path style): `request` is the method and the path
+    /// (`GET /bucket?versioning`); returns the whole HTTP answer.
+    pub fn rest(&self, service: &str, request: &str, body: &str) -> String {
+        self.call(request, service, "application/xml", None, body)
+    }
+
+    /// One JSON-protocol call (ECS, KMS, EventBridge): `target` is the operation's
     /// `X-Amz-Target`; returns the answer's body.
     pub fn json_call(
         &self,
@@ -240,6 +252,7 @@ impl Moto {
         body: &serde_json::Value,
     ) -> serde_json::Value {
         let answer = self.call(
+            "POST /",
             service,
             "application/x-amz-json-1.1",
             Some(target),
@@ -252,7 +265,14 @@ impl Moto {
     /// One call over HTTP/1.1. moto routes it by the credential scope of the
     /// Authorization header; it checks no signature while requests are
     /// unchecked.
-    fn call(&self, service: &str, content_type: &str, target: Option<&str>, body: &str) -> String {
+    fn call(
+        &self,
+        request: &str,
+        service: &str,
+        content_type: &str,
+        target: Option<&str>,
+        body: &str,
+    ) -> String {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(self.addr).unwrap();
         // moto loads a service's backend on its first request: seconds on a busy machine.
@@ -264,7 +284,7 @@ impl Moto {
             .unwrap_or_default();
         write!(
             stream,
-            "POST / HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{request} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
             body.len()
         )
@@ -273,7 +293,7 @@ impl Moto {
         stream.read_to_string(&mut answer).unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 200"),
-            "{service} call {body} failed: {answer}"
+            "{service} call {request} {body} failed: {answer}"
         );
         answer
     }

@@ -2,14 +2,21 @@
 //! nothing; read as a template, the roles, the mount targets, the security
 //! groups and the task definition are what the agent needs (the task
 //! definition equal to `docker/ecs-task-definition.json` wherever the agent
-//! relies on it); deployed into moto's CloudFormation, it completes, and
-//! `agent doctor --check aws` in the task's place is green.
+//! relies on it), the task role reaches its own path of the keyshare vault and
+//! can delete nothing, the weekly drill runs `agent vault verify` and nothing
+//! else, every alarm reads a metric the agent writes ([`AGENT_METRICS`]) and
+//! the fleet's dashboard finds every node by search; deployed into moto's
+//! CloudFormation, it completes, `agent doctor --check aws` in the task's
+//! place is green, and the vault, the topic, the dashboard and the drill exist.
 //!
 //! moto does not model `AWS::SecretsManager::Secret` (it skips the resource),
-//! answers a `Ref` to `AWS::EFS::AccessPoint` with no id, and keeps of a task
+//! answers a `Ref` to `AWS::EFS::AccessPoint` with no id, keeps of a task
 //! definition only its family, containers, volume names and memory, and of a
-//! service only its cluster, task definition and count: those parts are
-//! checked on the template.
+//! service only its cluster, task definition and count; it accepts without
+//! creating `AWS::S3::BucketPolicy`, `AWS::CloudWatch::Alarm`,
+//! `AWS::Scheduler::Schedule` and `AWS::SNS::TopicPolicy`, and does not apply
+//! a bucket's Object Lock, versioning, public access block or bucket key:
+//! those parts are checked on the template.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -561,6 +568,19 @@ fn the_task_definition_is_the_json_one_wherever_the_agent_relies_on_it() {
     ] {
         assert_eq!(env.get(name), reference_env.get(name), "{name}");
     }
+    // The vault and the metrics: set in both, whatever their values.
+    for name in [
+        "AGENT_KEYSHARE_VAULT",
+        "AGENT_KEYSHARE_VAULT_KMS_KEY",
+        "AGENT_CLOUDWATCH_NAMESPACE",
+        "AGENT_CLOUDWATCH_NODE",
+    ] {
+        assert!(env.contains_key(name), "the stack's task has no {name}");
+        assert!(
+            reference_env.contains_key(name),
+            "ecs-task-definition.json has no {name}"
+        );
+    }
     let grace = duration(env["AGENT_STOP_GRACE"].as_str().unwrap()).unwrap();
     let prestop = duration(env["AGENT_PRESTOP_DELAY"].as_str().unwrap()).unwrap();
     let stop_timeout = Duration::from_secs(c["stopTimeout"].as_u64().unwrap());
@@ -685,14 +705,14 @@ fn settled(
     }
 }
 
-#[test]
-fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() {
-    let moto = Moto::start();
+/// The stack `mpc-node-0` created in moto in a VPC with a subnet in each of
+/// two zones, with `extra` parameters; its outputs once it completed, and the
+/// two subnets.
+fn deploy(moto: &Moto, extra: &[(&str, &str)]) -> (BTreeMap<String, String>, [String; 2]) {
     let vpc = moto.vpc("127.3.0.0/16");
     let subnet_a = moto.subnet_in(&vpc, ZONE_A, "127.3.1.0/24");
     let subnet_b = moto.subnet_in(&vpc, ZONE_B, "127.3.2.0/24");
-    let config = moto.sdk_config();
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let cfn = aws_sdk_cloudformation::Client::new(&moto.sdk_config());
     let (account_sk, _) = keypair();
     let (p2p_sk, _) = keypair();
     let parameters = [
@@ -712,6 +732,7 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
             .set_parameters(Some(
                 parameters
                     .iter()
+                    .chain(extra)
                     .map(|(k, v)| {
                         Parameter::builder()
                             .parameter_key(*k)
@@ -724,7 +745,7 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
             .send(),
     )
     .expect("CreateStack");
-    let stack = settled(&moto, &cfn, "mpc-node-0");
+    let stack = settled(moto, &cfn, "mpc-node-0");
     let events = moto
         .block_on(cfn.describe_stack_events().stack_name("mpc-node-0").send())
         .expect("DescribeStackEvents");
@@ -758,6 +779,14 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
     for (k, v) in &outputs {
         println!("  {k} = {v}");
     }
+    (outputs, [subnet_a, subnet_b])
+}
+
+#[test]
+fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() {
+    let moto = Moto::start();
+    let config = moto.sdk_config();
+    let (outputs, [subnet_a, subnet_b]) = deploy(&moto, &[("AlertEmail", "ops@example.com")]);
     let fs = &outputs["FileSystemId"];
     assert!(fs.starts_with("fs-"), "{fs}");
 
@@ -912,4 +941,1158 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
     );
     assert_eq!(out.code, 0, "{report:#}");
     assert_eq!(shown.code, 0, "{}", shown.stdout);
+
+    // The vault: the bucket under SSE-KMS with the stack's key, the key
+    // rotated and named, and the task role's access resolved to them.
+    let bucket = &outputs["VaultBucket"];
+    let key = &outputs["VaultKmsKeyArn"];
+    assert!(key.starts_with("arn:aws:kms:eu-west-1:"), "{key}");
+    let encryption = moto.rest("s3", &format!("GET /{bucket}?encryption"), "");
+    assert!(
+        encryption.contains("<SSEAlgorithm>aws:kms</SSEAlgorithm>"),
+        "{encryption}"
+    );
+    assert!(
+        encryption.contains(&format!("<KMSMasterKeyID>{key}</KMSMasterKeyID>")),
+        "{encryption}"
+    );
+    let kms = |operation: &str, body: Value| {
+        moto.json_call("kms", &format!("TrentService.{operation}"), &body)
+    };
+    assert_eq!(
+        kms("GetKeyRotationStatus", json!({ "KeyId": key }))["KeyRotationEnabled"],
+        true
+    );
+    let aliases = kms("ListAliases", json!({ "KeyId": key }));
+    assert!(
+        aliases["Aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["AliasName"] == "alias/mpc-node-0-keyshare-vault"),
+        "{aliases:#}"
+    );
+    assert_eq!(
+        vault_policy(&moto, &outputs["TaskRoleArn"]),
+        expected_vault_policy(bucket, key, "s3.eu-west-1.amazonaws.com")
+    );
+    let setting = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("the task has no {name}"))
+    };
+    assert_eq!(
+        setting("AGENT_KEYSHARE_VAULT"),
+        format!("s3://{bucket}/keyshares")
+    );
+    assert_eq!(outputs["VaultUri"], format!("s3://{bucket}/keyshares"));
+    assert_eq!(&setting("AGENT_KEYSHARE_VAULT_KMS_KEY"), key);
+    assert_eq!(setting("AGENT_CLOUDWATCH_NAMESPACE"), "MpcAgent");
+    assert_eq!(setting("AGENT_CLOUDWATCH_NODE"), "mpc-node-0");
+
+    // The topic, mailing the address given.
+    let topic = &outputs["AlertsTopicArn"];
+    assert!(topic.ends_with(":mpc-node-0-alerts"), "{topic}");
+    let subscriptions = moto.query(
+        "sns",
+        &format!("Action=ListSubscriptionsByTopic&TopicArn={topic}&Version=2010-03-31"),
+    );
+    assert_eq!(xml(&subscriptions, "Protocol"), "email", "{subscriptions}");
+    assert_eq!(xml(&subscriptions, "Endpoint"), "ops@example.com");
+
+    // The fleet's dashboard, its searches over the namespace.
+    assert_eq!(outputs["DashboardName"], "MpcAgent-fleet-eu-west-1");
+    let dashboard = moto.query(
+        "monitoring",
+        "Action=GetDashboard&DashboardName=MpcAgent-fleet-eu-west-1&Version=2010-08-01",
+    );
+    let body: Value = serde_json::from_str(&xml_text(&xml(&dashboard, "DashboardBody")))
+        .unwrap_or_else(|e| panic!("{e}: {dashboard}"));
+    assert!(searched(&body, "MpcAgent").len() >= 7, "{body:#}");
+
+    // The drill: its task definition runs `agent vault verify` with the
+    // node's settings, and its rule watches that family in the node's cluster.
+    let drill = ecs_call(
+        "DescribeTaskDefinition",
+        json!({ "taskDefinition": "mpc-node-0-vault-drill" }),
+    )["taskDefinition"]["containerDefinitions"][0]
+        .clone();
+    assert_eq!(drill["entryPoint"], json!(["/usr/local/bin/agent"]));
+    assert_eq!(drill["command"], json!(["vault", "verify"]));
+    assert_eq!(drill["environment"], container["environment"]);
+    assert_eq!(drill["image"], container["image"]);
+    let rule = moto.json_call(
+        "events",
+        "AWSEvents.DescribeRule",
+        &json!({ "Name": "mpc-node-0-vault-drill-stopped" }),
+    );
+    let pattern: Value = serde_json::from_str(rule["EventPattern"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pattern["detail"]["group"],
+        json!(["family:mpc-node-0-vault-drill"])
+    );
+    assert!(
+        pattern["detail"]["clusterArn"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":cluster/{}", outputs["ClusterName"])),
+        "{pattern:#}"
+    );
+}
+
+#[test]
+fn deployed_with_an_existing_vault_the_stack_makes_no_bucket_and_no_key() {
+    let moto = Moto::start();
+    // Another account's bucket, and its key in another region.
+    let key = "arn:aws:kms:eu-central-1:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let (outputs, _) = deploy(
+        &moto,
+        &[
+            ("ExistingVaultBucket", "mpc-fleet-keyshare-vault"),
+            ("ExistingVaultKmsKeyArn", key),
+            ("ExistingDashboardName", "MpcAgent-fleet-eu-west-1"),
+        ],
+    );
+    let buckets = moto.rest("s3", "GET /", "");
+    assert!(!buckets.contains("<Bucket>"), "{buckets}");
+    let keys = moto.json_call("kms", "TrentService.ListKeys", &json!({}));
+    assert_eq!(keys["Keys"], json!([]), "{keys:#}");
+    let dashboards = moto.query("monitoring", "Action=ListDashboards&Version=2010-08-01");
+    assert!(!dashboards.contains("<DashboardName>"), "{dashboards}");
+    assert_eq!(
+        outputs["VaultUri"],
+        "s3://mpc-fleet-keyshare-vault/keyshares"
+    );
+    assert_eq!(outputs["VaultKmsKeyArn"], key);
+    assert_eq!(outputs["DashboardName"], "MpcAgent-fleet-eu-west-1");
+    // KMS through S3 in the key's region, not the stack's.
+    assert_eq!(
+        vault_policy(&moto, &outputs["TaskRoleArn"]),
+        expected_vault_policy(
+            "mpc-fleet-keyshare-vault",
+            key,
+            "s3.eu-central-1.amazonaws.com"
+        )
+    );
+    let task_definition = moto.json_call(
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        &json!({ "taskDefinition": "mpc-node-0" }),
+    );
+    let env = &task_definition["taskDefinition"]["containerDefinitions"][0]["environment"];
+    for (name, value) in [
+        (
+            "AGENT_KEYSHARE_VAULT",
+            "s3://mpc-fleet-keyshare-vault/keyshares",
+        ),
+        ("AGENT_KEYSHARE_VAULT_KMS_KEY", key),
+    ] {
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&json!({ "name": name, "value": value })),
+            "{name}: {env:#}"
+        );
+    }
+}
+
+/// The task role's vault policy as IAM holds it once deployed.
+fn vault_policy(moto: &Moto, role_arn: &str) -> Value {
+    let role = role_arn.rsplit_once('/').unwrap().1;
+    let answer = moto.query(
+        "iam",
+        &format!(
+            "Action=GetRolePolicy&RoleName={role}&PolicyName=keyshare-vault&Version=2010-05-08"
+        ),
+    );
+    let document = percent_decoded(&xml_text(&xml(&answer, "PolicyDocument")));
+    serde_json::from_str(&document).unwrap_or_else(|e| panic!("{e}: {document}"))
+}
+
+/// The vault policy a node `node0.example.testnet` with the default prefix gets.
+fn expected_vault_policy(bucket: &str, key: &str, via: &str) -> Value {
+    let node_path = "keyshares/node0.example.testnet";
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteAndReadTheNodeKeyshares",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{node_path}/*"),
+            },
+            {
+                "Sid": "ListOnlyTheNodeKeyshares",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Condition": { "StringLike": { "s3:prefix": format!("{node_path}/*") } },
+            },
+            {
+                "Sid": "LetAgentDoctorCheckTheVault",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetBucketVersioning",
+                    "s3:GetBucketObjectLockConfiguration",
+                    "s3:GetEncryptionConfiguration",
+                ],
+                "Resource": format!("arn:aws:s3:::{bucket}"),
+            },
+            {
+                "Sid": "EncryptAndDecryptThroughS3Only",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": key,
+                "Condition": { "StringEquals": { "kms:ViaService": via } },
+            },
+        ],
+    })
+}
+
+/// XML text with its five predefined entities replaced.
+fn xml_text(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A URL-encoded text (`%7B`, `+`) decoded, as IAM returns policy documents.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 3 <= bytes.len() => {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The metrics the agent writes in Embedded Metric Format, all in the
+/// namespace `AGENT_CLOUDWATCH_NAMESPACE` with the one dimension `Node`: the
+/// only names the stack's alarms and dashboard may read.
+const AGENT_METRICS: [&str; 12] = [
+    "AgentUp",
+    "NodeReady",
+    "HealthStatus",
+    "Holding",
+    "NodeRestarts",
+    "IndexerLagSeconds",
+    "IndexerStalled",
+    "ChainWatchFailures",
+    "BalanceNear",
+    "VaultBehindSeconds",
+    "KeyshareEpoch",
+    "VaultDrillFailed",
+];
+
+/// The value of each condition a rendering takes.
+type When = BTreeMap<&'static str, bool>;
+
+/// `value` as the text CloudFormation would make of it, with parameters,
+/// resources and attributes left as `${Name}` / `${Resource.Attribute}` and
+/// each `Fn::If` taken as `when` says.
+fn render(value: &Value, when: &When) -> String {
+    let Value::Object(map) = value else {
+        return value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+    };
+    if let Some(name) = map.get("Ref") {
+        return format!("${{{}}}", name.as_str().unwrap());
+    }
+    if let Some(get) = map.get("Fn::GetAtt") {
+        return format!(
+            "${{{}.{}}}",
+            get[0].as_str().unwrap(),
+            get[1].as_str().unwrap()
+        );
+    }
+    if let Some(branch) = map.get("Fn::If") {
+        let condition = branch[0].as_str().unwrap();
+        let holds = *when
+            .get(condition)
+            .unwrap_or_else(|| panic!("render {value} needs {condition}"));
+        return render(&branch[if holds { 1 } else { 2 }], when);
+    }
+    if let Some(sub) = map.get("Fn::Sub") {
+        return match sub {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => {
+                let mut text = parts[0].as_str().unwrap().to_string();
+                for (name, v) in parts[1].as_object().unwrap() {
+                    text = text.replace(&format!("${{{name}}}"), &render(v, when));
+                }
+                text
+            }
+            other => panic!("Fn::Sub of {other}"),
+        };
+    }
+    if let Some(select) = map.get("Fn::Select") {
+        let split = &select[1]["Fn::Split"];
+        let whole = render(&split[1], when);
+        let whole = whole.trim_start_matches("${").trim_end_matches('}');
+        return format!(
+            "${{{whole}[{} of '{}']}}",
+            select[0],
+            split[0].as_str().unwrap()
+        );
+    }
+    panic!("cannot render {value}")
+}
+
+/// Every string a value renders to (one, or one per item of a list).
+fn rendered(value: &Value, when: &When) -> Vec<String> {
+    match value {
+        Value::Array(items) => items.iter().map(|v| render(v, when)).collect(),
+        Value::Object(map) if map.contains_key("Fn::If") => {
+            let condition = map["Fn::If"][0].as_str().unwrap();
+            rendered(&map["Fn::If"][if when[condition] { 1 } else { 2 }], when)
+        }
+        other => vec![render(other, when)],
+    }
+}
+
+/// The environment of a task definition's container as the template writes it.
+fn stack_environment(t: &Value, task_definition: &str) -> BTreeMap<String, Value> {
+    let container = &resource(t, task_definition)["Properties"]["ContainerDefinitions"][0];
+    container["Environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["Name"].as_str().unwrap().to_string(), v["Value"].clone()))
+        .collect()
+}
+
+/// Every statement the task role is given: its inline policies and every
+/// `AWS::IAM::Policy` or managed policy attached to it.
+fn task_role_statements(t: &Value) -> Vec<Value> {
+    let inline = statements(resource(t, "TaskRole"));
+    assert_eq!(
+        inline.len(),
+        1,
+        "the task role's policies are unconditional"
+    );
+    let mut all = inline[0].1.clone();
+    for kind in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"] {
+        for (_, policy) in of_type(t, kind) {
+            let roles = &policy["Properties"]["Roles"];
+            if refers_to(roles, "TaskRole") {
+                all.extend(
+                    policy["Properties"]["PolicyDocument"]["Statement"]
+                        .as_array()
+                        .unwrap()
+                        .clone(),
+                );
+            }
+        }
+    }
+    assert!(
+        resource(t, "TaskRole")["Properties"]
+            .get("ManagedPolicyArns")
+            .is_none(),
+        "no managed policy from outside the template"
+    );
+    all
+}
+
+fn vault_scenarios() -> [When; 2] {
+    [
+        BTreeMap::from([("CreateVault", true)]),
+        BTreeMap::from([("CreateVault", false)]),
+    ]
+}
+
+/// Actions the task role must never have on the vault: removing, unlocking or
+/// reconfiguring a backup, or the key under it.
+const NEVER_ON_THE_VAULT: [&str; 14] = [
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketPolicy",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutEncryptionConfiguration",
+    "s3:DeleteBucket",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:PutKeyPolicy",
+];
+
+/// Whether the IAM action pattern `granted` (`*` for any run of characters,
+/// case-insensitive) covers `action`.
+fn covers(granted: &str, action: &str) -> bool {
+    fn glob(pattern: &[u8], text: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => text.is_empty(),
+            Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+            Some((c, rest)) => text
+                .split_first()
+                .is_some_and(|(d, text)| c.eq_ignore_ascii_case(d) && glob(rest, text)),
+        }
+    }
+    glob(granted.as_bytes(), action.as_bytes())
+}
+
+#[test]
+fn the_task_role_reaches_its_own_vault_path_and_can_delete_nothing() {
+    let t = template();
+    let granted = task_role_statements(&t);
+    for when in vault_scenarios() {
+        let (bucket, key, via) = if when["CreateVault"] {
+            (
+                "${VaultBucket}",
+                "${VaultKey.Arn}",
+                "s3.${AWS::Region}.${AWS::URLSuffix}",
+            )
+        } else {
+            (
+                "${ExistingVaultBucket}",
+                "${ExistingVaultKmsKeyArn}",
+                // The key, and so the bucket, in the region its ARN names.
+                "s3.${ExistingVaultKmsKeyArn[3 of ':']}.${AWS::URLSuffix}",
+            )
+        };
+        let bucket_arn = format!("arn:${{AWS::Partition}}:s3:::{bucket}");
+        let node_path = format!("{bucket_arn}/${{VaultPrefix}}/${{MpcAccountId}}/*");
+
+        // Every S3 action, and every KMS action through S3, exactly: the
+        // resources each reaches and the conditions it needs.
+        let mut vault: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
+        for s in &granted {
+            assert_eq!(s["Effect"], "Allow", "{s:#}");
+            let through_s3 = s["Condition"]["StringEquals"]
+                .get("kms:ViaService")
+                .is_some_and(|v| render(v, &when).starts_with("s3."));
+            for action in actions(s) {
+                if action.starts_with("s3:") || (action.starts_with("kms:") && through_s3) {
+                    let condition = serde_json::to_string(&s.get("Condition")).unwrap();
+                    let previous =
+                        vault.insert(action.clone(), (rendered(&s["Resource"], &when), condition));
+                    assert!(previous.is_none(), "{action} granted twice");
+                }
+            }
+        }
+        let objects = vec![node_path.clone()];
+        let on_bucket = vec![bucket_arn.clone()];
+        let expected: BTreeMap<&str, &Vec<String>> = BTreeMap::from([
+            ("s3:PutObject", &objects),
+            ("s3:GetObject", &objects),
+            ("s3:GetObjectVersion", &objects),
+            ("s3:ListBucket", &on_bucket),
+            ("s3:GetBucketVersioning", &on_bucket),
+            ("s3:GetBucketObjectLockConfiguration", &on_bucket),
+            ("s3:GetEncryptionConfiguration", &on_bucket),
+        ]);
+        let vault_kms = vec![key.to_string()];
+        let mut expected: BTreeMap<&str, &Vec<String>> = expected;
+        expected.insert("kms:GenerateDataKey", &vault_kms);
+        expected.insert("kms:Decrypt", &vault_kms);
+        assert_eq!(
+            vault.keys().map(String::as_str).collect::<Vec<_>>(),
+            expected.keys().copied().collect::<Vec<_>>(),
+            "the task role's S3 actions, and its KMS actions through S3 ({when:?})"
+        );
+        for (action, resources) in &expected {
+            assert_eq!(&&vault[*action].0, resources, "{action} ({when:?})");
+        }
+
+        // Listing: only under the node's own path.
+        let list = granted
+            .iter()
+            .find(|s| actions(s) == ["s3:ListBucket"])
+            .expect("s3:ListBucket alone in its statement");
+        assert_eq!(
+            render(&list["Condition"]["StringLike"]["s3:prefix"], &when),
+            "${VaultPrefix}/${MpcAccountId}/*"
+        );
+        assert_eq!(list["Condition"].as_object().unwrap().len(), 1);
+        // The key: only through S3 in the vault's region.
+        for s in granted.iter().filter(|s| {
+            actions(s)
+                .iter()
+                .any(|a| a == "kms:GenerateDataKey" || rendered(&s["Resource"], &when) == vault_kms)
+        }) {
+            assert_eq!(
+                render(&s["Condition"]["StringEquals"]["kms:ViaService"], &when),
+                via,
+                "{s:#}"
+            );
+        }
+    }
+
+    // Nothing that deletes, unlocks or reconfigures, by name or by pattern,
+    // and no wildcard action on S3 or KMS at all.
+    for s in &granted {
+        for granted_action in actions(s) {
+            for never in NEVER_ON_THE_VAULT {
+                assert!(
+                    !covers(&granted_action, never),
+                    "the task role may {never} through {granted_action}"
+                );
+            }
+            if granted_action.starts_with("s3:") || granted_action.starts_with("kms:") {
+                assert!(!granted_action.contains('*'), "{granted_action}");
+            }
+            assert_ne!(granted_action, "*");
+        }
+        assert!(s.get("NotAction").is_none() && s.get("NotResource").is_none());
+    }
+
+    // The same access in the standalone policy.
+    let standalone: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_file("docker/iam-task-role-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let standalone_actions: BTreeSet<String> = standalone["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(actions)
+        .filter(|a| a.starts_with("s3:"))
+        .collect();
+    let stack_actions: BTreeSet<String> = granted
+        .iter()
+        .flat_map(actions)
+        .filter(|a| a.starts_with("s3:"))
+        .collect();
+    assert_eq!(standalone_actions, stack_actions);
+    for s in standalone["Statement"].as_array().unwrap() {
+        for a in actions(s) {
+            for never in NEVER_ON_THE_VAULT {
+                assert!(!covers(&a, never), "iam-task-role-policy.json: {a}");
+            }
+        }
+        if actions(s)
+            .iter()
+            .any(|a| a.starts_with("s3:Put") || a.starts_with("s3:Get"))
+        {
+            let resource = strings(&s["Resource"]).join(" ");
+            assert!(
+                resource.ends_with("/keyshares/node0.example.testnet/*") || !resource.contains('/'),
+                "{s:#}"
+            );
+        }
+    }
+
+    // The bucket: Object Lock with a default retention, versioning, SSE-KMS
+    // with a bucket key, no public access, kept with the key when the stack goes.
+    let bucket = resource(&t, "VaultBucket");
+    let key = resource(&t, "VaultKey");
+    for (name, r) in [("VaultBucket", bucket), ("VaultKey", key)] {
+        assert_eq!(r["Condition"], "CreateVault", "{name}");
+        assert_eq!(r["DeletionPolicy"], "Retain", "{name}");
+        assert_eq!(r["UpdateReplacePolicy"], "Retain", "{name}");
+    }
+    let b = &bucket["Properties"];
+    assert_eq!(b["ObjectLockEnabled"], true);
+    assert_eq!(b["ObjectLockConfiguration"]["ObjectLockEnabled"], "Enabled");
+    let retention = &b["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!(retention["Mode"], json!({ "Ref": "VaultRetentionMode" }));
+    assert_eq!(retention["Days"], json!({ "Ref": "VaultRetentionDays" }));
+    assert!(retention.get("Years").is_none());
+    let p = &t["Parameters"];
+    assert_eq!(p["VaultRetentionMode"]["Default"], "GOVERNANCE");
+    assert_eq!(
+        p["VaultRetentionMode"]["AllowedValues"],
+        json!(["GOVERNANCE", "COMPLIANCE"])
+    );
+    assert_eq!(p["VaultRetentionDays"]["Default"], 365);
+    assert_eq!(b["VersioningConfiguration"]["Status"], "Enabled");
+    let sse = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(
+        sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "aws:kms"
+    );
+    assert!(refers_to(
+        &sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"],
+        "VaultKey"
+    ));
+    assert_eq!(sse["BucketKeyEnabled"], true);
+    for block in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(b["PublicAccessBlockConfiguration"][block], true, "{block}");
+    }
+
+    // Its policy: no request without TLS, and the task role denied what it
+    // must never do even if someone grants it later.
+    let policy = of_type(&t, "AWS::S3::BucketPolicy");
+    assert_eq!(policy.len(), 1);
+    let policy = policy[0].1;
+    assert_eq!(policy["Condition"], "CreateVault");
+    assert!(refers_to(&policy["Properties"]["Bucket"], "VaultBucket"));
+    let denies = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let when = BTreeMap::from([("CreateVault", true)]);
+    let whole_bucket = vec![
+        "${VaultBucket.Arn}".to_string(),
+        "${VaultBucket.Arn}/*".to_string(),
+    ];
+    let tls = denies
+        .iter()
+        .find(|s| s["Condition"]["Bool"]["aws:SecureTransport"] == "false")
+        .expect("a statement on aws:SecureTransport");
+    assert_eq!(tls["Effect"], "Deny");
+    assert_eq!(actions(tls), ["s3:*"]);
+    assert_eq!(rendered(&tls["Resource"], &when), whole_bucket);
+    let node = denies
+        .iter()
+        .find(|s| refers_to(&s["Condition"], "TaskRole"))
+        .expect("a statement on the task role");
+    assert_eq!(node["Effect"], "Deny");
+    assert_eq!(rendered(&node["Resource"], &when), whole_bucket);
+    for never in NEVER_ON_THE_VAULT.iter().filter(|a| a.starts_with("s3:")) {
+        assert!(
+            actions(node).iter().any(|a| covers(a, never)),
+            "the bucket does not deny {never} to the task role"
+        );
+    }
+
+    // The key: rotated, its use by the task role only through S3, the
+    // account administering it without reading anything under it.
+    let k = &key["Properties"];
+    assert_eq!(k["EnableKeyRotation"], true);
+    let key_statements = k["KeyPolicy"]["Statement"].as_array().unwrap();
+    let crypto = [
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncryptFrom",
+    ];
+    for s in key_statements {
+        assert_eq!(s["Effect"], "Allow");
+        let uses: Vec<&str> = crypto
+            .iter()
+            .copied()
+            .filter(|c| actions(s).iter().any(|a| covers(a, c)))
+            .collect();
+        if uses.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            actions(s),
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            "only the task role's use reads or writes under the key: {s:#}"
+        );
+        assert!(refers_to(
+            &s["Condition"]["ArnEquals"]["aws:PrincipalArn"],
+            "TaskRole"
+        ));
+        assert_eq!(
+            render(&s["Condition"]["StringEquals"]["kms:ViaService"], &when),
+            "s3.${AWS::Region}.${AWS::URLSuffix}"
+        );
+    }
+    assert!(
+        key_statements
+            .iter()
+            .any(|s| actions(s).contains(&"kms:Put*".to_string())),
+        "the account administers the key"
+    );
+    let alias = resource(&t, "VaultKeyAlias");
+    assert_eq!(alias["Condition"], "CreateVault");
+    assert!(refers_to(&alias["Properties"]["TargetKeyId"], "VaultKey"));
+
+    // The agent's settings: s3://BUCKET/PREFIX and the key's ARN.
+    let env = stack_environment(&t, "TaskDefinition");
+    for when in vault_scenarios() {
+        let bucket = if when["CreateVault"] {
+            "${VaultBucket}"
+        } else {
+            "${ExistingVaultBucket}"
+        };
+        let key = if when["CreateVault"] {
+            "${VaultKey.Arn}"
+        } else {
+            "${ExistingVaultKmsKeyArn}"
+        };
+        assert_eq!(
+            render(&env["AGENT_KEYSHARE_VAULT"], &when),
+            format!("s3://{bucket}/${{VaultPrefix}}")
+        );
+        assert_eq!(render(&env["AGENT_KEYSHARE_VAULT_KMS_KEY"], &when), key);
+    }
+    // An existing bucket comes with its key, or neither.
+    let rule = serde_json::to_string(&t["Rules"]["VaultBucketAndKeyTogether"]).unwrap();
+    assert!(rule.contains("ExistingVaultBucket") && rule.contains("ExistingVaultKmsKeyArn"));
+    assert_eq!(
+        t["Conditions"]["CreateVault"],
+        json!({ "Fn::And": [
+            { "Fn::Equals": [{ "Ref": "ExistingVaultBucket" }, ""] },
+            { "Fn::Equals": [{ "Ref": "ExistingVaultKmsKeyArn" }, ""] },
+        ] })
+    );
+}
+
+#[test]
+fn the_weekly_drill_runs_agent_vault_verify_with_the_node_secrets_roles_and_network() {
+    let t = template();
+    let schedules = of_type(&t, "AWS::Scheduler::Schedule");
+    assert_eq!(schedules.len(), 1, "one drill schedule");
+    let schedule = &schedules[0].1["Properties"];
+    assert!(schedules[0].1.get("Condition").is_none());
+    assert_eq!(
+        schedule["ScheduleExpression"],
+        json!({ "Ref": "VaultDrillScheduleExpression" })
+    );
+    let every = t["Parameters"]["VaultDrillScheduleExpression"]["Default"]
+        .as_str()
+        .unwrap();
+    let cron: Vec<&str> = every
+        .strip_prefix("cron(")
+        .and_then(|c| c.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{every} is a cron expression"))
+        .split(' ')
+        .collect();
+    // minutes hours day-of-month month day-of-week year: one day a week.
+    assert_eq!(cron.len(), 6, "{every}");
+    assert_eq!((cron[2], cron[3], cron[5]), ("?", "*", "*"), "{every}");
+    assert!(
+        ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"].contains(&cron[4]),
+        "{every} runs weekly"
+    );
+    assert!(cron[0].parse::<u32>().is_ok() && cron[1].parse::<u32>().is_ok());
+
+    // It starts the drill's task definition, once, in the node's cluster,
+    // subnets and security group.
+    let target = &schedule["Target"];
+    for create in [true, false] {
+        let when = BTreeMap::from([("CreateCluster", create)]);
+        let cluster = render(&target["Arn"], &when);
+        if create {
+            assert_eq!(cluster, "${Cluster.Arn}");
+        } else {
+            assert!(
+                cluster.ends_with(":cluster/${ExistingClusterName}"),
+                "{cluster}"
+            );
+        }
+    }
+    let ecs = &target["EcsParameters"];
+    assert_eq!(
+        ecs["TaskDefinitionArn"],
+        json!({ "Ref": "VaultDrillTaskDefinition" })
+    );
+    assert_eq!(ecs["TaskCount"], 1);
+    assert_eq!(ecs["LaunchType"], "FARGATE");
+    let service = &resource(&t, "Service")["Properties"];
+    let (drill_network, node_network) = (
+        &ecs["NetworkConfiguration"]["AwsvpcConfiguration"],
+        &service["NetworkConfiguration"]["AwsvpcConfiguration"],
+    );
+    assert_eq!(drill_network["Subnets"], node_network["Subnets"]);
+    assert_eq!(
+        drill_network["SecurityGroups"],
+        node_network["SecurityGroups"]
+    );
+    assert_eq!(drill_network["AssignPublicIp"], "DISABLED");
+
+    // The drill's task: exactly `agent vault verify`, the node's image,
+    // roles, environment and secrets; no home, no port: no second node.
+    let node = &resource(&t, "TaskDefinition")["Properties"];
+    let drill = &resource(&t, "VaultDrillTaskDefinition")["Properties"];
+    assert_ne!(drill["Family"], node["Family"]);
+    assert_eq!(
+        drill["Family"],
+        json!({ "Fn::Sub": "${NodeName}-vault-drill" })
+    );
+    for key in [
+        "TaskRoleArn",
+        "ExecutionRoleArn",
+        "RequiresCompatibilities",
+        "NetworkMode",
+        "RuntimePlatform",
+    ] {
+        assert_eq!(drill[key], node[key], "{key}");
+    }
+    assert!(drill.get("Volumes").is_none(), "the drill mounts no home");
+    let containers = drill["ContainerDefinitions"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let (d, n) = (&containers[0], &node["ContainerDefinitions"][0]);
+    let dockerfile = std::fs::read_to_string(repo_file("docker/Dockerfile")).unwrap();
+    let entrypoint: Vec<String> = serde_json::from_str(
+        dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+            .unwrap(),
+    )
+    .unwrap();
+    // The image's entrypoint is `agent run`, which a command override
+    // cannot drop: the drill names its own.
+    assert_eq!(entrypoint, ["/usr/local/bin/agent", "run"]);
+    let run: Vec<String> = strings(&d["EntryPoint"])
+        .into_iter()
+        .chain(strings(&d["Command"]))
+        .collect();
+    assert_eq!(run, ["/usr/local/bin/agent", "vault", "verify"]);
+    assert_eq!(strings(&d["EntryPoint"]), [entrypoint[0].clone()]);
+    for key in ["Image", "Environment", "Secrets"] {
+        assert_eq!(d[key], n[key], "the drill's {key} is the node's");
+    }
+    for key in ["MountPoints", "PortMappings", "HealthCheck", "VolumesFrom"] {
+        assert!(d.get(key).is_none(), "the drill has no {key}");
+    }
+    assert!(refers_to(
+        &d["LogConfiguration"]["Options"]["awslogs-group"],
+        "LogGroup"
+    ));
+    assert_ne!(
+        d["LogConfiguration"]["Options"]["awslogs-stream-prefix"],
+        n["LogConfiguration"]["Options"]["awslogs-stream-prefix"]
+    );
+
+    // The scheduler's role: start that one family in that cluster, and
+    // hand it the node's two roles, nothing else.
+    assert!(refers_to(&target["RoleArn"], "VaultDrillSchedulerRole"));
+    let role = resource(&t, "VaultDrillSchedulerRole");
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().unwrap().len(), 1);
+    assert_eq!(
+        trust[0]["Principal"],
+        json!({ "Service": "scheduler.amazonaws.com" })
+    );
+    let granted = statements(role);
+    assert_eq!(granted.len(), 1);
+    let granted = &granted[0].1;
+    let all: BTreeSet<String> = granted.iter().flat_map(actions).collect();
+    assert_eq!(
+        all,
+        BTreeSet::from(["ecs:RunTask".to_string(), "iam:PassRole".to_string()])
+    );
+    let run_task = granted
+        .iter()
+        .find(|s| actions(s) == ["ecs:RunTask"])
+        .unwrap();
+    assert_eq!(
+        sub_strings(&run_task["Resource"]),
+        [
+            "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/${NodeName}-vault-drill:*"
+        ]
+    );
+    for create in [true, false] {
+        let when = BTreeMap::from([("CreateCluster", create)]);
+        assert_eq!(
+            render(&run_task["Condition"]["ArnEquals"]["ecs:cluster"], &when),
+            render(&target["Arn"], &when)
+        );
+    }
+    let pass = granted
+        .iter()
+        .find(|s| actions(s) == ["iam:PassRole"])
+        .unwrap();
+    let passed = pass["Resource"].as_array().unwrap();
+    assert_eq!(passed.len(), 2);
+    assert!(refers_to(&passed[0], "TaskRole") && refers_to(&passed[1], "ExecutionRole"));
+    assert_eq!(
+        pass["Condition"]["StringEquals"]["iam:PassedToService"],
+        "ecs-tasks.amazonaws.com"
+    );
+
+    // A drill that stops without passing, or never starts, reaches the topic too.
+    let rule = &resource(&t, "VaultDrillStoppedRule")["Properties"];
+    let pattern = &rule["EventPattern"];
+    assert_eq!(pattern["detail-type"], json!(["ECS Task State Change"]));
+    assert_eq!(pattern["detail"]["group"][0], ecs["Group"]);
+    assert_eq!(
+        ecs["Group"],
+        json!({ "Fn::Sub": "family:${NodeName}-vault-drill" })
+    );
+    assert_eq!(pattern["detail"]["lastStatus"], json!(["STOPPED"]));
+    assert_eq!(pattern["detail"]["clusterArn"][0], target["Arn"]);
+    assert!(refers_to(&rule["Targets"][0]["Arn"], "AlertsTopic"));
+}
+
+/// The alarm section of docker/README.md (`## Alerts` up to the next `## `).
+fn readme_alerts() -> String {
+    let readme = std::fs::read_to_string(repo_file("docker/README.md")).unwrap();
+    let start = readme
+        .find("\n## Alerts\n")
+        .expect("docker/README.md has ## Alerts");
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 3);
+    rest[..end].to_string()
+}
+
+#[test]
+fn every_alarm_reads_a_metric_the_agent_writes_with_the_node_dimension_and_pages_the_topic() {
+    let t = template();
+    let alerts = readme_alerts();
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    // What pages, per metric: comparison, threshold, how missing data
+    // counts, the window (Period x EvaluationPeriods) and how many of its
+    // minutes must breach.
+    let pages: [(&str, &str, Value, &str, u64, u64); 8] = [
+        ("Holding", ">=", json!(1), "missing", 900, 13),
+        ("HealthStatus", ">=", json!(2), "missing", 300, 5),
+        ("AgentUp", "<", json!(1), "breaching", 600, 10),
+        ("NodeRestarts", ">=", json!(1), "notBreaching", 900, 3),
+        ("ChainWatchFailures", ">=", json!(1), "notBreaching", 600, 1),
+        ("VaultBehindSeconds", ">=", json!(1800), "missing", 180, 3),
+        ("VaultDrillFailed", ">=", json!(1), "ignore", 300, 1),
+        (
+            "BalanceNear",
+            "<",
+            json!({ "Ref": "BalanceAlarmNear" }),
+            "missing",
+            900,
+            3,
+        ),
+    ];
+    assert_eq!(alarms.len(), pages.len(), "one alarm per page");
+    let mut slugs = BTreeSet::new();
+    for (name, alarm) in &alarms {
+        let a = &alarm["Properties"];
+        let metric = a["MetricName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: one metric"));
+        assert!(
+            AGENT_METRICS.contains(&metric),
+            "{name} reads {metric}, which the agent does not write"
+        );
+        assert_eq!(
+            a["Namespace"],
+            json!({ "Ref": "CloudWatchNamespace" }),
+            "{name}"
+        );
+        assert_eq!(
+            a["Dimensions"],
+            json!([{ "Name": "Node", "Value": { "Ref": "NodeName" } }]),
+            "{name}: the one dimension Node"
+        );
+        assert_eq!(
+            a["AlarmActions"],
+            json!([{ "Ref": "AlertsTopic" }]),
+            "{name}"
+        );
+        if let Some(ok) = a.get("OKActions") {
+            assert_eq!(ok, &json!([{ "Ref": "AlertsTopic" }]), "{name}");
+        }
+        let (period, evaluation) = (
+            a["Period"].as_u64().unwrap(),
+            a["EvaluationPeriods"].as_u64().unwrap(),
+        );
+        let datapoints = a["DatapointsToAlarm"].as_u64().unwrap_or(evaluation);
+        assert!(period % 60 == 0 && period * evaluation <= 86_400, "{name}");
+        assert!(datapoints <= evaluation, "{name}");
+
+        let (_, comparison, threshold, missing, window, breaching) = pages
+            .iter()
+            .find(|p| p.0 == metric)
+            .unwrap_or_else(|| panic!("{name}: no page on {metric}"));
+        let operator = match a["ComparisonOperator"].as_str().unwrap() {
+            "GreaterThanOrEqualToThreshold" => ">=",
+            "LessThanThreshold" => "<",
+            other => other,
+        };
+        assert_eq!(operator, *comparison, "{name}");
+        assert_eq!(&a["Threshold"], threshold, "{name}");
+        assert_eq!(a["TreatMissingData"], *missing, "{name}");
+        assert_eq!(
+            (period * evaluation, datapoints),
+            (*window, *breaching),
+            "{name}"
+        );
+
+        // Named after the node (the topic's policy lets those publish), and
+        // pointing at its runbook in the README.
+        let alarm_name = sub_strings(&a["AlarmName"]).join("");
+        let slug = alarm_name
+            .strip_prefix("${NodeName}-")
+            .unwrap_or_else(|| panic!("{name} is named NodeName-…: {alarm_name}"));
+        let description = sub_strings(&a["AlarmDescription"]).join("");
+        assert!(
+            description.contains(&format!("docker/README.md, section Alerts, {slug}.")),
+            "{name}: {description}"
+        );
+        assert!(description.len() <= 1024, "{name}");
+        assert!(
+            alerts.contains(&format!("\n### {slug}\n")),
+            "docker/README.md's Alerts has no ### {slug}"
+        );
+        slugs.insert(slug.to_string());
+    }
+    assert_eq!(slugs.len(), alarms.len());
+
+    // A stopped node (DesiredCount 0) is silent on purpose.
+    let silent = alarms
+        .iter()
+        .find(|(_, a)| a["Properties"]["MetricName"] == "AgentUp")
+        .unwrap();
+    assert_eq!(
+        silent.1["Properties"]["ActionsEnabled"],
+        json!({ "Fn::If": ["NodeRuns", true, false] })
+    );
+    assert_eq!(
+        t["Conditions"]["NodeRuns"],
+        json!({ "Fn::Equals": [{ "Ref": "DesiredCount" }, "1"] })
+    );
+
+    // The agent writes what the alarms read: the namespace and the Node value.
+    let env = stack_environment(&t, "TaskDefinition");
+    assert_eq!(
+        env["AGENT_CLOUDWATCH_NAMESPACE"],
+        json!({ "Ref": "CloudWatchNamespace" })
+    );
+    assert_eq!(env["AGENT_CLOUDWATCH_NODE"], json!({ "Ref": "NodeName" }));
+    assert_eq!(
+        t["Parameters"]["CloudWatchNamespace"]["Default"],
+        "MpcAgent"
+    );
+    // The balance that pages is the agent's own warning.
+    assert_eq!(
+        env["AGENT_MIN_BALANCE"],
+        json!({ "Fn::Sub": "${BalanceAlarmNear} NEAR" })
+    );
+
+    // The topic: a mail subscription only when an address is given; the
+    // node's alarms and the drill's rule may publish.
+    let topic = &resource(&t, "AlertsTopic")["Properties"];
+    let subscription = &topic["Subscription"]["Fn::If"];
+    assert_eq!(subscription[0], "HasAlertEmail");
+    assert_eq!(subscription[1][0]["Protocol"], "email");
+    assert_eq!(
+        subscription[1][0]["Endpoint"],
+        json!({ "Ref": "AlertEmail" })
+    );
+    assert_eq!(subscription[2], json!({ "Ref": "AWS::NoValue" }));
+    assert_eq!(t["Parameters"]["AlertEmail"]["Default"], "");
+    let policy = &resource(&t, "AlertsTopicPolicy")["Properties"];
+    assert!(refers_to(&policy["Topics"], "AlertsTopic"));
+    let publishers = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    let alarms_publish = publishers
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "cloudwatch.amazonaws.com")
+        .expect("CloudWatch may publish");
+    assert_eq!(
+        sub_strings(&alarms_publish["Condition"]["ArnLike"]["aws:SourceArn"]),
+        ["arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${NodeName}-*"]
+    );
+    let rule_publishes = publishers
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+        .expect("EventBridge may publish");
+    assert!(refers_to(
+        &rule_publishes["Condition"]["ArnEquals"]["aws:SourceArn"],
+        "VaultDrillStoppedRule"
+    ));
+
+    // agent doctor reads the alarms, and only reads.
+    let cloudwatch: Vec<String> = task_role_statements(&t)
+        .iter()
+        .flat_map(actions)
+        .filter(|a| a.starts_with("cloudwatch:"))
+        .collect();
+    assert_eq!(cloudwatch, ["cloudwatch:DescribeAlarms"]);
+}
+
+/// The metric names a dashboard body searches, with each search's statistic
+/// and period; panics on any metric that is not a search over the namespace
+/// and the Node dimension.
+fn searched(body: &Value, namespace: &str) -> Vec<(String, String, u64)> {
+    let prefix = format!("SEARCH('{{{namespace},Node}} MetricName=\"");
+    let mut found = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] != "metric" {
+            continue;
+        }
+        for line in widget["properties"]["metrics"].as_array().unwrap() {
+            let line = line.as_array().unwrap();
+            assert_eq!(line.len(), 1, "only expressions, no fixed metric: {widget}");
+            let expression = line[0]["expression"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a search expression: {widget}"));
+            let rest = expression
+                .strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("{expression} searches {{{namespace},Node}}"));
+            let (metric, rest) = rest.split_once("\"', '").unwrap();
+            let (stat, period) = rest.split_once("', ").unwrap();
+            let period = period.strip_suffix(')').unwrap().parse().unwrap();
+            found.push((metric.to_string(), stat.to_string(), period));
+        }
+    }
+    found
+}
+
+#[test]
+fn the_fleet_dashboard_finds_every_node_by_search_and_is_made_once() {
+    let t = template();
+    let dashboard = resource(&t, "FleetDashboard");
+    assert_eq!(dashboard["Condition"], "CreateDashboard");
+    assert_eq!(
+        t["Conditions"]["CreateDashboard"],
+        json!({ "Fn::Equals": [{ "Ref": "ExistingDashboardName" }, ""] })
+    );
+    let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("the body is one Fn::Sub text");
+    for node_only in ["${NodeName}", "${MpcAccountId}", "${TaskDefinition}"] {
+        assert!(
+            !body.contains(node_only),
+            "the fleet's dashboard names {node_only}"
+        );
+    }
+    let body: Value = serde_json::from_str(
+        &body
+            .replace("${CloudWatchNamespace}", "MpcAgent")
+            .replace("${AWS::Region}", "eu-west-1"),
+    )
+    .expect("the body is JSON");
+    assert!(
+        !body.to_string().contains("${"),
+        "every ${{…}} is a parameter"
+    );
+    let found = searched(&body, "MpcAgent");
+    let shown: BTreeSet<&str> = found.iter().map(|(m, _, _)| m.as_str()).collect();
+    for (metric, _, _) in &found {
+        assert!(AGENT_METRICS.contains(&metric.as_str()), "{metric}");
+    }
+    for needed in [
+        "IndexerLagSeconds",
+        "NodeReady",
+        "Holding",
+        "NodeRestarts",
+        "ChainWatchFailures",
+        "VaultBehindSeconds",
+        "BalanceNear",
+    ] {
+        assert!(
+            shown.contains(needed),
+            "the dashboard does not show {needed}"
+        );
+    }
+    for widget in body["widgets"].as_array().unwrap() {
+        if widget["type"] == "metric" {
+            assert_eq!(widget["properties"]["region"], "eu-west-1");
+        }
+    }
+    for (create, name) in [
+        (true, "${FleetDashboard}"),
+        (false, "${ExistingDashboardName}"),
+    ] {
+        let when = BTreeMap::from([("CreateDashboard", create)]);
+        assert_eq!(render(&t["Outputs"]["DashboardName"]["Value"], &when), name);
+    }
 }

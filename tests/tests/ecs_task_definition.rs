@@ -1,7 +1,8 @@
 //! The example ECS task definition fits the agent: its environment is a valid
 //! configuration, every variable is one the agent knows, the health check is
 //! `agent health`, the agent's port and every port upstream needs are mapped,
-//! and ECS waits longer than the agent's pre-stop delay and stop grace together.
+//! ECS waits longer than the agent's pre-stop delay and stop grace together,
+//! and the example task role may write and read the vault path the task names.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -151,4 +152,77 @@ fn the_home_is_the_efs_volume_with_iam_and_transit_encryption() {
     );
     let mount = &container()["mountPoints"][0];
     assert_eq!(mount["containerPath"], environment()["MPC_HOME_DIR"]);
+}
+
+#[test]
+fn the_vault_is_a_path_the_example_task_role_may_write_under_a_key_it_may_use() {
+    let env = environment();
+    let vault = env["AGENT_KEYSHARE_VAULT"]
+        .strip_prefix("s3://")
+        .expect("AGENT_KEYSHARE_VAULT is s3://BUCKET[/PREFIX]");
+    let (bucket, prefix) = vault.split_once('/').unwrap_or((vault, ""));
+    let node_path = [prefix, env["MPC_ACCOUNT_ID"].as_str()]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/");
+    let key = &env["AGENT_KEYSHARE_VAULT_KMS_KEY"];
+    let region = key.split(':').nth(3).unwrap();
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docker/iam-task-role-policy.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let granting = |action: &str| -> Vec<Value> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
+            .cloned()
+            .collect()
+    };
+    for action in ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"] {
+        let on: Vec<Value> = granting(action)
+            .into_iter()
+            .map(|s| s["Resource"].clone())
+            .collect();
+        assert_eq!(
+            on,
+            [Value::String(format!(
+                "arn:aws:s3:::{bucket}/{node_path}/*"
+            ))],
+            "{action}"
+        );
+    }
+    let list = granting("s3:ListBucket");
+    assert_eq!(list[0]["Resource"], format!("arn:aws:s3:::{bucket}"));
+    assert_eq!(
+        list[0]["Condition"]["StringLike"]["s3:prefix"],
+        format!("{node_path}/*")
+    );
+    for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+        let through_s3: Vec<Value> = granting(action)
+            .into_iter()
+            .filter(|s| s["Resource"] == key.as_str())
+            .collect();
+        assert_eq!(through_s3.len(), 1, "{action} on {key}");
+        assert_eq!(
+            through_s3[0]["Condition"]["StringEquals"]["kms:ViaService"],
+            format!("s3.{region}.amazonaws.com")
+        );
+    }
+    assert!(
+        env["AGENT_CLOUDWATCH_NAMESPACE"]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+    // The Node dimension is the node's name, as the stack sets it.
+    assert_eq!(
+        env["AGENT_CLOUDWATCH_NODE"],
+        task_definition()["family"].as_str().unwrap()
+    );
 }
