@@ -7,7 +7,7 @@
 
 use agent_tests::harness::{AgentCommand, JsonServer, WAIT, file_names};
 use agent_tests::json;
-use agent_tests::near_rpc::{AllowedMpcDockerImageHash, ContractViews};
+use agent_tests::near_rpc::{AllowedMpcDockerImageHash, ContractViews, ErrorForm};
 use agent_tests::node_fixture::{CONTRACT, NodeFixture};
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
 use serde_json::{Value, json};
@@ -168,17 +168,24 @@ fn without_a_digest_or_the_view_the_image_hash_is_skipped_saying_why() {
         "{check}"
     );
 
-    let older = NodeFixture::new();
-    let (report, _) = doctor(&older, Some(&metadata()));
-    let check = json::check(&report, "launch.image_hash");
-    assert_eq!(check["status"], "skipped", "{check}");
-    assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
-            .contains("no allowed_docker_image_hashes view"),
-        "{check}"
-    );
+    // A contract before the view, whatever form the RPC answers "no such
+    // method" in.
+    for errors in ErrorForm::ALL {
+        let older = NodeFixture::new();
+        let mut chain = older.scenario();
+        chain.errors = errors;
+        older.chain.rpc.set_scenario(chain);
+        let (report, _) = doctor(&older, Some(&metadata()));
+        let check = json::check(&report, "launch.image_hash");
+        assert_eq!(check["status"], "skipped", "{errors:?}: {check}");
+        assert!(
+            check["cause"]
+                .as_str()
+                .unwrap()
+                .contains("no allowed_docker_image_hashes view"),
+            "{errors:?}: {check}"
+        );
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use agent_tests::near_rpc::{Fault, NearRpcStandin, Scenario};
+use agent_tests::near_rpc::{ErrorForm, Fault, NearRpcStandin, Scenario};
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::{Chain, ChainRpc};
@@ -125,6 +125,12 @@ fn standing(report: &KeyReport) -> Standing {
     report.on_chain.as_ref().unwrap().standing.clone().unwrap()
 }
 
+/// `scenario` with a contract's failures answered in `errors`' form.
+fn in_form(mut scenario: Scenario, errors: ErrorForm) -> Scenario {
+    scenario.errors = errors;
+    scenario
+}
+
 fn with_contract(state: Value) -> Scenario {
     let mut scenario = scenario();
     scenario.contracts.insert(account(CONTRACT), state);
@@ -148,32 +154,36 @@ fn nothing_listening() -> String {
 
 #[tokio::test]
 async fn a_function_call_key_for_the_contract_with_no_method_list_matches() {
-    let (report, _standin) = check(scenario(), input()).await;
+    // The contract has no view but `state()`: each of the others is answered
+    // "no such method", in whatever form the RPC answers it.
+    for errors in ErrorForm::ALL {
+        let (report, _standin) = check(in_form(scenario(), errors), input()).await;
 
-    for check in report.checks() {
-        // A contract without grants: nothing to say of them.
-        let expected = if check.id == check_ids::ATTESTATION_GRANT {
-            Status::Skipped
-        } else {
-            Status::Ok
-        };
-        assert_eq!(check.status, expected, "{}", check.summary());
+        for check in report.checks() {
+            // A contract without grants: nothing to say of them.
+            let expected = if check.id == check_ids::ATTESTATION_GRANT {
+                Status::Skipped
+            } else {
+                Status::Ok
+            };
+            assert_eq!(check.status, expected, "{}", check.summary());
+        }
+        assert_eq!(report.verdict(), KeysVerdict::Match);
+        let access = find(&report, check_ids::ACCESS_KEY);
+        assert!(
+            access.cause.contains(
+                "function call for v1.signer.test.near (any method, unlimited allowance)"
+            ),
+            "{}",
+            access.cause
+        );
+        let on_chain = report.on_chain.as_ref().unwrap();
+        assert_eq!(on_chain.chain_id, "testnet");
+        assert_eq!(on_chain.latest_block_height, 4242);
+        assert_eq!(on_chain.latest_block_time, "2025-06-01T12:00:00Z");
+        assert!(!on_chain.syncing);
+        assert_eq!(on_chain.access_keys.len(), 2);
     }
-    assert_eq!(report.verdict(), KeysVerdict::Match);
-    let access = find(&report, check_ids::ACCESS_KEY);
-    assert!(
-        access
-            .cause
-            .contains("function call for v1.signer.test.near (any method, unlimited allowance)"),
-        "{}",
-        access.cause
-    );
-    let on_chain = report.on_chain.as_ref().unwrap();
-    assert_eq!(on_chain.chain_id, "testnet");
-    assert_eq!(on_chain.latest_block_height, 4242);
-    assert_eq!(on_chain.latest_block_time, "2025-06-01T12:00:00Z");
-    assert!(!on_chain.syncing);
-    assert_eq!(on_chain.access_keys.len(), 2);
 }
 
 #[tokio::test]
@@ -462,19 +472,21 @@ async fn a_contract_account_without_code_is_its_own_failure() {
     let mut input = input();
     input.contract_id = account(NODE);
 
-    let (report, _standin) = check(scenario(), input).await;
+    for errors in ErrorForm::ALL {
+        let (report, _standin) = check(in_form(scenario(), errors), input.clone()).await;
 
-    let contract = find(&report, check_ids::CONTRACT);
-    assert_eq!(contract.status, Status::Fail);
-    assert_eq!(
-        contract.cause,
-        format!("account {NODE} has no contract deployed")
-    );
-    assert_eq!(
-        report.on_chain.as_ref().unwrap().contract,
-        ContractFinding::NoCode
-    );
-    assert_eq!(report.verdict(), KeysVerdict::Mismatch);
+        let contract = find(&report, check_ids::CONTRACT);
+        assert_eq!(contract.status, Status::Fail);
+        assert_eq!(
+            contract.cause,
+            format!("account {NODE} has no contract deployed")
+        );
+        assert_eq!(
+            report.on_chain.as_ref().unwrap().contract,
+            ContractFinding::NoCode
+        );
+        assert_eq!(report.verdict(), KeysVerdict::Mismatch);
+    }
 }
 
 #[tokio::test]
@@ -501,24 +513,26 @@ async fn an_uninitialized_contract_whose_state_panics_is_a_warning() {
         "Calling default not allowed.".to_string(),
     );
 
-    let (report, _standin) = check(scenario, input()).await;
+    for errors in ErrorForm::ALL {
+        let (report, _standin) = check(in_form(scenario.clone(), errors), input()).await;
 
-    let contract = find(&report, check_ids::CONTRACT);
-    assert_eq!(contract.status, Status::Warn);
-    assert!(
-        contract.cause.contains("deployed but not initialized"),
-        "{}",
-        contract.cause
-    );
-    assert!(matches!(
-        report.on_chain.as_ref().unwrap().contract,
-        ContractFinding::Uninitialized { .. }
-    ));
-    assert_eq!(
-        find(&report, check_ids::PARTICIPANT).status,
-        Status::Skipped
-    );
-    assert_eq!(report.verdict(), KeysVerdict::Match);
+        let contract = find(&report, check_ids::CONTRACT);
+        assert_eq!(contract.status, Status::Warn);
+        assert!(
+            contract.cause.contains("deployed but not initialized"),
+            "{}",
+            contract.cause
+        );
+        assert!(matches!(
+            report.on_chain.as_ref().unwrap().contract,
+            ContractFinding::Uninitialized { .. }
+        ));
+        assert_eq!(
+            find(&report, check_ids::PARTICIPANT).status,
+            Status::Skipped
+        );
+        assert_eq!(report.verdict(), KeysVerdict::Match);
+    }
 }
 
 #[tokio::test]

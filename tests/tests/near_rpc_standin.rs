@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use agent_tests::near_rpc::{Fault, NearRpcStandin, Scenario};
+use agent_tests::near_rpc::{ErrorForm, Fault, NearRpcStandin, Scenario};
 use near_crypto::{ED25519PublicKey, PublicKey};
 use near_jsonrpc_client::errors::{JsonRpcError, JsonRpcServerError};
 use near_jsonrpc_client::{JsonRpcClient, methods};
@@ -231,6 +231,99 @@ async fn account_without_contract_fails_like_the_vm() {
             assert!(vm_error.contains("CodeDoesNotExist"), "{vm_error}");
         }
         other => panic!("expected ContractExecutionError, got {other:?} from {err:?}"),
+    }
+}
+
+/// `query` for a view the contract lacks and for a key the account lacks,
+/// as raw JSON-RPC bodies.
+async fn failing_queries(addr: SocketAddr) -> [Value; 2] {
+    let requests = [
+        json!({ "request_type": "call_function", "finality": "final", "account_id": CONTRACT,
+                "method_name": "migration_info", "args_base64": "e30=" }),
+        json!({ "request_type": "view_access_key", "finality": "final", "account_id": NODE,
+                "public_key": key(7).to_string() }),
+    ];
+    let mut answers = Vec::new();
+    for params in requests {
+        let body =
+            json!({ "jsonrpc": "2.0", "id": "dontcare", "method": "query", "params": params });
+        let (status, body) = http(addr, "POST", "/", &body.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        answers.push(serde_json::from_str(&body).unwrap());
+    }
+    answers.try_into().unwrap()
+}
+
+#[tokio::test]
+async fn query_errors_come_in_the_scenario_s_form() {
+    let (standin, client) = start(scenario()).await;
+    let no_view = "wasm execution failed with error: MethodResolveError(MethodNotFound)";
+
+    let [call, access_key] = failing_queries(standin.addr()).await;
+    assert_eq!(call["result"]["error"], no_view, "{call}");
+    let legacy_key = format!("access key {} does not exist while viewing", key(7));
+    assert_eq!(
+        access_key["result"]["error"],
+        legacy_key.as_str(),
+        "{access_key}"
+    );
+
+    for form in [ErrorForm::Structured, ErrorForm::StructuredTextOnly] {
+        let mut chain = scenario();
+        chain.errors = form;
+        standin.set_scenario(chain);
+        let [call, access_key] = failing_queries(standin.addr()).await;
+        for answer in [&call, &access_key] {
+            assert!(answer.get("result").is_none(), "{answer}");
+            assert_eq!(answer["error"]["name"], "HANDLER_ERROR", "{answer}");
+            assert_eq!(answer["error"]["code"], -32000, "{answer}");
+        }
+        let cause = &call["error"]["cause"];
+        assert_eq!(cause["name"], "CONTRACT_EXECUTION_ERROR", "{call}");
+        assert_eq!(cause["info"]["vm_error"], no_view, "{call}");
+        assert_eq!(cause["info"]["block_height"], 4242, "{call}");
+        let with_value = form == ErrorForm::Structured;
+        assert_eq!(cause["info"].get("error").is_some(), with_value, "{call}");
+        let cause = &access_key["error"]["cause"];
+        assert_eq!(cause["name"], "UNKNOWN_ACCESS_KEY", "{access_key}");
+        assert_eq!(
+            cause["info"]["public_key"],
+            key(7).to_string(),
+            "{access_key}"
+        );
+    }
+
+    // near-jsonrpc-client reads the legacy form and nearcore's own
+    // structured one into the same typed errors.
+    for form in [ErrorForm::Legacy, ErrorForm::Structured] {
+        let mut chain = scenario();
+        chain.errors = form;
+        standin.set_scenario(chain);
+        let mut request = state_request(CONTRACT);
+        if let QueryRequest::CallFunction { method_name, .. } = &mut request.request {
+            *method_name = "migration_info".to_string();
+        }
+        let err = client.call(request).await.unwrap_err();
+        match err.handler_error() {
+            Some(RpcQueryError::ContractExecutionError { vm_error, .. }) => {
+                assert_eq!(vm_error, no_view, "{form:?}")
+            }
+            other => panic!("{form:?}: expected ContractExecutionError, got {other:?}"),
+        }
+        let request = methods::query::RpcQueryRequest {
+            block_reference: BlockReference::Finality(Finality::Final),
+            request: QueryRequest::ViewAccessKey {
+                account_id: account(NODE),
+                public_key: key(7),
+            },
+        };
+        let err = client.call(request).await.unwrap_err();
+        match err.handler_error() {
+            Some(RpcQueryError::UnknownAccessKey { public_key, .. }) => {
+                assert_eq!(*public_key, key(7), "{form:?}")
+            }
+            other => panic!("{form:?}: expected UnknownAccessKey, got {other:?}"),
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use agent_tests::harness::{AgentCommand, WAIT};
 use agent_tests::json;
 use agent_tests::near_rpc::{
-    BackupServiceInfo, ContractViews, DestinationNodeInfo, ParticipantInfo, Scenario,
+    BackupServiceInfo, ContractViews, DestinationNodeInfo, ErrorForm, ParticipantInfo, Scenario,
 };
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT, Key, NodeFixture, scenario};
 
@@ -95,18 +95,26 @@ fn another_destination_key_holds_naming_both_keys() {
 
 #[test]
 fn a_contract_without_migration_info_holds_as_before() {
-    let node = NodeFixture::new();
-    let old = Key::random();
-    node.chain.rpc.set_scenario(migrating(&node, &old, None));
-    let agent = node.run().start();
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], "keys.participant");
-    let check = json::check(&status, "keys.participant");
-    assert_eq!(check["detail"]["migration"]["finding"], "no_view");
-    let cause = check["cause"].as_str().unwrap();
-    assert!(cause.contains(&old.public), "{cause}");
+    // Whatever form the RPC answers "no such method" in.
+    for errors in ErrorForm::ALL {
+        let node = NodeFixture::new();
+        let old = Key::random();
+        let mut chain = migrating(&node, &old, None);
+        chain.errors = errors;
+        node.chain.rpc.set_scenario(chain);
+        let agent = node.run().start();
+        let status = agent
+            .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
+            .json();
+        assert_eq!(status["reason"]["kind"], "keys.participant", "{errors:?}");
+        let check = json::check(&status, "keys.participant");
+        assert_eq!(
+            check["detail"]["migration"]["finding"], "no_view",
+            "{errors:?}"
+        );
+        let cause = check["cause"].as_str().unwrap();
+        assert!(cause.contains(&old.public), "{errors:?}: {cause}");
+    }
 }
 
 #[test]

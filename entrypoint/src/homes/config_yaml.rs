@@ -5,6 +5,7 @@
 //! The file is handled as a YAML value, so comments do not survive a rewrite.
 //! That is acceptable: the node itself rewrites the file, without comments,
 //! whenever its parsed form differs from the text (`ConfigFile::from_file`).
+//! A YAML tag (`sync_mode: !Block {height: N}`) stays a tag.
 
 use std::path::Path;
 
@@ -109,6 +110,54 @@ pub fn upstream_default(inputs: &MpcConfigInputs) -> Value {
     ])
 }
 
+/// The fields of upstream's `ConfigFile` (near/mpc `crates/node-config`)
+/// that are externally tagged enums: `indexer.sync_mode` (`Interruption`,
+/// `Latest`, `Block(BlockArgs { height })`) and `indexer.finality`
+/// (`optimistic`, `near-final`, `final`). mpc-node's YAML parser reads a
+/// variant as a YAML tag (`!Block {height: N}`) or, without data, a plain
+/// name (`Latest`), and refuses the map form (`{Block: {height: N}}`).
+pub const ENUM_FIELDS: [(&str, &str); 2] = [("indexer", "sync_mode"), ("indexer", "finality")];
+
+/// An enum field of config.yaml written in the map form, which mpc-node's
+/// YAML parser refuses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapForm {
+    /// `indexer.sync_mode`.
+    pub field: String,
+    /// The value as written, as one line of JSON (valid YAML flow).
+    pub written: String,
+    /// The field as it should be written: `sync_mode: !Block {"height":1}`,
+    /// or `sync_mode: Latest` for a variant without data.
+    pub tag_form: Option<String>,
+}
+
+/// The enum fields of `config` in the map form, in [`ENUM_FIELDS`] order.
+pub fn map_forms(config: &Value) -> Vec<MapForm> {
+    ENUM_FIELDS
+        .iter()
+        .filter_map(|(section, field)| {
+            let Some(Value::Mapping(map)) = config.get(section)?.get(field) else {
+                return None;
+            };
+            let json = |value: &Value| serde_json::to_string(value).unwrap_or_default();
+            let tag_form = match map.iter().next() {
+                Some((Value::String(variant), Value::Null)) if map.len() == 1 => {
+                    Some(format!("{field}: {variant}"))
+                }
+                Some((Value::String(variant), data)) if map.len() == 1 => {
+                    Some(format!("{field}: !{variant} {}", json(data)))
+                }
+                _ => None,
+            };
+            Some(MapForm {
+                field: format!("{section}.{field}"),
+                written: json(&Value::Mapping(map.clone())),
+                tag_form,
+            })
+        })
+        .collect()
+}
+
 /// Sets the accounts and the contract, as start.sh's `sed` does on every
 /// boot; returns the values that changed. `Err` names a part that is not a mapping.
 pub fn update(config: &mut Mapping, inputs: &MpcConfigInputs) -> Result<Vec<Edit>, String> {
@@ -169,6 +218,11 @@ pub fn pending_config_yaml(
     update(&mut map, inputs)
         .map(Some)
         .map_err(|reason| HomeError::Unparsable { path, reason })
+}
+
+/// The content of `<home>/config.yaml`; `None` when there is no such file.
+pub fn current(home: &Path) -> Result<Option<Value>, HomeError> {
+    Ok(read(home)?.map(Value::Mapping))
 }
 
 /// The mapping in `<home>/config.yaml`; `None` when there is no such file.
@@ -296,6 +350,39 @@ cores: 12
         );
         let localnet = upstream_default(&inputs(Chain::Localnet));
         assert!(localnet["indexer"].get("port_override").is_none());
+    }
+
+    #[test]
+    fn enum_fields_in_the_map_form_are_found_with_their_tag_form() {
+        let config: Value = serde_yaml::from_str(
+            "indexer:\n  sync_mode: {Block: {height: 7}}\n  finality: {final: null}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            map_forms(&config),
+            [
+                MapForm {
+                    field: "indexer.sync_mode".to_string(),
+                    written: r#"{"Block":{"height":7}}"#.to_string(),
+                    tag_form: Some(r#"sync_mode: !Block {"height":7}"#.to_string()),
+                },
+                MapForm {
+                    field: "indexer.finality".to_string(),
+                    written: r#"{"final":null}"#.to_string(),
+                    tag_form: Some("finality: final".to_string()),
+                },
+            ]
+        );
+        let two: Value =
+            serde_yaml::from_str("indexer:\n  sync_mode: {Block: {height: 7}, Latest: null}\n")
+                .unwrap();
+        assert_eq!(map_forms(&two)[0].tag_form, None);
+        let tagged: Value = serde_yaml::from_str(
+            "indexer:\n  sync_mode: !Block {height: 7}\n  finality: optimistic\n",
+        )
+        .unwrap();
+        assert!(map_forms(&tagged).is_empty());
+        assert!(map_forms(&upstream_default(&inputs(Chain::Testnet))).is_empty());
     }
 
     #[test]

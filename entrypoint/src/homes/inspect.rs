@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::config_json::{NearConfigInputs, pending_config_json};
-use super::config_yaml::{MpcConfigInputs, pending_config_yaml};
+use super::config_yaml::{self, MpcConfigInputs, pending_config_yaml};
 use super::filesystem::{self, Filesystem};
 use super::init::{self, InitError, NodeCommands};
 use super::runner::{IoWatch, Stall};
@@ -202,6 +202,9 @@ impl HomeInspection {
             "homes.config.yaml",
             pending_config_yaml(home, &MpcConfigInputs::new(node)),
         ));
+        if let Ok(Some(config)) = config_yaml::current(home) {
+            checks.extend(enum_forms(&config, inputs, commands).await);
+        }
         if let Some(secrets) = secrets {
             checks.push(match plan_secrets_json(inputs, secrets, chain) {
                 Ok(plan) => plan.check(),
@@ -249,6 +252,70 @@ pub(super) async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands)
         ),
         fix,
     ))
+}
+
+/// `homes.config.yaml.enums`, when config.yaml writes an enum field of
+/// upstream's `ConfigFile` in the map form (`{Block: {height: N}}`), which
+/// mpc-node's YAML parser refuses. `mpc-node start` reads config.yaml, so it
+/// would exit on it: a failure. `start-with-config-file` reads the start
+/// file, where the map form means what the tag means: the node starts, with
+/// a warning, since a legacy start would refuse the file. The agent never
+/// rewrites the operator's value. The image is asked (`--help`, through
+/// `commands`) only when such a field is there.
+pub(super) async fn enum_forms(
+    config: &serde_yaml::Value,
+    inputs: &HomeInputs<'_>,
+    commands: &impl NodeCommands,
+) -> Option<Check> {
+    const ID: &str = "homes.config.yaml.enums";
+    let found = config_yaml::map_forms(config);
+    if found.is_empty() {
+        return None;
+    }
+    let written = found
+        .iter()
+        .map(|f| format!("{} as {}", f.field, f.written))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cause = format!(
+        "config.yaml writes {written}: the map form, which mpc-node's YAML parser refuses (it reads an enum's variant as a YAML tag, `!Block {{height: N}}`, or a bare name, `Latest`); the agent leaves config.yaml as it is"
+    );
+    let fix = found
+        .iter()
+        .map(|f| match &f.tag_form {
+            Some(tag_form) => format!("write `{tag_form}` for {} in config.yaml", f.field),
+            None => format!(
+                "write {} in config.yaml as one variant: a YAML tag with its data (`!Block {{height: N}}`) or a bare name (`Latest`)",
+                f.field
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let detail = serde_json::json!({
+        "fields": found.iter().map(|f| &f.field).collect::<Vec<_>>(),
+    });
+    let readable = found.iter().all(|f| f.tag_form.is_some());
+    let launch = crate::launch::kind(inputs.homes.start_mode, &inputs.node.bin, commands).await;
+    if readable && launch == super::start_config::Launch::StartWithConfigFile {
+        return Some(
+            Check::warn(
+                ID,
+                format!(
+                    "{cause}; start-with-config-file reads it from the start file, where it means the same, so the node starts, but `mpc-node start` (an image without start-with-config-file, or AGENT_START_MODE=legacy) would refuse config.yaml"
+                ),
+                fix,
+            )
+            .with_detail(detail),
+        );
+    }
+    Some(
+        Check::fail(
+            ID,
+            format!("{cause}; the node would refuse it and exit at start"),
+            fix,
+        )
+        .with_detail(detail),
+    )
 }
 
 /// `homes.lock`: who holds the lock, read without taking it.

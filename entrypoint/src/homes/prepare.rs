@@ -7,7 +7,8 @@ use super::config_json::{self, NearConfigInputs};
 use super::config_yaml::{self, MpcConfig, MpcConfigInputs};
 use super::init::{self, InitPlan, NodeCommands};
 use super::inspect::{
-    HomeInputs, HomeInspection, StoreKeyChoice, plan_secrets_json, plan_store_key, refused, tier3,
+    HomeInputs, HomeInspection, StoreKeyChoice, enum_forms, plan_secrets_json, plan_store_key,
+    refused, tier3,
 };
 use super::{HomeLock, NodeUser};
 use super::{backup_key, secrets_file};
@@ -123,6 +124,7 @@ pub async fn prepare(
     let config = config_yaml::update_config_yaml(home, &MpcConfigInputs::new(node), &user)
         .map_err(|e| e.stop(checks.clone()))?;
     checks.push(config.update.check());
+    checks.extend(enum_forms(&config.config, inputs, commands).await);
     inputs.io.start("reading and writing secrets.json");
     let secrets_json = plan_secrets_json(inputs, secrets, chain)
         .and_then(|plan| secrets_file::apply(plan, &secrets.p2p, &secrets.account, &user))

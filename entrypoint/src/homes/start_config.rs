@@ -147,7 +147,11 @@ pub fn render(inputs: &StartConfigInputs) -> Result<Secret, HomeError> {
 }
 
 /// `config.yaml` as TOML: nulls (absent optional fields) are dropped; keys
-/// must be strings. Errors name the key, never a value.
+/// must be strings; a YAML tag, serde_yaml's form of an externally tagged
+/// enum's variant (`sync_mode: !Block {height: N}`), becomes toml's form of
+/// it: a table of the variant (`sync_mode = { Block = { height = N } }`), or
+/// the variant's name when it carries no data (`!Latest` → `"Latest"`).
+/// Errors name the key, never a value.
 fn yaml_to_toml(value: &serde_yaml::Value, at: &str) -> Result<toml::Value, String> {
     use serde_yaml::Value as Y;
     use toml::Value as T;
@@ -162,7 +166,7 @@ fn yaml_to_toml(value: &serde_yaml::Value, at: &str) -> Result<toml::Value, Stri
         Y::Sequence(items) => T::Array(
             items
                 .iter()
-                .filter(|v| !v.is_null())
+                .filter(|v| !matches!(v, Y::Null))
                 .map(|v| yaml_to_toml(v, at))
                 .collect::<Result<_, _>>()?,
         ),
@@ -172,14 +176,29 @@ fn yaml_to_toml(value: &serde_yaml::Value, at: &str) -> Result<toml::Value, Stri
                 let Some(key) = key.as_str() else {
                     return Err(format!("{at} has a key that is not a string"));
                 };
-                if !v.is_null() {
+                // Not `is_null`: it looks through a tag, and `!Latest` is a variant.
+                if !matches!(v, Y::Null) {
                     table.insert(key.to_string(), yaml_to_toml(v, &format!("{at}.{key}"))?);
                 }
             }
             T::Table(table)
         }
         Y::Null => return Err(format!("{at} is null")),
-        Y::Tagged(_) => return Err(format!("{at} has a YAML tag, which TOML cannot hold")),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let variant = tag.strip_prefix('!').unwrap_or(&tag);
+            if variant.is_empty() || variant.starts_with(['!', '<']) {
+                return Err(format!(
+                    "{at} has a YAML tag that names no enum variant, which TOML cannot hold"
+                ));
+            }
+            if matches!(tagged.value, Y::Null) {
+                T::String(variant.to_string())
+            } else {
+                let data = yaml_to_toml(&tagged.value, &format!("{at}.{variant}"))?;
+                T::Table(toml::Table::from_iter([(variant.to_string(), data)]))
+            }
+        }
     })
 }
 
@@ -257,5 +276,18 @@ Commands:
         assert_eq!(toml.to_string(), "{ a = 1, c = [1, 2], d = { e = 1.5 } }");
         let odd: serde_yaml::Value = serde_yaml::from_str("1: x\n").unwrap();
         assert!(yaml_to_toml(&odd, "node").is_err());
+    }
+
+    #[test]
+    fn yaml_tags_become_toml_s_externally_tagged_variants() {
+        let yaml: serde_yaml::Value = serde_yaml::from_str(
+            "a: !Block\n  height: 5\nb: !Latest\nc: Latest\nd: [!Block {height: 6}]\n",
+        )
+        .unwrap();
+        let toml = yaml_to_toml(&yaml, "node").unwrap();
+        assert_eq!(
+            toml.to_string(),
+            r#"{ a = { Block = { height = 5 } }, b = "Latest", c = "Latest", d = [{ Block = { height = 6 } }] }"#
+        );
     }
 }

@@ -373,8 +373,8 @@ async fn read_contract(
         Err(CallError::Answer(answer)) => match answer {
             RpcQueryError::UnknownAccount { .. } => Ok(ContractFinding::NoAccount),
             RpcQueryError::NoContractCode { .. } => Ok(ContractFinding::NoCode),
-            // nearcore sends the VM's error as text: match on it, not on
-            // the structured field the client rebuilds from it.
+            // Every form of the answer carries the VM's error as text: read
+            // that, not the value only some forms carry.
             RpcQueryError::ContractExecutionError { vm_error, .. } => {
                 Ok(ContractFinding::from_vm_error(vm_error))
             }
@@ -496,13 +496,41 @@ async fn call_view(
     }
 }
 
-/// A view's failure from the VM's error text (nearcore sends it as text):
-/// a method or contract that is not there is no view.
+/// A view's failure: a method or contract that is not there is no view.
 fn view_error(vm_error: String) -> ViewAnswer {
-    if vm_error.contains("MethodNotFound") || vm_error.contains("CodeDoesNotExist") {
-        ViewAnswer::NoView
-    } else {
-        ViewAnswer::Failed(vm_error)
+    match VmFailure::of(&vm_error) {
+        VmFailure::NoCode | VmFailure::NoMethod => ViewAnswer::NoView,
+        VmFailure::NotInitialized | VmFailure::Other => ViewAnswer::Failed(vm_error),
+    }
+}
+
+/// What a failed view call says. Read from the VM's error text alone: every
+/// form a NEAR RPC answers in carries that same text (the legacy result's
+/// `error`, the structured cause's `vm_error`); only some carry more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VmFailure {
+    /// No contract deployed on the account (`CodeDoesNotExist`).
+    NoCode,
+    /// The contract has no such method (`MethodNotFound`).
+    NoMethod,
+    /// The signer contract deployed but never initialized: its views panic
+    /// with `Calling default not allowed.`
+    NotInitialized,
+    /// Another failure: a panic, a VM limit.
+    Other,
+}
+
+impl VmFailure {
+    fn of(vm_error: &str) -> VmFailure {
+        if vm_error.contains("CodeDoesNotExist") {
+            VmFailure::NoCode
+        } else if vm_error.contains("MethodNotFound") {
+            VmFailure::NoMethod
+        } else if vm_error.contains("Calling default not allowed") {
+            VmFailure::NotInitialized
+        } else {
+            VmFailure::Other
+        }
     }
 }
 

@@ -9,11 +9,11 @@ use near_primitives::types::Balance;
 use near_primitives::views::AccessKeyPermissionView;
 use serde::Serialize;
 
-use super::KeysInput;
 use super::contract::{ContractState, Standing, StateError};
 use super::migration::MigrationFinding;
 use super::rpc::{EndpointFailure, MAX_DETAIL_CHARS};
 use super::tee::TeeViews;
+use super::{KeysInput, VmFailure};
 use crate::excerpt::excerpt;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
@@ -158,12 +158,12 @@ impl ContractFinding {
     /// (kept as a bounded excerpt).
     pub(super) fn from_vm_error(vm_error: String) -> ContractFinding {
         let shown = excerpt(&vm_error, MAX_DETAIL_CHARS);
-        if vm_error.contains("CodeDoesNotExist") {
-            ContractFinding::NoCode
-        } else if vm_error.contains("Calling default not allowed") {
-            ContractFinding::Uninitialized { vm_error: shown }
-        } else {
-            ContractFinding::ViewFailed { vm_error: shown }
+        match VmFailure::of(&vm_error) {
+            VmFailure::NoCode => ContractFinding::NoCode,
+            VmFailure::NotInitialized => ContractFinding::Uninitialized { vm_error: shown },
+            VmFailure::NoMethod | VmFailure::Other => {
+                ContractFinding::ViewFailed { vm_error: shown }
+            }
         }
     }
 }

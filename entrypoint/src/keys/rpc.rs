@@ -16,10 +16,12 @@ use std::time::{Duration, Instant};
 use near_jsonrpc_client::errors::{
     JsonRpcError, JsonRpcServerError, JsonRpcServerResponseStatusError,
 };
-use near_jsonrpc_client::methods::{self, RpcMethod};
+use near_jsonrpc_client::methods::{self, RpcHandlerError, RpcMethod};
+use near_jsonrpc_primitives::errors::{RpcError, RpcErrorKind};
 use near_jsonrpc_primitives::message::{self, Message};
 use near_jsonrpc_primitives::types::query::RpcQueryError;
 use near_jsonrpc_primitives::types::status::RpcStatusError;
+use near_primitives::errors::FunctionCallError;
 use reqwest::StatusCode;
 use serde::Serialize;
 
@@ -122,8 +124,28 @@ pub enum CallError<E> {
 
 /// Handler errors: either an answer about the chain, or the node saying it
 /// cannot answer (which another endpoint may not say).
-pub trait HandlerError: std::fmt::Display {
+pub trait HandlerError: std::fmt::Display + Sized {
     fn is_about_the_chain(&self) -> bool;
+
+    /// The error from a JSON-RPC error's `cause` in a shape NEAR RPCs send
+    /// but the client's types no longer read; `None` for any other cause.
+    fn from_older_cause(_cause: &serde_json::Value) -> Option<Self> {
+        None
+    }
+}
+
+/// `CONTRACT_EXECUTION_ERROR` as nearcore's OpenAPI schema describes it, and
+/// as providers and proxies built on earlier near-jsonrpc-primitives send it:
+/// the VM's error as text only, without the `error` value the client's
+/// near-jsonrpc-primitives 0.38 requires.
+#[derive(serde::Deserialize)]
+#[serde(tag = "name", content = "info", rename_all = "SCREAMING_SNAKE_CASE")]
+enum TextOnlyQueryError {
+    ContractExecutionError {
+        vm_error: String,
+        block_height: near_primitives::types::BlockHeight,
+        block_hash: near_primitives::hash::CryptoHash,
+    },
 }
 
 impl HandlerError for RpcQueryError {
@@ -144,6 +166,23 @@ impl HandlerError for RpcQueryError {
             | RpcQueryError::UnknownBlock { .. }
             | RpcQueryError::InternalError { .. } => false,
         }
+    }
+
+    /// The VM's error completed the way near-jsonrpc-client completes the
+    /// legacy form (a result holding `error`): its text as
+    /// `FunctionCallError::ExecutionError`. Every form then reads alike.
+    fn from_older_cause(cause: &serde_json::Value) -> Option<Self> {
+        let TextOnlyQueryError::ContractExecutionError {
+            vm_error,
+            block_height,
+            block_hash,
+        } = serde_json::from_value(cause.clone()).ok()?;
+        Some(RpcQueryError::ContractExecutionError {
+            error: FunctionCallError::ExecutionError(vm_error.clone()),
+            vm_error,
+            block_height,
+            block_hash,
+        })
     }
 }
 
@@ -332,8 +371,30 @@ impl Endpoint {
                 ))),
                 Err(err) => Err(not_an_answer(&format!("its result does not parse: {err}"))),
             },
-            Err(error) => Err(sort(JsonRpcError::<M::Error>::from(error))),
+            Err(error) => Err(sort(read_error::<M::Error>(error))),
         }
+    }
+}
+
+/// A JSON-RPC error as the client reads it, or, when its handler error's
+/// cause is in a shape the client no longer reads, as [`HandlerError::from_older_cause`]
+/// reads it.
+fn read_error<E>(error: RpcError) -> JsonRpcError<E>
+where
+    E: HandlerError + RpcHandlerError,
+{
+    let cause = match &error.error_struct {
+        Some(RpcErrorKind::HandlerError(cause)) => Some(cause.clone()),
+        _ => None,
+    };
+    match JsonRpcError::from(error) {
+        JsonRpcError::TransportError(unread) => {
+            match cause.as_deref().and_then(E::from_older_cause) {
+                Some(answer) => JsonRpcError::ServerError(JsonRpcServerError::HandlerError(answer)),
+                None => JsonRpcError::TransportError(unread),
+            }
+        }
+        read => read,
     }
 }
 
@@ -532,6 +593,46 @@ mod tests {
                 unsynced
             ))),
             Sorted::Failure(FailureKind::CannotServe, _)
+        ));
+    }
+
+    #[test]
+    fn a_contract_failure_without_its_value_reads_like_the_legacy_form() {
+        let vm_error = "wasm execution failed with error: MethodResolveError(MethodNotFound)";
+        let error = |info: serde_json::Value| -> RpcError {
+            serde_json::from_value(serde_json::json!({
+                "name": "HANDLER_ERROR",
+                "cause": { "name": "CONTRACT_EXECUTION_ERROR", "info": info },
+                "code": -32000,
+                "message": "Server error",
+                "data": format!("Function call returned an error: {vm_error}"),
+            }))
+            .unwrap()
+        };
+        let text_only = serde_json::json!({
+            "vm_error": vm_error,
+            "block_height": 7,
+            "block_hash": "11111111111111111111111111111111",
+        });
+        match read_error::<RpcQueryError>(error(text_only)) {
+            JsonRpcError::ServerError(JsonRpcServerError::HandlerError(
+                RpcQueryError::ContractExecutionError {
+                    vm_error: read,
+                    error: FunctionCallError::ExecutionError(text),
+                    block_height: 7,
+                    ..
+                },
+            )) => {
+                assert_eq!(read, vm_error);
+                assert_eq!(text, vm_error);
+            }
+            other => panic!("not read: {other:?}"),
+        }
+        // A cause of no known shape is still an answer the client cannot read.
+        let unknown = serde_json::json!({ "vm_error": 3 });
+        assert!(matches!(
+            read_error::<RpcQueryError>(error(unknown)),
+            JsonRpcError::TransportError(_)
         ));
     }
 

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use agent_tests::standin_node::{
     BackupKeyUsed, Behavior, CONFIG_FILE_SWITCH, ENV_LOG, EXIT_FILE, INDEXER_FILE, INIT_OFFLINE,
-    INIT_PAUSE_MS, INIT_STOP_AFTER, Indexer, Logged, OnStop, ShareKind, VERSION_SWITCH,
+    INIT_PAUSE_MS, INIT_STOP_AFTER, Indexer, IndexerEnums, Logged, OnStop, ShareKind,
+    VERSION_SWITCH,
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
@@ -106,7 +107,7 @@ fn main() {
         args.get(1).map(String::as_str),
         Some("start" | "start-with-config-file")
     ) {
-        log_environment(None);
+        log_environment(None, None);
     }
     // Like mpc-node: `--version` is answered before the command line is parsed.
     if matches!(args.get(1).map(String::as_str), Some("--version" | "-V")) {
@@ -144,17 +145,24 @@ fn main() {
                 "<SECRET_STORE_KEY_HEX>",
             );
             let home = PathBuf::from(home_dir);
+            let indexer = config_yaml_indexer(&home);
             let web_ui = yaml_web_ui(&home);
             let backup = std::env::var("MPC_BACKUP_ENCRYPTION_KEY_HEX")
                 .ok()
                 .filter(|v| !v.is_empty());
             says_log_filter(std::env::var("RUST_LOG").ok());
-            start_node(&home, &key.to_string_lossy(), backup, web_ui)
+            start_node(&home, &key.to_string_lossy(), backup, web_ui, indexer)
         }
         Cmd::StartWithConfigFile { config } => {
-            let (home, key, backup, web_ui, filter) = start_config_home(&config, config_file);
-            says_log_filter(filter);
-            start_node(&home, &key, backup, web_ui)
+            let file = start_config_home(&config, config_file);
+            says_log_filter(file.filter);
+            start_node(
+                &file.home,
+                &file.key,
+                file.backup,
+                file.web_ui,
+                file.indexer,
+            )
         }
         Cmd::Init {
             dir,
@@ -215,7 +223,7 @@ fn main() {
 
 /// Appends this command and the names of its environment to the file named
 /// by [`ENV_LOG`], when set.
-fn log_environment(backup_key: Option<BackupKeyUsed>) {
+fn log_environment(backup_key: Option<BackupKeyUsed>, indexer: Option<IndexerEnums>) {
     let Some(path) = std::env::var_os(ENV_LOG) else {
         return;
     };
@@ -225,6 +233,7 @@ fn log_environment(backup_key: Option<BackupKeyUsed>) {
             .map(|(name, _)| name.to_string_lossy().into_owned())
             .collect(),
         backup_key,
+        indexer,
     };
     let line = serde_json::to_string(&line).expect("JSON");
     let mut file = std::fs::OpenOptions::new()
@@ -266,19 +275,21 @@ fn behavior_in(home: &Path) -> Behavior {
 /// `/health`, `/metrics` (the indexer of `<home>/standin-indexer.json`) and
 /// `/public_data` on `web_ui` (the behaviour's `health` wins); writing a code
 /// into `<home>/standin-exit` makes it exit with that code. The backup key is
-/// the one given, else one made as the node makes it.
+/// the one given, else one made as the node makes it. `indexer` is what the
+/// node read of its config (logged).
 fn start_node(
     home: &Path,
     store_key: &str,
     backup_key: Option<String>,
     web_ui: Option<std::net::SocketAddr>,
+    indexer: IndexerEnums,
 ) -> Behavior {
     let key = match hex::decode(store_key) {
         Ok(k) if k.len() == 16 => k,
         _ => fail("invalid local storage aes key hex"),
     };
     let backup = backup_key_of(home, backup_key);
-    log_environment(Some(backup));
+    log_environment(Some(backup), Some(indexer));
     let public = node_secrets(home);
     let share = home.join("key");
     if share.exists() {
@@ -388,6 +399,23 @@ fn node_secrets(home: &Path) -> serde_json::Value {
     })
 }
 
+/// The indexer's enums of `<home>/config.yaml`, read as mpc-node's
+/// serde_yaml reads them: a file it cannot read that way makes the node exit,
+/// as its `load_config_file` does. Without the file nothing is checked.
+fn config_yaml_indexer(home: &Path) -> IndexerEnums {
+    #[derive(serde::Deserialize)]
+    struct ConfigYaml {
+        #[serde(default)]
+        indexer: IndexerEnums,
+    }
+    let Ok(text) = std::fs::read_to_string(home.join("config.yaml")) else {
+        return IndexerEnums::default();
+    };
+    serde_yaml::from_str::<ConfigYaml>(&text)
+        .map(|config| config.indexer)
+        .unwrap_or_else(|e| fail(&format!("Load config.yaml\n\nCaused by:\n    {e}")))
+}
+
 /// `web_ui` of `<home>/config.yaml`: `host:port` or `{host, port}`.
 fn yaml_web_ui(home: &Path) -> Option<std::net::SocketAddr> {
     let text = std::fs::read_to_string(home.join("config.yaml")).ok()?;
@@ -414,19 +442,22 @@ fn says_log_filter(filter: Option<String>) {
     }
 }
 
+/// What the stand-in takes from a start file.
+struct StartFile {
+    home: PathBuf,
+    key: String,
+    backup: Option<String>,
+    /// `[node].web_ui`.
+    web_ui: Option<std::net::SocketAddr>,
+    /// `[log].filter`.
+    filter: Option<String>,
+    /// `[node.indexer]`'s enums, read as upstream's `StartConfig` reads them.
+    indexer: IndexerEnums,
+}
+
 /// Reads the start file as the node does: the tables `start-with-config-file`
-/// requires, or exit 1 naming the file. Returns `home_dir`, the store key,
-/// the backup key, `[node].web_ui` and `[log].filter`.
-fn start_config_home(
-    path: &Path,
-    supported: bool,
-) -> (
-    PathBuf,
-    String,
-    Option<String>,
-    Option<std::net::SocketAddr>,
-    Option<String>,
-) {
+/// requires, or exit 1 naming the file.
+fn start_config_home(path: &Path, supported: bool) -> StartFile {
     if !supported {
         eprintln!("error: unrecognized subcommand 'start-with-config-file'");
         std::process::exit(2);
@@ -459,9 +490,15 @@ fn start_config_home(
         "log.format",
         "node.my_near_account_id",
         "node.indexer.mpc_contract_id",
+        "node.indexer.sync_mode",
+        "node.indexer.finality",
     ] {
         get(required);
     }
+    let indexer: IndexerEnums = get("node.indexer")
+        .clone()
+        .try_into()
+        .unwrap_or_else(|e| refused(&format!("node.indexer: {e}")));
     if config.contains_key("near_init") {
         get("near_init.chain_id");
         if get("near_init.download_genesis").as_bool().is_none() {
@@ -506,7 +543,14 @@ fn start_config_home(
         .and_then(|l| l.get("filter"))
         .and_then(|f| f.as_str())
         .map(str::to_string);
-    (home, key, backup, web_ui, filter)
+    StartFile {
+        home,
+        key,
+        backup,
+        web_ui,
+        filter,
+        indexer,
+    }
 }
 
 /// Writes files the way nearcore's `init_configs` does, one at a time.

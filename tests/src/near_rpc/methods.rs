@@ -4,12 +4,13 @@
 //! Served: `status`; `query` with `view_access_key_list`, `view_access_key`,
 //! `view_account` and `call_function`; `EXPERIMENTAL_view_access_key_list` and
 //! `EXPERIMENTAL_call_function`. The block reference is accepted and ignored:
-//! every answer is at the scenario's latest block.
+//! every answer is at the scenario's latest block. `query`'s errors come in
+//! the scenario's [`ErrorForm`].
 
 use std::num::NonZeroU32;
 
 use near_crypto::{KeyType, PublicKey, PublicKeyHandle};
-use near_jsonrpc_primitives::errors::RpcError;
+use near_jsonrpc_primitives::errors::{RpcError, RpcErrorKind};
 use near_jsonrpc_primitives::message::Request;
 use near_jsonrpc_primitives::types::call_function::{
     RpcCallFunctionError, RpcCallFunctionRequest, RpcCallFunctionResponse,
@@ -32,7 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{ContractViews, Scenario, block_hash};
+use super::{ContractViews, ErrorForm, Scenario, block_hash};
 
 /// The one view method a contract in the scenario has.
 const STATE_METHOD: &str = "state";
@@ -138,40 +139,65 @@ fn query(
     }
 }
 
-/// nearcore's `process_query_response`: two errors of `query` are, for
-/// backward compatibility, a *result* carrying an `error` string (which
-/// near-jsonrpc-client turns back into the typed error); the others go into
-/// the JSON-RPC error envelope.
+/// nearcore's `process_query_response` under the scenario's [`ErrorForm`]:
+/// in the legacy form two errors of `query` are, for backward
+/// compatibility, a *result* carrying an `error` string (which
+/// near-jsonrpc-client turns back into the typed error); in the structured
+/// forms they go into the JSON-RPC error envelope like every other error.
 fn query_response(
     scenario: &Scenario,
     kind: Result<QueryResponseKind, RpcQueryError>,
 ) -> Result<Value, RpcError> {
-    match kind {
-        Ok(kind) => serialize(&RpcQueryResponse {
-            kind,
-            block_height: scenario.latest_block_height,
-            block_hash: block_hash(scenario.latest_block_height),
-        }),
-        Err(RpcQueryError::ContractExecutionError {
-            vm_error,
-            block_height,
-            block_hash,
-            ..
-        }) => Ok(legacy_query_error(vm_error, block_height, block_hash)),
-        Err(RpcQueryError::UnknownAccessKey {
-            public_key,
-            block_height,
-            block_hash,
-        }) => {
+    let err = match kind {
+        Ok(kind) => {
+            return serialize(&RpcQueryResponse {
+                kind,
+                block_height: scenario.latest_block_height,
+                block_hash: block_hash(scenario.latest_block_height),
+            });
+        }
+        Err(err) => err,
+    };
+    match (scenario.errors, err) {
+        (
+            ErrorForm::Legacy,
+            RpcQueryError::ContractExecutionError {
+                vm_error,
+                block_height,
+                block_hash,
+                ..
+            },
+        ) => Ok(legacy_query_error(vm_error, block_height, block_hash)),
+        (
+            ErrorForm::Legacy,
+            RpcQueryError::UnknownAccessKey {
+                public_key,
+                block_height,
+                block_hash,
+            },
+        ) => {
             let error = format!("access key {public_key} does not exist while viewing");
             Ok(legacy_query_error(error, block_height, block_hash))
         }
-        Err(err) => Err(err.into()),
+        (ErrorForm::StructuredTextOnly, err) => Err(text_only(RpcError::from(err))),
+        (_, err) => Err(err.into()),
     }
 }
 
 fn legacy_query_error(error: String, block_height: u64, block_hash: CryptoHash) -> Value {
     json!({ "error": error, "logs": [], "block_height": block_height, "block_hash": block_hash })
+}
+
+/// `error` taken out of a `CONTRACT_EXECUTION_ERROR` cause: the cause as
+/// [`ErrorForm::StructuredTextOnly`] has it. Every other error is unchanged.
+fn text_only(mut error: RpcError) -> RpcError {
+    if let Some(RpcErrorKind::HandlerError(cause)) = &mut error.error_struct
+        && cause["name"] == "CONTRACT_EXECUTION_ERROR"
+        && let Some(info) = cause["info"].as_object_mut()
+    {
+        info.remove("error");
+    }
+    error
 }
 
 /// nearcore's `TrieViewer::view_access_keys`: keys in trie order; a request
@@ -261,10 +287,12 @@ fn account(scenario: &Scenario, account_id: &AccountId) -> Result<AccountView, R
     let code_hash = match (
         scenario.contracts.get(account_id),
         scenario.panicking_contracts.get(account_id),
+        scenario.contract_views.get(account_id),
     ) {
-        (Some(state), _) => hash(state.to_string().as_bytes()),
-        (None, Some(message)) => hash(message.as_bytes()),
-        (None, None) => CryptoHash::default(),
+        (Some(state), _, _) => hash(state.to_string().as_bytes()),
+        (None, Some(message), _) => hash(message.as_bytes()),
+        (None, None, Some(views)) => hash(format!("{views:?}").as_bytes()),
+        (None, None, None) => CryptoHash::default(),
     };
     let held = scenario.accounts.get(account_id);
     Ok(AccountView {
@@ -283,10 +311,12 @@ fn account(scenario: &Scenario, account_id: &AccountId) -> Result<AccountView, R
 }
 
 /// A view call: the contract's `state` answers the scenario's JSON, or fails
-/// with the scenario's panic message the way the VM reports a guest panic; an
-/// account without a contract fails the way the VM does (`CodeDoesNotExist`),
-/// which nearcore reports as a contract execution error, not `NO_CONTRACT_CODE`
-/// (that one belongs to `view_code`).
+/// with the scenario's panic message the way the VM reports a guest panic;
+/// its other views answer from [`ContractViews`]. A method the contract does
+/// not have fails with `MethodNotFound`; an account without a contract fails
+/// the way the VM does (`CodeDoesNotExist`), which nearcore reports as a
+/// contract execution error, not `NO_CONTRACT_CODE` (that one belongs to
+/// `view_code`).
 fn call_function(
     scenario: &Scenario,
     account_id: &AccountId,
@@ -296,37 +326,29 @@ fn call_function(
     if !scenario.account_exists(account_id) {
         return Err(unknown_account(scenario, account_id));
     }
-    let panic = scenario.panicking_contracts.get(account_id);
-    let answered = match scenario.contract_views.get(account_id) {
-        Some(views) if scenario.contracts.contains_key(account_id) => {
-            other_view(views, method_name, args)
-        }
-        _ => None,
-    };
-    let vm_error = match (scenario.contracts.get(account_id), panic) {
-        _ if answered.is_some() => match answered.expect("just checked") {
-            Ok(result) => {
-                return Ok(CallResult {
-                    result: result.to_string().into_bytes(),
-                    logs: Vec::new(),
-                });
-            }
-            Err(vm_error) => vm_error,
+    let state = scenario.contracts.get(account_id);
+    let state_panic = scenario.panicking_contracts.get(account_id);
+    let views = scenario.contract_views.get(account_id);
+    let answered = match method_name {
+        STATE_METHOD => match (state, state_panic) {
+            (Some(state), _) => Some(Ok(state.clone())),
+            (None, Some(message)) => Some(Err(guest_panic(message))),
+            (None, None) => None,
         },
-        (Some(state), _) if method_name == STATE_METHOD => {
+        _ => views.and_then(|views| other_view(views, method_name, args)),
+    };
+    let vm_error = match answered {
+        Some(Ok(result)) => {
             return Ok(CallResult {
-                result: state.to_string().into_bytes(),
+                result: result.to_string().into_bytes(),
                 logs: Vec::new(),
             });
         }
-        // The VM's guest panic, as near-vm-runner words it.
-        (None, Some(message)) if method_name == STATE_METHOD => {
-            FunctionCallError::ExecutionError(format!("Smart contract panicked: {message}"))
-        }
-        (Some(_), _) | (None, Some(_)) => {
+        Some(Err(vm_error)) => vm_error,
+        None if state.is_some() || state_panic.is_some() || views.is_some() => {
             FunctionCallError::MethodResolveError(MethodResolveError::MethodNotFound)
         }
-        (None, None) => FunctionCallError::CompilationError(CompilationError::CodeDoesNotExist {
+        None => FunctionCallError::CompilationError(CompilationError::CodeDoesNotExist {
             account_id: account_id.clone(),
         }),
     };
@@ -338,19 +360,23 @@ fn call_function(
     })
 }
 
+/// The VM's guest panic, as near-vm-runner words it.
+fn guest_panic(message: &str) -> FunctionCallError {
+    FunctionCallError::ExecutionError(format!("Smart contract panicked: {message}"))
+}
+
 /// The answer of a view beside `state` the contract has (`None`: it does not
-/// have `method_name`); arguments the contract cannot read make it panic as
-/// near-sdk does.
+/// have `method_name`); a view in `views.panics` panics with its message, and
+/// arguments the contract cannot read make it panic as near-sdk does.
 fn other_view(
     views: &ContractViews,
     method_name: &str,
     args: &[u8],
 ) -> Option<Result<Value, FunctionCallError>> {
-    let bad_input = || {
-        FunctionCallError::ExecutionError(
-            "Smart contract panicked: Failed to deserialize input from JSON.".to_string(),
-        )
-    };
+    if let Some(message) = views.panics.get(method_name) {
+        return Some(Err(guest_panic(message)));
+    }
+    let bad_input = || guest_panic("Failed to deserialize input from JSON.");
     Some(match method_name {
         "migration_info" => {
             serde_json::to_value(views.migration_info.as_ref()?).map_err(|_| bad_input())

@@ -11,7 +11,7 @@ mod server;
 
 pub use scenario::{
     Account, AllowedMpcDockerImageHash, BackupServiceInfo, ContractViews, DestinationNodeInfo,
-    Fault, Key, NodeId, ParticipantInfo, Scenario,
+    ErrorForm, Fault, Key, NodeId, ParticipantInfo, Scenario,
 };
 pub use server::{NearRpcStandin, ReceivedRequest};
 

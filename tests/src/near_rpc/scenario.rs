@@ -25,7 +25,10 @@
 //!
 //! `contract_views` gives a contract the signer contract's other views, in
 //! near/mpc's wire shapes ([`ContractViews`]); a view left out is one the
-//! contract does not have (an older contract), answered `MethodNotFound`.
+//! contract does not have (an older contract), answered `MethodNotFound`,
+//! and a view in its `panics` panics with the message given. A contract in
+//! `contract_views` and in neither `contracts` nor `panicking_contracts` has
+//! no `state` view.
 //!
 //! An account may carry `"amount"` (yoctoNEAR decimal string, default 100
 //! NEAR) and `"storage_usage"` (bytes, default 0) for `view_account`.
@@ -33,10 +36,15 @@
 //! `latest_block_time` is an ISO 8601 / RFC 3339 date-time, the form nearcore
 //! itself writes in `status`. `permission` is nearcore's own
 //! `AccessKeyPermissionView` (an allowance is a yoctoNEAR decimal string or
-//! `null` for unlimited). An account exists when it is in `accounts` or in
-//! `contracts`. `fault` is `"none"`, `"blackhole"`, `"http_500"`,
+//! `null` for unlimited). An account exists when it is in `accounts`,
+//! `contracts`, `panicking_contracts` or `contract_views`. `fault` is `"none"`, `"blackhole"`, `"http_500"`,
 //! `{"delay_ms": N}`, `{"redirect_to_port": PORT}`, `{"answer_bytes": N}` or
 //! `{"streamed_bytes": N}`.
+//!
+//! `errors` picks how a contract's failure (`CONTRACT_EXECUTION_ERROR`) and
+//! an unknown access key (`UNKNOWN_ACCESS_KEY`) of `query` come back
+//! ([`ErrorForm`]): `"legacy"` (the default, nearcore's `query` today),
+//! `"structured"` or `"structured_text_only"`.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -74,6 +82,39 @@ pub struct Scenario {
     pub access_key_page_size: Option<NonZeroU32>,
     #[serde(default)]
     pub fault: Fault,
+    #[serde(default)]
+    pub errors: ErrorForm,
+}
+
+/// How `query` answers a contract's failure and an unknown access key; every
+/// other error of `query` is the JSON-RPC error object in all forms.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorForm {
+    /// nearcore's `process_query_response`: for backward compatibility, a
+    /// *result* holding the error as text in `error`.
+    #[default]
+    Legacy,
+    /// The JSON-RPC error object nearcore's own `RpcError::from(RpcQueryError)`
+    /// makes (`HANDLER_ERROR` with the `RpcQueryError` as `cause`), as RPC
+    /// servers built on near-jsonrpc-primitives 0.38 send it: a contract's
+    /// failure carries the VM's error as text (`vm_error`) and as a value
+    /// (`error`).
+    Structured,
+    /// The same object as nearcore's published RPC schema and the
+    /// near-jsonrpc-primitives releases before `error` describe
+    /// `CONTRACT_EXECUTION_ERROR`: `vm_error`, `block_height` and
+    /// `block_hash` only, as providers and proxies on those releases send it.
+    StructuredTextOnly,
+}
+
+impl ErrorForm {
+    /// Every form, the legacy one first.
+    pub const ALL: [ErrorForm; 3] = [
+        ErrorForm::Legacy,
+        ErrorForm::Structured,
+        ErrorForm::StructuredTextOnly,
+    ];
 }
 
 /// The signer contract's views beside `state`, each `None` when the contract
@@ -94,6 +135,9 @@ pub struct ContractViews {
     /// `get_tee_accounts()`: the nodes whose attestation the contract stores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub get_tee_accounts: Option<Vec<NodeId>>,
+    /// View → the message it panics with, whatever the fields above say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub panics: BTreeMap<String, String>,
 }
 
 /// A node whose attestation the contract stores (near/mpc's `NodeId`).
@@ -208,6 +252,7 @@ impl Scenario {
             contract_views: BTreeMap::new(),
             access_key_page_size: None,
             fault: Fault::None,
+            errors: ErrorForm::Legacy,
         }
     }
 
@@ -224,6 +269,7 @@ impl Scenario {
         self.accounts.contains_key(account_id)
             || self.contracts.contains_key(account_id)
             || self.panicking_contracts.contains_key(account_id)
+            || self.contract_views.contains_key(account_id)
     }
 
     /// `sync_info` of `status`. nearcore's block time type has no constructor

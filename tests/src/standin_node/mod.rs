@@ -40,6 +40,39 @@ pub struct Logged {
     /// `start`: the backup key the node runs with, and whether it made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_key: Option<BackupKeyUsed>,
+    /// `start`: the indexer's enums the node runs with, from config.yaml or
+    /// the start file's `[node.indexer]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexer: Option<IndexerEnums>,
+}
+
+/// The externally tagged enums of upstream's `ConfigFile` (near/mpc
+/// `crates/node-config`, `IndexerConfig`), in upstream's shapes: the
+/// stand-in reads them as mpc-node does, with serde_yaml from config.yaml
+/// and with toml from the start file, and so refuses what it refuses (the
+/// map form `{Block: {height: N}}` in config.yaml, a tag-like string in
+/// the start file). A field left out is not checked.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct IndexerEnums {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_mode: Option<SyncMode>,
+    /// nearcore's own `Finality` (`optimistic`, `near-final`, `final`), the
+    /// type upstream uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finality: Option<near_primitives::types::Finality>,
+}
+
+/// Upstream's `SyncMode`: where the indexer starts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SyncMode {
+    Interruption,
+    Latest,
+    Block(BlockArgs),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockArgs {
+    pub height: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
