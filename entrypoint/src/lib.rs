@@ -5,6 +5,7 @@
 //! boot, rotation and `agent doctor` share. No process supervision and no HTTP
 //! server here; the `agent` binary runs these stages and reports them.
 
+pub mod chain;
 pub mod check;
 pub mod clients;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod excerpt;
 pub mod homes;
 pub mod keys;
 pub mod launch;
+pub mod node_binary;
 pub mod placement;
 pub mod probe;
 pub mod secrets;

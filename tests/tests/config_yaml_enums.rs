@@ -21,7 +21,7 @@ use agent_tests::standin_node::{
 use entrypoint::config::Chain;
 use entrypoint::homes::NodeUser;
 use entrypoint::homes::config_yaml::{MpcConfigInputs, update_config_yaml};
-use entrypoint::homes::start_config::{StartConfigInputs, render};
+use entrypoint::launch::start_config::{StartConfigInputs, render};
 use entrypoint::secrets::Secret;
 
 const HEIGHT: u64 = 123456;

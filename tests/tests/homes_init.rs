@@ -15,12 +15,10 @@ use std::time::Duration;
 use agent_tests::harness::standin_node_bin;
 use agent_tests::standin_node::{INIT_OFFLINE, INIT_PAUSE_MS, INIT_STOP_AFTER, SpawnNode};
 use entrypoint::config::Chain;
-use entrypoint::homes::init::{
-    Finished, InitAction, InitError, InitPlan, NodeCommands, NodeExit, Origin, init_home,
-    read_marker,
-};
+use entrypoint::homes::init::{InitAction, InitError, InitPlan, Origin, init_home, read_marker};
 use entrypoint::homes::lock::{Holder, HomeLock, acquire};
 use entrypoint::homes::{HomeError, IoWatch, NodeUser};
+use entrypoint::node_binary::{Finished, NodeCommands, NodeExit};
 
 const BOOT_NODES: &str = "ed25519:7PGseFbWxvYVgZ89K1uTJKYoKetWs7BJtbyXDzfbAcqX@10.0.0.1:24567";
 

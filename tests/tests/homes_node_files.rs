@@ -16,10 +16,9 @@ use entrypoint::homes::config_yaml::{MpcConfigInputs, update_config_yaml, upstre
 use entrypoint::homes::init::{InitPlan, init_home};
 use entrypoint::homes::lock::{Holder, acquire};
 use entrypoint::homes::secrets_file::update_secrets_json;
-use entrypoint::homes::start_config::{
-    Launch, StartConfigInputs, launch, render, write_start_config,
-};
 use entrypoint::homes::{IoWatch, NodeUser, Written};
+use entrypoint::launch::start_config::{StartConfigInputs, render, write_start_config};
+use entrypoint::node_binary::{Launch, launch};
 use entrypoint::secrets::{NodeKey, Secret};
 
 const STORE_KEY: &str = "00112233445566778899aabbccddeeff";

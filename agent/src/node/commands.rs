@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use entrypoint::homes::init::{Finished, NodeCommands, NodeExit};
 use entrypoint::homes::{IoWatch, NodeUser};
+use entrypoint::node_binary::{Finished, NodeCommands, NodeExit};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use near_primitives::types::AccountId;
 use serde::{Deserialize, Serialize};
 
+pub use crate::chain::Chain;
 use crate::check::{Check, Rule};
 use crate::secrets::{SecretName, SecretRef, SecretSettings};
 use settings::Id;
@@ -85,38 +86,6 @@ pub enum RestartPolicy {
     Never,
     OnFailure,
     Always,
-}
-
-/// Which chain the node joins (`MPC_ENV`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Chain {
-    #[serde(rename = "mpc-localnet")]
-    Localnet,
-    #[serde(rename = "testnet")]
-    Testnet,
-    #[serde(rename = "mainnet")]
-    Mainnet,
-}
-
-impl Chain {
-    pub const NAMES: [&'static str; 3] = ["mpc-localnet", "testnet", "mainnet"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Chain::Localnet => "mpc-localnet",
-            Chain::Testnet => "testnet",
-            Chain::Mainnet => "mainnet",
-        }
-    }
-
-    /// The public NEAR RPC of this chain; a localnet has none.
-    pub fn public_rpc_url(self) -> Option<&'static str> {
-        match self {
-            Chain::Localnet => None,
-            Chain::Testnet => Some("https://rpc.testnet.near.org"),
-            Chain::Mainnet => Some("https://rpc.mainnet.near.org"),
-        }
-    }
 }
 
 /// Where the key checks ask the chain (`AGENT_NEAR_RPC_URL`, `AGENT_RPC_TIMEOUT`).

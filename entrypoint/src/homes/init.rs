@@ -38,7 +38,6 @@
 //! init would have made.
 
 use std::ffi::OsString;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -58,47 +57,13 @@ use super::owner::NodeUser;
 use super::{AGENT_VERSION, HomeError};
 use crate::check::Check;
 use crate::config::{Chain, HomeSettings, Node};
+use crate::node_binary::{NodeCommands, NodeExit};
 
 const MARKER_FILE: &str = "initialized.json";
 const STAGING_DIR: &str = "init-staging";
 const STAGED_RECORD: &str = "staged.json";
 /// What a usable near home has; init must leave all three.
 const REQUIRED: [&str; 3] = ["config.json", "genesis.json", "node_key.json"];
-
-/// Runs a node command for the stage. The caller spawns the process through
-/// the agent's reaper (which owns `waitpid`), as the node user, with an
-/// environment free of secrets (init needs none), and waits for it.
-pub trait NodeCommands {
-    fn run(
-        &self,
-        program: &Path,
-        args: &[OsString],
-    ) -> impl Future<Output = io::Result<Finished>> + Send;
-}
-
-/// How a node command ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finished {
-    pub exit: NodeExit,
-    /// The end of what it printed (stdout and stderr), for the report.
-    pub output: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeExit {
-    Code(i32),
-    Signal(i32),
-}
-
-impl std::fmt::Display for NodeExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NodeExit::Code(code) => write!(f, "exit code {code}"),
-            NodeExit::Signal(signal) => write!(f, "signal {signal}"),
-        }
-    }
-}
 
 /// What the first init needs: the binary and the chain's inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::config_json::{NearConfigInputs, pending_config_json};
 use super::config_yaml::{self, MpcConfigInputs, pending_config_yaml};
 use super::filesystem::{self, Filesystem};
-use super::init::{self, InitError, NodeCommands};
+use super::init::{self, InitError};
 use super::runner::{IoWatch, Stall};
 use super::secrets_file::{self, SecretsJsonOutcome};
 use super::store_key::{self, StoreKeyVerdict};
@@ -21,6 +21,7 @@ use crate::check::{Check, Status};
 use crate::config::settings::Id;
 use crate::config::{HomeSettings, Node};
 use crate::keys::ChainFacts;
+use crate::node_binary::{self, Launch, NodeCommands};
 use crate::secrets::{self, NodeSecrets, Secret, SecretName, SecretSettings};
 use crate::stage::{Failure, Stage, StageStop, StopKind};
 
@@ -239,8 +240,8 @@ pub(super) async fn tier3(inputs: &HomeInputs<'_>, commands: &impl NodeCommands)
     let fix = "set MPC_TIER3_PUBLIC_ADDR to the public IP:port peers reach nearcore's 24567 on (an Elastic IP or the NLB address)";
     let fresh = std::fs::symlink_metadata(node.home_dir.join("config.json")).is_err();
     if !fresh
-        || crate::launch::kind(inputs.homes.start_mode, &node.bin, commands).await
-            != super::start_config::Launch::StartWithConfigFile
+        || node_binary::kind(inputs.homes.start_mode, &node.bin, commands).await
+            != Launch::StartWithConfigFile
     {
         return Some(Check::warn(ID, cause, fix));
     }
@@ -295,8 +296,8 @@ pub(super) async fn enum_forms(
         "fields": found.iter().map(|f| &f.field).collect::<Vec<_>>(),
     });
     let readable = found.iter().all(|f| f.tag_form.is_some());
-    let launch = crate::launch::kind(inputs.homes.start_mode, &inputs.node.bin, commands).await;
-    if readable && launch == super::start_config::Launch::StartWithConfigFile {
+    let launch = node_binary::kind(inputs.homes.start_mode, &inputs.node.bin, commands).await;
+    if readable && launch == Launch::StartWithConfigFile {
         return Some(
             Check::warn(
                 ID,

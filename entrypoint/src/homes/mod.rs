@@ -36,7 +36,6 @@ mod prepare;
 pub mod runner;
 pub mod scratch;
 pub mod secrets_file;
-pub mod start_config;
 pub mod store_key;
 
 use std::path::{Path, PathBuf};

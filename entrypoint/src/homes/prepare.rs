@@ -5,7 +5,7 @@
 
 use super::config_json::{self, NearConfigInputs};
 use super::config_yaml::{self, MpcConfig, MpcConfigInputs};
-use super::init::{self, InitPlan, NodeCommands};
+use super::init::{self, InitPlan};
 use super::inspect::{
     HomeInputs, HomeInspection, StoreKeyChoice, enum_forms, plan_secrets_json, plan_store_key,
     refused, tier3,
@@ -14,6 +14,7 @@ use super::{HomeLock, NodeUser};
 use super::{backup_key, secrets_file};
 use crate::check::Check;
 use crate::keys::ChainFacts;
+use crate::node_binary::NodeCommands;
 use crate::secrets::{self, NodeSecrets, Secret};
 use crate::stage::{Failure, Stage, StageResult, StageStop, Staged, StopKind};
 

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::start_config::ALLOWED_HASHES_FILE;
 use crate::check::Check;
 use crate::homes::NodeUser;
-use crate::homes::start_config::{ALLOWED_HASHES_FILE, Launch};
 use crate::keys::{KeyReport, ViewFinding};
+use crate::node_binary::Launch;
 
 /// How long the ECS container metadata may take to say the image digest.
 const METADATA_LIMIT: Duration = Duration::from_secs(2);

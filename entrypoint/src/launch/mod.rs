@@ -6,6 +6,7 @@
 //! allowed-hashes file ([`image`]).
 
 pub mod image;
+pub mod start_config;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -15,14 +16,14 @@ use serde::Serialize;
 
 use crate::check::Check;
 use crate::config::settings::Id;
-use crate::config::{Chain, HomeSettings, Node, StartMode};
+use crate::config::{Chain, HomeSettings, Node};
 use crate::homes::beneath::Refusal;
-use crate::homes::init::{NodeCommands, NodeExit};
-use crate::homes::start_config::{self, Launch, StartConfigInputs};
 use crate::homes::{HomeError, NodeHome, NodeUser, atomic};
 use crate::keys::KeyReport;
+use crate::node_binary::{self, Launch, NodeCommands};
 use crate::secrets::Secret;
 use crate::stage::{Failure, Stage, StageResult, StageStop, Staged, StopKind};
+use start_config::StartConfigInputs;
 
 /// Where the start file goes: off the home, so the store key never sits next
 /// to the shares it encrypts. Where `/run` cannot take it, a directory of a
@@ -129,22 +130,7 @@ pub async fn plan(
 
 /// `start` or `start-with-config-file`: as configured, or as the binary's help says.
 async fn launch_kind(inputs: &LaunchInputs<'_>, commands: &impl NodeCommands) -> Launch {
-    kind(inputs.homes.start_mode, &inputs.node.bin, commands).await
-}
-
-/// How `bin` is started under `mode`: as configured, or, for `auto`, as its
-/// `--help` says.
-pub async fn kind(mode: StartMode, bin: &Path, commands: &impl NodeCommands) -> Launch {
-    if mode != StartMode::Auto {
-        return start_config::launch(mode, None);
-    }
-    let help = commands
-        .run(bin, &["--help".into()])
-        .await
-        .ok()
-        .filter(|f| f.exit == NodeExit::Code(0))
-        .map(|f| f.output);
-    start_config::launch(mode, help.as_deref())
+    node_binary::kind(inputs.homes.start_mode, &inputs.node.bin, commands).await
 }
 
 /// One start file per home, so agents of several homes on one host never

@@ -16,9 +16,9 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::chain::Chain;
 use crate::check::{Check, Rule, Status};
 use crate::clients::Clients;
-use crate::config::Chain;
 use crate::stage::{Stage, StageResult, StageStop, Staged, StopKind};
 pub use aws::{FetchError, FetchErrorKind, Fetched, SecretsManager};
 pub use reference::SecretRef;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use entrypoint::homes::init::{Finished, NodeCommands, NodeExit};
+use entrypoint::node_binary::{Finished, NodeCommands, NodeExit};
 use tokio::io::AsyncReadExt;
 
 /// Spawns the command with `env` on top of a clean environment (PATH only);

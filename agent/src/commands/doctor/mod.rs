@@ -20,6 +20,7 @@ use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
 use entrypoint::homes::{self, HomeInputs, NodeUser, WriteTest};
 use entrypoint::keys;
 use entrypoint::launch;
+use entrypoint::node_binary;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
 use serde::Serialize;
@@ -488,7 +489,7 @@ async fn launch_checks(
         Some(verified) => {
             let node = &config.node.node;
             let commands = DoctorCommands::new(env);
-            let launch = launch::kind(config.homes.start_mode, &node.bin, &commands).await;
+            let launch = node_binary::kind(config.homes.start_mode, &node.bin, &commands).await;
             let reported = launch::image::node_image_hash(launch, env).await;
             launch::image::image_hash_check(&verified.keys, &reported)
         }

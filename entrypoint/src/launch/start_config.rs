@@ -5,44 +5,11 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::Serialize;
-
-use super::HomeError;
-use super::atomic::{self, Previous, Written};
-use super::owner::NodeUser;
-use crate::config::{Chain, StartMode};
+use crate::config::Chain;
+use crate::homes::HomeError;
+use crate::homes::atomic::{self, Previous, Written};
+use crate::homes::owner::NodeUser;
 use crate::secrets::Secret;
-
-/// The command the node is started with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Launch {
-    /// `mpc-node start`.
-    Start,
-    /// `mpc-node start-with-config-file <toml>`.
-    StartWithConfigFile,
-}
-
-/// Whether `mpc-node --help` lists the `start-with-config-file` command.
-pub fn lists_start_with_config_file(help: &str) -> bool {
-    help.lines()
-        .any(|line| line.split_whitespace().next() == Some("start-with-config-file"))
-}
-
-/// The launch for `AGENT_START_MODE`. For `auto`, `help` is the output of
-/// `mpc-node --help`, run by the caller with the secrets removed from its
-/// environment (the node's help prints env values); `None` when that probe
-/// failed, which falls back to `start`, as start.sh does.
-pub fn launch(mode: StartMode, help: Option<&str>) -> Launch {
-    match mode {
-        StartMode::Legacy => Launch::Start,
-        StartMode::ConfigFile => Launch::StartWithConfigFile,
-        StartMode::Auto if help.is_some_and(lists_start_with_config_file) => {
-            Launch::StartWithConfigFile
-        }
-        StartMode::Auto => Launch::Start,
-    }
-}
 
 /// Everything the start file says.
 pub struct StartConfigInputs<'a> {
@@ -231,42 +198,6 @@ pub fn write_start_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HELP_3_14: &str = "\
-Usage: mpc-node [OPTIONS] <COMMAND>
-
-Commands:
-  start-with-config-file  Starts the MPC node using a single TOML configuration file instead of environment variables and CLI flags
-  start
-  init                    Generates/downloads required files for Near node to run
-  help                    Print this message or the help of the given subcommand(s)
-";
-    const HELP_3_6: &str = "\
-Usage: mpc-node <COMMAND>
-
-Commands:
-  start
-  init   Generates/downloads required files for Near node to run
-  help   Print this message or the help of the given subcommand(s)
-";
-
-    #[test]
-    fn auto_follows_the_help_text() {
-        assert_eq!(
-            launch(StartMode::Auto, Some(HELP_3_14)),
-            Launch::StartWithConfigFile
-        );
-        assert_eq!(launch(StartMode::Auto, Some(HELP_3_6)), Launch::Start);
-        assert_eq!(launch(StartMode::Auto, None), Launch::Start);
-        assert_eq!(launch(StartMode::Legacy, Some(HELP_3_14)), Launch::Start);
-        assert_eq!(
-            launch(StartMode::ConfigFile, None),
-            Launch::StartWithConfigFile
-        );
-        assert!(!lists_start_with_config_file(
-            "Usage: see start-with-config-file in newer releases"
-        ));
-    }
 
     #[test]
     fn yaml_nulls_are_dropped_and_odd_keys_refused() {
