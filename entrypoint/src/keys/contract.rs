@@ -1,5 +1,7 @@
 //! The signer contract's `state()` answer, read into the little the key checks
-//! need: the state's name and its participants (account, id, url, p2p key).
+//! need: the state's name, its participants (account, id, url, p2p key) and
+//! the keyset the network holds (its epoch, and per domain the attempt that
+//! made the key), which a keyshare must match to rejoin.
 //!
 //! near/mpc's own interface crate cannot parse every release's wire shape, so
 //! these types read only the participant paths, accept the key under both of
@@ -22,12 +24,31 @@ pub enum ContractState {
     },
     Running {
         participants: ParticipantSet,
+        /// `None` when the answer has none this agent can read.
+        keyset: Option<Keyset>,
     },
-    /// Moving the keys from the current set to the next one.
+    /// Moving the keys from the current set to the next one; the keyset
+    /// stays the previous epoch's until the resharing ends.
     Resharing {
         current: ParticipantSet,
         next: ParticipantSet,
+        keyset: Option<Keyset>,
     },
+}
+
+/// The keys the network holds: their epoch and, per domain, the attempt
+/// that made the key (`KeyForDomain`). A node's keyshare is current when its
+/// epoch and every domain's attempt are these.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyset {
+    pub epoch_id: u64,
+    pub domains: Vec<KeysetDomain>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysetDomain {
+    pub domain_id: u64,
+    pub attempt: u64,
 }
 
 /// One participant set and its signing threshold.
@@ -116,10 +137,15 @@ impl ContractState {
             }),
             "Running" => Ok(ContractState::Running {
                 participants: set_at("")?,
+                keyset: keyset_at(body.get("keyset")),
             }),
             "Resharing" => Ok(ContractState::Resharing {
                 current: set_at("previous_running_state")?,
                 next: set_at("resharing_key")?,
+                keyset: keyset_at(
+                    body.get("previous_running_state")
+                        .and_then(|running| running.get("keyset")),
+                ),
             }),
             _ => Err(StateError::UnknownState(name)),
         }
@@ -135,12 +161,22 @@ impl ContractState {
         }
     }
 
+    /// The keyset the network holds, when the state has one.
+    pub fn keyset(&self) -> Option<&Keyset> {
+        match self {
+            ContractState::Running { keyset, .. } | ContractState::Resharing { keyset, .. } => {
+                keyset.as_ref()
+            }
+            ContractState::NotInitialized | ContractState::Initializing { .. } => None,
+        }
+    }
+
     /// The set the node takes part in: the next one while resharing.
     pub fn working_set(&self) -> Option<&ParticipantSet> {
         match self {
             ContractState::NotInitialized => None,
             ContractState::Initializing { participants }
-            | ContractState::Running { participants } => Some(participants),
+            | ContractState::Running { participants, .. } => Some(participants),
             ContractState::Resharing { next, .. } => Some(next),
         }
     }
@@ -174,6 +210,12 @@ impl ParticipantSet {
             .iter()
             .find(|p| &p.account_id == account_id)
     }
+}
+
+/// A keyset as the contract writes it; `None` when absent or not one this
+/// agent reads (the participant checks do not depend on it).
+fn keyset_at(value: Option<&Value>) -> Option<Keyset> {
+    Keyset::deserialize(value?).ok()
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -289,6 +331,39 @@ mod tests {
         assert_eq!(b.id, 1);
         assert_eq!(b.url, "http://mpc-node-b.testnet");
         assert_eq!(b.tls_public_key.to_string(), KEY_B);
+    }
+
+    #[test]
+    fn the_keyset_is_read_while_running_and_kept_from_before_a_resharing() {
+        let running = parse(running_answer()).unwrap();
+        let expected = Keyset {
+            epoch_id: 3,
+            domains: vec![KeysetDomain {
+                domain_id: 0,
+                attempt: 0,
+            }],
+        };
+        assert_eq!(running.keyset(), Some(&expected));
+        let resharing = parse(json!({"Resharing": {
+            "previous_running_state": {
+                "keyset": {"epoch_id": 3, "domains": [{"domain_id": 0, "key": {}, "attempt": 0}]},
+                "parameters": parameters(&[("a.near", 0, KEY_A)], 1) },
+            "resharing_key": { "epoch_id": 4, "parameters": parameters(&[("a.near", 0, KEY_A)], 1) } }}))
+        .unwrap();
+        assert_eq!(
+            resharing.keyset(),
+            Some(&expected),
+            "the old epoch's keyset"
+        );
+        let unreadable = parse(json!({"Running": {
+            "keyset": {"epoch_id": "three"},
+            "parameters": parameters(&[("a.near", 0, KEY_A)], 1) }}))
+        .unwrap();
+        assert_eq!(unreadable.keyset(), None);
+        assert!(
+            unreadable.working_set().is_some(),
+            "the participants still read"
+        );
     }
 
     #[test]

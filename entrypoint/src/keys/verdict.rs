@@ -741,7 +741,8 @@ fn list_keys(keys: &[AccessKey]) -> String {
 fn describe_state(state: &ContractState) -> String {
     match state {
         ContractState::NotInitialized => "NotInitialized".to_string(),
-        ContractState::Initializing { participants } | ContractState::Running { participants } => {
+        ContractState::Initializing { participants }
+        | ContractState::Running { participants, .. } => {
             format!(
                 "{} ({} participants, threshold {})",
                 state.name(),
@@ -749,7 +750,7 @@ fn describe_state(state: &ContractState) -> String {
                 participants.threshold
             )
         }
-        ContractState::Resharing { current, next } => format!(
+        ContractState::Resharing { current, next, .. } => format!(
             "Resharing (from {} participants to {}, threshold {})",
             current.participants.len(),
             next.participants.len(),
@@ -827,6 +828,7 @@ mod tests {
                         })
                         .collect(),
                 },
+                keyset: None,
             },
         }
     }
