@@ -11,6 +11,7 @@ pub mod config;
 pub mod excerpt;
 pub mod homes;
 pub mod keys;
+pub mod keyshare;
 pub mod launch;
 pub mod placement;
 pub mod probe;
