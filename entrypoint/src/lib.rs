@@ -16,4 +16,5 @@ pub mod launch;
 pub mod placement;
 pub mod probe;
 pub mod secrets;
+pub mod vault;
 pub mod verify;

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
@@ -48,26 +46,23 @@ pub enum FetchErrorKind {
 }
 
 impl SecretsManager {
-    /// Loads the SDK configuration; `attempt_timeout` bounds each try.
+    /// Loads the SDK configuration and makes a client of it; `attempt_timeout`
+    /// bounds each try.
     pub async fn connect(
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
     ) -> SecretsManager {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(5)
-                    .with_initial_backoff(Duration::from_millis(200)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(attempt_timeout.min(Duration::from_secs(3)))
-                    .operation_attempt_timeout(attempt_timeout)
-                    .build(),
-            )
-            .load()
-            .await;
-        let region = config.region().map(|r| r.to_string());
+        SecretsManager::new(&crate::clients::load_aws().await, env, attempt_timeout)
+    }
+
+    /// A client on `sdk`, the process's AWS configuration (its credentials
+    /// and their cache are shared with every other AWS client made from it).
+    pub(crate) fn new(
+        sdk: &SdkConfig,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> SecretsManager {
+        let region = sdk.region().map(|r| r.to_string());
         let endpoint = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
             .iter()
             .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
@@ -77,8 +72,11 @@ impl SecretsManager {
                     region.as_deref().unwrap_or("<no region>")
                 )
             });
+        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .timeout_config(crate::clients::attempt_timeouts(attempt_timeout))
+            .build();
         SecretsManager {
-            client: Client::new(&config),
+            client: Client::from_conf(config),
             region,
             endpoint,
         }
