@@ -5,6 +5,7 @@
 //! boot, rotation and `agent doctor` share. No process supervision and no HTTP
 //! server here; the `agent` binary runs these stages and reports them.
 
+mod aws_answer;
 pub mod check;
 pub mod clients;
 pub mod config;

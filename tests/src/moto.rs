@@ -213,19 +213,7 @@ impl Moto {
     /// An IAM user with access keys and no permission at all; returns (user ARN, key id, secret key).
     /// Spends two of the unchecked requests of [`Moto::with_iam_after`].
     pub fn create_user_without_permissions(&self, user: &str) -> (String, String, String) {
-        let created = self.query(
-            "iam",
-            &format!("Action=CreateUser&UserName={user}&Version=2010-05-08"),
-        );
-        let keys = self.query(
-            "iam",
-            &format!("Action=CreateAccessKey&UserName={user}&Version=2010-05-08"),
-        );
-        (
-            xml(&created, "Arn"),
-            xml(&keys, "AccessKeyId"),
-            xml(&keys, "SecretAccessKey"),
-        )
+        self.create_user(user, None)
     }
 
     /// An IAM user with access keys and one inline policy; returns (user
@@ -236,15 +224,25 @@ impl Moto {
         user: &str,
         policy: &serde_json::Value,
     ) -> (String, String, String) {
+        self.create_user(user, Some(policy))
+    }
+
+    fn create_user(
+        &self,
+        user: &str,
+        policy: Option<&serde_json::Value>,
+    ) -> (String, String, String) {
         let created = self.query(
             "iam",
             &format!("Action=CreateUser&UserName={user}&Version=2010-05-08"),
         );
-        let document = form_encoded(&policy.to_string());
-        self.query(
-            "iam",
-            &format!("Action=PutUserPolicy&UserName={user}&PolicyName={user}-policy&PolicyDocument={document}&Version=2010-05-08"),
-        );
+        if let Some(policy) = policy {
+            let document = form_encoded(&policy.to_string());
+            self.query(
+                "iam",
+                &format!("Action=PutUserPolicy&UserName={user}&PolicyName={user}-policy&PolicyDocument={document}&Version=2010-05-08"),
+            );
+        }
         let keys = self.query(
             "iam",
             &format!("Action=CreateAccessKey&UserName={user}&Version=2010-05-08"),

@@ -10,6 +10,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::{Secret, SecretRef};
+use crate::aws_answer::{denied_principal, xml_message};
 use crate::check::error_chain;
 
 /// A Secrets Manager client and where it points, for messages.
@@ -313,16 +314,7 @@ fn access_denied(id: &str, message: &str) -> FetchError {
     .into_iter()
     .find(|a| message.contains(a))
     .unwrap_or("secretsmanager:GetSecretValue");
-    let principal = message
-        .split_whitespace()
-        .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))
-        .map(|p| format!(" for {}", p.trim_end_matches([',', '.'])))
-        .unwrap_or_default();
-    let execution_role = if principal.to_ascii_lowercase().contains("execution") {
-        " — the principal looks like the execution role: the agent runs with the task role"
-    } else {
-        ""
-    };
+    let (principal, execution_role) = denied_principal(message);
     FetchError {
         kind: FetchErrorKind::AccessDenied,
         cause: format!("access denied{principal}: {action} on {id}{execution_role} ({message})"),
@@ -330,14 +322,6 @@ fn access_denied(id: &str, message: &str) -> FetchError {
             "grant {action} on {id} to the task role (taskRoleArn), not the execution role"
         ),
     }
-}
-
-/// The `<Message>` of an XML error body (what the query-protocol APIs send).
-fn xml_message(body: Option<&[u8]>) -> Option<String> {
-    let text = std::str::from_utf8(body?).ok()?;
-    let start = text.find("<Message>")? + "<Message>".len();
-    let end = text[start..].find("</Message>")? + start;
-    Some(text[start..end].to_string())
 }
 
 #[cfg(test)]
@@ -364,15 +348,5 @@ mod tests {
         );
         let kms = access_denied("s", "not authorized to perform kms:Decrypt on key");
         assert!(kms.fix.starts_with("grant kms:Decrypt"));
-    }
-
-    #[test]
-    fn xml_error_messages_are_read() {
-        let body = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: x is not authorized</Message></Error></ErrorResponse>";
-        assert_eq!(
-            xml_message(Some(body)).as_deref(),
-            Some("User: x is not authorized")
-        );
-        assert_eq!(xml_message(Some(b"{}")), None);
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde::Serialize;
 
 use super::S3;
+use crate::aws_answer::{denied_principal, xml_message};
 use crate::check::{Check, error_chain};
 
 /// What went wrong, by what can be done about it.
@@ -280,16 +281,7 @@ pub(crate) fn answered(
 
 fn access_denied(request: &Request<'_>, said: &str) -> VaultError {
     let action = request.action;
-    let principal = said
-        .split_whitespace()
-        .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))
-        .map(|p| format!(" for {}", p.trim_end_matches([',', '.'])))
-        .unwrap_or_default();
-    let execution_role = if principal.to_ascii_lowercase().contains("execution") {
-        " — the principal looks like the execution role: the agent runs with the task role"
-    } else {
-        ""
-    };
+    let (principal, execution_role) = denied_principal(said);
     // S3 answers 403, not 404, for a missing object to whom may not list the bucket.
     let missing = if request.operation == "HeadObject" || request.operation == "GetObject" {
         "; without s3:ListBucket S3 also answers 403 for an object that does not exist"
@@ -320,14 +312,6 @@ fn unreachable(request: &Request<'_>, s3: &S3, what: &str, waited: &str) -> Vaul
         ),
         "check the network path: a VPC gateway endpoint or NAT for S3, security groups allowing HTTPS out, AWS_ENDPOINT_URL if set; the next try may succeed".into(),
     )
-}
-
-/// The `<Message>` of an XML error body.
-fn xml_message(body: Option<&[u8]>) -> Option<String> {
-    let text = std::str::from_utf8(body?).ok()?;
-    let start = text.find("<Message>")? + "<Message>".len();
-    let end = text[start..].find("</Message>")? + start;
-    Some(text[start..end].to_string())
 }
 
 #[cfg(test)]

@@ -99,6 +99,26 @@ impl std::fmt::Debug for Download {
     }
 }
 
+/// A [`VaultObject`] from a HeadObject or a GetObject answer (their fields
+/// have the same names).
+macro_rules! described {
+    ($name:expr, $key:expr, $answer:expr) => {{
+        let answer = &$answer;
+        VaultObject {
+            name: $name,
+            key: $key,
+            size: answer.content_length().unwrap_or_default().max(0) as u64,
+            sha256: recorded_sha256(answer.checksum_sha256(), answer.metadata()),
+            version_id: answer.version_id().map(str::to_string),
+            last_modified: answer
+                .last_modified()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
+            encryption: encryption(answer.server_side_encryption(), answer.ssekms_key_id()),
+            metadata: answer.metadata().cloned().unwrap_or_default(),
+        }
+    }};
+}
+
 impl Vault {
     /// Uploads `bytes` (a keyshare file exactly as on disk) as `name`.
     /// An object already under that name with the same SHA-256 is left as
@@ -325,7 +345,8 @@ impl Vault {
             .await
             .map_err(|e| translate(e, &request, &self.s3, started.elapsed()))?;
         let url = self.target.location.url_of(&key);
-        let size = got.content_length().unwrap_or_default().max(0) as u64;
+        let object = described!(name, key.clone(), got);
+        let size = object.size;
         if size > READ_LIMIT {
             return Err(VaultError::new(
                 VaultErrorKind::Other,
@@ -335,18 +356,6 @@ impl Vault {
                 "it is not a keyshare the agent uploaded; use another version".into(),
             ));
         }
-        let object = VaultObject {
-            name,
-            key: key.clone(),
-            size,
-            sha256: recorded_sha256(got.checksum_sha256(), got.metadata()),
-            version_id: got.version_id().map(str::to_string),
-            last_modified: got
-                .last_modified()
-                .and_then(|t| SystemTime::try_from(*t).ok()),
-            encryption: encryption(got.server_side_encryption(), got.ssekms_key_id()),
-            metadata: got.metadata().cloned().unwrap_or_default(),
-        };
         // The SDK checks S3's checksum as the body arrives.
         let body = got.body.collect().await.map_err(|e| {
             let chain = crate::check::error_chain(&e);
@@ -394,18 +403,7 @@ impl Vault {
                 };
             }
         };
-        Ok(Some(VaultObject {
-            name,
-            key,
-            size: head.content_length().unwrap_or_default().max(0) as u64,
-            sha256: recorded_sha256(head.checksum_sha256(), head.metadata()),
-            version_id: head.version_id().map(str::to_string),
-            last_modified: head
-                .last_modified()
-                .and_then(|t| SystemTime::try_from(*t).ok()),
-            encryption: encryption(head.server_side_encryption(), head.ssekms_key_id()),
-            metadata: head.metadata().cloned().unwrap_or_default(),
-        }))
+        Ok(Some(described!(name, key, head)))
     }
 
     pub(crate) fn request<'a>(

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{BucketVersioningStatus, ObjectLockEnabled, ServerSideEncryption};
 use serde::Serialize;
 
@@ -102,6 +102,21 @@ impl Vault {
         }
     }
 
+    /// The answer; `None` when S3 says the configuration was never set (`never_set`).
+    fn unless_never_set<T, E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        answer: Result<T, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+        never_set: &str,
+        request: &Request<'_>,
+        started: Instant,
+    ) -> Result<Option<T>, VaultError> {
+        match answer {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some(never_set) => Ok(None),
+            Err(e) => Err(translate(e, request, &self.s3, started.elapsed())),
+        }
+    }
+
     async fn versioning(&self) -> Result<Versioning, VaultError> {
         let request = self.bucket_request("GetBucketVersioning", "s3:GetBucketVersioning");
         let started = Instant::now();
@@ -133,15 +148,14 @@ impl Vault {
             .bucket(&self.target.location.bucket)
             .send()
             .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("ObjectLockConfigurationNotFoundError") =>
-            {
-                return Ok(ObjectLock::Off);
-            }
-            Err(e) => return Err(translate(e, &request, &self.s3, started.elapsed())),
+        let Some(out) = self.unless_never_set(
+            out,
+            "ObjectLockConfigurationNotFoundError",
+            &request,
+            started,
+        )?
+        else {
+            return Ok(ObjectLock::Off);
         };
         let Some(config) = out.object_lock_configuration() else {
             return Ok(ObjectLock::Off);
@@ -176,15 +190,14 @@ impl Vault {
             .bucket(&self.target.location.bucket)
             .send()
             .await;
-        let out = match out {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("ServerSideEncryptionConfigurationNotFoundError") =>
-            {
-                return Ok(Encryption::None);
-            }
-            Err(e) => return Err(translate(e, &request, &self.s3, started.elapsed())),
+        let Some(out) = self.unless_never_set(
+            out,
+            "ServerSideEncryptionConfigurationNotFoundError",
+            &request,
+            started,
+        )?
+        else {
+            return Ok(Encryption::None);
         };
         let default = out
             .server_side_encryption_configuration()
