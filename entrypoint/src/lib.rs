@@ -5,6 +5,7 @@
 //! boot, rotation and `agent doctor` share. No process supervision and no HTTP
 //! server here; the `agent` binary runs these stages and reports them.
 
+mod aws_answer;
 pub mod chain;
 pub mod check;
 pub mod clients;
@@ -12,10 +13,12 @@ pub mod config;
 pub mod excerpt;
 pub mod homes;
 pub mod keys;
+pub mod keyshare;
 pub mod launch;
 pub mod node_binary;
 pub mod placement;
 pub mod probe;
 pub mod secrets;
 pub mod stage;
+pub mod vault;
 pub mod verify;

@@ -1,6 +1,7 @@
 //! A real AWS API on loopback: `moto` in server mode (from PyPI, installed into
 //! `.venv` by `scripts/test`), started per test, and the real Rust SDK to
-//! prepare it.
+//! prepare it: secrets, EFS, IAM users, KMS keys, and the vault's buckets
+//! (with and without Object Lock) and their objects read back.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub struct Moto {
     pub addr: SocketAddr,
     runtime: tokio::runtime::Runtime,
     client: Client,
+    sdk: aws_config::SdkConfig,
 }
 
 /// Where `moto_server` is: `$MOTO_SERVER`, or the workspace's `.venv`.
@@ -81,11 +83,13 @@ impl Moto {
             .build()
             .unwrap();
         let client = runtime.block_on(sdk_client(&format!("http://{addr}"), KEY_ID, SECRET_KEY));
+        let sdk = runtime.block_on(sdk_config(&format!("http://{addr}"), KEY_ID, SECRET_KEY));
         Moto {
             child,
             addr,
             runtime,
             client,
+            sdk,
         }
     }
 
@@ -167,15 +171,13 @@ impl Moto {
 
     /// The SDK configuration for this server, for the clients this module has no helper for.
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        self.runtime.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(self.endpoint())
-                .region(aws_config::Region::new(REGION))
-                .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-                    KEY_ID, SECRET_KEY, None, None, "test",
-                ))
-                .load(),
-        )
+        self.sdk.clone()
+    }
+
+    /// The SDK configuration for this server with other credentials (an IAM user's).
+    pub fn sdk_config_as(&self, key_id: &str, secret_key: &str) -> aws_config::SdkConfig {
+        self.runtime
+            .block_on(sdk_config(&self.endpoint(), key_id, secret_key))
     }
 
     /// Runs `future` (an SDK call) to its end.
@@ -211,10 +213,36 @@ impl Moto {
     /// An IAM user with access keys and no permission at all; returns (user ARN, key id, secret key).
     /// Spends two of the unchecked requests of [`Moto::with_iam_after`].
     pub fn create_user_without_permissions(&self, user: &str) -> (String, String, String) {
+        self.create_user(user, None)
+    }
+
+    /// An IAM user with access keys and one inline policy; returns (user
+    /// ARN, key id, secret key). Spends three of the unchecked requests of
+    /// [`Moto::with_iam_after`].
+    pub fn create_user_with_policy(
+        &self,
+        user: &str,
+        policy: &serde_json::Value,
+    ) -> (String, String, String) {
+        self.create_user(user, Some(policy))
+    }
+
+    fn create_user(
+        &self,
+        user: &str,
+        policy: Option<&serde_json::Value>,
+    ) -> (String, String, String) {
         let created = self.query(
             "iam",
             &format!("Action=CreateUser&UserName={user}&Version=2010-05-08"),
         );
+        if let Some(policy) = policy {
+            let document = form_encoded(&policy.to_string());
+            self.query(
+                "iam",
+                &format!("Action=PutUserPolicy&UserName={user}&PolicyName={user}-policy&PolicyDocument={document}&Version=2010-05-08"),
+            );
+        }
         let keys = self.query(
             "iam",
             &format!("Action=CreateAccessKey&UserName={user}&Version=2010-05-08"),
@@ -299,6 +327,245 @@ impl Moto {
     }
 }
 
+/// An object of a bucket as S3 holds it.
+#[derive(Debug)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub version_id: Option<String>,
+    /// `aws:kms`, `AES256`, or none.
+    pub encryption: Option<String>,
+    pub kms_key: Option<String>,
+    /// `x-amz-checksum-sha256`, base64.
+    pub checksum_sha256: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+impl Moto {
+    /// An S3 client of this server (path-style: the bucket in the path).
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The vault's S3 client as the agent makes it, with `sdk`'s credentials.
+    pub fn vault_s3(&self, sdk: &aws_config::SdkConfig) -> entrypoint::vault::S3 {
+        let env = self
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        entrypoint::vault::S3::new(sdk, &env, Duration::from_secs(10))
+    }
+
+    /// The vault for `target` on this server, as the agent makes it.
+    pub fn vault(&self, target: entrypoint::vault::VaultTarget) -> entrypoint::vault::Vault {
+        entrypoint::vault::Vault::new(self.vault_s3(&self.sdk_config()), target)
+    }
+
+    /// A symmetric KMS key, with `alias` (`alias/…`) when given; returns its key id and ARN.
+    pub fn create_kms_key(&self, alias: Option<&str>) -> (String, String) {
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config());
+        self.runtime.block_on(async {
+            let key = kms
+                .create_key()
+                .description("mpc keyshare vault")
+                .send()
+                .await
+                .expect("CreateKey");
+            let metadata = key.key_metadata().expect("key metadata");
+            let (id, arn) = (
+                metadata.key_id().to_string(),
+                metadata.arn().expect("an ARN").to_string(),
+            );
+            if let Some(alias) = alias {
+                kms.create_alias()
+                    .alias_name(alias)
+                    .target_key_id(&id)
+                    .send()
+                    .await
+                    .expect("CreateAlias");
+            }
+            (id, arn)
+        })
+    }
+
+    /// A bucket without Object Lock (and without versioning).
+    pub fn create_bucket(&self, bucket: &str) {
+        self.runtime
+            .block_on(self.create_bucket_request(bucket).send())
+            .expect("CreateBucket");
+    }
+
+    /// A bucket with Object Lock (which turns versioning on) and a default
+    /// retention of `days` in GOVERNANCE mode.
+    pub fn create_locked_bucket(&self, bucket: &str, days: i32) {
+        use aws_sdk_s3::types::{
+            DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+            ObjectLockRule,
+        };
+        self.runtime.block_on(async {
+            self.create_bucket_request(bucket)
+                .object_lock_enabled_for_bucket(true)
+                .send()
+                .await
+                .expect("CreateBucket");
+            let retention = DefaultRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .days(days)
+                .build();
+            self.s3()
+                .put_object_lock_configuration()
+                .bucket(bucket)
+                .object_lock_configuration(
+                    ObjectLockConfiguration::builder()
+                        .object_lock_enabled(ObjectLockEnabled::Enabled)
+                        .rule(
+                            ObjectLockRule::builder()
+                                .default_retention(retention)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("PutObjectLockConfiguration");
+        });
+    }
+
+    /// Sets `bucket`'s default encryption to SSE-KMS under `kms_key`.
+    pub fn default_encryption(&self, bucket: &str, kms_key: &str) {
+        use aws_sdk_s3::types::{
+            ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+            ServerSideEncryptionRule,
+        };
+        let by_default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::AwsKms)
+            .kms_master_key_id(kms_key)
+            .build()
+            .expect("an algorithm");
+        let config = ServerSideEncryptionConfiguration::builder()
+            .rules(
+                ServerSideEncryptionRule::builder()
+                    .apply_server_side_encryption_by_default(by_default)
+                    .build(),
+            )
+            .build()
+            .expect("rules");
+        self.runtime
+            .block_on(
+                self.s3()
+                    .put_bucket_encryption()
+                    .bucket(bucket)
+                    .server_side_encryption_configuration(config)
+                    .send(),
+            )
+            .expect("PutBucketEncryption");
+    }
+
+    fn create_bucket_request(
+        &self,
+        bucket: &str,
+    ) -> aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        self.s3()
+            .create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(REGION))
+                    .build(),
+            )
+    }
+
+    /// Puts `bytes` under `key` as another writer would (no checksum, no metadata).
+    pub fn put_object(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        self.runtime
+            .block_on(
+                self.s3()
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(bytes.to_vec().into())
+                    .send(),
+            )
+            .expect("PutObject");
+    }
+
+    /// The current version of an object, read back with its checksum.
+    pub fn object(&self, bucket: &str, key: &str) -> StoredObject {
+        self.runtime.block_on(async {
+            let got = self
+                .s3()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+                .send()
+                .await
+                .expect("GetObject");
+            StoredObject {
+                version_id: got.version_id().map(str::to_string),
+                encryption: got.server_side_encryption().map(|e| e.as_str().to_string()),
+                kms_key: got.ssekms_key_id().map(str::to_string),
+                checksum_sha256: got.checksum_sha256().map(str::to_string),
+                metadata: got.metadata().cloned().unwrap_or_default(),
+                bytes: got.body.collect().await.expect("the body").to_vec(),
+            }
+        })
+    }
+
+    /// Every version of every object under `prefix`: (key, version id, size), newest first per key.
+    pub fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String, i64)> {
+        let listed = self
+            .runtime
+            .block_on(
+                self.s3()
+                    .list_object_versions()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .send(),
+            )
+            .expect("ListObjectVersions");
+        listed
+            .versions()
+            .iter()
+            .map(|v| {
+                (
+                    v.key().unwrap_or_default().to_string(),
+                    v.version_id().unwrap_or_default().to_string(),
+                    v.size().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The vault at `location` (`s3://…`) for the fixture's node
+/// ([`crate::node_fixture::ACCOUNT`]), naming `kms_key` on each upload.
+pub fn vault_target(location: &str, kms_key: Option<&str>) -> entrypoint::vault::VaultTarget {
+    entrypoint::vault::VaultTarget {
+        location: entrypoint::vault::location(location).expect("a vault location"),
+        account: crate::node_fixture::ACCOUNT.to_string(),
+        contract: crate::node_fixture::CONTRACT.to_string(),
+        kms_key: kms_key.map(str::to_string),
+    }
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -308,15 +575,19 @@ impl Drop for Moto {
 
 /// A Secrets Manager client for `endpoint` with static credentials.
 pub async fn sdk_client(endpoint: &str, key_id: &str, secret_key: &str) -> Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Client::new(&sdk_config(endpoint, key_id, secret_key).await)
+}
+
+/// The SDK configuration for `endpoint` with static credentials.
+async fn sdk_config(endpoint: &str, key_id: &str, secret_key: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
             key_id, secret_key, None, None, "test",
         ))
         .load()
-        .await;
-    Client::new(&config)
+        .await
 }
 
 /// The text of the first `<tag>` in `text`.

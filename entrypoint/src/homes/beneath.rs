@@ -308,13 +308,18 @@ impl Dir {
     /// bytes; `None` when there is none. Opened non-blocking, so a FIFO is
     /// refused by its type instead of waiting for a writer.
     pub fn read(&self, rel: &Path) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(self.read_with_stat(rel)?.map(|(bytes, _)| bytes))
+    }
+
+    /// [`Dir::read`], with what `fstat` said of the file before it was read.
+    pub fn read_with_stat(&self, rel: &Path) -> io::Result<Option<(Zeroizing<Vec<u8>>, FileStat)>> {
         let fd = match self.open_at(rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty()) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let (file, _) = self.regular(fd, rel)?;
-        read_capped(file, &self.join(rel)).map(Some)
+        let (file, stat) = self.regular(fd, rel)?;
+        Ok(Some((read_capped(file, &self.join(rel))?, stat)))
     }
 
     /// `fd` (opened as `rel`) as a file, when it is a regular file.

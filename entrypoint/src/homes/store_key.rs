@@ -5,22 +5,19 @@
 //! `permanent_keys/*`), `temporary_keys/keyshare_*` and the values of the
 //! `assets/` database with AES-128-GCM under `MPC_SECRET_STORE_KEY`; a file is
 //! `nonce (12) ‖ ciphertext ‖ tag (16)` with no associated data. A key is
-//! checked by decrypting one file: the tag either verifies or it does not.
+//! checked by opening one file with [`keyshare::open`]: the tag either
+//! verifies or it does not.
 
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes128Gcm, Nonce};
 use serde::Serialize;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::HomeError;
 use super::beneath;
 use crate::check::Check;
+use crate::keyshare::{self, OpenError};
 use crate::secrets::Secret;
-
-const NONCE_LEN: usize = 12;
 
 /// Where a share was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -183,10 +180,9 @@ impl StoreKeyVerdict {
 /// Tries `key_hex` on the home's shares: `<home>/key`, else the first
 /// `permanent_keys/` file, else the first `temporary_keys/keyshare_*`.
 pub fn verify_store_key(home: &Path, key_hex: &Secret) -> Result<StoreKeyVerdict, HomeError> {
-    let cipher = match cipher(key_hex) {
-        Ok(cipher) => cipher,
-        Err(rule) => return Ok(StoreKeyVerdict::Malformed { rule }),
-    };
+    if let Err(OpenError::MalformedKey { rule }) = keyshare::check_store_key(key_hex) {
+        return Ok(StoreKeyVerdict::Malformed { rule });
+    }
     let found = shares(home)?;
     if found.is_empty() {
         return Ok(StoreKeyVerdict::NoShares);
@@ -205,30 +201,13 @@ pub fn verify_store_key(home: &Path, key_hex: &Secret) -> Result<StoreKeyVerdict
         .map_err(HomeError::io("read", &share.path))?;
     let file = share.path.clone();
     let fingerprint = key_hex.fingerprint();
-    Ok(if decrypts(&cipher, &bytes) {
-        StoreKeyVerdict::Decrypts { file, fingerprint }
-    } else {
-        StoreKeyVerdict::DoesNotDecrypt { file, fingerprint }
+    Ok(match keyshare::open(key_hex, &bytes) {
+        Ok(_) => StoreKeyVerdict::Decrypts { file, fingerprint },
+        Err(OpenError::MalformedKey { rule }) => StoreKeyVerdict::Malformed { rule },
+        Err(OpenError::TooShort { .. } | OpenError::AnotherKey) => {
+            StoreKeyVerdict::DoesNotDecrypt { file, fingerprint }
+        }
     })
-}
-
-fn cipher(key_hex: &Secret) -> Result<Aes128Gcm, &'static str> {
-    let key = Zeroizing::new(
-        hex::decode(key_hex.expose().as_bytes())
-            .map_err(|_| "is not hex: must be 32 hex characters")?,
-    );
-    Aes128Gcm::new_from_slice(&key).map_err(|_| "must be 32 hex characters (16 bytes)")
-}
-
-fn decrypts(cipher: &Aes128Gcm, file: &[u8]) -> bool {
-    if file.len() < NONCE_LEN {
-        return false;
-    }
-    let (nonce, sealed) = file.split_at(NONCE_LEN);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), sealed)
-        .map(Zeroizing::new)
-        .is_ok()
 }
 
 #[cfg(test)]
@@ -251,7 +230,16 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_a_nonce_does_not_decrypt() {
-        let cipher = cipher(&Secret::new("00112233445566778899aabbccddeeff")).unwrap();
-        assert!(!decrypts(&cipher, b"short"));
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("key"), b"short").unwrap();
+        let verdict = verify_store_key(
+            home.path(),
+            &Secret::new("00112233445566778899aabbccddeeff"),
+        )
+        .unwrap();
+        assert!(
+            matches!(verdict, StoreKeyVerdict::DoesNotDecrypt { .. }),
+            "{verdict:?}"
+        );
     }
 }

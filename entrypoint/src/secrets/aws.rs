@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
+use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::{Secret, SecretRef};
+use crate::aws_answer::{denied_principal, xml_message};
 use crate::check::error_chain;
 
 /// A Secrets Manager client and where it points, for messages.
@@ -48,26 +47,23 @@ pub enum FetchErrorKind {
 }
 
 impl SecretsManager {
-    /// Loads the SDK configuration; `attempt_timeout` bounds each try.
+    /// Loads the SDK configuration and makes a client of it; `attempt_timeout`
+    /// bounds each try.
     pub async fn connect(
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
     ) -> SecretsManager {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(5)
-                    .with_initial_backoff(Duration::from_millis(200)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(attempt_timeout.min(Duration::from_secs(3)))
-                    .operation_attempt_timeout(attempt_timeout)
-                    .build(),
-            )
-            .load()
-            .await;
-        let region = config.region().map(|r| r.to_string());
+        SecretsManager::new(&crate::clients::load_aws().await, env, attempt_timeout)
+    }
+
+    /// A client on `sdk`, the process's AWS configuration (its credentials
+    /// and their cache are shared with every other AWS client made from it).
+    pub(crate) fn new(
+        sdk: &SdkConfig,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> SecretsManager {
+        let region = sdk.region().map(|r| r.to_string());
         let endpoint = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
             .iter()
             .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
@@ -77,8 +73,11 @@ impl SecretsManager {
                     region.as_deref().unwrap_or("<no region>")
                 )
             });
+        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .timeout_config(crate::clients::attempt_timeouts(attempt_timeout))
+            .build();
         SecretsManager {
-            client: Client::new(&config),
+            client: Client::from_conf(config),
             region,
             endpoint,
         }
@@ -315,16 +314,7 @@ fn access_denied(id: &str, message: &str) -> FetchError {
     .into_iter()
     .find(|a| message.contains(a))
     .unwrap_or("secretsmanager:GetSecretValue");
-    let principal = message
-        .split_whitespace()
-        .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))
-        .map(|p| format!(" for {}", p.trim_end_matches([',', '.'])))
-        .unwrap_or_default();
-    let execution_role = if principal.to_ascii_lowercase().contains("execution") {
-        " — the principal looks like the execution role: the agent runs with the task role"
-    } else {
-        ""
-    };
+    let (principal, execution_role) = denied_principal(message);
     FetchError {
         kind: FetchErrorKind::AccessDenied,
         cause: format!("access denied{principal}: {action} on {id}{execution_role} ({message})"),
@@ -332,14 +322,6 @@ fn access_denied(id: &str, message: &str) -> FetchError {
             "grant {action} on {id} to the task role (taskRoleArn), not the execution role"
         ),
     }
-}
-
-/// The `<Message>` of an XML error body (what the query-protocol APIs send).
-fn xml_message(body: Option<&[u8]>) -> Option<String> {
-    let text = std::str::from_utf8(body?).ok()?;
-    let start = text.find("<Message>")? + "<Message>".len();
-    let end = text[start..].find("</Message>")? + start;
-    Some(text[start..end].to_string())
 }
 
 #[cfg(test)]
@@ -366,15 +348,5 @@ mod tests {
         );
         let kms = access_denied("s", "not authorized to perform kms:Decrypt on key");
         assert!(kms.fix.starts_with("grant kms:Decrypt"));
-    }
-
-    #[test]
-    fn xml_error_messages_are_read() {
-        let body = b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: x is not authorized</Message></Error></ErrorResponse>";
-        assert_eq!(
-            xml_message(Some(body)).as_deref(),
-            Some("User: x is not authorized")
-        );
-        assert_eq!(xml_message(Some(b"{}")), None);
     }
 }

@@ -9,18 +9,22 @@
 //!   the middle (see [`agent_tests::standin_node`] for the switches).
 //! - `mpc-node --help` lists `start-with-config-file` only when
 //!   `MPC_NODE_STANDIN_CONFIG_FILE=1`, to present both kinds of image.
-//! - `mpc-node write-test-share` plants an encrypted keyshare the way the node
-//!   writes one.
+//! - `mpc-node write-test-share` stores an encrypted keyset the way the node
+//!   does, refusing what it refuses (`--domains`, `--attempt`; `--pieces` and
+//!   `--pause-ms` write the file slowly); a started node stores each keyset a
+//!   test requests (see [`agent_tests::standin_node`]).
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agent_tests::standin_node::keyshare::{self, KeysetRequest, KeysetResult};
 use agent_tests::standin_node::{
     BackupKeyUsed, Behavior, CONFIG_FILE_SWITCH, ENV_LOG, EXIT_FILE, INDEXER_FILE, INIT_OFFLINE,
-    INIT_PAUSE_MS, INIT_STOP_AFTER, Indexer, IndexerEnums, Logged, OnStop, ShareKind,
-    VERSION_SWITCH,
+    INIT_PAUSE_MS, INIT_STOP_AFTER, Indexer, IndexerEnums, KEYSET_METRICS_FILE,
+    KEYSET_REQUEST_FILE, KEYSET_RESULT_FILE, KeysetControl, KeysetMetrics, Logged, OnStop,
+    ShareKind, VERSION_SWITCH,
 };
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::{Signal, raise};
@@ -98,6 +102,18 @@ enum Cmd {
         kind: ShareKind,
         #[arg(long, default_value = "1")]
         epoch: u64,
+        /// Domains 0..D (`--kind key`).
+        #[arg(long, default_value = "1")]
+        domains: u64,
+        /// The attempt of every domain's share (`--kind key`).
+        #[arg(long, default_value = "0")]
+        attempt: u64,
+        /// Write the file in this many pieces…
+        #[arg(long, default_value = "1")]
+        pieces: u32,
+        /// …pausing this long after each but the last.
+        #[arg(long, default_value = "0")]
+        pause_ms: u64,
     },
 }
 
@@ -188,8 +204,17 @@ fn main() {
             store_key,
             kind,
             epoch,
+            domains,
+            attempt,
+            pieces,
+            pause_ms,
         } => {
-            write_test_share(&home, &store_key, kind, epoch);
+            let mut request =
+                KeysetRequest::new(epoch, domains).slowly(pieces, Duration::from_millis(pause_ms));
+            for domain in 0..domains {
+                request = request.attempt(domain, attempt);
+            }
+            write_test_share(&home, &store_key, kind, &request);
             return;
         }
         Cmd::ImportKeyshare {
@@ -316,6 +341,13 @@ fn start_node(
     behavior
         .exit_file
         .get_or_insert_with(|| home.join(EXIT_FILE));
+    behavior
+        .keyset_metrics_file
+        .get_or_insert_with(|| home.join(KEYSET_METRICS_FILE));
+    behavior.keysets = Some(KeysetControl {
+        home: home.to_path_buf(),
+        store_key: store_key.to_string(),
+    });
     behavior
 }
 
@@ -787,7 +819,12 @@ fn import_keyshare(home: &Path, json: &str, key_hex: &str) {
     if home.join("key").exists() {
         fail("Refusing to overwrite existing local keyshare");
     }
-    write_test_share(home, &hex::encode(&key), ShareKind::Key, epoch);
+    write_test_share(
+        home,
+        &hex::encode(&key),
+        ShareKind::Key,
+        &KeysetRequest::new(epoch, 1),
+    );
     println!("Successfully imported keyshare to {}", home.display());
 }
 
@@ -821,20 +858,9 @@ fn export_keyshare(home: &Path, key_hex: &str) {
     );
 }
 
-/// An encrypted share under `<home>`, as `keyshare/local.rs` writes one.
-fn write_test_share(home: &Path, store_key: &str, kind: ShareKind, epoch: u64) {
-    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
-    let key = hex::decode(store_key)
-        .unwrap_or_else(|_| fail("Invalid encryption key: must be 32 hex characters (16 bytes)"));
-    let cipher = aes_gcm::Aes128Gcm::new_from_slice(&key)
-        .unwrap_or_else(|_| fail("Invalid encryption key: must be 32 hex characters (16 bytes)"));
-    let plaintext =
-        serde_json::to_vec(&serde_json::json!({"epoch_id": epoch, "keyshares": []})).expect("JSON");
-    let nonce = aes_gcm::Aes128Gcm::generate_nonce(&mut OsRng);
-    let sealed = cipher
-        .encrypt(&nonce, plaintext.as_slice())
-        .expect("encrypt");
-    let bytes = [nonce.as_slice(), &sealed].concat();
+/// An encrypted share under `<home>`: a keyset stored as the node stores it
+/// (`keyshare/local.rs`), or the files of the other kinds.
+fn write_test_share(home: &Path, store_key: &str, kind: ShareKind, request: &KeysetRequest) {
     let create_new = |path: &Path, contents: &[u8]| {
         std::fs::create_dir_all(path.parent().expect("a directory")).expect("create dir");
         let mut file = std::fs::OpenOptions::new()
@@ -846,23 +872,61 @@ fn write_test_share(home: &Path, store_key: &str, kind: ShareKind, epoch: u64) {
             .and_then(|()| file.sync_all())
             .expect("write share");
     };
+    let epoch = request.epoch;
     match kind {
-        ShareKind::Key | ShareKind::Permanent => {
+        ShareKind::Key => match keyshare::store(home, store_key, request) {
+            KeysetResult::Stored(_) => {}
+            KeysetResult::Refused(why) => fail(&why),
+        },
+        ShareKind::Legacy => {
+            keyshare::store_legacy(home, store_key, epoch).unwrap_or_else(|e| fail(&e))
+        }
+        ShareKind::Permanent => {
+            let bytes = keyshare::sealed(store_key, &KeysetRequest::new(epoch, 1))
+                .unwrap_or_else(|e| fail(&e));
             let path = home
                 .join("permanent_keys")
                 .join(format!("epoch_{epoch}_with_1_domains"));
             create_new(&path, &bytes);
-            if kind == ShareKind::Key {
-                let link = home.join("key");
-                let _ = std::fs::remove_file(&link);
-                std::fs::hard_link(&path, &link).expect("link key");
-            }
         }
         ShareKind::Temporary => {
+            let bytes = keyshare::sealed(store_key, &KeysetRequest::new(epoch, 1))
+                .unwrap_or_else(|e| fail(&e));
             let dir = home.join("temporary_keys");
             create_new(&dir.join(format!("started_{epoch}_0_0")), b"");
             create_new(&dir.join(format!("keyshare_{epoch}_0_0")), &bytes);
         }
+    }
+}
+
+/// Stores each keyset a test requests in the home's request file, once it
+/// appears (removed first), and writes what became of it.
+async fn store_requested_keysets(control: KeysetControl) {
+    let request_file = control.home.join(KEYSET_REQUEST_FILE);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Ok(text) = std::fs::read_to_string(&request_file) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(&request_file);
+        let result = match serde_json::from_str::<KeysetRequest>(&text) {
+            Ok(request) => {
+                let (home, key) = (control.home.clone(), control.store_key.clone());
+                tokio::task::spawn_blocking(move || keyshare::store(&home, &key, &request))
+                    .await
+                    .expect("the keyset writer")
+            }
+            Err(e) => KeysetResult::Refused(format!("bad keyset request: {e}")),
+        };
+        match &result {
+            KeysetResult::Stored(name) => println!("mpc-node: stored keyset {name}"),
+            KeysetResult::Refused(why) => println!("mpc-node: refused keyset: {why}"),
+        }
+        let result_file = control.home.join(KEYSET_RESULT_FILE);
+        let temp = result_file.with_extension("tmp");
+        std::fs::write(&temp, serde_json::to_vec(&result).expect("JSON"))
+            .and_then(|()| std::fs::rename(&temp, &result_file))
+            .expect("write the keyset result");
     }
 }
 
@@ -933,14 +997,20 @@ async fn live(b: Behavior) {
     if let Some(addr) = b.health {
         let delay = Duration::from_millis(b.health_after_ms);
         let public_data = b.public_data.clone().unwrap_or(serde_json::Value::Null);
-        let indexer_file = b.indexer_file.clone();
+        let files = MetricsFiles {
+            indexer: b.indexer_file.clone(),
+            keyset: b.keyset_metrics_file.clone(),
+        };
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            serve_web_ui(addr, public_data, indexer_file).await;
+            serve_web_ui(addr, public_data, files).await;
         });
     }
     if let Some(path) = b.exit_file.clone() {
         tokio::spawn(exit_when_told(path));
+    }
+    if let Some(control) = b.keysets.clone() {
+        tokio::spawn(store_requested_keysets(control));
     }
     if b.exit_code.is_some() || b.die_by_signal.is_some() {
         tokio::time::sleep(Duration::from_millis(b.after_ms)).await;
@@ -1003,17 +1073,27 @@ async fn exit_when_told(path: PathBuf) {
     }
 }
 
-/// The metrics text: the process's own gauge always, the indexer's when
-/// `indexer_file` holds one (read on every scrape).
-fn metrics_text(indexer_file: Option<&Path>) -> String {
+/// The files `/metrics` reads on every scrape.
+#[derive(Clone)]
+struct MetricsFiles {
+    indexer: Option<PathBuf>,
+    keyset: Option<PathBuf>,
+}
+
+/// The metrics text: the process's own gauge always, the indexer's and the
+/// keyset's when their files hold them.
+fn metrics_text(files: &MetricsFiles) -> String {
     let mut text = String::from(
         "# HELP mpc_standin_up 1 while the stand-in runs\n# TYPE mpc_standin_up gauge\nmpc_standin_up 1\n",
     );
-    let indexer = indexer_file
-        .and_then(|path| std::fs::read(path).ok())
-        .and_then(|bytes| serde_json::from_slice::<Indexer>(&bytes).ok());
-    if let Some(indexer) = indexer {
+    fn read<T: serde::de::DeserializeOwned>(path: Option<&PathBuf>) -> Option<T> {
+        serde_json::from_slice(&std::fs::read(path?).ok()?).ok()
+    }
+    if let Some(indexer) = read::<Indexer>(files.indexer.as_ref()) {
         text.push_str(&indexer.exposition());
+    }
+    if let Some(keyset) = read::<KeysetMetrics>(files.keyset.as_ref()) {
+        text.push_str(&keyset.exposition());
     }
     text
 }
@@ -1023,7 +1103,7 @@ fn metrics_text(indexer_file: Option<&Path>) -> String {
 async fn serve_web_ui(
     addr: std::net::SocketAddr,
     public_data: serde_json::Value,
-    indexer_file: Option<PathBuf>,
+    files: MetricsFiles,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind(addr)
@@ -1035,7 +1115,7 @@ async fn serve_web_ui(
             continue;
         };
         let public_data = public_data.clone();
-        let indexer_file = indexer_file.clone();
+        let files = files.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = stream.read(&mut buf).await.unwrap_or(0);
@@ -1045,11 +1125,7 @@ async fn serve_web_ui(
             } else if request.starts_with("GET /public_data ") {
                 ("200 OK", "application/json", public_data)
             } else if request.starts_with("GET /metrics ") {
-                (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    metrics_text(indexer_file.as_deref()),
-                )
+                ("200 OK", "text/plain; version=0.0.4", metrics_text(&files))
             } else {
                 ("404 Not Found", "text/plain", "not found".to_string())
             };

@@ -3,8 +3,17 @@
 //! serve a `/health` and `/metrics` like the node's web UI; the indexer a
 //! test moves by rewriting a file ([`Indexer`]); the switches of its `init`;
 //! and a way to run its commands for the homes stage.
+//!
+//! Keysets, as the node stores them ([`keyshare`]): `mpc-node
+//! write-test-share` stores one and exits; a started stand-in stores each
+//! [`KeysetRequest`] a test writes to `<home>/standin-keyset-request.json`
+//! (a resharing, a new domain), polled every 50 ms, and writes the
+//! [`KeysetResult`] to `<home>/standin-keyset-result.json`. Its `/metrics`
+//! carries the keyset gauges of `<home>/standin-keyset-metrics.json`
+//! ([`KeysetMetrics`]), read on every scrape.
 
 mod commands;
+pub mod keyshare;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +21,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use commands::SpawnNode;
+pub use keyshare::{
+    DomainShare, KEYSET_REQUEST_FILE, KEYSET_RESULT_FILE, KeysetRequest, KeysetResult,
+};
 
 /// `MPC_NODE_STANDIN_CONFIG_FILE=1`: the image has `start-with-config-file`
 /// (listed by `--help` and accepted).
@@ -95,12 +107,15 @@ pub fn env_log(path: &std::path::Path) -> Vec<Logged> {
 /// Where `write-test-share` puts the share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShareKind {
-    /// `permanent_keys/epoch_<E>_with_1_domains` and the `<home>/key` link to it.
+    /// `permanent_keys/epoch_<E>_with_<D>_domains` and the `<home>/key` link
+    /// to it, as the node stores a keyset (refusing what it refuses).
     Key,
     /// `permanent_keys/epoch_<E>_with_1_domains` only.
     Permanent,
     /// `temporary_keys/keyshare_<E>_0_0` and its empty `started_<E>_0_0` marker.
     Temporary,
+    /// `<home>/key` alone in the legacy single-ECDSA format of nodes before domains.
+    Legacy,
 }
 
 /// How the stand-in behaves after it starts. Every field has a quiet default:
@@ -141,6 +156,80 @@ pub struct Behavior {
     /// A file polled while running: when it appears, the stand-in removes it
     /// and exits with the code it holds (`start`: [`EXIT_FILE`] in the home).
     pub exit_file: Option<PathBuf>,
+    /// The file `/metrics` reads the keyset gauges from on every scrape
+    /// (`start`: [`KEYSET_METRICS_FILE`] in the home).
+    pub keyset_metrics_file: Option<PathBuf>,
+    /// Where keyset requests are polled and stored (`start`: the home,
+    /// with the store key the node runs with).
+    #[serde(skip)]
+    pub keysets: Option<KeysetControl>,
+}
+
+/// The home a started stand-in stores requested keysets in, and its store key.
+#[derive(Clone, PartialEq)]
+pub struct KeysetControl {
+    pub home: PathBuf,
+    pub store_key: String,
+}
+
+impl std::fmt::Debug for KeysetControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeysetControl")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<home>/standin-keyset-metrics.json`: the keyset gauges `start` reports.
+pub const KEYSET_METRICS_FILE: &str = "standin-keyset-metrics.json";
+
+/// The node's keyset gauges, in mpc-node's names (near/mpc
+/// `crates/node/src/metrics.rs`); each absent until set, as the node's are
+/// until first observed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysetMetrics {
+    /// `mpc_current_epoch_id`: the contract's keyset epoch.
+    pub current_epoch_id: Option<i64>,
+    /// `mpc_last_backup_served_epoch`: the last keyset the backup service was served.
+    pub last_backup_served_epoch: Option<i64>,
+    /// `mpc_last_backup_served_timestamp_seconds`: when.
+    pub last_backup_served_timestamp_seconds: Option<i64>,
+}
+
+impl KeysetMetrics {
+    /// Writes it where a stand-in reads it (temp file and rename).
+    pub fn write_to(&self, path: &Path) {
+        let temp = path.with_extension("tmp");
+        std::fs::write(&temp, serde_json::to_vec(self).expect("JSON")).expect("write metrics");
+        std::fs::rename(&temp, path).expect("rename metrics");
+    }
+
+    /// The Prometheus text the node's `/metrics` carries for them.
+    pub fn exposition(&self) -> String {
+        [
+            (
+                "mpc_current_epoch_id",
+                "Epoch id of the keyset the contract currently holds, as last observed by this node",
+                self.current_epoch_id,
+            ),
+            (
+                "mpc_last_backup_served_epoch",
+                "Epoch id of the most recent keyset successfully served to the registered backup service",
+                self.last_backup_served_epoch,
+            ),
+            (
+                "mpc_last_backup_served_timestamp_seconds",
+                "Unix time at which keyshares were most recently served to the registered backup service",
+                self.last_backup_served_timestamp_seconds,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, help, value)| {
+            value.map(|v| format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"))
+        })
+        .collect()
+    }
 }
 
 /// `<home>/standin-indexer.json`: the indexer `start` reports.
@@ -216,4 +305,15 @@ pub enum OnStop {
     Die,
     /// Print and carry on (the node before 3.13 during its first sync).
     Ignore,
+}
+
+/// Runs `mpc-node write-test-share --home HOME --store-key KEY ARGS…` to its end.
+pub fn write_test_share(home: &Path, store_key: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::harness::standin_node_bin())
+        .args(["write-test-share", "--home"])
+        .arg(home)
+        .args(["--store-key", store_key])
+        .args(args)
+        .output()
+        .expect("run the stand-in")
 }
