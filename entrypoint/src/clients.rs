@@ -17,8 +17,6 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::sync::OnceCell;
 
 use crate::check::error_chain;
-use crate::secrets::SecretsManager;
-use crate::vault::S3;
 
 #[derive(Clone)]
 pub struct Clients {
@@ -31,8 +29,20 @@ struct Inner {
     /// The AWS configuration every AWS client is made from: one region, one
     /// credentials chain and its cache.
     aws: OnceCell<SdkConfig>,
-    secrets_manager: OnceCell<SecretsManager>,
-    s3: OnceCell<S3>,
+    secrets_manager: OnceCell<AwsClient<aws_sdk_secretsmanager::Client>>,
+    s3: OnceCell<AwsClient<aws_sdk_s3::Client>>,
+}
+
+/// An AWS service's client, and where it points (for messages).
+#[derive(Clone, Debug)]
+pub struct AwsClient<C> {
+    pub client: C,
+    pub region: Option<String>,
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else AWS's own.
+    pub endpoint: String,
+    /// The endpoint came from the environment (moto on loopback, an
+    /// S3-compatible store), not AWS's own.
+    pub named_endpoint: bool,
 }
 
 impl Default for Clients {
@@ -74,15 +84,15 @@ impl Clients {
     /// The Secrets Manager client, made by the first call: one process has
     /// one configuration, so later calls' `env` and `attempt_timeout` are
     /// the same as the first's.
-    pub(crate) async fn secrets_manager(
+    pub async fn secrets_manager(
         &self,
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
-    ) -> SecretsManager {
+    ) -> AwsClient<aws_sdk_secretsmanager::Client> {
         let sdk = self.aws().await;
         self.inner
             .secrets_manager
-            .get_or_init(|| async { SecretsManager::new(sdk, env, attempt_timeout) })
+            .get_or_init(|| async { AwsClient::secrets_manager(sdk, env, attempt_timeout) })
             .await
             .clone()
     }
@@ -90,20 +100,104 @@ impl Clients {
     /// The S3 client (the keyshare vault's), made by the first call on the
     /// same AWS configuration as Secrets Manager's; later calls' `env` and
     /// `attempt_timeout` are the same as the first's.
-    pub async fn s3(&self, env: &BTreeMap<String, String>, attempt_timeout: Duration) -> S3 {
+    pub async fn s3(
+        &self,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> AwsClient<aws_sdk_s3::Client> {
         let sdk = self.aws().await;
         self.inner
             .s3
-            .get_or_init(|| async { S3::new(sdk, env, attempt_timeout) })
+            .get_or_init(|| async { AwsClient::s3(sdk, env, attempt_timeout) })
             .await
             .clone()
+    }
+}
+
+impl<C> AwsClient<C> {
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+}
+
+impl AwsClient<aws_sdk_secretsmanager::Client> {
+    /// A Secrets Manager client on `sdk`; `attempt_timeout` bounds each try.
+    pub fn secrets_manager(
+        sdk: &SdkConfig,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> Self {
+        let (endpoint, named_endpoint) = endpoint(
+            sdk,
+            env,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            "secretsmanager",
+        );
+        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .timeout_config(attempt_timeouts(attempt_timeout))
+            .build();
+        AwsClient {
+            client: aws_sdk_secretsmanager::Client::from_conf(config),
+            region: sdk.region().map(|r| r.to_string()),
+            endpoint,
+            named_endpoint,
+        }
+    }
+}
+
+impl AwsClient<aws_sdk_s3::Client> {
+    /// An S3 client on `sdk`; `attempt_timeout` bounds each try.
+    pub fn s3(sdk: &SdkConfig, env: &BTreeMap<String, String>, attempt_timeout: Duration) -> Self {
+        let (endpoint, named_endpoint) = endpoint(sdk, env, "AWS_ENDPOINT_URL_S3", "s3");
+        let mut config = aws_sdk_s3::config::Builder::from(sdk)
+            .timeout_config(attempt_timeouts(attempt_timeout));
+        if named_endpoint {
+            // An endpoint URL names one host (moto on loopback, an
+            // S3-compatible store): the bucket goes in the path, since
+            // virtual-hosted style would ask DNS for `BUCKET.<host>`.
+            // AWS's own endpoints keep the virtual-hosted style S3 prefers.
+            config = config.force_path_style(true);
+        }
+        AwsClient {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            region: sdk.region().map(|r| r.to_string()),
+            endpoint,
+            named_endpoint,
+        }
+    }
+}
+
+/// The endpoint a service's calls go to, and whether the environment named it.
+fn endpoint(
+    sdk: &SdkConfig,
+    env: &BTreeMap<String, String>,
+    service_variable: &str,
+    service_host: &str,
+) -> (String, bool) {
+    let named = [service_variable, "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
+        .or_else(|| sdk.endpoint_url().map(str::to_string));
+    match named {
+        Some(url) => (url, true),
+        None => (
+            format!(
+                "https://{service_host}.{}.amazonaws.com",
+                sdk.region().map_or("<no region>", |r| r.as_ref())
+            ),
+            false,
+        ),
     }
 }
 
 /// The SDK's default chains (region, credentials: environment, web
 /// identity, ECS task role, profiles, IMDSv2) with up to five tries per
 /// call. Each client sets its own per-try timeout ([`attempt_timeouts`]).
-pub(crate) async fn load_aws() -> SdkConfig {
+pub async fn load_aws() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -115,7 +209,7 @@ pub(crate) async fn load_aws() -> SdkConfig {
 }
 
 /// `attempt` for each try of a call, and at most 3 s of it to connect.
-pub(crate) fn attempt_timeouts(attempt: Duration) -> TimeoutConfig {
+fn attempt_timeouts(attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(attempt.min(Duration::from_secs(3)))
         .operation_attempt_timeout(attempt)

@@ -356,7 +356,7 @@ impl Moto {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        entrypoint::vault::S3::new(sdk, &env, Duration::from_secs(10))
+        entrypoint::vault::S3::s3(sdk, &env, Duration::from_secs(10))
     }
 
     /// The vault for `target` on this server, as the agent makes it.
@@ -546,7 +546,7 @@ impl Moto {
 /// ([`crate::node_fixture::ACCOUNT`]), naming `kms_key` on each upload.
 pub fn vault_target(location: &str, kms_key: Option<&str>) -> entrypoint::vault::VaultTarget {
     entrypoint::vault::VaultTarget {
-        location: entrypoint::vault::location(location).expect("a vault location"),
+        location: entrypoint::keyshare::location(location).expect("a vault location"),
         account: crate::node_fixture::ACCOUNT.to_string(),
         contract: crate::node_fixture::CONTRACT.to_string(),
         kms_key: kms_key.map(str::to_string),

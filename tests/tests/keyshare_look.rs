@@ -11,7 +11,8 @@ use agent_tests::harness::{standin_node_bin, store_key};
 use agent_tests::standin_node::write_test_share;
 use entrypoint::homes::HomeError;
 use entrypoint::homes::beneath::Refusal;
-use entrypoint::keyshare::{Keep, KeyLink, KeyshareName, Look, look};
+use entrypoint::homes::{Keep, KeyLink, Look, look};
+use entrypoint::keyshare::KeyshareName;
 use sha2::{Digest, Sha256};
 
 fn name(epoch: u64, domains: u64) -> KeyshareName {

@@ -6,7 +6,8 @@ use agent_tests::harness::store_key;
 use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::ACCOUNT;
 use agent_tests::standin_node::write_test_share;
-use entrypoint::keyshare::{Keep, KeyshareName, look};
+use entrypoint::homes::{Keep, look};
+use entrypoint::keyshare::KeyshareName;
 use entrypoint::vault::{VaultErrorKind, metadata};
 
 const BUCKET: &str = "mpc-vault";

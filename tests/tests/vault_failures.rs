@@ -9,7 +9,7 @@ use agent_tests::harness::{free_port, store_key};
 use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::ACCOUNT;
 use agent_tests::standin_node::write_test_share;
-use entrypoint::keyshare::{Keep, KeyshareFile, look};
+use entrypoint::homes::{Keep, KeyshareFile, look};
 use entrypoint::vault::{S3, Vault, VaultErrorKind};
 use serde_json::json;
 
@@ -105,7 +105,7 @@ fn an_s3_that_does_not_answer_is_worth_another_try() {
     let env = [("AWS_ENDPOINT_URL".to_string(), closed.clone())].into();
     let sdk = moto.sdk_config().to_builder().endpoint_url(&closed).build();
     let vault = Vault::new(
-        S3::new(&sdk, &env, Duration::from_secs(2)),
+        S3::s3(&sdk, &env, Duration::from_secs(2)),
         vault_target("s3://mpc-vault", None),
     );
     let (_home, file) = keyshare();

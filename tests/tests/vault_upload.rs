@@ -9,7 +9,7 @@ use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT};
 use agent_tests::standin_node::write_test_share;
 use base64::Engine;
-use entrypoint::keyshare::{Keep, KeyshareFile, look};
+use entrypoint::homes::{Keep, KeyshareFile, look};
 use entrypoint::vault::{UploadOutcome, VaultErrorKind, metadata};
 use sha2::{Digest, Sha256};
 

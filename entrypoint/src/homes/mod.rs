@@ -30,6 +30,7 @@ pub mod efs;
 pub mod filesystem;
 pub mod init;
 mod inspect;
+mod keyshares;
 pub mod lock;
 pub mod owner;
 mod prepare;
@@ -49,6 +50,7 @@ use crate::stage::Failure;
 
 pub use atomic::Written;
 pub use inspect::{HomeInputs, HomeInspection, WriteTest, inspect};
+pub use keyshares::{KEY_LINK, Keep, KeyLink, KeyshareFile, Look, PERMANENT_KEYS, Refused, look};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
 pub use prepare::{NodeHome, prepare};

@@ -1,14 +1,15 @@
 //! The node's keyshare files: their names ([`KeyshareName`]), their sealed
 //! bytes ([`open`]), what their plaintext says of itself ([`contents`]: the
-//! epoch and the key ids, never a share), and a look at the home's
-//! `permanent_keys/` ([`look`]). Nothing here writes to the home.
+//! epoch and the key ids, never a share), and where a vault keeps them
+//! ([`VaultLocation`]: `s3://BUCKET/PREFIX`, an object per file). No I/O:
+//! `homes::keyshares` looks at the home's, `vault` at the bucket's.
 
 mod contents;
-mod look;
+mod location;
 mod name;
 mod sealed;
 
 pub use contents::{ContentsError, KeyId, KeyshareContents, KeyshareFormat, contents, read};
-pub use look::{KEY_LINK, Keep, KeyLink, KeyshareFile, Look, PERMANENT_KEYS, Refused, look};
+pub use location::{VaultLocation, location};
 pub use name::KeyshareName;
 pub use sealed::{NONCE_LEN, OpenError, TAG_LEN, check_store_key, open};

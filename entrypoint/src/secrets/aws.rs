@@ -5,21 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::{Secret, SecretRef};
 use crate::aws_answer::{denied_principal, xml_message};
 use crate::check::error_chain;
+use crate::clients::AwsClient;
 
-/// A Secrets Manager client and where it points, for messages.
-#[derive(Clone)]
-pub struct SecretsManager {
-    client: Client,
-    region: Option<String>,
-    endpoint: String,
-}
+/// The process's Secrets Manager client ([`crate::clients`]).
+pub type SecretsManager = AwsClient<Client>;
 
 /// One secret as Secrets Manager returned it.
 pub struct Fetched {
@@ -47,44 +42,12 @@ pub enum FetchErrorKind {
 }
 
 impl SecretsManager {
-    /// Loads the SDK configuration and makes a client of it; `attempt_timeout`
-    /// bounds each try.
+    /// A client of its own, for a command that asks Secrets Manager once.
     pub async fn connect(
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
     ) -> SecretsManager {
-        SecretsManager::new(&crate::clients::load_aws().await, env, attempt_timeout)
-    }
-
-    /// A client on `sdk`, the process's AWS configuration (its credentials
-    /// and their cache are shared with every other AWS client made from it).
-    pub(crate) fn new(
-        sdk: &SdkConfig,
-        env: &BTreeMap<String, String>,
-        attempt_timeout: Duration,
-    ) -> SecretsManager {
-        let region = sdk.region().map(|r| r.to_string());
-        let endpoint = ["AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|k| env.get(*k).filter(|v| !v.is_empty()).cloned())
-            .unwrap_or_else(|| {
-                format!(
-                    "https://secretsmanager.{}.amazonaws.com",
-                    region.as_deref().unwrap_or("<no region>")
-                )
-            });
-        let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
-            .timeout_config(crate::clients::attempt_timeouts(attempt_timeout))
-            .build();
-        SecretsManager {
-            client: Client::from_conf(config),
-            region,
-            endpoint,
-        }
-    }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        AwsClient::secrets_manager(&crate::clients::load_aws().await, env, attempt_timeout)
     }
 
     /// GetSecretValue for `reference`; `stage` overrides its version stage.

@@ -323,7 +323,7 @@ mod tests {
             .region(aws_config::Region::new("eu-west-1"))
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        S3::new(&sdk, &Default::default(), Duration::from_secs(1))
+        S3::s3(&sdk, &Default::default(), Duration::from_secs(1))
     }
 
     const PUT: Request<'static> = Request {

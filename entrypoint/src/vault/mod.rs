@@ -5,7 +5,6 @@
 //! or decrypts.
 
 mod error;
-mod location;
 mod objects;
 mod protections;
 mod s3;
@@ -13,7 +12,6 @@ mod s3;
 use std::time::SystemTime;
 
 pub use error::{VaultError, VaultErrorKind};
-pub use location::{VaultLocation, location};
 pub use objects::{
     Download, ObjectEncryption, Upload, UploadOutcome, VaultListing, VaultObject, metadata,
 };
@@ -22,7 +20,7 @@ pub use protections::{
 };
 pub use s3::S3;
 
-use crate::keyshare::KeyshareName;
+use crate::keyshare::{KeyshareName, VaultLocation};
 
 /// Whose keyshares go where.
 #[derive(Clone, Debug, PartialEq, Eq)]

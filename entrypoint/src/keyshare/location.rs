@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::KeyshareName;
 use crate::check::Rule;
-use crate::keyshare::KeyshareName;
 
 /// A bucket and an optional prefix inside it, without slashes at its ends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

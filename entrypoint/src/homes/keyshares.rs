@@ -16,9 +16,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::name::KeyshareName;
-use crate::homes::HomeError;
-use crate::homes::beneath::{self, Dir, Refusal};
+use super::HomeError;
+use super::beneath::{self, Dir, Refusal};
+use crate::keyshare::KeyshareName;
 
 /// The directory of the node's keysets, below the home.
 pub const PERMANENT_KEYS: &str = "permanent_keys";
