@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::chain::Chain;
 use crate::check::{Check, Rule};
+use crate::keyshare::VaultLocation;
 use crate::secrets::{SecretName, SecretRef, SecretSettings};
 use settings::Id;
 pub use settings::{Command, SETTINGS, Setting};
@@ -267,6 +268,39 @@ pub enum OnStall {
     Restart,
 }
 
+/// Where the home's keyshares are copied off the home, and how closely
+/// (`AGENT_KEYSHARE_VAULT*`).
+#[derive(Clone, Debug)]
+pub struct VaultSettings {
+    pub location: VaultLocation,
+    /// The KMS key objects are written under; `None`: the bucket's default.
+    pub kms_key: Option<String>,
+    /// How often the home's keyshares are looked at.
+    pub interval: Duration,
+    /// How long the newest keyshare may live only on the home.
+    pub max_behind: Duration,
+}
+
+/// Whether `agent run` and `agent init` restore a home with no keyshare
+/// from the vault (`AGENT_KEYSHARE_RESTORE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestorePolicy {
+    Auto,
+    Off,
+}
+
+/// The metrics the agent writes to its log for CloudWatch
+/// (`AGENT_CLOUDWATCH_NAMESPACE`, `AGENT_CLOUDWATCH_NODE`,
+/// `AGENT_METRICS_EMF_INTERVAL`).
+#[derive(Clone, Debug)]
+pub struct CloudWatchSettings {
+    pub namespace: String,
+    /// The value of the `Node` dimension.
+    pub node: String,
+    pub interval: Duration,
+}
+
 /// What every command reads, and every setting it read with its source.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -299,6 +333,11 @@ pub struct RunConfig {
     pub lifetime: Lifetime,
     /// `AGENT_EFS_FILE_SYSTEM_ID` (shown on /config for `agent doctor`).
     pub efs_file_system_id: Option<String>,
+    /// `None`: no vault configured.
+    pub vault: Option<VaultSettings>,
+    pub restore: RestorePolicy,
+    /// `None`: no metrics lines written.
+    pub cloudwatch: Option<CloudWatchSettings>,
 }
 
 /// `agent exec`.
@@ -315,6 +354,8 @@ pub struct InitConfig {
     pub node: NodeConfig,
     pub homes: HomeSettings,
     pub policy: Policy,
+    pub vault: Option<VaultSettings>,
+    pub restore: RestorePolicy,
 }
 
 /// `agent keys`.
@@ -331,6 +372,19 @@ pub struct DoctorConfig {
     pub node: NodeConfig,
     pub homes: HomeSettings,
     pub efs_file_system_id: Option<String>,
+    pub vault: Option<VaultSettings>,
+    pub cloudwatch: Option<CloudWatchSettings>,
+}
+
+/// `agent vault restore` and `agent vault verify`: the node, its home and
+/// the vault, which must be configured.
+#[derive(Clone, Debug)]
+pub struct VaultConfig {
+    pub base: Config,
+    pub node: NodeConfig,
+    pub homes: HomeSettings,
+    pub vault: VaultSettings,
+    pub cloudwatch: Option<CloudWatchSettings>,
 }
 
 /// Every problem found in the configuration, each a failed [`Check`].
@@ -347,6 +401,9 @@ impl RunConfig {
         let policy = r.policy();
         let lifetime = r.lifetime();
         let efs_file_system_id = r.efs_file_system_id();
+        let vault = r.vault();
+        let restore = r.restore();
+        let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
             Some(RunConfig {
                 base,
@@ -356,6 +413,9 @@ impl RunConfig {
                 policy: policy?,
                 lifetime: lifetime?,
                 efs_file_system_id,
+                vault: vault?,
+                restore: restore?,
+                cloudwatch: cloudwatch?,
             })
         })
     }
@@ -380,12 +440,16 @@ impl InitConfig {
         let node = r.node_config();
         let homes = r.homes();
         let policy = r.policy();
+        let vault = r.vault();
+        let restore = r.restore();
         r.finish(|base| {
             Some(InitConfig {
                 base,
                 node: node?,
                 homes: homes?,
                 policy: policy?,
+                vault: vault?,
+                restore: restore?,
             })
         })
     }
@@ -405,12 +469,35 @@ impl DoctorConfig {
         let node = r.node_config();
         let homes = r.homes();
         let efs_file_system_id = r.efs_file_system_id();
+        let vault = r.vault();
+        let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
             Some(DoctorConfig {
                 base,
                 node: node?,
                 homes: homes?,
                 efs_file_system_id,
+                vault: vault?,
+                cloudwatch: cloudwatch?,
+            })
+        })
+    }
+}
+
+impl VaultConfig {
+    pub fn resolve(layers: &Layers) -> Result<VaultConfig, ConfigError> {
+        let mut r = Resolver::new(Command::Vault, layers);
+        let node = r.node_config();
+        let homes = r.homes();
+        let vault = r.required_vault();
+        let cloudwatch = r.cloudwatch(node.as_ref());
+        r.finish(|base| {
+            Some(VaultConfig {
+                base,
+                node: node?,
+                homes: homes?,
+                vault: vault?,
+                cloudwatch: cloudwatch?,
             })
         })
     }
@@ -601,6 +688,74 @@ impl<'a> Resolver<'a> {
 
     fn efs_file_system_id(&mut self) -> Option<String> {
         self.parse(Id::EfsFileSystemId, values::efs_id)
+    }
+
+    /// The vault, when one is named (`Some(None)`: none is). A refused
+    /// value is a problem of the resolution, which then fails.
+    fn vault(&mut self) -> Option<Option<VaultSettings>> {
+        let location = self.parse(Id::KeyshareVault, crate::keyshare::location);
+        let kms_key = self.parse(Id::KeyshareVaultKmsKey, values::kms_key);
+        let interval = match self.command {
+            Command::Run => self.parse(Id::KeyshareVaultInterval, values::positive_duration)?,
+            _ => Duration::ZERO,
+        };
+        let max_behind = match self.command {
+            Command::Run | Command::Doctor => {
+                self.parse(Id::KeyshareVaultMaxBehind, values::positive_duration)?
+            }
+            _ => Duration::ZERO,
+        };
+        Some(location.map(|location| VaultSettings {
+            location,
+            kms_key,
+            interval,
+            max_behind,
+        }))
+    }
+
+    /// The vault `agent vault` works on: unset is a problem.
+    fn required_vault(&mut self) -> Option<VaultSettings> {
+        let vault = self.vault()?;
+        if vault.is_none() {
+            let name = Id::KeyshareVault.name();
+            self.problems.push(Check::fail(
+                format!("config.{name}"),
+                format!("{name} is not set; agent vault works on the keyshare vault it names"),
+                format!(
+                    "set {name}=s3://BUCKET[/PREFIX], the vault agent run copies the keyshares to"
+                ),
+            ));
+        }
+        vault
+    }
+
+    fn restore(&mut self) -> Option<RestorePolicy> {
+        self.parse(Id::KeyshareRestore, |v| {
+            values::choice(v, &["auto", "off"]).map(|c| match c {
+                "off" => RestorePolicy::Off,
+                _ => RestorePolicy::Auto,
+            })
+        })
+    }
+
+    /// The metrics lines, when a namespace is named: `Some(None)` when none
+    /// is. The `Node` dimension defaults to the node's account.
+    fn cloudwatch(&mut self, node: Option<&NodeConfig>) -> Option<Option<CloudWatchSettings>> {
+        let namespace = self.parse(Id::CloudwatchNamespace, values::cloudwatch_namespace);
+        let named = self.parse(Id::CloudwatchNode, values::cloudwatch_dimension);
+        let interval = match self.command {
+            Command::Run => self.parse(Id::MetricsEmfInterval, values::positive_duration)?,
+            _ => Duration::ZERO,
+        };
+        let Some(namespace) = namespace else {
+            return Some(None);
+        };
+        let node = named.or_else(|| node.map(|n| n.node.account_id.to_string()))?;
+        Some(Some(CloudWatchSettings {
+            namespace,
+            node,
+            interval,
+        }))
     }
 
     /// The raw value of `id` and where it came from; records it as effective.

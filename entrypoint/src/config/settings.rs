@@ -52,6 +52,8 @@ pub enum Command {
     Init,
     /// Every check, read-only.
     Doctor,
+    /// The keyshare vault: restore a home from it, or rehearse the restore.
+    Vault,
 }
 
 impl Command {
@@ -63,6 +65,7 @@ impl Command {
             Command::Keys => "keys",
             Command::Init => "init",
             Command::Doctor => "doctor",
+            Command::Vault => "vault",
         }
     }
 }
@@ -103,6 +106,8 @@ pub enum Group {
     Home,
     Policy,
     Life,
+    Vault,
+    Alerts,
 }
 
 impl Group {
@@ -116,6 +121,8 @@ impl Group {
             Group::Home => "Home (MPC_HOME_DIR)",
             Group::Policy => "Policy (what agent run does about a problem)",
             Group::Life => "While the node runs (readiness, sync, the chain watch)",
+            Group::Vault => "Keyshare vault (the keyshares off the home, the restore)",
+            Group::Alerts => "Alerts (CloudWatch metrics in the log)",
         }
     }
 }
@@ -174,12 +181,12 @@ fn file_key(name: &str) -> String {
 
 use Command::*;
 
-const ALL: &[Command] = &[Run, Exec, Health, Keys, Init, Doctor];
+const ALL: &[Command] = &[Run, Exec, Health, Keys, Init, Doctor, Vault];
 const SUPERVISORS: &[Command] = &[Run, Exec];
 /// The commands that work on mpc-node's configuration.
-const NODE: &[Command] = &[Run, Keys, Init, Doctor];
+const NODE: &[Command] = &[Run, Keys, Init, Doctor, Vault];
 /// The commands that inspect or prepare the node's home.
-const HOME: &[Command] = &[Run, Init, Doctor];
+const HOME: &[Command] = &[Run, Init, Doctor, Vault];
 
 /// Declares [`Id`], one variant per row, and [`SETTINGS`], the rows in the
 /// same order: `Id::X.setting()` is the row written beside `X`.
@@ -577,34 +584,66 @@ settings! {
     KeyshareVault => Setting {
         name: "AGENT_KEYSHARE_VAULT",
         value_name: "S3_URI",
-        help: "s3://BUCKET[/PREFIX] where every keyshare the node commits is copied (unset: off)",
+        help: "s3://BUCKET[/PREFIX] where every keyshare the node commits is copied, as the node's own sealed bytes, under PREFIX/<MPC_ACCOUNT_ID>/<file name> (unset: off)",
         default: Default::Unset("none (off)"),
-        group: Group::Home,
-        commands: &[Run, Doctor],
+        group: Group::Vault,
+        commands: &[Run, Init, Doctor, Vault],
     },
     KeyshareVaultKmsKey => Setting {
         name: "AGENT_KEYSHARE_VAULT_KMS_KEY",
         value_name: "KMS_KEY",
-        help: "KMS key (id, ARN or alias) the vault's objects are encrypted under (unset: the bucket's default encryption)",
-        default: Default::Unset("the bucket's default encryption"),
-        group: Group::Home,
+        help: "KMS key (id, ARN or alias/NAME) the vault's objects are encrypted under with SSE-KMS",
+        default: Default::Unset("the bucket's default encryption (agent doctor checks it)"),
+        group: Group::Vault,
+        commands: &[Run, Init, Doctor, Vault],
+    },
+    KeyshareVaultInterval => Setting {
+        name: "AGENT_KEYSHARE_VAULT_INTERVAL",
+        value_name: "DURATION",
+        help: "How often the home's permanent_keys/ is looked at for a keyshare the vault lacks (a stat each; EFS has no inotify)",
+        default: Default::Value("2s"),
+        group: Group::Vault,
+        commands: &[Run],
+    },
+    KeyshareVaultMaxBehind => Setting {
+        name: "AGENT_KEYSHARE_VAULT_MAX_BEHIND",
+        value_name: "DURATION",
+        help: "How long the home's newest keyshare may live only on the home (not in the vault, not served to a backup service) before /health warns",
+        default: Default::Value("10m"),
+        group: Group::Vault,
         commands: &[Run, Doctor],
+    },
+    KeyshareRestore => Setting {
+        name: "AGENT_KEYSHARE_RESTORE",
+        value_name: "auto|off",
+        help: "auto: a home with no keyshare, of a participant of the contract's keyset by this node's p2p key, is restored from the vault before the node starts; off: never (the gap is named)",
+        default: Default::Value("auto"),
+        group: Group::Vault,
+        commands: &[Run, Init],
     },
     CloudwatchNamespace => Setting {
         name: "AGENT_CLOUDWATCH_NAMESPACE",
         value_name: "NAMESPACE",
-        help: "CloudWatch namespace of the metrics the agent writes to its log in Embedded Metric Format (unset: none written)",
+        help: "CloudWatch namespace of the metrics the agent writes to its log in Embedded Metric Format, for the stack's alarms (unset: none written)",
         default: Default::Unset("none (no metrics written)"),
-        group: Group::Life,
-        commands: &[Run, Doctor],
+        group: Group::Alerts,
+        commands: &[Run, Doctor, Vault],
     },
     CloudwatchNode => Setting {
         name: "AGENT_CLOUDWATCH_NODE",
         value_name: "NAME",
-        help: "value of the metrics' Node dimension (default: MPC_ACCOUNT_ID)",
+        help: "Value of the metrics' Node dimension",
         default: Default::Unset("MPC_ACCOUNT_ID"),
-        group: Group::Life,
-        commands: &[Run, Doctor],
+        group: Group::Alerts,
+        commands: &[Run, Doctor, Vault],
+    },
+    MetricsEmfInterval => Setting {
+        name: "AGENT_METRICS_EMF_INTERVAL",
+        value_name: "DURATION",
+        help: "How often a metrics line is written to the log when AGENT_CLOUDWATCH_NAMESPACE is set",
+        default: Default::Value("60s"),
+        group: Group::Alerts,
+        commands: &[Run],
     },
     RustLog => Setting {
         name: "RUST_LOG",

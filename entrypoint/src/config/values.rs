@@ -118,6 +118,71 @@ pub fn near_amount(value: &str) -> Result<near_primitives::types::Balance, Rule>
 }
 
 /// An EFS file system id, `fs-` and hex.
+/// A KMS key as S3 takes it: a key id, a key ARN, `alias/NAME` or an alias ARN.
+pub fn kms_key(value: &str) -> Result<String, Rule> {
+    const FIX: &str = "name the key by its id (1234abcd-12ab-34cd-56ef-1234567890ab), its ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) or an alias (alias/mpc-keyshare-vault)";
+    let shaped = |c: char| c.is_ascii_alphanumeric() || "-_/:".contains(c);
+    if value.is_empty() || value.len() > 2048 || !value.chars().all(shaped) {
+        return Err(Rule::new("is not a KMS key id, ARN or alias", FIX));
+    }
+    let key_id = |id: &str| {
+        id.strip_prefix("mrk-")
+            .unwrap_or(id)
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '-')
+    };
+    let alias = |name: &str| !name.is_empty() && !name.starts_with("aws/");
+    let arn = value
+        .strip_prefix("arn:aws")
+        .map(|rest| rest.rsplit(':').next());
+    let valid = match arn {
+        Some(Some(resource)) => match resource.split_once('/') {
+            Some(("key", id)) => key_id(id),
+            Some(("alias", name)) => alias(name),
+            _ => false,
+        },
+        Some(None) => false,
+        None => match value.strip_prefix("alias/") {
+            Some(name) => alias(name),
+            None => key_id(value),
+        },
+    };
+    if !valid {
+        return Err(Rule::new(
+            "is not a KMS key id, key ARN or alias of a customer key (aws/… aliases are AWS's own keys)",
+            FIX,
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A CloudWatch namespace: 1 to 255 letters, digits and `.-_/#:`, not `AWS/…`.
+pub fn cloudwatch_namespace(value: &str) -> Result<String, Rule> {
+    const FIX: &str = "use 1 to 255 letters, digits and . - _ / # : (the stack's is MpcAgent)";
+    let shaped = |c: char| c.is_ascii_alphanumeric() || ".-_/#:".contains(c);
+    if value.is_empty() || value.len() > 255 || !value.chars().all(shaped) {
+        return Err(Rule::new("is not a CloudWatch namespace", FIX));
+    }
+    if value.starts_with("AWS/") {
+        return Err(Rule::new(
+            "names a namespace of AWS's own services (AWS/…)",
+            FIX,
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A CloudWatch dimension value: 1 to 255 printable characters.
+pub fn cloudwatch_dimension(value: &str) -> Result<String, Rule> {
+    if value.is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+        return Err(Rule::new(
+            "is not a CloudWatch dimension value",
+            "use 1 to 255 printable characters, e.g. the node's name",
+        ));
+    }
+    Ok(value.to_string())
+}
+
 pub fn efs_id(value: &str) -> Result<String, Rule> {
     match value.strip_prefix("fs-") {
         Some(rest) if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -267,6 +332,41 @@ pub fn backoff(value: &str) -> Result<Backoff, Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kms_key_is_an_id_an_arn_or_a_customer_alias() {
+        for good in [
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "alias/mpc-keyshare-vault",
+            "arn:aws:kms:eu-west-1:111122223333:alias/mpc-keyshare-vault",
+        ] {
+            assert_eq!(kms_key(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "",
+            "alias/aws/s3",
+            "alias/",
+            "my key",
+            "arn:aws:kms:eu-west-1:1:bucket/x",
+            "xyz",
+        ] {
+            assert!(kms_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cloudwatch_namespace_is_ours_and_well_formed() {
+        assert_eq!(cloudwatch_namespace("MpcAgent").as_deref(), Ok("MpcAgent"));
+        assert!(cloudwatch_namespace("Mpc/Agent:1").is_ok());
+        for bad in ["", "AWS/EC2", "has space", &"x".repeat(256)] {
+            assert!(cloudwatch_namespace(bad).is_err(), "{bad}");
+        }
+        assert!(cloudwatch_dimension("node0.near").is_ok());
+        assert!(cloudwatch_dimension("").is_err());
+        assert!(cloudwatch_dimension("a\u{7}b").is_err());
+    }
 
     #[test]
     fn durations_take_units_and_bare_seconds() {
