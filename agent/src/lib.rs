@@ -6,6 +6,7 @@
 
 pub mod cli;
 mod commands;
+mod emf;
 mod every;
 mod exit;
 mod http;

@@ -19,6 +19,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UploadLabels {
+    /// `stored`, `already-there` or `failed`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -53,6 +59,11 @@ pub struct Metrics {
     pub node_indexer_lag_seconds: Gauge<f64, AtomicU64>,
     pub node_stalls: Counter,
     pub account_balance_yocto: Gauge<f64, AtomicU64>,
+    /// The epoch of the home's newest keyshare in the vault.
+    pub keyshare_vault_epoch: Gauge,
+    /// How long the home's newest keyshare has not been in the vault.
+    pub keyshare_vault_behind_seconds: Gauge<f64, AtomicU64>,
+    pub keyshare_vault_uploads: Family<UploadLabels, Counter>,
     chain_watch_checks: Family<CheckStatusLabels, Gauge>,
     phase: Family<PhaseLabels, Gauge>,
     stage_seconds: Family<StageLabels, Gauge<f64, AtomicU64>>,
@@ -73,6 +84,9 @@ impl Metrics {
             node_indexer_lag_seconds: Gauge::default(),
             node_stalls: Counter::default(),
             account_balance_yocto: Gauge::default(),
+            keyshare_vault_epoch: Gauge::default(),
+            keyshare_vault_behind_seconds: Gauge::default(),
+            keyshare_vault_uploads: Family::default(),
             chain_watch_checks: Family::default(),
             phase: Family::default(),
             stage_seconds: Family::default(),
@@ -128,6 +142,21 @@ impl Metrics {
             "account_balance_yocto",
             "The node account's available balance in yoctoNEAR, as the chain watch last read it",
             m.account_balance_yocto.clone(),
+        );
+        registry.register(
+            "keyshare_vault_epoch",
+            "The epoch of the home's newest keyshare the vault holds",
+            m.keyshare_vault_epoch.clone(),
+        );
+        registry.register(
+            "keyshare_vault_behind_seconds",
+            "Seconds the home's newest keyshare has not been in the vault, 0 when it is",
+            m.keyshare_vault_behind_seconds.clone(),
+        );
+        registry.register(
+            "keyshare_vault_uploads",
+            "Keyshare uploads to the vault, by result (stored, already-there, failed)",
+            m.keyshare_vault_uploads.clone(),
         );
         registry.register(
             "chain_watch_checks",
