@@ -35,6 +35,11 @@ struct CheckStatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageStatusLabels {
     stage: &'static str,
     status: &'static str,
@@ -54,6 +59,7 @@ pub struct Metrics {
     pub node_stalls: Counter,
     pub account_balance_yocto: Gauge<f64, AtomicU64>,
     chain_watch_checks: Family<CheckStatusLabels, Gauge>,
+    secret_refreshes: Family<OutcomeLabels, Counter>,
     phase: Family<PhaseLabels, Gauge>,
     stage_seconds: Family<StageLabels, Gauge<f64, AtomicU64>>,
     stage_status: Family<StageStatusLabels, Gauge>,
@@ -74,6 +80,7 @@ impl Metrics {
             node_stalls: Counter::default(),
             account_balance_yocto: Gauge::default(),
             chain_watch_checks: Family::default(),
+            secret_refreshes: Family::default(),
             phase: Family::default(),
             stage_seconds: Family::default(),
             stage_status: Family::default(),
@@ -134,6 +141,11 @@ impl Metrics {
             "1 for the outcome of each check of the chain watch's latest pass (ok, skipped, warn, fail)",
             m.chain_watch_checks.clone(),
         );
+        registry.register(
+            "secret_refreshes",
+            "Times the running agent fetched the secrets again, by what it found (unchanged, invalid, rejected, unused, changed)",
+            m.secret_refreshes.clone(),
+        );
         registry.register("phase", "1 for the agent's current phase", m.phase.clone());
         registry.register(
             "stage_duration_seconds",
@@ -183,6 +195,13 @@ impl Metrics {
                     .set((s == check.status).into());
             }
         }
+    }
+
+    /// One more fetch of the secrets while the node runs, ending in `outcome`.
+    pub fn secret_refreshed(&self, outcome: &'static str) {
+        self.secret_refreshes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn set_stage_duration(&self, stage: Stage, took: std::time::Duration) {
