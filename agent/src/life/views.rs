@@ -335,6 +335,23 @@ pub struct Setting {
     pub help: Option<String>,
 }
 
+/// `agent config --json` when the configuration is not valid: every problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigProblems {
+    /// Always `false`: a valid configuration is its [`Settings`] instead.
+    pub valid: bool,
+    pub problems: Vec<Check>,
+}
+
+impl ConfigProblems {
+    pub fn of(problems: Vec<Check>) -> ConfigProblems {
+        ConfigProblems {
+            valid: false,
+            problems,
+        }
+    }
+}
+
 /// `/config`: the settings, and the secrets the node runs with once validated
 /// (sources, public keys and fingerprints; never a value).
 #[derive(Clone, Debug, Serialize, Deserialize)]
