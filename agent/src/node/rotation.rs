@@ -145,7 +145,7 @@ enum Refresh {
     /// Changed, but the node would run with the same keys (secrets.json's).
     Unused,
     /// Changed, and boot would start the node with them.
-    Changed(NodeSecrets),
+    Changed(Box<NodeSecrets>),
 }
 
 impl Refresh {
@@ -214,7 +214,7 @@ async fn look(
         }
         return Refresh::Unused;
     }
-    Refresh::Changed(verified.secrets)
+    Refresh::Changed(Box::new(verified.secrets))
 }
 
 /// Logs why the new secrets are not used and notes it as a reason on
