@@ -2,10 +2,10 @@
 //! Several stages read it (the secrets' rules, the keys against the chain,
 //! the home's init), so it stands below all of them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which chain the node joins (`MPC_ENV`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Chain {
     #[serde(rename = "mpc-localnet")]
     Localnet,

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::StartMode;
 
@@ -49,7 +49,7 @@ impl std::fmt::Display for NodeExit {
 }
 
 /// The command the node is started with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Launch {
     /// `mpc-node start`.

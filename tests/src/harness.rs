@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use agent::views::Status;
+use agent::views::{
+    ConfigProblems, ConfigView, DoctorReport, KeysReport, Phase, Ready, Reported, Settings, Status,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -94,6 +96,18 @@ impl Response {
     pub fn status_view(&self) -> Status {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not the agent's /status ({e}): {}", self.body))
+    }
+
+    /// The answer of `/ready` as the agent's own view.
+    pub fn ready_view(&self) -> Ready {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the agent's /ready ({e}): {}", self.body))
+    }
+
+    /// The answer of `/config` as the agent's own view.
+    pub fn config_view(&self) -> ConfigView {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not the agent's /config ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -369,11 +383,22 @@ impl Agent {
         self.get("/status").status_view()
     }
 
+    /// The pid of the child `/status` shows running, when one runs.
+    pub fn child_pid(&self) -> Option<i32> {
+        crate::views::child_pid(&self.status())
+    }
+
     /// Polls `/status` until `pred` holds on its view; panics with the last
     /// answer after `timeout`.
     pub fn wait_status(&self, timeout: Duration, pred: impl Fn(&Status) -> bool) -> Status {
         self.wait_until("/status", timeout, |r| pred(&r.status_view()))
             .status_view()
+    }
+
+    /// Polls `/status` until the agent is in `phase`; panics with the last
+    /// answer after `timeout`.
+    pub fn wait_phase(&self, timeout: Duration, phase: Phase) -> Status {
+        self.wait_status(timeout, |s| s.phase == Reported::Known(phase))
     }
 
     /// Polls `GET path` until `pred` holds; panics with the last answer after `timeout`.
@@ -528,6 +553,31 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// `agent doctor --json`'s report in `out`; panics with the output when it is not one.
+pub fn doctor_report(out: &Output) -> DoctorReport {
+    view_in(out, "agent doctor --json's report")
+}
+
+/// `agent keys --json`'s report in `out`; panics with the output when it is not one.
+pub fn keys_report(out: &Output) -> KeysReport {
+    view_in(out, "agent keys --json's report")
+}
+
+/// `agent config --json`'s settings in `out`; panics with the output when they are not.
+pub fn settings_view(out: &Output) -> Settings {
+    view_in(out, "agent config --json's settings")
+}
+
+/// `agent config --json`'s problems in `out`; panics with the output when they are not.
+pub fn config_problems(out: &Output) -> ConfigProblems {
+    view_in(out, "agent config --json's problems")
+}
+
+fn view_in<T: serde::de::DeserializeOwned>(out: &Output, what: &str) -> T {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("not {what} ({e}); exit {}: {out:?}", out.code))
 }
 
 /// Runs `agent <args…>` to its end (at most [`WAIT`]) with a clean environment plus `env`.

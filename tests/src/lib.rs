@@ -4,13 +4,13 @@
 pub mod docker;
 pub mod faults;
 pub mod harness;
-pub mod json;
 pub mod moto;
 pub mod mounts;
 pub mod near_rpc;
 pub mod node_fixture;
 pub mod stall;
 pub mod standin_node;
+pub mod views;
 
 /// Where the tests that skipped append a line each, when it is set: the
 /// variable `scripts/test` sets, so that a run that passes still lists what it

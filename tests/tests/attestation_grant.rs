@@ -6,10 +6,10 @@
 //! under the key, is fine; an older contract has no such check to make.
 
 use agent_tests::harness::WAIT;
-use agent_tests::json;
 use agent_tests::near_rpc::{ContractViews, ErrorForm, NodeId, Scenario};
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT, NodeFixture, scenario};
-use serde_json::Value;
+use agent_tests::views::Checks;
+use entrypoint::check::{Check, Status};
 
 /// The chain where the node is not (yet) a participant, and its contract
 /// has `views`.
@@ -42,42 +42,39 @@ fn grants(available: u32, attested: Vec<NodeId>) -> ContractViews {
 }
 
 /// `keys.attestation_grant` of the running node's `/status`.
-fn grant_check(node: &NodeFixture, chain: Scenario) -> Value {
+fn grant_check(node: &NodeFixture, chain: Scenario) -> Check {
     node.chain.rpc.set_scenario(chain);
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    json::check(&agent.get("/status").json(), "keys.attestation_grant").clone()
+    agent.status().check("keys.attestation_grant").clone()
 }
 
 #[test]
 fn a_new_node_without_a_grant_starts_and_is_told_to_prepay() {
     let node = NodeFixture::new();
     let check = grant_check(&node, new_node(&node, Some(grants(0, Vec::new()))));
-    assert_eq!(check["status"], "warn", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    assert_eq!(check.status, Status::Warn, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains("a new node") && cause.contains("NoAttestationStorageGrant"),
         "{cause}"
     );
-    let fix = check["fix"].as_str().unwrap();
+    let fix = check.fix.as_deref().unwrap();
     assert!(
         fix.contains("prepay_attestation_storage") && fix.contains(ACCOUNT),
         "{fix}"
     );
-    assert_eq!(check["detail"]["available_attestation_grants"], 0);
+    assert_eq!(check.detail["available_attestation_grants"], 0);
 }
 
 #[test]
 fn a_grant_left_or_an_attestation_stored_under_the_key_is_enough() {
     let node = NodeFixture::new();
     let granted = grant_check(&node, new_node(&node, Some(grants(1, Vec::new()))));
-    assert_eq!(granted["status"], "ok", "{granted}");
+    assert_eq!(granted.status, Status::Ok, "{granted:?}");
     assert!(
-        granted["cause"]
-            .as_str()
-            .unwrap()
-            .contains("1 attestation-storage grant(s)"),
-        "{granted}"
+        granted.cause.contains("1 attestation-storage grant(s)"),
+        "{granted:?}"
     );
 
     let node = NodeFixture::new();
@@ -87,11 +84,8 @@ fn a_grant_left_or_an_attestation_stored_under_the_key_is_enough() {
         account_public_key: node.account.public_key(),
     }];
     let stored = grant_check(&node, new_node(&node, Some(grants(0, attested))));
-    assert_eq!(stored["status"], "ok", "{stored}");
-    assert!(
-        stored["cause"].as_str().unwrap().contains("needs no grant"),
-        "{stored}"
-    );
+    assert_eq!(stored.status, Status::Ok, "{stored:?}");
+    assert!(stored.cause.contains("needs no grant"), "{stored:?}");
 }
 
 #[test]
@@ -102,13 +96,10 @@ fn a_contract_before_attestation_grants_has_nothing_to_check() {
         let mut chain = new_node(&node, None);
         chain.errors = errors;
         let check = grant_check(&node, chain);
-        assert_eq!(check["status"], "skipped", "{errors:?}: {check}");
+        assert_eq!(check.status, Status::Skipped, "{errors:?}: {check:?}");
         assert!(
-            check["cause"]
-                .as_str()
-                .unwrap()
-                .contains("no available_attestation_grants view"),
-            "{errors:?}: {check}"
+            check.cause.contains("no available_attestation_grants view"),
+            "{errors:?}: {check:?}"
         );
     }
 }

@@ -4,10 +4,10 @@
 //! node already wrote on the home is adopted (stored) rather than replaced.
 
 use agent_tests::harness::{AgentCommand, WAIT, backup_key};
-use agent_tests::json;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::{ENV_LOG, Logged, env_log};
+use agent_tests::views::Checks;
 use entrypoint::secrets::Secret;
 
 const BACKUP_SECRET: &str = "node0-MPC_BACKUP_ENCRYPTION_KEY_HEX";
@@ -47,11 +47,7 @@ fn a_generated_backup_key_is_stored_before_the_node_starts_and_given_to_it_on_ev
         .secret_value(BACKUP_SECRET)
         .expect("the generated key is in Secrets Manager");
     assert_eq!(stored.len(), 64);
-    let status = agent.get("/status").json();
-    let cause = json::check(&status, "homes.backup_key")["cause"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cause = agent.status().check("homes.backup_key").cause.clone();
     assert!(cause.contains("generated one"), "{cause}");
     assert!(cause.contains(&fingerprint(&stored)), "{cause}");
     drop(agent);
@@ -65,11 +61,7 @@ fn a_generated_backup_key_is_stored_before_the_node_starts_and_given_to_it_on_ev
         .env(ENV_LOG, log.path())
         .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let cause = json::check(&status, "homes.backup_key")["cause"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cause = agent.status().check("homes.backup_key").cause.clone();
     assert!(cause.contains("Secrets Manager secret"), "{cause}");
     assert_eq!(moto.secret_value(BACKUP_SECRET).unwrap(), stored);
 
@@ -100,11 +92,7 @@ fn the_key_the_node_already_wrote_on_the_home_is_adopted() {
         Some(earlier.as_str()),
         "the home's key is what Secrets Manager keeps"
     );
-    let status = agent.get("/status").json();
-    let cause = json::check(&status, "homes.backup_key")["cause"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cause = agent.status().check("homes.backup_key").cause.clone();
     assert!(cause.contains("adopted"), "{cause}");
     let starts = starts(log.path());
     let used = starts[0].backup_key.as_ref().unwrap();

@@ -23,10 +23,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use agent_tests::harness::{AgentCommand, JsonServer, keypair};
-use agent_tests::json;
+use agent_tests::harness::{AgentCommand, JsonServer, doctor_report, keypair};
 use agent_tests::moto::{Moto, xml};
+use agent_tests::views::Checks;
 use aws_sdk_cloudformation::types::{Capability, Parameter};
+use entrypoint::check::Status;
 use entrypoint::config::settings;
 use entrypoint::config::values::duration;
 use entrypoint::secrets::SecretName;
@@ -920,8 +921,7 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
     let shown = doctor(&["doctor", "--check", "aws", "--timeout", "5s"]);
     println!("agent doctor --check aws:\n{}", shown.stdout);
     let out = doctor(&["doctor", "--check", "aws", "--json", "--timeout", "5s"]);
-    let report: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let report = doctor_report(&out);
     for id in [
         "aws.credentials",
         "aws.clock",
@@ -929,17 +929,14 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
         "aws.efs_mount_target",
         "aws.efs_port",
     ] {
-        let check = json::check(&report, id);
-        assert_eq!(check["status"], "ok", "{check:#}");
+        let check = report.check(id);
+        assert_eq!(check.status, Status::Ok, "{check:#?}");
     }
     assert!(
-        json::check(&report, "aws.efs_mount_target")["cause"]
-            .as_str()
-            .unwrap()
-            .contains(ZONE_A),
-        "{report:#}"
+        report.check("aws.efs_mount_target").cause.contains(ZONE_A),
+        "{report:#?}"
     );
-    assert_eq!(out.code, 0, "{report:#}");
+    assert_eq!(out.code, 0, "{report:#?}");
     assert_eq!(shown.code, 0, "{}", shown.stdout);
 
     // The vault: the bucket under SSE-KMS with the stack's key, the key

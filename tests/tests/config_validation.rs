@@ -1,8 +1,9 @@
 //! A bad configuration is refused before anything starts, with every problem
 //! named at once: the setting, the rule it broke and the fix; exit 78.
 
-use agent_tests::harness::agent_output;
-use agent_tests::json;
+use agent_tests::harness::{agent_output, config_problems, settings_view};
+use agent_tests::views::setting;
+use entrypoint::config::Source;
 
 const NODE_ENV: [(&str, &str); 4] = [
     ("MPC_HOME_DIR", "/data"),
@@ -51,13 +52,9 @@ fn every_problem_is_named_at_once() {
         ],
     );
     assert_eq!(out.code, 78);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let ids: Vec<&str> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let report = config_problems(&out);
+    assert!(!report.valid);
+    let ids: Vec<&str> = report.problems.iter().map(|p| p.id.as_str()).collect();
     for id in [
         "config.MPC_ENV",
         "config.MPC_ACCOUNT_ID",
@@ -68,10 +65,10 @@ fn every_problem_is_named_at_once() {
     ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
-    for p in report["problems"].as_array().unwrap() {
+    for p in &report.problems {
         assert!(
-            p["fix"].as_str().is_some_and(|f| !f.is_empty()),
-            "no fix: {p}"
+            p.fix.as_deref().is_some_and(|f| !f.is_empty()),
+            "no fix: {p:?}"
         );
     }
 }
@@ -124,14 +121,14 @@ fn flags_beat_the_environment_which_beats_the_file() {
         &with(&[("AGENT_PRESTOP_DELAY", "5s"), ("AGENT_STOP_GRACE", "2s")]),
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let find = |name: &str| json::item(&report, "settings", "name", name);
-    assert_eq!(find("AGENT_STOP_GRACE")["value"], "1s");
-    assert_eq!(find("AGENT_STOP_GRACE")["source"], "cli");
-    assert_eq!(find("AGENT_PRESTOP_DELAY")["value"], "5s");
-    assert_eq!(find("AGENT_PRESTOP_DELAY")["source"], "env");
-    assert_eq!(find("MPC_ENV")["value"], "testnet");
-    assert_eq!(find("AGENT_RESTART")["source"], "default");
+    let report = settings_view(&out);
+    let find = |name: &str| setting(&report, name);
+    assert_eq!(find("AGENT_STOP_GRACE").value.as_deref(), Some("1s"));
+    assert_eq!(find("AGENT_STOP_GRACE").source, Source::Cli);
+    assert_eq!(find("AGENT_PRESTOP_DELAY").value.as_deref(), Some("5s"));
+    assert_eq!(find("AGENT_PRESTOP_DELAY").source, Source::Env);
+    assert_eq!(find("MPC_ENV").value.as_deref(), Some("testnet"));
+    assert_eq!(find("AGENT_RESTART").source, Source::Default);
 }
 
 #[test]

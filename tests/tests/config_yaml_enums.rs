@@ -12,12 +12,14 @@
 use std::path::Path;
 use std::process::Command;
 
-use agent_tests::harness::{Agent, AgentCommand, WAIT, standin_node_bin, store_key};
-use agent_tests::json;
+use agent::views::Phase;
+use agent_tests::harness::{Agent, AgentCommand, WAIT, doctor_report, standin_node_bin, store_key};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::{
     BlockArgs, CONFIG_FILE_SWITCH, ENV_LOG, IndexerEnums, SyncMode, env_log,
 };
+use agent_tests::views::Checks;
+use entrypoint::check::{Check, Status};
 use entrypoint::config::Chain;
 use entrypoint::homes::NodeUser;
 use entrypoint::homes::config_yaml::{MpcConfigInputs, update_config_yaml};
@@ -180,15 +182,15 @@ fn image(node: &NodeFixture, config_file: bool, log: &Path) -> [(&'static str, S
 }
 
 /// `homes.config.yaml.enums` as `agent doctor` sees it.
-fn doctor_check(node: &NodeFixture, config_file: bool, log: &Path) -> serde_json::Value {
+fn doctor_check(node: &NodeFixture, config_file: bool, log: &Path) -> Check {
     let doctor = AgentCommand::new(["doctor", "--json", "--check", "home"])
         .envs(node.env())
         .envs(node.secret_env())
         .envs(image(node, config_file, log))
         .run();
-    let report: serde_json::Value = serde_json::from_str(&doctor.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor:?}"));
-    json::check(&report, "homes.config.yaml.enums").clone()
+    doctor_report(&doctor)
+        .check("homes.config.yaml.enums")
+        .clone()
 }
 
 /// The indexer's enums of the node's last start.
@@ -220,11 +222,8 @@ fn a_tagged_sync_mode_reaches_the_node_in_either_start_mode() {
             yaml.contains(BLOCK_TAG),
             "config file {config_file}:\n{yaml}"
         );
-        let status = agent.get("/status").json();
-        assert!(
-            !status.to_string().contains("homes.config.yaml.enums"),
-            "{status}"
-        );
+        let status = agent.get("/status").body;
+        assert!(!status.contains("homes.config.yaml.enums"), "{status}");
     }
 }
 
@@ -236,29 +235,22 @@ fn the_map_form_holds_a_legacy_start_and_warns_a_config_file_start_naming_the_fi
     let log = node.path("standin-env.log");
     let agent = run_with(&node, BLOCK_MAP, false, &log);
     let before = std::fs::read(node.path("config.yaml")).unwrap();
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(
-        status["reason"]["kind"], "homes.config.yaml.enums",
-        "{status}"
-    );
-    let check = json::check(&status, "homes.config.yaml.enums");
-    assert_eq!(check["status"], "fail", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    let status = agent.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.as_ref().expect("a hold has a reason");
+    assert_eq!(reason.kind, "homes.config.yaml.enums", "{status:#?}");
+    let check = status.check("homes.config.yaml.enums");
+    assert_eq!(check.status, Status::Fail, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains("indexer.sync_mode") && cause.contains("map form"),
         "{cause}"
     );
-    assert!(check["fix"].as_str().unwrap().contains(&fix), "{check}");
-    assert!(
-        status["child"]["running"].is_null(),
-        "the node is not started"
-    );
+    assert!(check.fix.as_deref().unwrap().contains(&fix), "{check:?}");
+    assert!(status.child.running.is_none(), "the node is not started");
     assert_eq!(std::fs::read(node.path("config.yaml")).unwrap(), before);
     let by_doctor = doctor_check(&node, false, &log);
-    assert_eq!(by_doctor["status"], check["status"], "{by_doctor}");
-    assert_eq!(by_doctor["cause"], check["cause"]);
+    assert_eq!(by_doctor.status, check.status, "{by_doctor:?}");
+    assert_eq!(by_doctor.cause, check.cause);
 
     let node = NodeFixture::new();
     let log = node.path("standin-env.log");
@@ -266,21 +258,15 @@ fn the_map_form_holds_a_legacy_start_and_warns_a_config_file_start_naming_the_fi
     let before = std::fs::read(node.path("config.yaml")).unwrap();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     assert_eq!(started_with(&log).sync_mode, Some(block()));
-    let status = agent.get("/status").json();
-    let check = json::check(&status, "homes.config.yaml.enums");
-    assert_eq!(check["status"], "warn", "{check}");
-    assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
-            .contains("AGENT_START_MODE=legacy"),
-        "{check}"
-    );
-    assert!(check["fix"].as_str().unwrap().contains(&fix), "{check}");
+    let status = agent.status();
+    let check = status.check("homes.config.yaml.enums");
+    assert_eq!(check.status, Status::Warn, "{check:?}");
+    assert!(check.cause.contains("AGENT_START_MODE=legacy"), "{check:?}");
+    assert!(check.fix.as_deref().unwrap().contains(&fix), "{check:?}");
     assert_eq!(std::fs::read(node.path("config.yaml")).unwrap(), before);
     let by_doctor = doctor_check(&node, true, &log);
-    assert_eq!(by_doctor["status"], check["status"], "{by_doctor}");
-    assert_eq!(by_doctor["cause"], check["cause"]);
+    assert_eq!(by_doctor.status, check.status, "{by_doctor:?}");
+    assert_eq!(by_doctor.cause, check.cause);
 }
 
 /// The stand-in's `start` (config.yaml in `home`) or `start-with-config-file`.

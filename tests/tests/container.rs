@@ -6,12 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use agent::views::{Phase, Reported, Status};
 use agent_tests::docker::{Container, Volume, unavailable};
-use agent_tests::harness::{WAIT, free_port, http};
-use agent_tests::json;
+use agent_tests::harness::{WAIT, doctor_report, free_port, http};
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
 use agent_tests::standin_node::{Behavior, OnStop};
+use agent_tests::views::Checks;
+use entrypoint::check::Status as Verdict;
 
 /// Skips the test (saying why) where no Docker engine answers.
 macro_rules! needs_docker {
@@ -71,27 +73,29 @@ fn run(
     Container::run(&e, &args)
 }
 
-fn status(port: u16) -> serde_json::Value {
+/// The container's `/status`; `None` while nothing answers on `port`.
+fn status(port: u16) -> Option<Status> {
     http(
         "GET",
         format!("127.0.0.1:{port}").parse().unwrap(),
         "/status",
         Duration::from_secs(5),
     )
-    .map(|r| r.json())
-    .unwrap_or(serde_json::Value::Null)
+    .ok()
+    .map(|r| r.status_view())
 }
 
-fn wait_status(port: u16, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+/// Polls the container's `/status` until the agent is in `phase`.
+fn wait_phase(port: u16, phase: Phase) -> Status {
     let deadline = Instant::now() + WAIT;
     loop {
         let s = status(port);
-        if pred(&s) {
-            return s;
+        if let Some(s) = s.as_ref().filter(|s| s.phase == Reported::Known(phase)) {
+            return s.clone();
         }
         assert!(
             Instant::now() < deadline,
-            "status never satisfied the condition: {s:#}"
+            "the agent never reached {phase}: {s:#?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -110,11 +114,8 @@ fn the_node_runs_and_docker_sees_the_container_go_healthy() {
     let first = c.health();
     assert!(first == "starting" || first == "healthy", "{first}");
     c.wait_for("{{.State.Health.Status}}", WAIT, |h| h == "healthy");
-    let s = wait_status(port, |s| s["phase"] == "running");
-    assert_eq!(
-        s["agent"]["pid1"], true,
-        "the agent is the container's PID 1"
-    );
+    let s = wait_phase(port, Phase::Running);
+    assert!(s.agent.pid1, "the agent is the container's PID 1");
 }
 
 #[test]
@@ -123,7 +124,7 @@ fn docker_stop_reaches_the_node_through_pid_1_and_never_ends_in_137() {
     let node = NodeFixture::new();
     let port = free_port();
     let c = run(&node, port, &node.home().display().to_string(), &[]);
-    wait_status(port, |s| s["phase"] == "running");
+    wait_phase(port, Phase::Running);
     let asked = Instant::now();
     docker_stop(&c, 10);
     let took = asked.elapsed();
@@ -155,7 +156,7 @@ fn a_node_that_ignores_sigterm_is_ended_by_the_agents_grace_before_dockers() {
         &node.home().display().to_string(),
         &[("AGENT_STOP_GRACE", "2s".into())],
     );
-    wait_status(port, |s| s["phase"] == "running");
+    wait_phase(port, Phase::Running);
     let asked = Instant::now();
     docker_stop(&c, 10);
     let took = asked.elapsed();
@@ -198,13 +199,10 @@ fn doctor_over_docker_exec_and_a_bad_key_turning_unhealthy() {
     c.wait_for("{{.State.Health.Status}}", WAIT, |h| h == "unhealthy");
     let out = c.exec(&["agent", "doctor", "--json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let access = json::check(&report, "keys.access_key");
-    assert_eq!(access["status"], "fail");
-    assert!(
-        access["cause"].as_str().unwrap().contains(&wrong.public),
-        "{access:#}"
-    );
+    let report = doctor_report(&out);
+    let access = report.check("keys.access_key");
+    assert_eq!(access.status, Verdict::Fail);
+    assert!(access.cause.contains(&wrong.public), "{access:#?}");
 }
 
 #[test]
@@ -216,23 +214,18 @@ fn two_containers_on_one_volume_run_one_node_and_hand_over() {
     volume.write(&[("config.yaml", yaml.trim_end())]);
     let (a_port, b_port) = (free_port(), free_port());
     let a = run(&node, a_port, &volume.name, &[]);
-    wait_status(a_port, |s| s["phase"] == "running");
+    wait_phase(a_port, Phase::Running);
     let b = run(&node, b_port, &volume.name, &[]);
-    let waiting = wait_status(b_port, |s| s["phase"] == "waiting-for-lock");
-    assert!(
-        waiting["reason"]["cause"]
-            .as_str()
-            .unwrap()
-            .contains("held by"),
-        "{waiting:#}"
-    );
+    let waiting = wait_phase(b_port, Phase::WaitingForLock);
+    let reason = waiting.reason.expect("waiting has a reason");
+    assert!(reason.cause.contains("held by"), "{reason:#?}");
     assert_eq!(
-        status(a_port)["phase"],
-        "running",
+        status(a_port).map(|s| s.phase),
+        Some(Reported::Known(Phase::Running)),
         "the first keeps its node"
     );
     docker_stop(&a, 10);
-    wait_status(b_port, |s| s["phase"] == "running");
+    wait_phase(b_port, Phase::Running);
     drop(b);
 }
 
@@ -245,7 +238,7 @@ fn a_restart_keeps_the_home_and_writes_nothing_new() {
     volume.write(&[("config.yaml", yaml.trim_end())]);
     let port = free_port();
     let c = run(&node, port, &volume.name, &[]);
-    wait_status(port, |s| s["phase"] == "running");
+    wait_phase(port, Phase::Running);
     docker_stop(&c, 10);
     let before = volume.snapshot();
     assert!(
@@ -254,7 +247,7 @@ fn a_restart_keeps_the_home_and_writes_nothing_new() {
     );
     std::thread::sleep(Duration::from_millis(1100));
     agent_tests::docker::docker_ok(&["start", &c.name]);
-    wait_status(port, |s| s["phase"] == "running");
+    wait_phase(port, Phase::Running);
     docker_stop(&c, 10);
     assert_eq!(volume.snapshot(), before);
 }

@@ -4,10 +4,10 @@
 //! doctor's report (human and JSON, from the environment and from `--from`),
 //! a failed request's error, and a configuration error.
 
+use agent::views::Phase;
 use agent_tests::harness::{AgentCommand, WAIT};
-use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
-use serde_json::Value;
+use agent_tests::views::{Checks, setting};
 
 const PASSWORD: &str = "pw-91c4e7";
 const PATH_KEY: &str = "pathkey-5f3c9e2a";
@@ -51,13 +51,18 @@ fn credentials_in_the_rpc_url_appear_in_no_output() {
         .envs(env.iter().cloned())
         .env("RUST_LOG", "trace")
         .start();
-    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    agent.wait_phase(WAIT, Phase::Running);
     // The provider was asked under its path: the URL is used whole, shown without it.
     assert!(!node.chain.rpc.requests().is_empty());
     let config = agent.get("/config");
-    let rpc = json::item(&config.json(), "settings", "name", "AGENT_NEAR_RPC_URL").clone();
-    assert_eq!(rpc["value"], format!("http://{rpc_addr}/…"), "{rpc:#}");
-    assert_eq!(rpc["redacted"], true);
+    let view = config.config_view();
+    let rpc = setting(&view.settings, "AGENT_NEAR_RPC_URL");
+    assert_eq!(
+        rpc.value.as_deref(),
+        Some(format!("http://{rpc_addr}/…").as_str()),
+        "{rpc:#?}"
+    );
+    assert!(rpc.redacted, "{rpc:#?}");
     let status = agent.get("/status");
     assert!(
         status.body.contains(&format!("http://{rpc_addr}/…")),
@@ -125,14 +130,9 @@ fn credentials_in_an_invalid_rpc_url_appear_in_no_configuration_error() {
         .start();
     let health = agent.wait_until("/health", WAIT, |r| r.status == 503);
     let status = agent.get("/status");
-    let check: Value = json::check(&status.json(), "config.AGENT_NEAR_RPC_URL").clone();
-    assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
-            .contains("the value is not shown"),
-        "{check:#}"
-    );
+    let view = status.status_view();
+    let check = view.check("config.AGENT_NEAR_RPC_URL");
+    assert!(check.cause.contains("the value is not shown"), "{check:#?}");
     for (what, text) in [
         ("/health", health.body),
         ("/status", status.body),

@@ -9,12 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use agent_tests::harness::{Agent, AgentCommand, WAIT, store_key};
+use agent::views::{Phase, Reported};
+use agent_tests::harness::{Agent, AgentCommand, WAIT, doctor_report, store_key};
 use agent_tests::moto::{Moto, Value as Secret};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::{Key, NodeFixture};
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
-use serde_json::{Value, json};
+use agent_tests::views::Checks;
+use entrypoint::check::Status as Verdict;
+use serde_json::json;
 
 /// One home and how its node is configured.
 struct Fixture {
@@ -200,7 +203,7 @@ fn fixtures() -> Vec<Fixture> {
 
 /// What `agent run` made of the home: each check's status, and whether it refused.
 struct RunVerdict {
-    checks: BTreeMap<String, String>,
+    checks: BTreeMap<String, Verdict>,
     refused: bool,
     outcome: String,
 }
@@ -213,14 +216,14 @@ fn run_verdict(fixture: &Fixture) -> RunVerdict {
         .start();
     let deadline = Instant::now() + WAIT;
     loop {
-        let status = agent.get("/status").json();
-        let phase = status["phase"].as_str().unwrap_or_default().to_string();
-        let ready = status["ready"]["ready"] == true;
-        let settled =
-            (phase == "running" && ready) || phase == "failed" || phase == "waiting-for-lock";
+        let status = agent.status();
+        let phase = |p: Phase| status.phase == Reported::Known(p);
+        let settled = (phase(Phase::Running) && status.ready.ready)
+            || phase(Phase::Failed)
+            || phase(Phase::WaitingForLock);
         if settled {
-            let checks = statuses(&status["checks"]);
-            let refused = phase == "failed";
+            let checks = statuses(&status);
+            let refused = phase(Phase::Failed);
             if refused {
                 assert_eq!(
                     agent.exit_code(),
@@ -232,29 +235,24 @@ fn run_verdict(fixture: &Fixture) -> RunVerdict {
             return RunVerdict {
                 checks,
                 refused,
-                outcome: phase,
+                outcome: status.phase.to_string(),
             };
         }
         assert!(
             Instant::now() < deadline,
-            "{}: agent run never settled: {status}",
+            "{}: agent run never settled: {status:#?}",
             fixture.name
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn statuses(checks: &Value) -> BTreeMap<String, String> {
-    checks
-        .as_array()
+/// Each check's status, by id.
+fn statuses(document: &impl Checks) -> BTreeMap<String, Verdict> {
+    document
+        .all_checks()
         .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap_or_default().to_string(),
-                c["status"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|c| (c.id.clone(), c.status))
         .collect()
 }
 
@@ -268,17 +266,17 @@ fn doctor_and_run_reach_the_same_verdict_on_every_home() {
                 "doctor", "--json", "--check", "secrets", "keys", "home", "launch",
             ])
             .run();
-        let report: Value = serde_json::from_str(&doctor.stdout)
-            .unwrap_or_else(|e| panic!("{}: doctor --json ({e}): {doctor:?}", fixture.name));
-        let doctor_checks = statuses(&report["checks"]);
+        let doctor_checks = statuses(&doctor_report(&doctor));
         let run = run_verdict(&fixture);
         for (id, status) in &run.checks {
             if let Some(seen) = doctor_checks.get(id) {
                 compared += 1;
                 if seen != status {
                     disagreements.push(format!(
-                        "{}: {id} is {status} for run, {seen} for doctor",
-                        fixture.name
+                        "{}: {id} is {} for run, {} for doctor",
+                        fixture.name,
+                        status.as_str(),
+                        seen.as_str()
                     ));
                 }
             }

@@ -3,51 +3,49 @@
 //! `agent doctor --json`, against moto, the nearcore-typed RPC stand-in and
 //! the stand-in node.
 
-use agent_tests::harness::{Agent, AgentCommand, JsonServer, WAIT, free_port};
-use agent_tests::json;
+use agent::views::{ConfigOrigin, DoctorReport, Phase};
+use agent_tests::harness::{Agent, AgentCommand, JsonServer, WAIT, doctor_report, free_port};
 use agent_tests::moto::{Moto, Value as Secret};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::{Key, NodeFixture};
 use agent_tests::standin_node::Behavior;
-use serde_json::{Value, json};
+use agent_tests::views::{Checks, reason};
+use entrypoint::check::{Check, Status};
+use serde_json::json;
 
 /// `agent doctor --json` with `env`; the check `id` of its report.
-fn doctor_check(env: Vec<(&'static str, String)>, id: &str) -> Value {
+fn doctor_check(env: Vec<(&'static str, String)>, id: &str) -> Check {
     let out = AgentCommand::new(["doctor", "--json", "--timeout", "3s"])
         .envs(env)
         .run();
-    let report: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    assert_eq!(report["schema"], "mpc-agent.doctor.v1");
-    json::check(&report, id).clone()
+    let report = doctor_report(&out);
+    assert_eq!(report.schema, DoctorReport::SCHEMA);
+    report.check(id).clone()
 }
 
 /// The agent holds for `id`: `/status` and the log name it; returns the cause.
 fn holds_for(agent: &Agent, id: &str) -> String {
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], id, "{status:#}");
+    let status = agent.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.expect("a hold has a reason");
+    assert_eq!(reason.kind, id, "{reason:#?}");
     assert!(
-        status["reason"]["fix"]
-            .as_str()
-            .is_some_and(|f| !f.is_empty()),
-        "no fix: {status:#}"
+        reason.fix.as_deref().is_some_and(|f| !f.is_empty()),
+        "no fix: {reason:#?}"
     );
     let line = agent.wait_log("holding: the node is not started");
     assert_eq!(line["check"], id);
-    status["reason"]["cause"].as_str().unwrap().to_string()
+    reason.cause
 }
 
-fn fails(check: &Value, containing: &str) {
-    assert_eq!(check["status"], "fail", "{check:#}");
+fn fails(check: &Check, containing: &str) {
+    assert_eq!(check.status, Status::Fail, "{check:#?}");
     assert!(
-        check["cause"].as_str().unwrap().contains(containing),
-        "{containing:?} not in {check:#}"
+        check.cause.contains(containing),
+        "{containing:?} not in {check:#?}"
     );
     assert!(
-        check["fix"].as_str().is_some_and(|f| !f.is_empty()),
-        "no fix: {check:#}"
+        check.fix.as_deref().is_some_and(|f| !f.is_empty()),
+        "no fix: {check:#?}"
     );
 }
 
@@ -85,13 +83,13 @@ fn f02_mpc_env_localnet() {
         ],
     );
     let mut agent = AgentCommand::new(["run"]).envs(env.clone()).start();
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "failed")
-        .json();
-    assert_eq!(status["reason"]["kind"], "config.MPC_ENV");
+    let status = agent.wait_phase(WAIT, Phase::Failed);
+    let reason = status.reason.expect("a failure has a reason");
+    assert_eq!(reason.kind, "config.MPC_ENV");
     assert!(
-        status["reason"]["fix"]
-            .as_str()
+        reason
+            .fix
+            .as_deref()
             .unwrap()
             .contains("did you mean mpc-localnet?")
     );
@@ -100,10 +98,11 @@ fn f02_mpc_env_localnet() {
     agent.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 78);
     let check = doctor_check(env, "config.MPC_ENV");
-    assert_eq!(check["status"], "fail");
+    assert_eq!(check.status, Status::Fail);
     assert!(
-        check["fix"]
-            .as_str()
+        check
+            .fix
+            .as_deref()
             .unwrap()
             .contains("did you mean mpc-localnet?")
     );
@@ -150,23 +149,14 @@ fn f05_a_stale_secrets_json() {
     )
     .unwrap();
     let doctor = doctor_check(with_secrets(&node, &[]), "homes.secrets.json");
-    assert_eq!(doctor["status"], "warn");
-    assert!(
-        doctor["cause"].as_str().unwrap().contains("stale"),
-        "{doctor:#}"
-    );
-    assert!(
-        doctor["cause"].as_str().unwrap().contains(&old.public),
-        "{doctor:#}"
-    );
+    assert_eq!(doctor.status, Status::Warn);
+    assert!(doctor.cause.contains("stale"), "{doctor:#?}");
+    assert!(doctor.cause.contains(&old.public), "{doctor:#?}");
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let check = json::check(&status, "homes.secrets.json");
-    assert!(
-        check["cause"].as_str().unwrap().contains(&old.public),
-        "{check:#}"
-    );
+    let status = agent.status();
+    let check = status.check("homes.secrets.json");
+    assert!(check.cause.contains(&old.public), "{check:#?}");
     let line = agent
         .logs()
         .into_iter()
@@ -278,8 +268,9 @@ fn f09_iam_denied_to_the_role_the_agent_runs_with() {
     let check = doctor_check(env, "secrets.MPC_ACCOUNT_SK");
     fails(&check, "access denied");
     assert!(
-        check["fix"]
-            .as_str()
+        check
+            .fix
+            .as_deref()
             .unwrap()
             .contains("task role (taskRoleArn), not the execution role")
     );
@@ -315,16 +306,10 @@ fn f11_a_second_agent_on_the_same_home() {
     let first = node.run().start();
     first.wait_until("/ready", WAIT, |r| r.status == 200);
     let second = node.run().start();
-    let status = second
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "waiting-for-lock")
-        .json();
-    assert_eq!(status["reason"]["kind"], "homes.lock");
-    assert!(
-        status["reason"]["cause"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("pid {}", first.pid()))
-    );
+    let status = second.wait_phase(WAIT, Phase::WaitingForLock);
+    let reason = status.reason.expect("waiting for the lock has a reason");
+    assert_eq!(reason.kind, "homes.lock");
+    assert!(reason.cause.contains(&format!("pid {}", first.pid())));
     let line = second.wait_log("waiting for the home's lock");
     assert!(
         line["holder"]
@@ -334,11 +319,10 @@ fn f11_a_second_agent_on_the_same_home() {
     );
     let check = doctor_check(with_secrets(&node, &[]), "homes.lock");
     assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
+        check
+            .cause
             .contains(&format!("held by pid {}", first.pid())),
-        "{check:#}"
+        "{check:#?}"
     );
 }
 
@@ -364,14 +348,8 @@ fn f12_a_crash_loop_with_a_known_fatal_line() {
             .unwrap()
             .contains("crash loop")
     );
-    let status = agent.get("/status").json();
-    assert!(
-        status["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["kind"] == "Failed to decrypt key file")
-    );
+    let status = agent.status();
+    assert!(reason(&status.reasons, "Failed to decrypt key file").is_some());
     agent.wait_log("crash loop");
     // On the instance, over SSM: no node environment, the running agent's /config.
     let out = AgentCommand::new([
@@ -381,10 +359,14 @@ fn f12_a_crash_loop_with_a_known_fatal_line() {
         &format!("http://{}", agent.addr()),
     ])
     .run();
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(report["configuration"]["from"], "running_agent");
-    fails(json::check(&report, "agent.status"), "crash loop");
-    let reason = json::check(&report, "agent.reason.Failed to decrypt key file");
-    assert!(reason["fix"].as_str().unwrap().contains("AWSPREVIOUS"));
+    let report = doctor_report(&out);
+    assert!(
+        matches!(report.configuration, ConfigOrigin::RunningAgent { .. }),
+        "{:?}",
+        report.configuration
+    );
+    fails(report.check("agent.status"), "crash loop");
+    let reason = report.check("agent.reason.Failed to decrypt key file");
+    assert!(reason.fix.as_deref().unwrap().contains("AWSPREVIOUS"));
     assert_eq!(out.code, 1);
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use agent::views::{Phase, Reported};
 use agent_tests::harness::{Agent, AgentCommand, WAIT};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::NodeFixture;
@@ -22,21 +23,11 @@ fn a_home_in_memory_is_refused_unless_persistence_is_switched_off() {
     };
     node.write_config_yaml();
     let refused = node.run().start();
-    let status = refused
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], "homes.filesystem");
-    assert!(
-        status["reason"]["cause"]
-            .as_str()
-            .unwrap()
-            .contains("tmpfs"),
-        "{status}"
-    );
-    assert!(
-        status["reason"]["fix"].as_str().unwrap().contains("EFS"),
-        "{status}"
-    );
+    let status = refused.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.expect("a hold has a reason");
+    assert_eq!(reason.kind, "homes.filesystem");
+    assert!(reason.cause.contains("tmpfs"), "{reason:?}");
+    assert!(reason.fix.as_deref().unwrap().contains("EFS"), "{reason:?}");
     drop(refused);
     let allowed = node
         .run()
@@ -51,10 +42,8 @@ fn a_second_agent_waits_names_the_holder_and_takes_over() {
     let mut first = node.run().start();
     first.wait_until("/ready", WAIT, |r| r.status == 200);
     let second = node.run().start();
-    let waiting = second
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "waiting-for-lock")
-        .json();
-    let cause = waiting["reason"]["cause"].as_str().unwrap();
+    let waiting = second.wait_phase(WAIT, Phase::WaitingForLock);
+    let cause = &waiting.reason.expect("waiting has a reason").cause;
     assert!(
         cause.contains(&format!("pid {}", first.pid())),
         "the holder is named: {cause}"
@@ -90,20 +79,17 @@ fn twenty_races_of_two_agents_never_run_two_nodes() {
     for race in 0..20 {
         let a = node.run().start();
         let b = node.run().start();
-        let phase = |agent: &Agent| {
-            agent.get("/status").json()["phase"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
+        let phase = |agent: &Agent| agent.status().phase;
+        let running = Reported::Known(Phase::Running);
+        let waiting = Reported::Known(Phase::WaitingForLock);
         let deadline = Instant::now() + WAIT;
         let (winner, loser) = loop {
-            match (phase(&a).as_str(), phase(&b).as_str()) {
-                ("running", "waiting-for-lock") => break (a, b),
-                ("waiting-for-lock", "running") => break (b, a),
+            match (phase(&a), phase(&b)) {
+                (pa, pb) if pa == running && pb == waiting => break (a, b),
+                (pa, pb) if pa == waiting && pb == running => break (b, a),
                 (pa, pb) => {
                     assert!(
-                        pa != "running" || pb != "running",
+                        pa != running || pb != running,
                         "race {race}: both agents run a node"
                     );
                     assert!(
@@ -119,7 +105,7 @@ fn twenty_races_of_two_agents_never_run_two_nodes() {
         let running = nodes_running_for(node.home());
         most = most.max(running);
         assert_eq!(running, 1, "race {race}");
-        assert_eq!(phase(&loser), "waiting-for-lock");
+        assert_eq!(phase(&loser), waiting);
         drop(loser);
         drop(winner);
     }

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use agent::views::{Phase, Reported};
 use agent_tests::harness::{AgentCommand, WAIT, free_port, http, metric};
-use agent_tests::json;
 use agent_tests::standin_node::Behavior;
+use agent_tests::views::setting;
+use entrypoint::config::Source;
 
 #[test]
 fn a_running_child_is_live_ready_and_described() {
@@ -18,7 +20,7 @@ fn a_running_child_is_live_ready_and_described() {
     .env("AGENT_READY_INTERVAL", "100ms")
     .start();
     let ready = agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    assert_eq!(ready.json()["ready"], true);
+    assert!(ready.ready_view().ready, "{}", ready.body);
 
     let health = agent.get("/health");
     assert_eq!(health.status, 200);
@@ -32,17 +34,16 @@ fn a_running_child_is_live_ready_and_described() {
     assert_eq!(h["checks"]["child:ready"][0]["observedValue"], true);
     assert_eq!(h["checks"]["child:uptime"][0]["observedUnit"], "s");
 
-    let status = agent.get("/status").json();
-    assert_eq!(status["phase"], "running");
-    assert!(status["child"]["running"]["pid"].as_i64().unwrap() > 1);
-    assert_eq!(status["child"]["restarts"], 0);
-    assert_eq!(status["ready"]["ready"], true);
+    let status = agent.status();
+    assert_eq!(status.phase, Reported::Known(Phase::Running));
+    assert!(status.child.running.as_ref().unwrap().pid > 1);
+    assert_eq!(status.child.restarts, 0);
+    assert!(status.ready.ready, "{:?}", status.ready);
     assert!(
-        status["log_tail"]
-            .as_array()
-            .unwrap()
+        status
+            .log_tail
             .iter()
-            .any(|l| l["line"] == "mpc-node: running")
+            .any(|l| l.line == "mpc-node: running")
     );
 
     let metrics = agent.get("/metrics");
@@ -126,11 +127,11 @@ fn config_shows_every_setting_with_its_source() {
     let agent = AgentCommand::exec(&Behavior::default())
         .env("AGENT_STOP_GRACE", "7s")
         .start();
-    let config = agent.get("/config").json();
-    let grace = json::item(&config, "settings", "name", "AGENT_STOP_GRACE");
-    assert_eq!(grace["value"], "7s");
-    assert_eq!(grace["source"], "env");
-    let restart = json::item(&config, "settings", "name", "AGENT_RESTART");
-    assert_eq!(restart["value"], "never");
-    assert_eq!(restart["source"], "default");
+    let config = agent.get("/config").config_view();
+    let grace = setting(&config.settings, "AGENT_STOP_GRACE");
+    assert_eq!(grace.value.as_deref(), Some("7s"));
+    assert_eq!(grace.source, Source::Env);
+    let restart = setting(&config.settings, "AGENT_RESTART");
+    assert_eq!(restart.value.as_deref(), Some("never"));
+    assert_eq!(restart.source, Source::Default);
 }

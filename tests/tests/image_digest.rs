@@ -5,12 +5,14 @@
 //! `allowed_docker_image_hashes` holds it; `launch.allowed_hashes_file`
 //! whether `/tmp`, where the node keeps that list, is writable.
 
-use agent_tests::harness::{AgentCommand, JsonServer, WAIT, file_names};
-use agent_tests::json;
+use agent::views::{DoctorReport, Status};
+use agent_tests::harness::{AgentCommand, JsonServer, WAIT, doctor_report, file_names};
 use agent_tests::near_rpc::{AllowedMpcDockerImageHash, ContractViews, ErrorForm};
 use agent_tests::node_fixture::{CONTRACT, NodeFixture};
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
-use serde_json::{Value, json};
+use agent_tests::views::{Checks, launch_summary};
+use entrypoint::check::Status as Verdict;
+use serde_json::json;
 
 const DIGEST: &str = "sha256:c6d3a6b0c1e0f7b7d1b8c0a1f2e3d4c5b6a7980112233445566778899aabbccd";
 
@@ -22,12 +24,11 @@ fn started_with(node: &NodeFixture, metadata: Option<&JsonServer>) -> (String, S
     }
     let agent = command.start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let launch = json::check(&status, "launch.command").clone();
-    let file = launch["detail"]["command"][2].as_str().unwrap().to_string();
+    let status = agent.status();
+    let file = launch_summary(&status).command[2].clone();
     let start: toml::Table = std::fs::read_to_string(&file).unwrap().parse().unwrap();
     let hash = start["tee"]["image_hash"].as_str().unwrap().to_string();
-    (hash, launch["cause"].as_str().unwrap().to_string())
+    (hash, status.check("launch.command").cause.clone())
 }
 
 #[test]
@@ -78,7 +79,7 @@ fn metadata() -> JsonServer {
 }
 
 /// `agent doctor --json --check launch` for the node, as run would start it.
-fn doctor(node: &NodeFixture, metadata: Option<&JsonServer>) -> (Value, i32) {
+fn doctor(node: &NodeFixture, metadata: Option<&JsonServer>) -> (DoctorReport, i32) {
     let mut command = AgentCommand::new(["doctor", "--json", "--check", "launch"])
         .envs(node.env())
         .envs(node.secret_env())
@@ -87,20 +88,18 @@ fn doctor(node: &NodeFixture, metadata: Option<&JsonServer>) -> (Value, i32) {
         command = command.env("ECS_CONTAINER_METADATA_URI_V4", &server.url);
     }
     let out = command.run();
-    let report = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
-    (report, out.code)
+    (doctor_report(&out), out.code)
 }
 
 /// The `launch.*` checks of the running agent's `/status`.
-fn run_checks(node: &NodeFixture, metadata: Option<&JsonServer>) -> Value {
+fn run_checks(node: &NodeFixture, metadata: Option<&JsonServer>) -> Status {
     let mut command = node.run().env(CONFIG_FILE_SWITCH, "1");
     if let Some(server) = metadata {
         command = command.env("ECS_CONTAINER_METADATA_URI_V4", &server.url);
     }
     let agent = command.start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    agent.get("/status").json()
+    agent.status()
 }
 
 #[test]
@@ -110,22 +109,19 @@ fn a_digest_the_contract_allows_is_ok_for_run_and_doctor() {
     allowing(&node, &[&other, DIGEST]);
     let metadata = metadata();
     let (report, code) = doctor(&node, Some(&metadata));
-    let by_doctor = json::check(&report, "launch.image_hash");
-    assert_eq!(by_doctor["status"], "ok", "{by_doctor}");
-    assert!(
-        by_doctor["cause"].as_str().unwrap().contains(DIGEST),
-        "{by_doctor}"
-    );
+    let by_doctor = report.check("launch.image_hash");
+    assert_eq!(by_doctor.status, Verdict::Ok, "{by_doctor:?}");
+    assert!(by_doctor.cause.contains(DIGEST), "{by_doctor:?}");
     assert_eq!(
-        json::check(&report, "launch.allowed_hashes_file")["status"],
-        "ok"
+        report.check("launch.allowed_hashes_file").status,
+        Verdict::Ok
     );
-    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(code, 0, "{report:#?}");
     let status = run_checks(&node, Some(&metadata));
-    assert_eq!(json::check(&status, "launch.image_hash")["status"], "ok");
+    assert_eq!(status.check("launch.image_hash").status, Verdict::Ok);
     assert_eq!(
-        json::check(&status, "launch.allowed_hashes_file")["status"],
-        "ok"
+        status.check("launch.allowed_hashes_file").status,
+        Verdict::Ok
     );
 }
 
@@ -135,22 +131,23 @@ fn a_digest_the_contract_does_not_allow_warns_naming_it_and_the_vote() {
     allowing(&node, &[&format!("sha256:{}", "ab".repeat(32))]);
     let metadata = metadata();
     let (report, code) = doctor(&node, Some(&metadata));
-    let check = json::check(&report, "launch.image_hash").clone();
-    assert_eq!(check["status"], "warn", "{check}");
-    assert!(check["cause"].as_str().unwrap().contains(DIGEST), "{check}");
-    let fix = check["fix"].as_str().unwrap();
+    let check = report.check("launch.image_hash");
+    assert_eq!(check.status, Verdict::Warn, "{check:?}");
+    assert!(check.cause.contains(DIGEST), "{check:?}");
+    let fix = check.fix.as_deref().unwrap();
     assert!(
         fix.contains("vote_code_hash") && fix.contains(DIGEST.trim_start_matches("sha256:")),
         "{fix}"
     );
     assert_eq!(code, 2, "warnings only");
     let status = run_checks(&node, Some(&metadata));
-    let by_run = json::check(&status, "launch.image_hash");
+    let by_run = status.check("launch.image_hash");
     assert_eq!(
-        by_run["status"], "warn",
-        "the node starts all the same: {by_run}"
+        by_run.status,
+        Verdict::Warn,
+        "the node starts all the same: {by_run:?}"
     );
-    assert_eq!(by_run["cause"], check["cause"]);
+    assert_eq!(by_run.cause, check.cause);
 }
 
 #[test]
@@ -158,14 +155,11 @@ fn without_a_digest_or_the_view_the_image_hash_is_skipped_saying_why() {
     let node = NodeFixture::new();
     allowing(&node, &[DIGEST]);
     let (report, _) = doctor(&node, None);
-    let check = json::check(&report, "launch.image_hash");
-    assert_eq!(check["status"], "skipped", "{check}");
+    let check = report.check("launch.image_hash");
+    assert_eq!(check.status, Verdict::Skipped, "{check:?}");
     assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
-            .contains("ECS_CONTAINER_METADATA_URI_V4"),
-        "{check}"
+        check.cause.contains("ECS_CONTAINER_METADATA_URI_V4"),
+        "{check:?}"
     );
 
     // A contract before the view, whatever form the RPC answers "no such
@@ -176,14 +170,11 @@ fn without_a_digest_or_the_view_the_image_hash_is_skipped_saying_why() {
         chain.errors = errors;
         older.chain.rpc.set_scenario(chain);
         let (report, _) = doctor(&older, Some(&metadata()));
-        let check = json::check(&report, "launch.image_hash");
-        assert_eq!(check["status"], "skipped", "{errors:?}: {check}");
+        let check = report.check("launch.image_hash");
+        assert_eq!(check.status, Verdict::Skipped, "{errors:?}: {check:?}");
         assert!(
-            check["cause"]
-                .as_str()
-                .unwrap()
-                .contains("no allowed_docker_image_hashes view"),
-            "{errors:?}: {check}"
+            check.cause.contains("no allowed_docker_image_hashes view"),
+            "{errors:?}: {check:?}"
         );
     }
 }
@@ -200,8 +191,8 @@ fn a_read_only_tmp_fails_the_allowed_hashes_file_check_and_a_writable_one_keeps_
     let before = probes();
     let (report, _) = doctor(&node, None);
     assert_eq!(
-        json::check(&report, "launch.allowed_hashes_file")["status"],
-        "ok"
+        report.check("launch.allowed_hashes_file").status,
+        Verdict::Ok
     );
     assert_eq!(probes(), before, "the probe leaves no file in /tmp");
 
@@ -213,11 +204,10 @@ fn a_read_only_tmp_fails_the_allowed_hashes_file_check_and_a_writable_one_keeps_
         return;
     };
     let out = command.run();
-    let report: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
-    let check = json::check(&report, "launch.allowed_hashes_file");
-    assert_eq!(check["status"], "fail", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    let report = doctor_report(&out);
+    let check = report.check("launch.allowed_hashes_file");
+    assert_eq!(check.status, Verdict::Fail, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains("/tmp") && cause.contains("allowed_image_hashes.json"),
         "{cause}"

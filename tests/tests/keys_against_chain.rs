@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use agent_tests::harness::{AgentCommand, keys_report};
 use agent_tests::near_rpc::{ErrorForm, Fault, NearRpcStandin, Scenario};
+use agent_tests::node_fixture::NodeFixture;
+use agent_tests::views::Checks;
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::{Chain, ChainRpc};
@@ -902,4 +905,40 @@ async fn the_contract_s_tee_views_are_read_with_its_state() {
         grant.cause
     );
     assert_eq!(standin.requests().len(), ONE_ROUND);
+}
+
+#[test]
+fn agent_keys_json_reads_back_whole_as_the_agents_report_of_what_the_chain_holds() {
+    let node = NodeFixture::new();
+    let out = AgentCommand::new(["keys", "--json"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    let report = keys_report(&out);
+    assert_eq!(
+        serde_json::to_string_pretty(&report).unwrap(),
+        out.stdout,
+        "written again, the report read is the report printed"
+    );
+    assert!(report.valid);
+    let chain = report.chain.as_ref().expect("the chain was asked");
+    assert_eq!(chain.verdict, KeysVerdict::Match);
+    assert_eq!(chain.check(check_ids::ACCESS_KEY).status, Status::Ok);
+    assert!(matches!(
+        chain.report.endpoints[0].result,
+        EndpointResult::Answered
+    ));
+    let on_chain = chain.report.on_chain.as_ref().expect("the chain answered");
+    assert!(
+        on_chain
+            .access_keys
+            .iter()
+            .any(|k| k.public_key.to_string() == node.account.public),
+        "{on_chain:#?}"
+    );
+    let Some(Standing::Member { entry }) = &on_chain.standing else {
+        panic!("a participant: {on_chain:#?}")
+    };
+    assert_eq!(entry.tls_public_key.to_string(), node.p2p.public);
 }

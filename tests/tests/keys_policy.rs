@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use agent::views::Phase;
 use agent_tests::harness::{WAIT, free_port};
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
@@ -28,9 +29,8 @@ fn hold_names_both_keys_and_heals_when_the_secret_is_fixed() {
         .envs(moto.env())
         .env("AGENT_SECRET_ID_TEMPLATE", "node0-{name}")
         .start();
-    let holding = agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "holding");
-    let status = holding.json();
-    let cause = status["reason"]["cause"].as_str().unwrap();
+    let status = agent.wait_phase(WAIT, Phase::Holding);
+    let cause = &status.reason.expect("a hold has a reason").cause;
     assert!(
         cause.contains(&wrong.public),
         "the derived key is named: {cause}"
@@ -97,18 +97,12 @@ fn warn_starts_the_node_anyway() {
     let node = NodeFixture::new();
     node.chain_knows(&node.account.public, &Key::random().public);
     let agent = node.run().env("AGENT_ON_KEY_MISMATCH", "warn").start();
-    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    agent.wait_phase(WAIT, Phase::Running);
     agent.wait_log("starting anyway, as the policy says");
     // Ready needs a good keys verdict.
     assert_eq!(agent.get("/ready").status, 503);
-    let ready = agent.get("/ready").json();
-    assert!(
-        ready["detail"]
-            .as_str()
-            .unwrap()
-            .contains("keys do not match"),
-        "{ready}"
-    );
+    let ready = agent.get("/ready").ready_view();
+    assert!(ready.detail.contains("keys do not match"), "{ready:?}");
 }
 
 #[test]
@@ -116,17 +110,10 @@ fn an_unreachable_rpc_holds_by_default_and_is_skipped_on_request() {
     let node = NodeFixture::new();
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     let holding = node.run().env("AGENT_NEAR_RPC_URL", &nowhere).start();
-    let status = holding
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], "keys.rpc");
-    assert!(
-        status["reason"]["cause"]
-            .as_str()
-            .unwrap()
-            .contains(&nowhere),
-        "{status}"
-    );
+    let status = holding.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.expect("a hold has a reason");
+    assert_eq!(reason.kind, "keys.rpc");
+    assert!(reason.cause.contains(&nowhere), "{reason:?}");
     drop(holding);
 
     let started = Instant::now();
@@ -135,6 +122,6 @@ fn an_unreachable_rpc_holds_by_default_and_is_skipped_on_request() {
         .env("AGENT_NEAR_RPC_URL", &nowhere)
         .env("AGENT_ON_RPC_UNAVAILABLE", "skip")
         .start();
-    skipping.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    skipping.wait_phase(WAIT, Phase::Running);
     assert!(started.elapsed() < Duration::from_secs(20));
 }

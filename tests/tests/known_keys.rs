@@ -4,9 +4,11 @@
 //! refused on testnet and mainnet, naming where the value came from, and only
 //! warned about on mpc-localnet.
 
+use agent_tests::harness::keys_report;
 use agent_tests::harness::{AgentCommand, Output, backup_key, keypair, node_env, store_key};
-use agent_tests::json;
-use serde_json::Value;
+use agent_tests::views::secret;
+use entrypoint::check::Status;
+use entrypoint::secrets::SecretReport;
 
 /// An ed25519 key whose secret half is 32 bytes of `a`.
 fn derivable_key() -> String {
@@ -30,10 +32,8 @@ fn keys(chain: &str, overrides: &[(&str, String)]) -> Output {
         .run()
 }
 
-fn entry(out: &Output, name: &str) -> Value {
-    let report: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    json::item(&report, "secrets", "name", name).clone()
+fn entry(out: &Output, name: &str) -> SecretReport {
+    secret(&keys_report(out).secrets, name).clone()
 }
 
 #[test]
@@ -74,15 +74,15 @@ fn each_key_anyone_can_know_is_refused_on_testnet_naming_its_source() {
         let out = keys("testnet", &[(name, value.clone())]);
         assert_eq!(out.code, 1, "{name}: {out:?}");
         let entry = entry(&out, name);
-        assert_eq!(entry["status"], "fail", "{entry}");
-        let cause = entry["cause"].as_str().unwrap();
+        assert_eq!(entry.status, Status::Fail, "{entry:?}");
+        let cause = &entry.cause;
         assert!(
             cause.starts_with(&format!("{name} from environment variable {name}")),
             "the source is named: {cause}"
         );
         assert!(cause.contains(why), "{cause}");
         assert!(cause.contains("MPC_ENV=testnet"), "{cause}");
-        let fix = entry["fix"].as_str().unwrap();
+        let fix = entry.fix.as_deref().unwrap();
         assert!(fix.contains("generate a fresh key"), "{fix}");
         let body = value.strip_prefix("ed25519:").unwrap_or(&value);
         assert!(
@@ -96,12 +96,6 @@ fn each_key_anyone_can_know_is_refused_on_testnet_naming_its_source() {
 fn on_mpc_localnet_a_key_anyone_can_know_is_a_warning() {
     let out = keys("mpc-localnet", &[("MPC_SECRET_STORE_KEY", "A".repeat(32))]);
     let entry = entry(&out, "MPC_SECRET_STORE_KEY");
-    assert_eq!(entry["status"], "warn", "{entry}");
-    assert!(
-        entry["cause"]
-            .as_str()
-            .unwrap()
-            .contains("MPC_ENV=mpc-localnet"),
-        "{entry}"
-    );
+    assert_eq!(entry.status, Status::Warn, "{entry:?}");
+    assert!(entry.cause.contains("MPC_ENV=mpc-localnet"), "{entry:?}");
 }

@@ -5,9 +5,9 @@
 //! a value.
 
 use agent_tests::harness::WAIT;
-use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::{ENV_LOG, env_log};
+use agent_tests::views::launch_summary;
 
 const TOKEN_VALUE: &str = "foreign-chain-token-3f9a";
 const ACCESS_KEY: &str = "AKIAENVTEST000000000";
@@ -80,13 +80,8 @@ fn the_operators_variables_reach_every_node_command_and_agent_settings_and_aws_c
     }
 
     let status = agent.get("/status");
-    let launch = json::check(&status.json(), "launch.command").clone();
-    let passed: Vec<&str> = launch["detail"]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
+    let launch = launch_summary(&status.status_view());
+    let passed: Vec<&str> = launch.env.iter().map(String::as_str).collect();
     assert!(passed.contains(&"ETHEREUM_PROVIDER_TOKEN"), "{passed:?}");
     assert!(!passed.contains(&"AWS_SECRET_ACCESS_KEY"), "{passed:?}");
     for value in [TOKEN_VALUE, ACCESS_KEY, SECRET_ACCESS_KEY] {

@@ -7,30 +7,28 @@
 
 use std::time::Duration;
 
+use agent::views::{Exit, Phase, Reported, Status, SyncSource};
 use agent_tests::harness::{Agent, AgentCommand, WAIT};
 use agent_tests::node_fixture::{ACCOUNT, NodeFixture};
 use agent_tests::standin_node::Indexer;
+use agent_tests::views::{child_pid, reason};
 use near_primitives::types::{AccountId, Balance};
-use serde_json::Value;
 
 const TWO_HOURS: Duration = Duration::from_secs(2 * 3600);
 
-fn child_pid(agent: &Agent) -> i64 {
-    agent.get("/status").json()["child"]["running"]["pid"]
-        .as_i64()
-        .unwrap_or(0)
+/// The running node's pid; panics when `/status` shows none running.
+fn running_pid(agent: &Agent) -> i32 {
+    agent.child_pid().expect("the node runs")
 }
 
-fn watch_kinds(status: &Value) -> Vec<String> {
-    status["watch"]["reasons"]
-        .as_array()
-        .map(|reasons| {
-            reasons
-                .iter()
-                .map(|r| r["kind"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+/// The kinds of the chain watch's current reasons.
+fn watch_kinds(status: &Status) -> Vec<String> {
+    status
+        .watch
+        .iter()
+        .flat_map(|w| &w.reasons)
+        .map(|r| r.kind.clone())
+        .collect()
 }
 
 #[test]
@@ -38,22 +36,19 @@ fn a_node_two_hours_behind_is_alive_not_ready_and_ready_once_caught_up() {
     let node = NodeFixture::new();
     node.indexer(&Indexer::behind(100, TWO_HOURS));
     let agent = node.run().start();
-    let status = agent.wait_until("/status", WAIT, |r| {
-        r.json()["sync"]["height"].as_u64() == Some(100)
+    let status = agent.wait_status(WAIT, |s| {
+        s.sync.as_ref().and_then(|sync| sync.height) == Some(100)
     });
-    let sync = &status.json()["sync"];
-    assert_eq!(sync["source"], "indexer");
-    assert!(sync["lag_seconds"].as_f64().unwrap() >= 7200.0, "{sync}");
-    assert_eq!(sync["caught_up"], false);
-    assert_eq!(sync["job"], "Running");
+    let sync = status.sync.unwrap();
+    assert_eq!(sync.source, SyncSource::Indexer);
+    assert!(sync.lag_seconds.unwrap() >= 7200.0, "{sync:?}");
+    assert!(!sync.caught_up);
+    assert_eq!(sync.job.as_deref(), Some("Running"));
     assert_eq!(agent.get("/health").status, 200, "alive while it syncs");
     let ready = agent.get("/ready");
     assert_eq!(ready.status, 503);
     assert!(
-        ready.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("behind the wall clock"),
+        ready.ready_view().detail.contains("behind the wall clock"),
         "{}",
         ready.body
     );
@@ -110,15 +105,12 @@ fn a_stalled_indexer_turns_health_to_warn_with_the_reason() {
     let output = health.json()["output"].as_str().unwrap().to_string();
     assert!(output.contains("stalled at block 4242"), "{output}");
     assert!(output.contains("the chain's head is 1000"), "{output}");
-    let status = agent.get("/status").json();
-    assert_eq!(status["sync"]["stall"]["height"], 4242);
+    let status = agent.status();
+    let stall = status.sync.as_ref().and_then(|s| s.stall.as_ref());
+    assert_eq!(stall.map(|s| s.height), Some(4242), "{status:#?}");
     assert!(
-        status["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["kind"] == "indexer-stall"),
-        "{status}"
+        reason(&status.reasons, "indexer-stall").is_some(),
+        "{status:#?}"
     );
     let metrics = agent.get("/metrics").body;
     assert_eq!(
@@ -147,21 +139,22 @@ fn under_on_stall_restart_a_stall_restarts_the_node_exactly_once() {
         .env("AGENT_ON_STALL", "restart")
         .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let first = child_pid(&agent);
+    let first = running_pid(&agent);
     agent.wait_log("restarted the node once");
     // The node comes back, still stalled: warned about, not restarted again.
-    let status = agent.wait_until("/status", WAIT, |r| {
-        let s = r.json();
-        let pid = s["child"]["running"]["pid"].as_i64().unwrap_or(0);
-        pid != 0
-            && pid != first
-            && s["sync"]["stall"]["action"]
-                .as_str()
-                .is_some_and(|a| a.contains("not again"))
+    let status = agent.wait_status(WAIT, |s| {
+        child_pid(s).is_some_and(|pid| pid != first)
+            && s.sync
+                .as_ref()
+                .and_then(|sync| sync.stall.as_ref())
+                .is_some_and(|stall| stall.action.contains("not again"))
     });
-    let status = status.json();
-    assert_eq!(status["child"]["restarts"], 1, "{status}");
-    assert_eq!(status["sync"]["stall_restarts"], 1, "{status}");
+    assert_eq!(status.child.restarts, 1, "{status:#?}");
+    assert_eq!(
+        status.sync.as_ref().unwrap().stall_restarts,
+        1,
+        "{status:#?}"
+    );
     assert_eq!(agent.get("/health").json()["status"], "warn");
 }
 
@@ -176,34 +169,24 @@ fn exit_70_is_restarted_named_and_never_a_crash_loop() {
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     // More exits 70 than the crash loop allows within its window.
     for exits in 1..=4 {
-        let before = child_pid(&agent);
+        let before = running_pid(&agent);
         node.exit_node(70);
-        agent.wait_until("/status", WAIT, |r| {
-            let s = r.json();
-            let pid = s["child"]["running"]["pid"].as_i64().unwrap_or(0);
-            pid != 0 && pid != before && s["child"]["restarts"] == exits
+        agent.wait_status(WAIT, |s| {
+            child_pid(s).is_some_and(|pid| pid != before) && s.child.restarts == exits
         });
     }
     let status = agent.wait_until("/ready", WAIT, |r| r.status == 200);
     assert_eq!(status.status, 200);
-    let status = agent.get("/status").json();
-    assert_eq!(status["phase"], "running");
-    assert_eq!(status["child"]["last_exit"]["code"], 70);
-    let named = status["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "restartable-exit")
-        .cloned()
-        .unwrap_or_else(|| panic!("no restartable-exit reason: {status}"));
-    assert!(
-        named["cause"]
-            .as_str()
-            .unwrap()
-            .contains("known restartable exit"),
-        "{named}"
+    let status = agent.status();
+    assert_eq!(status.phase, Reported::Known(Phase::Running));
+    assert_eq!(
+        status.child.last_exit.as_ref().map(|e| e.exit),
+        Some(Exit::Code(70))
     );
-    assert_eq!(named["count"], 4);
+    let named = reason(&status.reasons, "restartable-exit")
+        .unwrap_or_else(|| panic!("no restartable-exit reason: {status:#?}"));
+    assert!(named.cause.contains("known restartable exit"), "{named:?}");
+    assert_eq!(named.count, 4);
 }
 
 #[test]
@@ -211,7 +194,7 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
     let node = NodeFixture::new();
     let agent = node.run().env("AGENT_CHAIN_WATCH", "200ms").start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let pid = child_pid(&agent);
+    let pid = running_pid(&agent);
     let healthy = node.scenario();
 
     let mut without_key = healthy.clone();
@@ -222,22 +205,15 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
         .keys
         .clear();
     node.chain.rpc.set_scenario(without_key);
-    let status = agent.wait_until("/status", WAIT, |r| {
-        watch_kinds(&r.json()).contains(&"watch.signer-key-gone".to_string())
+    let status = agent.wait_status(WAIT, |s| {
+        watch_kinds(s).contains(&"watch.signer-key-gone".to_string())
     });
-    let status = status.json();
-    let reason = &status["watch"]["reasons"][0];
-    assert!(
-        reason["cause"]
-            .as_str()
-            .unwrap()
-            .contains(&node.account.public),
-        "{reason}"
-    );
+    let gone = &status.watch.as_ref().unwrap().reasons[0];
+    assert!(gone.cause.contains(&node.account.public), "{gone:?}");
     let health = agent.get("/health");
     assert_ne!(health.json()["status"], "pass", "{}", health.body);
     assert_eq!(agent.get("/ready").status, 503);
-    assert_eq!(child_pid(&agent), pid, "the node is not restarted");
+    assert_eq!(running_pid(&agent), pid, "the node is not restarted");
     agent.wait_log("the chain watch found a change");
     let metrics = agent.get("/metrics").body;
     assert!(
@@ -246,10 +222,10 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
     );
 
     node.chain.rpc.set_scenario(healthy);
-    agent.wait_until("/status", WAIT, |r| watch_kinds(&r.json()).is_empty());
+    agent.wait_status(WAIT, |s| watch_kinds(s).is_empty());
     assert_eq!(agent.get("/health").json()["status"], "pass");
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    assert_eq!(child_pid(&agent), pid, "still the same node");
+    assert_eq!(running_pid(&agent), pid, "still the same node");
     agent.wait_log("the chain watch: healed");
 }
 
@@ -273,10 +249,10 @@ fn a_balance_below_the_minimum_warns_naming_the_account_and_the_amount() {
     let output = health.json()["output"].as_str().unwrap().to_string();
     assert!(output.contains(ACCOUNT), "{output}");
     assert!(output.contains("0.5 NEAR"), "{output}");
-    let status = agent.get("/status").json();
+    let status = agent.status();
     assert!(
         watch_kinds(&status).contains(&"watch.balance".to_string()),
-        "{status}"
+        "{status:#?}"
     );
     let metrics = agent.get("/metrics").body;
     assert_eq!(
@@ -296,15 +272,15 @@ fn a_node_without_indexer_metrics_keeps_todays_readiness_with_a_note() {
     let node = NodeFixture::new();
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.wait_until("/status", WAIT, |r| !r.json()["sync"].is_null());
-    let sync = &status.json()["sync"];
-    assert_eq!(sync["source"], "health-only", "{sync}");
+    let status = agent.wait_status(WAIT, |s| s.sync.is_some());
+    let sync = status.sync.unwrap();
+    assert_eq!(sync.source, SyncSource::HealthOnly, "{sync:?}");
     assert!(
-        sync["note"]
-            .as_str()
+        sync.note
+            .as_deref()
             .unwrap()
             .contains("mpc_indexer_latest_block_height"),
-        "{sync}"
+        "{sync:?}"
     );
     assert_eq!(agent.get("/health").json()["status"], "pass");
 }

@@ -7,12 +7,14 @@
 //! no grant for starts too, with `keys.attestation_grant` naming
 //! `prepay_attestation_storage`, in `/status` and `agent doctor` alike.
 
-use agent_tests::harness::{AgentCommand, WAIT};
-use agent_tests::json;
+use agent::views::Phase;
+use agent_tests::harness::{AgentCommand, WAIT, doctor_report};
 use agent_tests::near_rpc::{
     BackupServiceInfo, ContractViews, DestinationNodeInfo, ErrorForm, ParticipantInfo, Scenario,
 };
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT, Key, NodeFixture, scenario};
+use agent_tests::views::Checks;
+use entrypoint::check::Status;
 
 const NEW_URL: &str = "http://new-node.test:80";
 
@@ -59,16 +61,16 @@ fn the_migration_destination_starts_and_status_says_so() {
         .set_scenario(migrating(&node, &old, Some(&node.p2p)));
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let check = json::check(&status, "keys.participant");
-    assert_eq!(check["status"], "ok", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    let status = agent.status();
+    let check = status.check("keys.participant");
+    assert_eq!(check.status, Status::Ok, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains("this node is the migration destination") && cause.contains(NEW_URL),
         "{cause}"
     );
     assert!(cause.contains(&old.public), "the old key is named: {cause}");
-    assert_eq!(check["detail"]["migration_role"], "destination");
+    assert_eq!(check.detail["migration_role"], "destination");
 }
 
 #[test]
@@ -79,18 +81,17 @@ fn another_destination_key_holds_naming_both_keys() {
         .rpc
         .set_scenario(migrating(&node, &old, Some(&other)));
     let agent = node.run().start();
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], "keys.participant");
-    let cause = status["reason"]["cause"].as_str().unwrap();
+    let status = agent.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.as_ref().expect("a hold has a reason");
+    assert_eq!(reason.kind, "keys.participant");
     for key in [&other.public, &node.p2p.public] {
-        assert!(cause.contains(key.as_str()), "{key} named: {cause}");
+        assert!(
+            reason.cause.contains(key.as_str()),
+            "{key} named: {}",
+            reason.cause
+        );
     }
-    assert!(
-        status["child"]["running"].is_null(),
-        "the node is not started"
-    );
+    assert!(status.child.running.is_none(), "the node is not started");
 }
 
 #[test]
@@ -103,16 +104,15 @@ fn a_contract_without_migration_info_holds_as_before() {
         chain.errors = errors;
         node.chain.rpc.set_scenario(chain);
         let agent = node.run().start();
-        let status = agent
-            .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-            .json();
-        assert_eq!(status["reason"]["kind"], "keys.participant", "{errors:?}");
-        let check = json::check(&status, "keys.participant");
+        let status = agent.wait_phase(WAIT, Phase::Holding);
+        let reason = status.reason.as_ref().expect("a hold has a reason");
+        assert_eq!(reason.kind, "keys.participant", "{errors:?}");
+        let check = status.check("keys.participant");
         assert_eq!(
-            check["detail"]["migration"]["finding"], "no_view",
+            check.detail["migration"]["finding"], "no_view",
             "{errors:?}"
         );
-        let cause = check["cause"].as_str().unwrap();
+        let cause = &check.cause;
         assert!(cause.contains(&old.public), "{errors:?}: {cause}");
     }
 }
@@ -142,28 +142,28 @@ fn a_destination_without_an_attestation_grant_starts_and_is_told_to_prepay() {
         .envs(node.env())
         .envs(node.secret_env())
         .run();
-    let report: serde_json::Value = serde_json::from_str(&doctor.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor:?}"));
-    let by_doctor = json::check(&report, "keys.attestation_grant").clone();
+    let report = doctor_report(&doctor);
+    let by_doctor = report.check("keys.attestation_grant");
 
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let check = json::check(&status, "keys.attestation_grant");
-    assert_eq!(check["status"], "warn", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    let status = agent.status();
+    let check = status.check("keys.attestation_grant");
+    assert_eq!(check.status, Status::Warn, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains("the migration's destination") && cause.contains(&node.p2p.public),
         "{cause}"
     );
     assert!(
-        check["fix"]
-            .as_str()
+        check
+            .fix
+            .as_deref()
             .unwrap()
             .contains("prepay_attestation_storage"),
-        "{check}"
+        "{check:?}"
     );
-    assert_eq!(by_doctor["status"], check["status"], "{by_doctor}");
-    assert_eq!(by_doctor["cause"], check["cause"]);
+    assert_eq!(by_doctor.status, check.status, "{by_doctor:?}");
+    assert_eq!(by_doctor.cause, check.cause);
     assert_eq!(doctor.code, 2, "warnings only: {doctor:?}");
 }

@@ -8,7 +8,7 @@
 use agent_tests::harness::{Agent, AgentCommand, WAIT, keypair};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::Behavior;
-use serde_json::Value;
+use agent_tests::views::reason;
 
 /// What the node prints: a secret key, its public key in the fatal line
 /// the agent turns into a reason, and a 64-hex key.
@@ -69,11 +69,7 @@ impl Printed {
 fn started(node: &NodeFixture, printed: &Printed, tail: &str) -> Agent {
     node.behave(&printed.behavior());
     let agent = node.run().env("AGENT_STATUS_LOG_TAIL", tail).start();
-    agent.wait_until("/status", WAIT, |r| {
-        r.json()["reasons"]
-            .as_array()
-            .is_some_and(|rs| rs.iter().any(|r| r["kind"] == "AccessKeyNotFound"))
-    });
+    agent.wait_status(WAIT, |s| reason(&s.reasons, "AccessKeyNotFound").is_some());
     agent
 }
 
@@ -91,14 +87,15 @@ fn with_the_tail_never_served_a_key_the_node_prints_appears_in_no_answer() {
     let node = NodeFixture::new();
     let printed = Printed::new();
     let agent = started(&node, &printed, "never");
-    let status = agent.get("/status").json();
-    assert_eq!(status["log_tail"], Value::Array(Vec::new()), "{status:#}");
+    let status = agent.status();
+    assert!(status.log_tail.is_empty(), "{status:#?}");
     assert!(
-        status["log_tail_withheld"]
-            .as_str()
+        status
+            .log_tail_withheld
+            .as_deref()
             .unwrap()
             .contains("AGENT_STATUS_LOG_TAIL=never"),
-        "{status:#}"
+        "{status:#?}"
     );
     for (path, body) in every_answer(&agent) {
         printed.assert_absent(path, &body);
@@ -133,31 +130,22 @@ fn the_tail_loopback_clients_get_is_redacted_and_so_are_the_reasons() {
     let node = NodeFixture::new();
     let printed = Printed::new();
     let agent = started(&node, &printed, "loopback");
-    let status = agent.get("/status").json();
-    assert!(status.get("log_tail_withheld").is_none(), "{status:#}");
-    let tail: Vec<&str> = status["log_tail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let status = agent.status();
+    assert!(status.log_tail_withheld.is_none(), "{status:#?}");
+    let tail: Vec<&str> = status.log_tail.iter().map(|l| l.line.as_str()).collect();
     assert!(
         tail.contains(&"starting with MPC_ACCOUNT_SK=ed25519:[redacted]"),
         "{tail:#?}"
     );
     assert!(tail.contains(&"backup key [redacted] loaded"), "{tail:#?}");
-    let reason = status["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "AccessKeyNotFound")
-        .unwrap();
+    let access = reason(&status.reasons, "AccessKeyNotFound").unwrap();
     assert!(
-        reason["line"]
-            .as_str()
+        access
+            .line
+            .as_deref()
             .unwrap()
             .contains("public_key: ed25519:[redacted]"),
-        "{reason:#}"
+        "{access:#?}"
     );
     for (path, body) in every_answer(&agent) {
         printed.assert_absent(path, &body);
@@ -176,9 +164,8 @@ fn one_status_carries_at_most_64_kib_of_the_newest_lines() {
     });
     let agent = node.run().start();
     let status = agent.wait_until("/status", WAIT, |r| r.body.contains("line 199"));
-    let body = status.json();
-    let tail = body["log_tail"].as_array().unwrap();
-    let text: usize = tail.iter().map(|l| l["line"].as_str().unwrap().len()).sum();
+    let tail = status.status_view().log_tail;
+    let text: usize = tail.iter().map(|l| l.line.len()).sum();
     println!(
         "{} lines, {text} bytes of text, /status {} bytes",
         tail.len(),
@@ -190,10 +177,7 @@ fn one_status_carries_at_most_64_kib_of_the_newest_lines() {
         "/status is {} bytes",
         status.body.len()
     );
-    let kept = |prefix: &str| {
-        tail.iter()
-            .any(|l| l["line"].as_str().unwrap().starts_with(prefix))
-    };
+    let kept = |prefix: &str| tail.iter().any(|l| l.line.starts_with(prefix));
     assert!(kept("line 199 "), "the newest lines are kept");
     assert!(!kept("line 000 "), "the oldest lines give way");
 }

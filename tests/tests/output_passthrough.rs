@@ -1,8 +1,10 @@
 //! The child's output reaches the agent's own unchanged and in order; the last
 //! 200 lines are kept for `/status`, and known fatal lines become reasons.
 
+use agent::views::Stream;
 use agent_tests::harness::{AgentCommand, WAIT};
 use agent_tests::standin_node::Behavior;
+use agent_tests::views::reason;
 
 #[test]
 fn output_passes_through_unchanged_and_in_order() {
@@ -34,18 +36,14 @@ fn the_log_tail_keeps_the_last_200_lines() {
         ..Behavior::default()
     })
     .start();
-    let status = agent.wait_until("/status", WAIT, |r| {
-        r.json()["log_tail"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["line"] == "mpc-node: running")
+    let status = agent.wait_status(WAIT, |s| {
+        s.log_tail.iter().any(|l| l.line == "mpc-node: running")
     });
-    let tail = status.json()["log_tail"].as_array().unwrap().clone();
+    let tail = status.log_tail;
     assert_eq!(tail.len(), 200);
-    assert_eq!(tail.last().unwrap()["line"], "mpc-node: running");
-    assert_eq!(tail[tail.len() - 2]["line"], "line 499");
-    assert_eq!(tail[tail.len() - 2]["stream"], "stdout");
+    assert_eq!(tail.last().unwrap().line, "mpc-node: running");
+    assert_eq!(tail[tail.len() - 2].line, "line 499");
+    assert_eq!(tail[tail.len() - 2].stream, Stream::Stdout);
 }
 
 #[test]
@@ -62,14 +60,8 @@ fn known_fatal_lines_become_reasons_on_status() {
         ..Behavior::default()
     })
     .start();
-    let status = agent.wait_until("/status", WAIT, |r| {
-        r.json()["reasons"].as_array().unwrap().len() == 4
-    });
-    let reasons = status.json()["reasons"].as_array().unwrap().clone();
-    let kinds: Vec<&str> = reasons
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let status = agent.wait_status(WAIT, |s| s.reasons.len() == 4);
+    let kinds: Vec<&str> = status.reasons.iter().map(|r| r.kind.as_str()).collect();
     for kind in [
         "AccessKeyNotFound",
         "Failed to decrypt key file",
@@ -78,15 +70,16 @@ fn known_fatal_lines_become_reasons_on_status() {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    let access = reasons
-        .iter()
-        .find(|r| r["kind"] == "AccessKeyNotFound")
-        .unwrap();
-    assert_eq!(access["count"], 2);
+    let access = reason(&status.reasons, "AccessKeyNotFound").unwrap();
+    assert_eq!(access.count, 2);
     // The line as the node printed it, its key redacted (reasons are served to the VPC).
     assert_eq!(
-        access["line"],
-        fatal[0].replace("ed25519:abc", "ed25519:[redacted]")
+        access.line.as_deref(),
+        Some(
+            fatal[0]
+                .replace("ed25519:abc", "ed25519:[redacted]")
+                .as_str()
+        )
     );
-    assert!(access["fix"].as_str().unwrap().contains("MPC_ACCOUNT_SK"));
+    assert!(access.fix.as_deref().unwrap().contains("MPC_ACCOUNT_SK"));
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use agent::views::{Exit, Phase, Reported};
 use agent_tests::harness::{AgentCommand, WAIT};
 use agent_tests::standin_node::Behavior;
 
@@ -34,11 +35,11 @@ fn a_crash_loop_fails_health_then_exits_with_the_last_code() {
         health.header("content-type"),
         Some("application/health+json")
     );
-    let status = agent.get("/status").json();
-    assert_eq!(status["phase"], "failed");
-    assert_eq!(status["reason"]["kind"], "crash-loop");
-    assert_eq!(status["child"]["restarts"], 3);
-    assert_eq!(status["child"]["last_exit"]["code"], 3);
+    let status = agent.status();
+    assert_eq!(status.phase, Reported::Known(Phase::Failed));
+    assert_eq!(status.reason.as_ref().unwrap().kind, "crash-loop");
+    assert_eq!(status.child.restarts, 3);
+    assert_eq!(status.child.last_exit.as_ref().unwrap().exit, Exit::Code(3));
     assert_eq!(agent.exit_code(), 3);
     assert_eq!(agent.wait_log("crash loop")["level"], "ERROR");
 }
@@ -84,9 +85,7 @@ fn always_restarts_a_clean_exit_too() {
         .env("AGENT_RESTART_BACKOFF", "10ms..10ms")
         .env("AGENT_CRASH_LOOP", "1000/1s")
         .start();
-    agent.wait_until("/status", WAIT, |r| {
-        r.json()["child"]["restarts"].as_u64().unwrap() >= 3
-    });
+    agent.wait_status(WAIT, |s| s.child.restarts >= 3);
 }
 
 #[test]

@@ -4,27 +4,25 @@
 //! account whose access keys never end is cut off, and what the agent says
 //! about each stays short.
 
-use agent_tests::harness::{AgentCommand, WAIT};
-use agent_tests::json;
+use agent_tests::harness::{AgentCommand, WAIT, doctor_report};
 use agent_tests::near_rpc::{Fault, Key};
 use agent_tests::node_fixture::{ACCOUNT, Chain, NodeFixture};
+use agent_tests::views::Checks;
+use entrypoint::check::{Check, Status};
 use near_crypto::{ED25519PublicKey, PublicKey};
 use near_primitives::views::AccessKeyPermissionView;
-use serde_json::Value;
 
 /// The longest `keys.rpc` cause the agent may give about one endpoint.
 const MAX_CAUSE: usize = 1024;
 
 /// `agent doctor --json`'s `keys.rpc` check for this node.
-fn rpc_check(node: &NodeFixture) -> Value {
+fn rpc_check(node: &NodeFixture) -> Check {
     let out = AgentCommand::new(["doctor", "--json", "--timeout", "5s", "--check", "keys"])
         .envs(node.env())
         .envs(node.secret_env())
         .run();
-    let report: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
-    let check = json::check(&report, "keys.rpc").clone();
-    println!("{check:#}");
+    let check = doctor_report(&out).check("keys.rpc").clone();
+    println!("{check:#?}");
     check
 }
 
@@ -35,15 +33,15 @@ fn with_fault(node: &NodeFixture, fault: Fault) {
 }
 
 /// The check failed for `words`, in a cause no longer than [`MAX_CAUSE`].
-fn refused_briefly(check: &Value, words: &str) -> String {
-    assert_eq!(check["status"], "fail", "{check:#}");
-    let cause = check["cause"].as_str().unwrap().to_string();
+fn refused_briefly(check: &Check, words: &str) -> String {
+    assert_eq!(check.status, Status::Fail, "{check:#?}");
+    let cause = check.cause.clone();
     assert!(cause.contains(words), "{cause}");
     assert!(cause.len() <= MAX_CAUSE, "{} bytes: {cause}", cause.len());
+    let written = serde_json::to_string(check).unwrap().len();
     assert!(
-        check.to_string().len() <= 4 * MAX_CAUSE,
-        "the whole check is {} bytes",
-        check.to_string().len()
+        written <= 4 * MAX_CAUSE,
+        "the whole check is {written} bytes"
     );
     cause
 }
@@ -88,14 +86,8 @@ fn a_50_mb_answer_without_a_length_is_cut_off_and_never_held() {
 
     // The running agent: refused the same way, and its memory never held the answer.
     let agent = node.run().env("AGENT_ON_RPC_UNAVAILABLE", "hold").start();
-    let status = agent
-        .wait_until("/status", WAIT, |r| {
-            r.json()["checks"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["id"] == "keys.rpc"))
-        })
-        .json();
-    refused_briefly(json::check(&status, "keys.rpc"), "answered more than 4 MiB");
+    let status = agent.wait_status(WAIT, |s| s.find_check("keys.rpc").is_some());
+    refused_briefly(status.check("keys.rpc"), "answered more than 4 MiB");
     let peak = peak_rss_kib(agent.pid().as_raw());
     println!("peak RSS of the agent: {peak} KiB");
     // Under 40 MiB of its own, plus the eight requests of one round each
@@ -167,11 +159,7 @@ fn the_redirect_target_answers_when_asked_directly() {
         .envs(env)
         .envs(node.secret_env())
         .run();
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(
-        json::check(&report, "keys.rpc")["status"],
-        "ok",
-        "{report:#}"
-    );
+    let report = doctor_report(&out);
+    assert_eq!(report.check("keys.rpc").status, Status::Ok, "{report:#?}");
     assert!(!target.rpc.requests().is_empty());
 }

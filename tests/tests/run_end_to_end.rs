@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use agent::views::{Phase, Reported};
 use agent_tests::harness::{WAIT, metric};
-use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
+use agent_tests::views::{Checks, launch_summary, setting};
+use entrypoint::check::Status;
 use nix::sys::signal::Signal;
 
 #[test]
@@ -14,9 +16,9 @@ fn a_node_whose_keys_match_starts_and_becomes_ready() {
     let node = NodeFixture::new();
     let mut agent = node.run().start();
     let ready = agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    assert_eq!(ready.json()["ready"], true);
-    let status = agent.get("/status").json();
-    assert_eq!(status["phase"], "running");
+    assert!(ready.ready_view().ready, "{}", ready.body);
+    let status = agent.status();
+    assert_eq!(status.phase, Reported::Known(Phase::Running));
     for id in [
         "secrets.MPC_ACCOUNT_SK",
         "keys.access_key",
@@ -26,19 +28,14 @@ fn a_node_whose_keys_match_starts_and_becomes_ready() {
         "homes.secrets.json",
         "launch.command",
     ] {
-        let check = json::check(&status, id);
+        let check = status.check(id);
         assert!(
-            check["status"] == "ok" || check["status"] == "warn",
-            "{check}"
+            matches!(check.status, Status::Ok | Status::Warn),
+            "{check:?}"
         );
     }
-    let launch = json::check(&status, "launch.command");
-    let env: Vec<&str> = launch["detail"]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let launch = launch_summary(&status);
+    let env: Vec<&str> = launch.env.iter().map(String::as_str).collect();
     assert!(env.contains(&"MPC_SECRET_STORE_KEY"), "{env:?}");
     assert!(
         !env.contains(&"MPC_ACCOUNT_SK") && !env.contains(&"MPC_P2P_PRIVATE_KEY"),
@@ -68,7 +65,7 @@ fn sigterm_while_holding_stops_at_once() {
         &node.p2p.public,
     );
     let mut agent = node.run().start();
-    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "holding");
+    agent.wait_phase(WAIT, Phase::Holding);
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 143);
 }
@@ -120,12 +117,12 @@ fn config_never_shows_an_rpc_urls_api_key() {
     let with_key = format!("{}/?apikey=provider-key-1234567890", node.chain.rpc.url());
     let agent = node.run().env("AGENT_NEAR_RPC_URL", &with_key).start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let config = agent.get("/config").json();
-    let rpc = json::item(&config, "settings", "name", "AGENT_NEAR_RPC_URL");
-    assert_eq!(rpc["redacted"], true);
+    let config = agent.get("/config").config_view();
+    let rpc = setting(&config.settings, "AGENT_NEAR_RPC_URL");
+    assert!(rpc.redacted, "{rpc:?}");
     assert!(
-        !rpc["value"].as_str().unwrap().contains("provider-key"),
-        "{rpc}"
+        !rpc.value.as_deref().unwrap().contains("provider-key"),
+        "{rpc:?}"
     );
     let status = agent.get("/status").body;
     assert!(!status.contains("provider-key"), "{status}");
@@ -138,14 +135,8 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
     let newer_image = node.standin_with(&[("MPC_NODE_STANDIN_CONFIG_FILE", "1")]);
     let mut agent = node.run().env("AGENT_NODE_BIN", &newer_image).start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let launch = json::check(&status, "launch.command");
-    let command: Vec<String> = launch["detail"]["command"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let launch = launch_summary(&agent.status());
+    let command = launch.command.clone();
     assert_eq!(command[1], "start-with-config-file", "{command:?}");
     let file = std::path::Path::new(&command[2]);
     assert!(
@@ -157,12 +148,7 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
         std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let env: Vec<&str> = launch["detail"]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let env: Vec<&str> = launch.env.iter().map(String::as_str).collect();
     assert!(
         !env.contains(&"MPC_SECRET_STORE_KEY"),
         "the key is in the file, not the environment: {env:?}"
@@ -176,9 +162,7 @@ fn an_image_with_start_with_config_file_gets_its_toml_off_the_home() {
     // The next boot writes it again under the same name: one file per home, not one per boot.
     let again = node.run().env("AGENT_NODE_BIN", &newer_image).start();
     again.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = again.get("/status").json();
-    let launch = json::check(&status, "launch.command");
-    assert_eq!(launch["detail"]["command"][2], command[2]);
+    assert_eq!(launch_summary(&again.status()).command[2], command[2]);
     assert!(file.exists());
 }
 

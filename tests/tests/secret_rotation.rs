@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
-use agent_tests::harness::Agent;
-use agent_tests::harness::{AgentCommand, WAIT, backup_key};
+use agent::views::Phase;
+use agent_tests::harness::{Agent, AgentCommand, WAIT, backup_key, metric};
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::{Key, NodeFixture};
+use agent_tests::views::reason;
 
 fn in_manager(node: &NodeFixture, moto: &Moto) {
     moto.create_secret("node0-MPC_ACCOUNT_SK", Value::Text(&node.account.secret));
@@ -30,11 +31,9 @@ fn with_backup_key(node: &NodeFixture, moto: &Moto) {
 /// Rotates the backup key and waits for exactly one restart of the node.
 fn a_rotated_backup_key_restarts_once(moto: &Moto, agent: &Agent) {
     let before = child_pid(agent);
-    assert_ne!(before, 0, "the node runs");
     moto.put_secret_value("node0-MPC_BACKUP_ENCRYPTION_KEY_HEX", &backup_key());
-    agent.wait_until("/status", WAIT, |r| {
-        let pid = r.json()["child"]["running"]["pid"].as_i64().unwrap_or(0);
-        pid != 0 && pid != before
+    agent.wait_status(WAIT, |s| {
+        s.child.running.as_ref().is_some_and(|c| c.pid != before)
     });
     agent.wait_log("a rotated secret validated and matches the chain");
     let after = child_pid(agent);
@@ -49,10 +48,15 @@ fn run(node: &NodeFixture, moto: &Moto) -> AgentCommand {
         .env("AGENT_SECRET_REFRESH", "300ms")
 }
 
-fn child_pid(agent: &agent_tests::harness::Agent) -> i64 {
-    agent.get("/status").json()["child"]["running"]["pid"]
-        .as_i64()
-        .unwrap_or(0)
+/// The running node's pid; panics when `/status` shows none running.
+fn child_pid(agent: &Agent) -> i32 {
+    agent.child_pid().expect("the node runs")
+}
+
+/// The fetches of the secrets that ended in `outcome`, as `/metrics` counts them.
+fn refreshes(metrics: &str, outcome: &str) -> f64 {
+    let name = format!("agent_secret_refreshes_total{{outcome=\"{outcome}\"}}");
+    metric(metrics, &name).unwrap_or(0.0)
 }
 
 #[test]
@@ -69,7 +73,7 @@ fn a_rotated_key_the_chain_accepts_restarts_the_node_once() {
     node.chain_knows(&node.account.public, &rotated.public);
     moto.put_secret_value("node0-MPC_P2P_PRIVATE_KEY", &rotated.secret);
     agent.wait_until("/ready", WAIT, |r| {
-        r.status == 200 && child_pid(&agent) != before
+        r.status == 200 && agent.child_pid().is_some_and(|pid| pid != before)
     });
     assert_eq!(
         node.secrets_json()["p2p_private_key"],
@@ -92,7 +96,15 @@ fn an_unchanged_secret_never_restarts_the_node() {
     let pid = child_pid(&agent);
     // A new version with the same value is not a change.
     moto.put_secret_value("node0-MPC_ACCOUNT_SK", &node.account.secret);
-    std::thread::sleep(Duration::from_secs(3));
+    // Two more fetches than now: at least one began after the new version.
+    let seen = refreshes(&agent.get("/metrics").body, "unchanged");
+    let metrics = agent.wait_until("/metrics", WAIT, |r| {
+        refreshes(&r.body, "unchanged") >= seen + 2.0
+    });
+    for outcome in ["changed", "invalid", "rejected", "unused"] {
+        assert_eq!(refreshes(&metrics.body, outcome), 0.0, "{}", metrics.body);
+    }
+    std::thread::sleep(Duration::from_secs(1));
     assert_eq!(child_pid(&agent), pid);
 }
 
@@ -105,24 +117,9 @@ fn a_rotated_key_the_chain_rejects_keeps_the_node_running_and_says_why() {
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let pid = child_pid(&agent);
     moto.put_secret_value("node0-MPC_ACCOUNT_SK", &Key::random().secret);
-    let status = agent.wait_until("/status", WAIT, |r| {
-        r.json()["reasons"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|reason| reason["kind"] == "rotation")
-    });
-    let reason = status.json()["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["kind"] == "rotation")
-        .cloned()
-        .unwrap();
-    assert!(
-        reason["cause"].as_str().unwrap().contains("keeps running"),
-        "{reason}"
-    );
+    let status = agent.wait_status(WAIT, |s| reason(&s.reasons, "rotation").is_some());
+    let rotation = reason(&status.reasons, "rotation").unwrap();
+    assert!(rotation.cause.contains("keeps running"), "{rotation:?}");
     assert_eq!(child_pid(&agent), pid);
     assert_eq!(agent.get("/ready").status, 200);
 }
@@ -165,6 +162,6 @@ fn a_node_started_under_warn_takes_a_rotated_backup_key() {
     let agent = run(&node, &moto)
         .env("AGENT_ON_KEY_MISMATCH", "warn")
         .start();
-    agent.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    agent.wait_phase(WAIT, Phase::Running);
     a_rotated_backup_key_restarts_once(&moto, &agent);
 }

@@ -4,11 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use agent::views::KeysReport;
 use agent_tests::faults::{Blackhole, Proxy};
-use agent_tests::harness::{AgentCommand, Output, backup_key, keypair, node_env, store_key};
-use agent_tests::json;
+use agent_tests::harness::{
+    AgentCommand, Output, backup_key, keypair, keys_report, node_env, store_key,
+};
 use agent_tests::moto::{Moto, REGION, Value};
-use serde_json::{Value as Json, json};
+use entrypoint::check::Status;
+use entrypoint::secrets::{SecretReport, Source};
+use serde_json::json;
 
 fn keys(moto: Option<&Moto>, env: &[(&str, String)]) -> Output {
     let home = tempfile::tempdir().unwrap();
@@ -19,12 +23,13 @@ fn keys(moto: Option<&Moto>, env: &[(&str, String)]) -> Output {
         .run()
 }
 
-fn report(out: &Output) -> Json {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+fn secret<'a>(report: &'a KeysReport, name: &str) -> &'a SecretReport {
+    agent_tests::views::secret(&report.secrets, name)
 }
 
-fn secret<'a>(report: &'a Json, name: &str) -> &'a Json {
-    json::item(report, "secrets", "name", name)
+/// The public key the report shows for `name`.
+fn public_key<'a>(report: &'a KeysReport, name: &str) -> Option<&'a str> {
+    secret(report, name).public_key.as_deref()
 }
 
 #[test]
@@ -52,21 +57,28 @@ fn plain_json_and_binary_values_are_read() {
         &[("AGENT_SECRET_ID_TEMPLATE", "node0-{name}".into())],
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let r = report(&out);
-    assert_eq!(r["valid"], true);
-    assert_eq!(secret(&r, "MPC_ACCOUNT_SK")["public_key"], account_pk);
-    assert_eq!(secret(&r, "MPC_P2P_PRIVATE_KEY")["public_key"], p2p_pk);
+    let r = keys_report(&out);
+    assert!(r.valid);
+    assert_eq!(public_key(&r, "MPC_ACCOUNT_SK"), Some(account_pk.as_str()));
+    assert_eq!(public_key(&r, "MPC_P2P_PRIVATE_KEY"), Some(p2p_pk.as_str()));
     let store = secret(&r, "MPC_SECRET_STORE_KEY");
-    assert_eq!(store["fingerprint"].as_str().unwrap().len(), 8);
-    assert_eq!(store["source"]["kind"], "secrets_manager");
+    assert_eq!(store.fingerprint.as_deref().unwrap().len(), 8);
+    let Source::SecretsManager {
+        arn, version_id, ..
+    } = &store.source
+    else {
+        panic!("from Secrets Manager: {store:?}")
+    };
     assert!(
-        store["source"]["arn"]
-            .as_str()
+        arn.as_deref()
             .unwrap()
             .starts_with("arn:aws:secretsmanager:")
     );
-    assert!(store["source"]["version_id"].is_string());
-    assert_eq!(secret(&r, "MPC_BACKUP_ENCRYPTION_KEY_HEX")["status"], "ok");
+    assert!(version_id.is_some(), "{store:?}");
+    assert_eq!(
+        secret(&r, "MPC_BACKUP_ENCRYPTION_KEY_HEX").status,
+        Status::Ok
+    );
 }
 
 #[test]
@@ -92,12 +104,21 @@ fn a_json_key_and_a_version_stage_select_the_value() {
             ),
         ]
     };
-    let current = report(&keys(Some(&moto), &env("AWSCURRENT")));
-    assert_eq!(secret(&current, "MPC_ACCOUNT_SK")["public_key"], new_pk);
-    let previous = report(&keys(Some(&moto), &env("AWSPREVIOUS")));
-    assert_eq!(secret(&previous, "MPC_ACCOUNT_SK")["public_key"], old_pk);
-    let stages = secret(&previous, "MPC_ACCOUNT_SK")["source"]["version_stages"].clone();
-    assert_eq!(stages, json!(["AWSPREVIOUS"]));
+    let current = keys_report(&keys(Some(&moto), &env("AWSCURRENT")));
+    assert_eq!(
+        public_key(&current, "MPC_ACCOUNT_SK"),
+        Some(new_pk.as_str())
+    );
+    let previous = keys_report(&keys(Some(&moto), &env("AWSPREVIOUS")));
+    assert_eq!(
+        public_key(&previous, "MPC_ACCOUNT_SK"),
+        Some(old_pk.as_str())
+    );
+    let account = secret(&previous, "MPC_ACCOUNT_SK");
+    let Source::SecretsManager { version_stages, .. } = &account.source else {
+        panic!("from Secrets Manager: {account:?}")
+    };
+    assert_eq!(version_stages, &["AWSPREVIOUS"]);
 }
 
 #[test]
@@ -112,11 +133,11 @@ fn the_template_serves_both_name_conventions() {
         &[("AGENT_SECRET_ID_TEMPLATE", "node1-{name_lower}".into())],
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let r = report(&out);
+    let r = keys_report(&out);
     // Optional secrets the template names but that do not exist are unset, not failures.
     let store = secret(&r, "MPC_SECRET_STORE_KEY");
-    assert_eq!(store["status"], "skipped");
-    assert_eq!(store["source"]["kind"], "missing");
+    assert_eq!(store.status, Status::Skipped);
+    assert!(matches!(store.source, Source::Missing { .. }), "{store:?}");
 }
 
 #[test]
@@ -131,13 +152,13 @@ fn a_missing_secret_names_its_id_and_region() {
         ],
     );
     assert_eq!(out.code, 1);
-    let account = secret(&report(&out), "MPC_ACCOUNT_SK").clone();
-    assert_eq!(account["status"], "fail");
+    let account = secret(&keys_report(&out), "MPC_ACCOUNT_SK").clone();
+    assert_eq!(account.status, Status::Fail);
     assert_eq!(
-        account["cause"],
+        account.cause,
         format!("secret no-such-secret was not found in region {REGION}")
     );
-    assert!(account["fix"].as_str().unwrap().contains(&moto.endpoint()));
+    assert!(account.fix.as_deref().unwrap().contains(&moto.endpoint()));
 }
 
 #[test]
@@ -161,8 +182,8 @@ fn access_denied_names_the_action_the_principal_and_the_task_role() {
         ],
     );
     assert_eq!(out.code, 1);
-    let account = secret(&report(&out), "MPC_ACCOUNT_SK").clone();
-    let cause = account["cause"].as_str().unwrap();
+    let account = secret(&keys_report(&out), "MPC_ACCOUNT_SK").clone();
+    let cause = &account.cause;
     assert!(
         cause.starts_with(&format!(
             "access denied for {user_arn}: secretsmanager:GetSecretValue on node0-MPC_ACCOUNT_SK"
@@ -170,8 +191,10 @@ fn access_denied_names_the_action_the_principal_and_the_task_role() {
         "{cause}"
     );
     assert_eq!(
-        account["fix"],
-        "grant secretsmanager:GetSecretValue on node0-MPC_ACCOUNT_SK to the task role (taskRoleArn), not the execution role"
+        account.fix.as_deref(),
+        Some(
+            "grant secretsmanager:GetSecretValue on node0-MPC_ACCOUNT_SK to the task role (taskRoleArn), not the execution role"
+        )
     );
 }
 
@@ -194,10 +217,7 @@ fn a_refused_connection_names_the_endpoint_and_the_time_spent() {
         ],
     );
     assert_eq!(out.code, 1);
-    let cause = secret(&report(&out), "MPC_ACCOUNT_SK")["cause"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cause = secret(&keys_report(&out), "MPC_ACCOUNT_SK").cause.clone();
     assert!(
         cause.starts_with(&format!(
             "Secrets Manager at http://127.0.0.1:{port} could not connect"
@@ -236,10 +256,7 @@ fn a_server_that_never_answers_is_bounded_by_the_deadline() {
         "took {:?}",
         started.elapsed()
     );
-    let cause = secret(&report(&out), "MPC_ACCOUNT_SK")["cause"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cause = secret(&keys_report(&out), "MPC_ACCOUNT_SK").cause.clone();
     assert!(
         cause.contains("did not answer within AGENT_SECRETS_TIMEOUT (2s)")
             || cause.contains("timed out"),
@@ -267,8 +284,8 @@ fn throttling_is_retried_until_it_succeeds() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(
-        secret(&report(&out), "MPC_ACCOUNT_SK")["public_key"],
-        account_pk
+        public_key(&keys_report(&out), "MPC_ACCOUNT_SK"),
+        Some(account_pk.as_str())
     );
     assert_eq!(proxy.throttled(), 2, "both throttled answers were seen");
     assert_eq!(proxy.forwarded(), 1, "then one request went through");
@@ -292,11 +309,13 @@ fn the_environment_wins_over_secrets_manager() {
             ("MPC_P2P_PRIVATE_KEY", p2p),
         ],
     );
-    let account = secret(&report(&out), "MPC_ACCOUNT_SK").clone();
-    assert_eq!(account["public_key"], in_env_pk);
+    let account = secret(&keys_report(&out), "MPC_ACCOUNT_SK").clone();
+    assert_eq!(account.public_key.as_deref(), Some(in_env_pk.as_str()));
     assert_eq!(
-        account["source"],
-        json!({ "kind": "env", "variable": "MPC_ACCOUNT_SK" })
+        account.source,
+        Source::Env {
+            variable: "MPC_ACCOUNT_SK".into()
+        }
     );
 }
 
@@ -314,15 +333,12 @@ fn no_credentials_names_the_providers_tried() {
         .env("MPC_P2P_PRIVATE_KEY", p2p)
         .run();
     assert_eq!(out.code, 1);
-    let account = secret(&report(&out), "MPC_ACCOUNT_SK").clone();
+    let account = secret(&keys_report(&out), "MPC_ACCOUNT_SK").clone();
     assert!(
-        account["cause"]
-            .as_str()
-            .unwrap()
-            .starts_with("no AWS credentials"),
-        "{account}"
+        account.cause.starts_with("no AWS credentials"),
+        "{account:?}"
     );
-    let fix = account["fix"].as_str().unwrap();
+    let fix = account.fix.as_deref().unwrap();
     for provider in [
         "AWS_ACCESS_KEY_ID",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
@@ -346,12 +362,13 @@ fn a_directory_holds_one_file_per_secret() {
         &[("AGENT_SECRETS_DIR", dir.path().display().to_string())],
     );
     assert_eq!(out.code, 0, "{out:?}");
-    let r = report(&out);
-    assert_eq!(secret(&r, "MPC_ACCOUNT_SK")["public_key"], account_pk);
-    assert_eq!(secret(&r, "MPC_P2P_PRIVATE_KEY")["public_key"], p2p_pk);
-    assert_eq!(secret(&r, "MPC_P2P_PRIVATE_KEY")["source"]["kind"], "file");
+    let r = keys_report(&out);
+    assert_eq!(public_key(&r, "MPC_ACCOUNT_SK"), Some(account_pk.as_str()));
+    assert_eq!(public_key(&r, "MPC_P2P_PRIVATE_KEY"), Some(p2p_pk.as_str()));
+    let p2p = secret(&r, "MPC_P2P_PRIVATE_KEY");
+    assert!(matches!(p2p.source, Source::File { .. }), "{p2p:?}");
     assert_eq!(
-        secret(&r, "MPC_BACKUP_ENCRYPTION_KEY_HEX")["status"],
-        "skipped"
+        secret(&r, "MPC_BACKUP_ENCRYPTION_KEY_HEX").status,
+        Status::Skipped
     );
 }

@@ -3,10 +3,12 @@
 //! of it (no `secrets.json.bak.*`) keeps its private keys on the home; kept when the chain accepts the file's, and `keep` / `replace` do as
 //! they say; the drift is reported with public keys only.
 
+use agent::views::Phase;
 use agent_tests::harness::{WAIT, file_names};
-use agent_tests::json;
 use agent_tests::node_fixture::{Key, NodeFixture};
-use serde_json::{Value, json};
+use agent_tests::views::Checks;
+use entrypoint::check::Status;
+use serde_json::json;
 
 /// A secrets.json with other keys, as start.sh wrote it long ago.
 fn stale_file(node: &NodeFixture) -> (Key, Key) {
@@ -22,10 +24,6 @@ fn stale_file(node: &NodeFixture) -> (Key, Key) {
     )
     .unwrap();
     (old_signer, old_p2p)
-}
-
-fn check(status: &Value, id: &str) -> Value {
-    json::check(status, id).clone()
 }
 
 fn copies(node: &NodeFixture) -> Vec<String> {
@@ -61,10 +59,10 @@ fn a_stale_file_is_replaced_when_the_chain_accepts_the_new_keys() {
     let (old_signer, _) = stale_file(&node);
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    let secrets_json = check(&status, "homes.secrets.json");
-    assert_eq!(secrets_json["status"], "warn");
-    let cause = secrets_json["cause"].as_str().unwrap();
+    let status = agent.status();
+    let secrets_json = status.check("homes.secrets.json");
+    assert_eq!(secrets_json.status, Status::Warn);
+    let cause = &secrets_json.cause;
     assert!(
         cause.contains("replaced it with the validated keys"),
         "{cause}"
@@ -91,13 +89,10 @@ fn a_file_the_chain_accepts_is_kept_and_the_node_runs_with_it() {
     node.chain_knows(&old_signer.public, &old_p2p.public);
     let agent = node.run().start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    let status = agent.get("/status").json();
-    assert_eq!(check(&status, "keys.effective")["status"], "warn");
-    let kept = check(&status, "homes.secrets.json");
-    assert!(
-        kept["cause"].as_str().unwrap().contains("kept the file"),
-        "{kept}"
-    );
+    let status = agent.status();
+    assert_eq!(status.check("keys.effective").status, Status::Warn);
+    let kept = status.check("homes.secrets.json");
+    assert!(kept.cause.contains("kept the file"), "{kept:?}");
     assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
     assert!(copies(&node).is_empty());
 }
@@ -111,7 +106,7 @@ fn keep_keeps_and_replace_replaces_whatever_the_chain_says() {
         .env("AGENT_SECRETS_JSON", "keep")
         .env("AGENT_ON_KEY_MISMATCH", "warn")
         .start();
-    keep.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    keep.wait_phase(WAIT, Phase::Running);
     assert_eq!(node.secrets_json()["near_signer_key"], old_signer.secret);
     drop(keep);
 
@@ -121,7 +116,7 @@ fn keep_keeps_and_replace_replaces_whatever_the_chain_says() {
         .env("AGENT_SECRETS_JSON", "replace")
         .env("AGENT_ON_KEY_MISMATCH", "warn")
         .start();
-    replace.wait_until("/status", WAIT, |r| r.json()["phase"] == "running");
+    replace.wait_phase(WAIT, Phase::Running);
     assert_eq!(node.secrets_json()["near_signer_key"], node.account.secret);
     assert!(copies(&node).is_empty(), "copies: {:?}", copies(&node));
     assert!(files_holding(node.home(), &old_signer.secret).is_empty());

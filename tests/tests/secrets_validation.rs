@@ -2,9 +2,11 @@
 //! at once with the secret, the rule it broke and a fix — and the likely
 //! mistake behind it.
 
-use agent_tests::harness::{AgentCommand, Output, backup_key, keypair, node_env, store_key};
-use agent_tests::json;
-use serde_json::Value;
+use agent_tests::harness::{
+    AgentCommand, Output, backup_key, keypair, keys_report, node_env, store_key,
+};
+use agent_tests::views::secret;
+use entrypoint::check::Status;
 
 fn keys(env: &[(&str, String)]) -> Output {
     let home = tempfile::tempdir().unwrap();
@@ -23,14 +25,14 @@ fn cause_of(name: &str, env: &[(&str, String)]) -> String {
     all.extend_from_slice(env);
     let out = keys(&all);
     assert_eq!(out.code, 1, "{out:?}");
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let entry = json::item(&report, "secrets", "name", name);
-    assert_eq!(entry["status"], "fail", "{entry}");
+    let report = keys_report(&out);
+    let entry = secret(&report.secrets, name);
+    assert_eq!(entry.status, Status::Fail, "{entry:?}");
     assert!(
-        entry["fix"].as_str().is_some_and(|f| !f.is_empty()),
-        "no fix in {entry}"
+        entry.fix.as_deref().is_some_and(|f| !f.is_empty()),
+        "no fix in {entry:?}"
     );
-    entry["cause"].as_str().unwrap().to_string()
+    entry.cause.clone()
 }
 
 #[test]
@@ -196,14 +198,13 @@ fn every_problem_is_reported_at_once() {
         ("MPC_BACKUP_ENCRYPTION_KEY_HEX", "12".into()),
     ]);
     assert_eq!(out.code, 1);
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    let failed = report["secrets"]
-        .as_array()
-        .unwrap()
+    let report = keys_report(&out);
+    let failed = report
+        .secrets
         .iter()
-        .filter(|s| s["status"] == "fail")
+        .filter(|s| s.status == Status::Fail)
         .count();
-    assert_eq!(failed, 4, "{report}");
+    assert_eq!(failed, 4, "{report:#?}");
 }
 
 #[test]

@@ -10,10 +10,12 @@
 
 use std::time::Duration;
 
+use agent::views::{DoctorReport, Phase};
 use agent_tests::harness::{Agent, AgentCommand};
-use agent_tests::json;
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::stall::StalledMount;
+use agent_tests::views::Checks;
+use entrypoint::check::Status;
 use nix::sys::signal::Signal;
 
 /// Asks `/health` `n` times, each on a fresh connection; returns the statuses.
@@ -36,27 +38,22 @@ fn a_home_that_never_answers_fails_by_name_while_health_answers_and_sigterm_ends
     let home = stalled.at.display().to_string();
 
     // Stuck in the home stage: the agent still answers, 200 while within the timeout.
-    agent.wait_until("/status", Duration::from_secs(20), |r| {
-        r.json()["phase"] == "home"
-    });
+    agent.wait_phase(Duration::from_secs(20), Phase::Home);
     let early = probes(&agent, 3);
     assert!(
         early.iter().all(|s| *s == 200 || *s == 503),
         "/health answered {early:?} while the home stage was stuck"
     );
 
-    let status = agent.wait_until("/status", Duration::from_secs(20), |r| {
-        r.json()["phase"] == "failed"
-    });
-    let status = status.json();
-    let reason = &status["reason"];
-    assert_eq!(reason["kind"], "homes.stalled", "{status:#}");
-    let cause = reason["cause"].as_str().unwrap();
+    let status = agent.wait_phase(Duration::from_secs(20), Phase::Failed);
+    let reason = status.reason.as_ref().expect("a failure has a reason");
+    assert_eq!(reason.kind, "homes.stalled", "{status:#?}");
+    let cause = &reason.cause;
     assert!(cause.contains(&home), "{cause}");
     assert!(cause.contains("has not answered for"), "{cause}");
     assert!(cause.contains("inspecting it"), "{cause}");
     assert!(cause.contains("AGENT_HOME_IO_TIMEOUT 2s"), "{cause}");
-    let fix = reason["fix"].as_str().unwrap();
+    let fix = reason.fix.as_deref().unwrap();
     assert!(
         fix.contains("2049") && fix.contains("mount target"),
         "{fix}"
@@ -90,9 +87,7 @@ fn sigterm_while_the_home_is_stuck_stops_the_agent_before_the_timeout() {
         .env("MPC_HOME_DIR", &stalled.at)
         .env("AGENT_HOME_IO_TIMEOUT", "10m")
         .start();
-    agent.wait_until("/status", Duration::from_secs(20), |r| {
-        r.json()["phase"] == "home"
-    });
+    agent.wait_phase(Duration::from_secs(20), Phase::Home);
     assert_eq!(probes(&agent, 5), [200; 5]);
     agent.signal(Signal::SIGTERM);
     let code = agent.wait_exit(Duration::from_secs(10));
@@ -113,10 +108,10 @@ fn doctor_names_a_home_that_never_answers_instead_of_hanging() {
         .start();
     let code = doctor.wait_exit(Duration::from_secs(20));
     assert_eq!(code, Some(1), "stdout: {:#?}", doctor.stdout.all());
-    let report: serde_json::Value = serde_json::from_str(&doctor.stdout.all().join("\n")).unwrap();
-    let check = json::check(&report, "homes.stalled");
-    assert_eq!(check["status"], "fail", "{check}");
-    let cause = check["cause"].as_str().unwrap();
+    let report: DoctorReport = serde_json::from_str(&doctor.stdout.all().join("\n")).unwrap();
+    let check = report.check("homes.stalled");
+    assert_eq!(check.status, Status::Fail, "{check:?}");
+    let cause = &check.cause;
     assert!(
         cause.contains(&stalled.at.display().to_string()) && cause.contains("doctor --timeout 2s"),
         "{cause}"

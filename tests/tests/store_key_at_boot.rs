@@ -4,10 +4,11 @@
 //! Manager first and read back — two agents racing converge on one value;
 //! with shares but no key, nothing is generated.
 
+use agent::views::Phase;
 use agent_tests::harness::{AgentCommand, WAIT, store_key};
-use agent_tests::json;
 use agent_tests::moto::{Moto, Value};
 use agent_tests::node_fixture::NodeFixture;
+use agent_tests::views::Checks;
 use entrypoint::secrets::Secret;
 
 /// Account and p2p keys in Secrets Manager under `node0-{name}`; the store key as given.
@@ -35,17 +36,16 @@ fn a_store_key_that_cannot_decrypt_the_shares_is_refused_and_the_previous_versio
     // Someone "rotated" the store key: the shares were written with the previous one.
     let version = moto.put_secret_value("node0-MPC_SECRET_STORE_KEY", &store_key());
     let agent = from_manager(&node, &moto, "run").start();
-    let status = agent
-        .wait_until("/status", WAIT, |r| r.json()["phase"] == "holding")
-        .json();
-    assert_eq!(status["reason"]["kind"], "homes.store_key");
-    let cause = status["reason"]["cause"].as_str().unwrap();
+    let status = agent.wait_phase(WAIT, Phase::Holding);
+    let reason = status.reason.expect("a hold has a reason");
+    assert_eq!(reason.kind, "homes.store_key");
+    let cause = &reason.cause;
     assert!(cause.contains("does not decrypt"), "{cause}");
     assert!(
         cause.contains("the previous version"),
         "AWSPREVIOUS is named: {cause}"
     );
-    let fix = status["reason"]["fix"].as_str().unwrap();
+    let fix = reason.fix.as_deref().unwrap();
     assert!(fix.contains("update-secret-version-stage"), "{fix}");
     assert!(
         !fix.contains(&version),
@@ -71,9 +71,8 @@ fn with_no_key_and_no_share_one_is_generated_stored_and_read_back() {
         .secret_value("node0-MPC_SECRET_STORE_KEY")
         .expect("the generated key is in Secrets Manager");
     assert_eq!(stored.len(), 32);
-    let status = agent.get("/status").json();
-    let check = json::check(&status, "homes.store_key");
-    let cause = check["cause"].as_str().unwrap();
+    let status = agent.status();
+    let cause = &status.check("homes.store_key").cause;
     assert!(cause.contains("generated one"), "{cause}");
     assert!(
         cause.contains(&Secret::new(stored.as_str()).fingerprint()),

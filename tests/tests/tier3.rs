@@ -4,10 +4,11 @@
 //! otherwise; both name the variable and why peer state sync needs it.
 //! `agent doctor` shows the same `homes.tier3`.
 
-use agent_tests::harness::{AgentCommand, Output};
-use agent_tests::json;
+use agent_tests::harness::{AgentCommand, Output, doctor_report};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::CONFIG_FILE_SWITCH;
+use agent_tests::views::Checks;
+use entrypoint::check::{Check, Status};
 
 /// `agent init` for a testnet node on a fresh home, the image's kind chosen by `config_file`.
 fn init_on_testnet(node: &NodeFixture, config_file: bool) -> Output {
@@ -63,7 +64,7 @@ fn without_start_with_config_file_a_missing_tier3_is_a_warning() {
 
 /// `agent doctor --json` for the same testnet node, with `env` beside its
 /// own: its `homes.tier3` and exit code.
-fn doctor_on_testnet(node: &NodeFixture, env: &[(&str, &str)]) -> (serde_json::Value, i32) {
+fn doctor_on_testnet(node: &NodeFixture, env: &[(&str, &str)]) -> (Check, i32) {
     let mut chain = node.scenario();
     chain.chain_id = "testnet".to_string();
     node.chain.rpc.set_scenario(chain);
@@ -73,29 +74,25 @@ fn doctor_on_testnet(node: &NodeFixture, env: &[(&str, &str)]) -> (serde_json::V
         .env("MPC_ENV", "testnet")
         .envs(env.iter().copied())
         .run();
-    let report: serde_json::Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json ({e}): {out:?}"));
-    (json::check(&report, "homes.tier3").clone(), out.code)
+    (doctor_report(&out).check("homes.tier3").clone(), out.code)
 }
 
 #[test]
 fn doctor_judges_tier3_as_init_does_for_both_kinds_of_image() {
     let node = NodeFixture::new();
     let (refused, code) = doctor_on_testnet(&node, &[(CONFIG_FILE_SWITCH, "1")]);
-    assert_eq!(refused["status"], "fail", "{refused:#}");
+    assert_eq!(refused.status, Status::Fail, "{refused:#?}");
     assert!(
-        refused["cause"]
-            .as_str()
-            .unwrap()
-            .contains("refuses a fresh testnet init"),
-        "{refused:#}"
+        refused.cause.contains("refuses a fresh testnet init"),
+        "{refused:#?}"
     );
     assert_eq!(code, 1, "doctor fails where init refuses");
     let (warned, _) = doctor_on_testnet(&node, &[(CONFIG_FILE_SWITCH, "0")]);
-    assert_eq!(warned["status"], "warn", "{warned:#}");
+    assert_eq!(warned.status, Status::Warn, "{warned:#?}");
     assert!(
-        warned["fix"]
-            .as_str()
+        warned
+            .fix
+            .as_deref()
             .unwrap()
             .contains("MPC_TIER3_PUBLIC_ADDR")
     );
@@ -106,11 +103,6 @@ fn doctor_judges_tier3_as_init_does_for_both_kinds_of_image() {
 fn doctor_says_a_set_tier3_address_is_fine() {
     let node = NodeFixture::new();
     let (check, _) = doctor_on_testnet(&node, &[("MPC_TIER3_PUBLIC_ADDR", "203.0.113.5:24567")]);
-    assert_eq!(check["status"], "ok", "{check:#}");
-    assert!(
-        check["cause"]
-            .as_str()
-            .unwrap()
-            .contains("203.0.113.5:24567")
-    );
+    assert_eq!(check.status, Status::Ok, "{check:#?}");
+    assert!(check.cause.contains("203.0.113.5:24567"));
 }

@@ -33,10 +33,7 @@ fn all_orphans_reaped(agent: &Agent, agent_pid: Pid) {
         zombies.is_empty(),
         "zombies left under the agent: {zombies:?}"
     );
-    assert_eq!(
-        agent.get("/status").json()["agent"]["orphans_reaped"],
-        ORPHANS
-    );
+    assert_eq!(agent.status().agent.orphans_reaped, u64::from(ORPHANS));
 }
 
 #[test]
@@ -44,7 +41,7 @@ fn a_subreaper_agent_reaps_a_thousand_orphans() {
     let agent = AgentCommand::exec(&orphans()).start();
     agent.wait_log("registered as child subreaper");
     all_orphans_reaped(&agent, agent.pid());
-    assert_eq!(agent.get("/status").json()["agent"]["pid1"], false);
+    assert!(!agent.status().agent.pid1);
 }
 
 #[test]
@@ -52,7 +49,7 @@ fn a_pid_1_agent_reaps_a_thousand_orphans() {
     let agent = AgentCommand::exec(&orphans()).as_pid1().start();
     agent.wait_log("running as PID 1");
     all_orphans_reaped(&agent, agent.pid());
-    assert_eq!(agent.get("/status").json()["agent"]["pid1"], true);
+    assert!(agent.status().agent.pid1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use entrypoint::config::{Layers, RunConfig, SETTINGS};
 
 use crate::exit;
-use crate::life::views::Settings;
+use crate::life::views::{ConfigProblems, Settings};
 use crate::process::problems_text;
 
 /// Every setting of every command as a Markdown table: the README's reference.
@@ -71,8 +71,7 @@ pub fn main(layers: Layers, json: bool) -> i32 {
         }
         (Err(e), true) => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "valid": false, "problems": e.0 }))
-                .expect("JSON")
+            serde_json::to_string_pretty(&ConfigProblems::of(e.0.clone())).expect("JSON")
         ),
         (Err(e), false) => print!("{}", problems_text(&e.0)),
     }

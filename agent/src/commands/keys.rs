@@ -9,6 +9,7 @@ use entrypoint::config::{KeysConfig, Layers};
 use entrypoint::keys::{self, ChainQuery, KeyReport, KeysInput, KeysVerdict};
 use entrypoint::secrets::{self, SecretReport};
 
+use crate::life::views::{KeysOnChain, KeysReport};
 use crate::{exit, logging, process, render};
 
 pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
@@ -51,20 +52,16 @@ pub fn main(layers: Layers, json: bool, offline: bool) -> i32 {
         && chain
             .as_ref()
             .is_none_or(|c| c.verdict() == KeysVerdict::Match);
-    let secret_checks: Vec<Check> = secret_reports.iter().map(|r| r.check()).collect();
-    let chain_checks = chain.as_ref().map(|c| c.checks()).unwrap_or_default();
     if json {
-        let body = serde_json::json!({
-            "valid": valid,
-            "secrets": secret_reports,
-            "chain": chain.as_ref().map(|c| serde_json::json!({
-                "verdict": c.verdict(),
-                "checks": chain_checks,
-                "report": c,
-            })),
-        });
-        println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+        let report = KeysReport {
+            valid,
+            secrets: secret_reports,
+            chain: chain.map(KeysOnChain::of),
+        };
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
+        let secret_checks: Vec<Check> = secret_reports.iter().map(|r| r.check()).collect();
+        let chain_checks = chain.as_ref().map(|c| c.checks()).unwrap_or_default();
         render::print_section("secrets", &secret_checks);
         match (&secrets, offline) {
             (Ok(_), false) => {

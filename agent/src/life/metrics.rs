@@ -41,6 +41,11 @@ struct CheckStatusLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageStatusLabels {
     stage: &'static str,
     status: &'static str,
@@ -65,6 +70,7 @@ pub struct Metrics {
     pub keyshare_vault_behind_seconds: Gauge<f64, AtomicU64>,
     pub keyshare_vault_uploads: Family<UploadLabels, Counter>,
     chain_watch_checks: Family<CheckStatusLabels, Gauge>,
+    secret_refreshes: Family<OutcomeLabels, Counter>,
     phase: Family<PhaseLabels, Gauge>,
     stage_seconds: Family<StageLabels, Gauge<f64, AtomicU64>>,
     stage_status: Family<StageStatusLabels, Gauge>,
@@ -88,6 +94,7 @@ impl Metrics {
             keyshare_vault_behind_seconds: Gauge::default(),
             keyshare_vault_uploads: Family::default(),
             chain_watch_checks: Family::default(),
+            secret_refreshes: Family::default(),
             phase: Family::default(),
             stage_seconds: Family::default(),
             stage_status: Family::default(),
@@ -163,6 +170,11 @@ impl Metrics {
             "1 for the outcome of each check of the chain watch's latest pass (ok, skipped, warn, fail)",
             m.chain_watch_checks.clone(),
         );
+        registry.register(
+            "secret_refreshes",
+            "Times the running agent fetched the secrets again, by what it found (unchanged, invalid, rejected, unused, changed)",
+            m.secret_refreshes.clone(),
+        );
         registry.register("phase", "1 for the agent's current phase", m.phase.clone());
         registry.register(
             "stage_duration_seconds",
@@ -212,6 +224,13 @@ impl Metrics {
                     .set((s == check.status).into());
             }
         }
+    }
+
+    /// One more fetch of the secrets while the node runs, ending in `outcome`.
+    pub fn secret_refreshed(&self, outcome: &'static str) {
+        self.secret_refreshes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn set_stage_duration(&self, stage: Stage, took: std::time::Duration) {

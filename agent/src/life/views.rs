@@ -1,13 +1,15 @@
 //! What crosses the process boundary, as types: the documents `/status` and
 //! `/config` serve — the server writes them and `agent doctor` reads a running
-//! agent through the same structs — and the values they carry: the phase, the
+//! agent through the same structs — and those `agent doctor --json` and
+//! `agent keys --json` print; and the values they carry: the phase, the
 //! reasons, the child's exits and log lines.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use entrypoint::check::Check;
 use entrypoint::config::Config;
+use entrypoint::keys::{KeyReport, KeysVerdict};
 use entrypoint::secrets::SecretReport;
 use serde::{Deserialize, Serialize};
 
@@ -333,6 +335,23 @@ pub struct Setting {
     pub help: Option<String>,
 }
 
+/// `agent config --json` when the configuration is not valid: every problem.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigProblems {
+    /// Always `false`: a valid configuration is its [`Settings`] instead.
+    pub valid: bool,
+    pub problems: Vec<Check>,
+}
+
+impl ConfigProblems {
+    pub fn of(problems: Vec<Check>) -> ConfigProblems {
+        ConfigProblems {
+            valid: false,
+            problems,
+        }
+    }
+}
+
 /// `/config`: the settings, and the secrets the node runs with once validated
 /// (sources, public keys and fingerprints; never a value).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -341,6 +360,114 @@ pub struct ConfigView {
     pub settings: Settings,
     /// `None` until the secrets stage has validated them.
     pub secrets: Option<Vec<SecretReport>>,
+}
+
+/// `agent doctor --json`: every check with its group, the checks counted by
+/// outcome, and where the configuration came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// [`DoctorReport::SCHEMA`]: a reader tells another shape by it.
+    pub schema: String,
+    pub agent_version: String,
+    pub configuration: ConfigOrigin,
+    /// The worst outcome among the checks.
+    pub status: entrypoint::check::Status,
+    pub summary: DoctorSummary,
+    pub took_ms: u64,
+    pub checks: Vec<DoctorEntry>,
+}
+
+impl DoctorReport {
+    pub const SCHEMA: &str = "mpc-agent.doctor.v1";
+
+    /// The report on `checks`, made from `configuration` in `took`.
+    pub fn new(configuration: ConfigOrigin, checks: Vec<DoctorEntry>, took: Duration) -> Self {
+        DoctorReport {
+            schema: Self::SCHEMA.to_string(),
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            configuration,
+            status: entrypoint::check::worst(checks.iter().map(|e| &e.check)),
+            summary: DoctorSummary::of(&checks),
+            took_ms: took.as_millis() as u64,
+            checks,
+        }
+    }
+}
+
+/// Where `agent doctor` took the configuration from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum ConfigOrigin {
+    /// The container's environment (`docker exec … agent doctor`).
+    Environment,
+    /// The running agent's `/config` (on the instance, over SSM).
+    RunningAgent {
+        url: String,
+        /// Settings of `/config` left out, each with why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ignored: Vec<String>,
+    },
+}
+
+/// How many of the doctor's checks ended in each outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorSummary {
+    pub ok: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skipped: usize,
+}
+
+impl DoctorSummary {
+    fn of(entries: &[DoctorEntry]) -> DoctorSummary {
+        use entrypoint::check::Status;
+        let count = |s: Status| entries.iter().filter(|e| e.check.status == s).count();
+        DoctorSummary {
+            ok: count(Status::Ok),
+            warn: count(Status::Warn),
+            fail: count(Status::Fail),
+            skipped: count(Status::Skipped),
+        }
+    }
+}
+
+/// One of the doctor's checks and the group it belongs to (`config`,
+/// `secrets`, `keys`, `home`, `launch`, `aws`, `agent`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DoctorEntry {
+    pub group: String,
+    #[serde(flatten)]
+    pub check: Check,
+}
+
+/// `agent keys --json`: each secret as validated, and the chain's side when
+/// it was asked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeysReport {
+    /// The secrets are valid and the chain, when asked, accepts the keys.
+    pub valid: bool,
+    pub secrets: Vec<SecretReport>,
+    /// `None` with `--offline`, or when the secrets are not valid.
+    pub chain: Option<KeysOnChain>,
+}
+
+/// The chain's side of `agent keys --json`: the judgment, its checks, and
+/// the findings they judge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeysOnChain {
+    pub verdict: KeysVerdict,
+    pub checks: Vec<Check>,
+    pub report: KeyReport,
+}
+
+impl KeysOnChain {
+    pub fn of(report: KeyReport) -> KeysOnChain {
+        KeysOnChain {
+            verdict: report.verdict(),
+            checks: report.checks(),
+            report,
+        }
+    }
 }
 
 impl Settings {
@@ -481,5 +608,253 @@ mod tests {
             SecretName::AccountSk
         );
         assert_eq!(serde_json::to_value(&read).unwrap(), written);
+    }
+
+    #[test]
+    fn a_doctor_report_is_written_as_before_and_reads_back_as_itself() {
+        use entrypoint::check::Status as Verdict;
+        let checks = vec![
+            DoctorEntry {
+                group: "config".into(),
+                check: Check::ok("config", "the configuration is valid (40 settings)"),
+            },
+            DoctorEntry {
+                group: "keys".into(),
+                check: Check::fail("keys.access_key", "not on the account", "add it")
+                    .with_detail(serde_json::json!({ "account_id": "node0.near" })),
+            },
+            DoctorEntry {
+                group: "home".into(),
+                check: Check::skipped("home", "not checked"),
+            },
+        ];
+        let report = DoctorReport::new(
+            ConfigOrigin::RunningAgent {
+                url: "http://127.0.0.1:8090".into(),
+                ignored: vec!["AWS_ENDPOINT_URL (not a setting this doctor knows)".into()],
+            },
+            checks,
+            Duration::from_millis(1234),
+        );
+        assert_eq!(report.status, Verdict::Fail);
+        let written = serde_json::to_string_pretty(&report).unwrap();
+        let expected = r#"{
+  "schema": "mpc-agent.doctor.v1",
+  "agent_version": "VERSION",
+  "configuration": {
+    "from": "running_agent",
+    "url": "http://127.0.0.1:8090",
+    "ignored": [
+      "AWS_ENDPOINT_URL (not a setting this doctor knows)"
+    ]
+  },
+  "status": "fail",
+  "summary": {
+    "ok": 1,
+    "warn": 0,
+    "fail": 1,
+    "skipped": 1
+  },
+  "took_ms": 1234,
+  "checks": [
+    {
+      "group": "config",
+      "id": "config",
+      "status": "ok",
+      "cause": "the configuration is valid (40 settings)"
+    },
+    {
+      "group": "keys",
+      "id": "keys.access_key",
+      "status": "fail",
+      "cause": "not on the account",
+      "fix": "add it",
+      "detail": {
+        "account_id": "node0.near"
+      }
+    },
+    {
+      "group": "home",
+      "id": "home",
+      "status": "skipped",
+      "cause": "not checked"
+    }
+  ]
+}"#
+        .replace("VERSION", env!("CARGO_PKG_VERSION"));
+        assert_eq!(written, expected);
+        let read: DoctorReport = serde_json::from_str(&written).unwrap();
+        assert_eq!(read, report);
+
+        let local = DoctorReport::new(ConfigOrigin::Environment, Vec::new(), Duration::ZERO);
+        let written = serde_json::to_value(&local).unwrap();
+        assert_eq!(
+            written["configuration"],
+            serde_json::json!({ "from": "environment" })
+        );
+        assert_eq!(written["status"], "ok");
+        let read: DoctorReport = serde_json::from_value(written).unwrap();
+        assert_eq!(read, local);
+    }
+
+    /// A report with every kind of finding: a failed and an answering
+    /// endpoint, both kinds of access key, a resharing contract, a
+    /// migration under way, the TEE views read, missing and unreadable.
+    fn busy_key_report() -> KeyReport {
+        use entrypoint::keys::*;
+        use near_primitives::types::Balance;
+        use near_primitives::views::AccessKeyPermissionView;
+        let key = |seed: &str| {
+            near_crypto::SecretKey::from_seed(near_crypto::KeyType::ED25519, seed).public_key()
+        };
+        let participant = |account: &str, id: u32| Participant {
+            account_id: account.parse().unwrap(),
+            id,
+            url: format!("https://{account}:3000"),
+            tls_public_key: key(account),
+        };
+        let set = |members: Vec<Participant>| ParticipantSet {
+            threshold: 2,
+            participants: members,
+        };
+        KeyReport {
+            node: KeysInput {
+                chain: entrypoint::config::Chain::Testnet,
+                account_id: "node0.testnet".parse().unwrap(),
+                contract_id: "v1.signer-prod.testnet".parse().unwrap(),
+                signer_public_key: key("signer"),
+                p2p_public_key: key("node0.testnet"),
+                signer_key_source: "environment variable MPC_ACCOUNT_SK".into(),
+                p2p_key_source: "Secrets Manager secret node0-MPC_P2P_PRIVATE_KEY (version v1)"
+                    .into(),
+            },
+            endpoints: vec![
+                EndpointOutcome {
+                    url: "http://127.0.0.1:9".into(),
+                    elapsed_ms: 3,
+                    result: EndpointResult::Failed(EndpointFailure {
+                        request: "status".into(),
+                        kind: FailureKind::Refused,
+                        detail: "connection refused".into(),
+                        attempts: 3,
+                    }),
+                },
+                EndpointOutcome {
+                    url: "https://rpc.other.example".into(),
+                    elapsed_ms: 40,
+                    result: EndpointResult::OtherChain {
+                        chain_id: "mainnet".into(),
+                    },
+                },
+                EndpointOutcome {
+                    url: "https://rpc.testnet.example".into(),
+                    elapsed_ms: 25,
+                    result: EndpointResult::Answered,
+                },
+            ],
+            on_chain: Some(OnChain {
+                rpc_url: "https://rpc.testnet.example".into(),
+                latency_ms: 12,
+                chain_id: "testnet".into(),
+                latest_block_height: 1000,
+                latest_block_time: "2025-06-01T12:00:00Z".into(),
+                syncing: false,
+                account_exists: true,
+                account: Some(AccountBalance {
+                    amount: Balance::from_near(5),
+                    locked: Balance::ZERO,
+                    storage_usage: 182,
+                }),
+                access_keys: vec![
+                    AccessKey {
+                        public_key: (&key("signer")).into(),
+                        permission: AccessKeyPermissionView::FullAccess,
+                    },
+                    AccessKey {
+                        public_key: (&key("responder")).into(),
+                        permission: AccessKeyPermissionView::FunctionCall {
+                            allowance: Some(Balance::from_millinear(250)),
+                            receiver_id: "v1.signer-prod.testnet".into(),
+                            method_names: vec!["respond".into()],
+                        },
+                    },
+                ],
+                contract: ContractFinding::State {
+                    state: ContractState::Resharing {
+                        current: set(vec![participant("node0.testnet", 0)]),
+                        next: set(vec![
+                            participant("node0.testnet", 0),
+                            participant("node1.testnet", 1),
+                        ]),
+                    },
+                },
+                standing: Some(Standing::Member {
+                    entry: participant("node0.testnet", 0),
+                }),
+                migration: MigrationFinding::Read {
+                    backup_service_key: Some(key("backup")),
+                    destination: Some(Box::new(Destination {
+                        signer_account_pk: key("signer2"),
+                        url: "https://node0-new:3000".into(),
+                        tls_public_key: key("p2p2"),
+                    })),
+                },
+                tee: TeeViews {
+                    allowed_image_hashes: ViewFinding::Read(vec![AllowedImageHash {
+                        image_hash: "ab".repeat(32),
+                        expiry_timestamp_seconds: None,
+                    }]),
+                    attestation_grants: ViewFinding::NoView,
+                    tee_accounts: ViewFinding::Unreadable {
+                        error: "not the signer contract's shape".into(),
+                    },
+                },
+            }),
+        }
+    }
+
+    #[test]
+    fn a_keys_report_is_written_as_before_and_reads_back_as_itself() {
+        use entrypoint::check::Status as Verdict;
+        use entrypoint::secrets::{SecretName, Source};
+        let chain = busy_key_report();
+        let secrets = vec![SecretReport {
+            name: SecretName::AccountSk,
+            source: Source::Env {
+                variable: "MPC_ACCOUNT_SK".into(),
+            },
+            status: Verdict::Ok,
+            cause: "a valid key".into(),
+            fix: None,
+            public_key: Some(chain.node.signer_public_key.to_string()),
+            fingerprint: None,
+        }];
+        // What `agent keys --json` printed before the report was a type.
+        let before = serde_json::json!({
+            "valid": false,
+            "secrets": secrets,
+            "chain": Some(serde_json::json!({
+                "verdict": chain.verdict(),
+                "checks": chain.checks(),
+                "report": chain,
+            })),
+        });
+        let report = KeysReport {
+            valid: false,
+            secrets,
+            chain: Some(KeysOnChain::of(chain)),
+        };
+        let written = serde_json::to_string_pretty(&report).unwrap();
+        assert_eq!(written, serde_json::to_string_pretty(&before).unwrap());
+        let read: KeysReport = serde_json::from_str(&written).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&read).unwrap(), written);
+        let offline = KeysReport {
+            chain: None,
+            ..read
+        };
+        let written = serde_json::to_value(&offline).unwrap();
+        assert!(written["chain"].is_null(), "{written}");
+        let read: KeysReport = serde_json::from_value(written).unwrap();
+        assert!(read.chain.is_none());
     }
 }

@@ -97,15 +97,17 @@ struct Rotation {
 
 impl Repeat for Rotation {
     async fn once(&mut self) -> ControlFlow<()> {
-        let Some(changed) = changed(
+        let refresh = look(
             &self.config,
             &self.env,
             &self.state,
             &self.running,
             &self.clients,
         )
-        .await
-        else {
+        .await;
+        self.state.metrics().secret_refreshed(refresh.outcome());
+        tracing::debug!(outcome = refresh.outcome(), "secrets fetched again");
+        let Refresh::Changed(changed) = refresh else {
             return ControlFlow::Continue(());
         };
         // Quiet period: restart only once the values stop moving.
@@ -132,16 +134,42 @@ impl Repeat for Rotation {
     }
 }
 
-/// The new secrets when they differ from what the node runs with and boot
-/// would start the node with them; otherwise `None`, with a reason noted when
-/// they fail or would not be used.
-async fn changed(
+/// What one fetch of the secrets found.
+enum Refresh {
+    /// The values the node runs with.
+    Unchanged,
+    /// A value does not validate; the node keeps running.
+    Invalid,
+    /// Boot would not start the node with them (the chain, the policy).
+    Rejected,
+    /// Changed, but the node would run with the same keys (secrets.json's).
+    Unused,
+    /// Changed, and boot would start the node with them.
+    Changed(Box<NodeSecrets>),
+}
+
+impl Refresh {
+    /// The `outcome` label of `agent_secret_refreshes_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Refresh::Unchanged => "unchanged",
+            Refresh::Invalid => "invalid",
+            Refresh::Rejected => "rejected",
+            Refresh::Unused => "unused",
+            Refresh::Changed(_) => "changed",
+        }
+    }
+}
+
+/// Fetches the secrets and judges them against what the node runs with,
+/// noting a reason when they fail or would not be used.
+async fn look(
     config: &RunConfig,
     env: &BTreeMap<String, String>,
     state: &State,
     running: &Running,
     clients: &Clients,
-) -> Option<NodeSecrets> {
+) -> Refresh {
     let fresh = match secrets::load(&config.node.secrets, env, clients).await {
         Ok(fresh) => fresh.value,
         Err(stop) => {
@@ -151,11 +179,11 @@ async fn changed(
                 "re-fetched secrets are not valid",
                 "ones",
             );
-            return None;
+            return Refresh::Invalid;
         }
     };
     if fetched(&fresh) == running.fetched {
-        return None;
+        return Refresh::Unchanged;
     }
     let inputs = VerifyInputs::new(&config.node, &config.homes, env, clients);
     let verified = verify::against_chain(inputs, fresh).await;
@@ -168,7 +196,7 @@ async fn changed(
             "a rotated secret does not match the chain",
             "keys",
         );
-        return None;
+        return Refresh::Rejected;
     }
     if in_use(&verified.keys_in_use, &verified.secrets) == running.in_use {
         // The node goes on with secrets.json's keys: its first warning says why.
@@ -184,9 +212,9 @@ async fn changed(
                 "keys",
             );
         }
-        return None;
+        return Refresh::Unused;
     }
-    Some(verified.secrets)
+    Refresh::Changed(Box::new(verified.secrets))
 }
 
 /// Logs why the new secrets are not used and notes it as a reason on

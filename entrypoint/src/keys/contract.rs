@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The states of the signer contract, with the participant sets each carries.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Its serde form is the key report's (`{"name": "Running", …}`), read back
+/// by whoever reads the report; the contract's own answer is read by
+/// [`ContractState::parse`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name")]
 pub enum ContractState {
     NotInitialized,
@@ -52,14 +55,14 @@ pub struct KeysetDomain {
 }
 
 /// One participant set and its signing threshold.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ParticipantSet {
     pub threshold: u64,
     pub participants: Vec<Participant>,
 }
 
 /// One entry of a participant set.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Participant {
     pub account_id: AccountId,
     pub id: u32,
@@ -78,7 +81,7 @@ pub enum StateError {
 }
 
 /// Where `account_id` stands in a contract state.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "standing", rename_all = "snake_case")]
 pub enum Standing {
     /// The state has no participants yet (`NotInitialized`).

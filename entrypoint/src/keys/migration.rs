@@ -16,7 +16,7 @@ use super::rpc::MAX_DETAIL_CHARS;
 use crate::excerpt::excerpt;
 
 /// What `migration_info()` says of one account.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "finding", rename_all = "snake_case")]
 pub enum MigrationFinding {
     /// The contract has no `migration_info` view (a contract before node
@@ -32,7 +32,7 @@ pub enum MigrationFinding {
 }
 
 /// The node an account migrates to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Destination {
     /// The key the new node signs its transactions with.
     pub signer_account_pk: PublicKey,

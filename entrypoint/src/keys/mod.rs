@@ -23,7 +23,7 @@ use near_jsonrpc_client::methods::status::RpcStatusRequest;
 use near_jsonrpc_primitives::types::query::{QueryResponseKind, RpcQueryError};
 use near_primitives::types::{AccountId, BlockReference, Finality, FunctionArgs};
 use near_primitives::views::QueryRequest;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
 pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
@@ -52,7 +52,7 @@ pub const MAX_ACCESS_KEYS: usize = 500;
 pub const MAX_KEY_PAGES: u32 = 64;
 
 /// What the stage judges: the node's identity and its two public keys.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeysInput {
     /// The chain the node joins (`MPC_ENV`).
     pub chain: Chain,

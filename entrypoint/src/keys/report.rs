@@ -1,13 +1,13 @@
 //! What the key checks found, as served on `/status` and by `--json`: the
 //! node's keys and where they came from, every endpoint asked, and what the
-//! chain holds.
+//! chain holds. The JSON written reads back into the same types.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use near_crypto::PublicKeyHandle;
 use near_primitives::types::Balance;
 use near_primitives::views::AccessKeyPermissionView;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::contract::{ContractState, Standing, StateError};
 use super::migration::MigrationFinding;
@@ -18,7 +18,7 @@ use crate::excerpt::excerpt;
 
 /// The `keys` stage's findings. Judged by [`KeyReport::checks`] and
 /// [`KeyReport::verdict`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct KeyReport {
     /// What was judged: the node's identity, keys and their sources.
     #[serde(flatten)]
@@ -31,7 +31,7 @@ pub struct KeyReport {
 }
 
 /// How one endpoint fared.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EndpointOutcome {
     /// Without credentials or query string.
     pub url: String,
@@ -40,7 +40,7 @@ pub struct EndpointOutcome {
     pub result: EndpointResult,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum EndpointResult {
     /// Answered every request; its answers are in [`KeyReport::on_chain`].
@@ -53,7 +53,7 @@ pub enum EndpointResult {
 }
 
 /// The chain's answers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OnChain {
     pub rpc_url: String,
     /// Round trip of `status`.
@@ -79,7 +79,7 @@ pub struct OnChain {
 }
 
 /// What `view_account` says of the account's money.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountBalance {
     pub amount: Balance,
     /// Staked.
@@ -103,14 +103,14 @@ impl AccountBalance {
 }
 
 /// One access key of the account, with nearcore's permission view.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccessKey {
     pub public_key: PublicKeyHandle,
     pub permission: AccessKeyPermissionView,
 }
 
 /// What the contract's `state()` view gave.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "finding", rename_all = "snake_case")]
 pub enum ContractFinding {
     State {

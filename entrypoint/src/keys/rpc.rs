@@ -23,7 +23,7 @@ use near_jsonrpc_primitives::types::query::RpcQueryError;
 use near_jsonrpc_primitives::types::status::RpcStatusError;
 use near_primitives::errors::FunctionCallError;
 use reqwest::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::excerpt::excerpt;
 
@@ -48,7 +48,7 @@ pub fn endpoint_budget(timeout: Duration) -> Duration {
 }
 
 /// Why an endpoint could not be used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// No connection: nothing listening, name not resolved, TLS refused.
@@ -93,7 +93,7 @@ impl FailureKind {
 }
 
 /// An endpoint that could not answer a request, after every try it got.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EndpointFailure {
     /// `status`, `view_account`, `view_access_key_list` or `call_function state`.
     pub request: String,

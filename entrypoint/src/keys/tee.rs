@@ -19,7 +19,7 @@ use crate::excerpt::excerpt;
 pub const MAX_VIEW_ENTRIES: usize = 1000;
 
 /// What one of the contract's views answered.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "finding", content = "value", rename_all = "snake_case")]
 pub enum ViewFinding<T> {
     /// The contract has no such view (an older contract).
@@ -62,7 +62,7 @@ impl<T> ViewFinding<T> {
 }
 
 /// The contract's TEE views, as one endpoint answered them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TeeViews {
     pub allowed_image_hashes: ViewFinding<Vec<AllowedImageHash>>,
     /// `available_attestation_grants` of the node's account.

@@ -3,7 +3,7 @@
 //! key pair can be judged without asking again.
 
 use near_crypto::{PublicKey, PublicKeyHandle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::access::{KeyFit, describe};
@@ -26,7 +26,7 @@ pub mod check_ids {
 use check_ids::*;
 
 /// The stage's answer for the policy (`AGENT_ON_KEY_MISMATCH`, `AGENT_ON_RPC_UNAVAILABLE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeysVerdict {
     /// The chain accepts the node's keys (warnings aside: not yet a

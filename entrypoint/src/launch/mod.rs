@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
 use crate::config::settings::Id;
@@ -395,8 +395,9 @@ impl LaunchPlan {
     }
 }
 
-/// What `/status` and the log say about the launch.
-#[derive(Clone, Debug, Serialize)]
+/// What `/status` (as `launch.command`'s detail) and the log say about the
+/// launch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LaunchSummary {
     pub launch: Launch,
     pub command: Vec<String>,

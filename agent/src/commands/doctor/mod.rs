@@ -21,13 +21,11 @@ use entrypoint::homes::{self, HomeInputs, NodeUser, WriteTest};
 use entrypoint::keys;
 use entrypoint::launch;
 use entrypoint::node_binary;
+use entrypoint::probe;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
-use serde::Serialize;
 
-use entrypoint::probe;
-
-use crate::life::views::ConfigView;
+use crate::life::views::{ConfigOrigin, ConfigView, DoctorEntry, DoctorReport};
 use crate::node::commands::DoctorCommands;
 use crate::{exit, logging, render};
 
@@ -73,29 +71,6 @@ const GROUPS: [(&str, &str); 7] = [
     ),
 ];
 
-/// Where the configuration came from.
-#[derive(Clone, Debug, Serialize)]
-#[serde(tag = "from", rename_all = "snake_case")]
-enum Origin {
-    /// The container's environment (`docker exec … agent doctor`).
-    Environment,
-    /// The running agent's `/config` (on the instance, over SSM).
-    RunningAgent {
-        url: String,
-        /// Settings of `/config` left out, each with why.
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        ignored: Vec<String>,
-    },
-}
-
-/// One check and the group it belongs to.
-#[derive(Clone, Debug, Serialize)]
-struct Entry {
-    group: &'static str,
-    #[serde(flatten)]
-    check: Check,
-}
-
 pub fn main(layers: Layers, options: Options) -> i32 {
     logging::init(
         LogFormat::from_layers(&layers),
@@ -114,38 +89,25 @@ pub fn main(layers: Layers, options: Options) -> i32 {
     };
     let started = Instant::now();
     let (origin, entries) = runtime.block_on(diagnose(layers, &options));
-    let entries: Vec<Entry> = entries
+    let entries: Vec<DoctorEntry> = entries
         .into_iter()
         .filter(|e| {
             options.only.is_empty()
                 || options
                     .only
                     .iter()
-                    .any(|o| e.group == o || e.check.id.starts_with(o.as_str()))
+                    .any(|o| e.group == *o || e.check.id.starts_with(o.as_str()))
         })
         .collect();
-    let worst = entrypoint::check::worst(entries.iter().map(|e| &e.check));
+    let report = DoctorReport::new(origin, entries, started.elapsed());
     if options.json {
-        let count = |s: Status| entries.iter().filter(|e| e.check.status == s).count();
-        let body = serde_json::json!({
-            "schema": "mpc-agent.doctor.v1",
-            "agent_version": env!("CARGO_PKG_VERSION"),
-            "configuration": origin,
-            "status": worst,
-            "summary": {
-                "ok": count(Status::Ok),
-                "warn": count(Status::Warn),
-                "fail": count(Status::Fail),
-                "skipped": count(Status::Skipped),
-            },
-            "took_ms": started.elapsed().as_millis() as u64,
-            "checks": entries,
-        });
-        println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
-        match &origin {
-            Origin::Environment => println!("agent doctor: configuration from this environment\n"),
-            Origin::RunningAgent { url, ignored } => {
+        match &report.configuration {
+            ConfigOrigin::Environment => {
+                println!("agent doctor: configuration from this environment\n")
+            }
+            ConfigOrigin::RunningAgent { url, ignored } => {
                 println!("agent doctor: configuration from the running agent at {url}");
                 if !ignored.is_empty() {
                     println!("  not taken from its /config: {}", ignored.join(", "));
@@ -154,7 +116,8 @@ pub fn main(layers: Layers, options: Options) -> i32 {
             }
         }
         for (group, _) in GROUPS {
-            let checks: Vec<Check> = entries
+            let checks: Vec<Check> = report
+                .checks
                 .iter()
                 .filter(|e| e.group == group)
                 .map(|e| e.check.clone())
@@ -163,9 +126,9 @@ pub fn main(layers: Layers, options: Options) -> i32 {
                 render::print_section(group, &checks);
             }
         }
-        render::print_problems(entries.iter().map(|e| &e.check));
+        render::print_problems(report.checks.iter().map(|e| &e.check));
     }
-    match worst {
+    match report.status {
         Status::Fail => exit::UNHEALTHY,
         Status::Warn => exit::WARNINGS,
         Status::Ok | Status::Skipped => 0,
@@ -173,10 +136,10 @@ pub fn main(layers: Layers, options: Options) -> i32 {
 }
 
 /// Runs every group; the configuration first, then the rest concurrently.
-async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
+async fn diagnose(layers: Layers, options: &Options) -> (ConfigOrigin, Vec<DoctorEntry>) {
     let (origin, layers, agent_config) = match source(layers, options).await {
         Ok(found) => found,
-        Err(check) => return (Origin::Environment, vec![entry("config", check)]),
+        Err(check) => return (ConfigOrigin::Environment, vec![entry("config", check)]),
     };
     let mut entries = Vec::new();
     let config = match DoctorConfig::resolve(&layers) {
@@ -233,10 +196,10 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
 async fn source(
     layers: Layers,
     options: &Options,
-) -> Result<(Origin, Layers, Option<ConfigView>), Check> {
+) -> Result<(ConfigOrigin, Layers, Option<ConfigView>), Check> {
     let local = options.from.is_none() && layers.env_value(Id::MpcHomeDir).is_some();
     if local {
-        return Ok((Origin::Environment, layers, None));
+        return Ok((ConfigOrigin::Environment, layers, None));
     }
     let base = options.from.clone().unwrap_or_else(|| {
         let listen = layers
@@ -257,7 +220,7 @@ async fn source(
         ignored,
     } = remote_config(&body, &layers.env).map_err(|e| no_configuration(&url, &e))?;
     Ok((
-        Origin::RunningAgent { url: base, ignored },
+        ConfigOrigin::RunningAgent { url: base, ignored },
         Layers { env, ..layers },
         Some(config),
     ))
@@ -344,7 +307,7 @@ async fn node_checks(
     env: &BTreeMap<String, String>,
     agent_config: Option<&ConfigView>,
     limit: Duration,
-) -> Vec<Entry> {
+) -> Vec<DoctorEntry> {
     let Some(agent) = agent_config else {
         return local_checks(config, env, limit).await;
     };
@@ -401,7 +364,7 @@ async fn local_checks(
     config: &DoctorConfig,
     env: &BTreeMap<String, String>,
     limit: Duration,
-) -> Vec<Entry> {
+) -> Vec<DoctorEntry> {
     let mut entries = Vec::new();
     let node = &config.node.node;
     let mut secret_checks: Option<Vec<Check>> = None;
@@ -560,7 +523,7 @@ async fn home_checks(
 }
 
 /// The secrets as the running agent validated them (its `/config`).
-fn agent_secrets(agent: &ConfigView) -> Vec<Entry> {
+fn agent_secrets(agent: &ConfigView) -> Vec<DoctorEntry> {
     let reports = agent.secrets.as_deref().unwrap_or_default();
     if reports.is_empty() {
         return vec![entry(
@@ -644,8 +607,11 @@ fn timed_out(group: &str, limit: Duration) -> Check {
     )
 }
 
-fn entry(group: &'static str, check: Check) -> Entry {
-    Entry { group, check }
+fn entry(group: &str, check: Check) -> DoctorEntry {
+    DoctorEntry {
+        group: group.to_string(),
+        check,
+    }
 }
 
 #[cfg(test)]
