@@ -786,6 +786,7 @@ mod tests {
                             participant("node0.testnet", 0),
                             participant("node1.testnet", 1),
                         ]),
+                        keyset: None,
                     },
                 },
                 standing: Some(Standing::Member {
