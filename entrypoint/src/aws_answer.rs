@@ -1,10 +1,37 @@
-//! What an AWS error answer says beyond its code, read the same way for
-//! every service: the message of an XML body, and who an access denial
-//! names as the caller.
+//! What an AWS error answer says, read the same way for every service: its
+//! status, code and message (from the SDK's metadata, or the XML body when it
+//! found none), and who an access denial names as the caller.
+
+use aws_smithy_runtime_api::client::result::ServiceError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// A service's error answer.
+pub(crate) struct Answer {
+    pub status: u16,
+    /// Empty when the answer named none.
+    pub code: String,
+    pub message: String,
+}
+
+impl Answer {
+    pub(crate) fn of<E: ProvideErrorMetadata>(ctx: &ServiceError<E, Response>) -> Answer {
+        Answer {
+            status: ctx.raw().status().as_u16(),
+            code: ctx.err().code().unwrap_or_default().to_string(),
+            message: ctx
+                .err()
+                .message()
+                .map(str::to_string)
+                .or_else(|| xml_message(ctx.raw().body().bytes()))
+                .unwrap_or_default(),
+        }
+    }
+}
 
 /// The `<Message>` of an XML error body (what S3 and the query-protocol
 /// APIs send, and what moto sends for a denial whatever the service).
-pub(crate) fn xml_message(body: Option<&[u8]>) -> Option<String> {
+fn xml_message(body: Option<&[u8]>) -> Option<String> {
     let text = std::str::from_utf8(body?).ok()?;
     let start = text.find("<Message>")? + "<Message>".len();
     let end = text[start..].find("</Message>")? + start;

@@ -9,7 +9,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 use super::{Secret, SecretRef};
-use crate::aws_answer::{denied_principal, xml_message};
+use crate::aws_answer::{Answer, denied_principal};
 use crate::check::error_chain;
 use crate::clients::AwsClient;
 
@@ -186,16 +186,13 @@ impl SecretsManager {
         let waited = format!("{:.1}s", elapsed.as_secs_f64());
         match &error {
             SdkError::ServiceError(ctx) => {
-                let code = ctx.err().code();
-                let status = ctx.raw().status().as_u16();
-                let message = ctx
-                    .err()
-                    .message()
-                    .map(str::to_string)
-                    .or_else(|| xml_message(ctx.raw().body().bytes()))
-                    .unwrap_or_default();
-                match code {
-                    Some("ResourceNotFoundException") => FetchError {
+                let Answer {
+                    status,
+                    code,
+                    message,
+                } = Answer::of(ctx);
+                match code.as_str() {
+                    "ResourceNotFoundException" => FetchError {
                         kind: FetchErrorKind::NotFound,
                         cause: format!("secret {id} was not found in region {region}"),
                         fix: format!(
@@ -203,20 +200,21 @@ impl SecretsManager {
                             self.endpoint
                         ),
                     },
-                    Some("DecryptionFailure") => FetchError {
+                    "DecryptionFailure" => FetchError {
                         kind: FetchErrorKind::Other,
                         cause: format!("Secrets Manager cannot decrypt {id} with its KMS key: {message}"),
                         fix: "grant kms:Decrypt on the secret's KMS key to the task role (taskRoleArn), or re-encrypt the secret with a key the role may use".into(),
                     },
-                    _ if status == 403 || matches!(code, Some("AccessDeniedException" | "AccessDenied")) => {
+                    "AccessDeniedException" | "AccessDenied" => access_denied(id, &message),
+                    _ if status == 403 => {
                         access_denied(id, &message)
                     }
-                    Some("ThrottlingException") => FetchError {
+                    "ThrottlingException" => FetchError {
                         kind: FetchErrorKind::Unavailable,
                         cause: format!("Secrets Manager throttled the requests for {id} through every retry ({waited})"),
                         fix: "raise AGENT_SECRETS_JITTER so a fleet does not fetch at once, or ask AWS for a higher GetSecretValue rate".into(),
                     },
-                    Some("InvalidRequestException") => FetchError {
+                    "InvalidRequestException" => FetchError {
                         kind: FetchErrorKind::Other,
                         cause: format!("Secrets Manager refused {id}: {message}"),
                         fix: "a secret scheduled for deletion must be restored first (aws secretsmanager restore-secret)".into(),
@@ -225,7 +223,7 @@ impl SecretsManager {
                         kind: FetchErrorKind::Other,
                         cause: format!(
                             "Secrets Manager answered HTTP {status} {} for {id}: {message}",
-                            code.unwrap_or("(no error code)")
+                            if code.is_empty() { "(no error code)" } else { &code }
                         ),
                         fix: format!("check the endpoint {} and the secret id", self.endpoint),
                     },

@@ -7,7 +7,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use serde::Serialize;
 
 use super::S3;
-use crate::aws_answer::{denied_principal, xml_message};
+use crate::aws_answer::{Answer, denied_principal};
 use crate::check::{Check, error_chain};
 
 /// What went wrong, by what can be done about it.
@@ -120,15 +120,8 @@ pub(crate) fn translate<E: ProvideErrorMetadata + std::error::Error + 'static>(
             ),
         ),
         SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let code = ctx.err().code().unwrap_or_default().to_string();
-            let message = ctx
-                .err()
-                .message()
-                .map(str::to_string)
-                .or_else(|| xml_message(ctx.raw().body().bytes()))
-                .unwrap_or_default();
-            answered(request, s3, status, &code, &message)
+            let answer = Answer::of(ctx);
+            answered(request, s3, answer.status, &answer.code, &answer.message)
         }
         SdkError::TimeoutError(_) => unreachable(request, s3, "timed out", &waited),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
