@@ -11,6 +11,7 @@ pub mod near_rpc;
 pub mod node_fixture;
 pub mod stall;
 pub mod standin_node;
+pub mod vault_fixture;
 
 /// Where the tests that skipped append a line each, when it is set: the
 /// variable `scripts/test` sets, so that a run that passes still lists what it
