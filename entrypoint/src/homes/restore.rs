@@ -158,10 +158,21 @@ pub fn found(look: &Look) -> Vec<String> {
     for refused in &look.refused {
         found.push(format!("{} ({})", refused.path.display(), refused.reason));
     }
-    for ignored in &look.ignored {
-        found.push(ignored.display().to_string());
+    for stray in strays(look) {
+        found.push(stray.display().to_string());
     }
     found
+}
+
+/// The names under `permanent_keys/` that are no keyshare's, but for the
+/// temp files an interrupted agent left (its own, swept under the lock).
+fn strays(look: &Look) -> impl Iterator<Item = &PathBuf> {
+    look.ignored.iter().filter(|path| {
+        !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(super::scratch::is_scratch)
+    })
 }
 
 /// What a restore of `name`, whose bytes have the SHA-256 `sha256`, has to
@@ -176,7 +187,7 @@ pub fn to_do(
     name: KeyshareName,
     sha256: &str,
 ) -> Result<RestoreOutcome, RestoreError> {
-    let clean = seen.refused.is_empty() && seen.ignored.is_empty();
+    let clean = seen.refused.is_empty() && strays(seen).next().is_none();
     let ours = clean
         && matches!(seen.files.as_slice(), [file] if file.name == name && file.sha256 == sha256);
     match (&seen.key, seen.files.is_empty()) {

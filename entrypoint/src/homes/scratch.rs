@@ -24,8 +24,9 @@ pub fn probe_name() -> String {
     format!("{PROBE_PREFIX}{}.{nanos}", std::process::id())
 }
 
-/// Whether `name` (in the home or in `.agent/`) is one of the agent's scratch files.
-fn is_scratch(name: &str) -> bool {
+/// Whether `name` (in the home, `.agent/` or `permanent_keys/`) is one of the
+/// agent's scratch files: what a kill left, swept under the lock.
+pub fn is_scratch(name: &str) -> bool {
     name.starts_with(PROBE_PREFIX) || (name.starts_with('.') && name.ends_with(TEMP_SUFFIX))
 }
 
