@@ -282,6 +282,7 @@ pub fn judge(mut fetched: Fetched, against: &Against<'_>) -> StageResult<Backup>
             "not checked: the contract's keyset is not known",
         ),
     });
+    // The stop is the home stage's: a backup is judged for a home.
     if let Some(stop) = StageStop::of(Stage::Home, StopKind::Blocking, checks.clone()) {
         return Err(stop);
     }
@@ -829,4 +830,93 @@ fn restored_check(restored: &Restored, backup: &Backup) -> Check {
         ),
     )
     .with_detail(json!({ "restored": restored, "from": backup.url }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+    use crate::keys::KeysetDomain;
+    use crate::keyshare::{KeyId, KeyshareFormat};
+
+    fn contents(epoch_id: u64, attempts: &[u64]) -> KeyshareContents {
+        KeyshareContents {
+            format: KeyshareFormat::Permanent,
+            epoch_id,
+            key_ids: attempts
+                .iter()
+                .enumerate()
+                .map(|(domain, attempt)| KeyId {
+                    epoch_id,
+                    domain_id: domain as u64,
+                    attempt_id: *attempt,
+                })
+                .collect(),
+        }
+    }
+
+    fn keyset(epoch_id: u64, attempts: &[u64]) -> Keyset {
+        Keyset {
+            epoch_id,
+            domains: attempts
+                .iter()
+                .enumerate()
+                .map(|(domain, attempt)| KeysetDomain {
+                    domain_id: domain as u64,
+                    attempt: *attempt,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_older_epoch_is_refused_naming_both_unless_stale_is_allowed_and_a_newer_one_always() {
+        let stale = epoch(&contents(3, &[0]), &keyset(4, &[0]), false);
+        assert_eq!(stale.status, Status::Fail);
+        assert!(
+            stale
+                .cause
+                .contains("a keyshare of epoch 3 cannot rejoin a network at epoch 4"),
+            "{}",
+            stale.cause
+        );
+        assert_eq!(
+            epoch(&contents(3, &[0]), &keyset(4, &[0]), true).status,
+            Status::Warn
+        );
+        assert_eq!(
+            epoch(&contents(5, &[0]), &keyset(4, &[0]), true).status,
+            Status::Fail,
+            "a keyset the network has not adopted is never taken"
+        );
+        assert_eq!(
+            epoch(&contents(4, &[0]), &keyset(4, &[0]), false).status,
+            Status::Ok
+        );
+    }
+
+    #[test]
+    fn every_domain_must_be_of_the_contracts_attempt_and_no_domain_missing_or_extra() {
+        assert_eq!(
+            attempts(&contents(2, &[0, 1]), &keyset(2, &[0, 1])).status,
+            Status::Ok
+        );
+        for (backup, contract, says) in [
+            (
+                &[0, 0][..],
+                &[0, 1][..],
+                "domain 1: the backup's share is of attempt 0, the contract's key of attempt 1",
+            ),
+            (&[0], &[0, 0], "domain 1 has no share in the backup"),
+            (
+                &[0, 0],
+                &[0],
+                "domain 1 is in the backup but not in the contract's keyset",
+            ),
+        ] {
+            let check = attempts(&contents(2, backup), &keyset(2, contract));
+            assert_eq!(check.status, Status::Fail, "{says}");
+            assert!(check.cause.contains(says), "{}", check.cause);
+        }
+    }
 }

@@ -122,6 +122,9 @@ fn a_restore_killed_at_30_random_points_converges_on_rerun() {
     assert_eq!(names(reference.path()), clean_names);
 }
 
+/// What a kill left on a home.
+type Leave<'a> = dyn Fn(&Path) + 'a;
+
 /// Every state a kill can leave on the home, made by hand (a kill at random
 /// points falls in the narrow ones seldom): the rerun finishes each.
 #[test]
@@ -133,7 +136,7 @@ fn every_state_a_kill_can_leave_is_finished_by_a_rerun() {
     let store_key = Secret::new(fx.node.store_key.clone());
     let file = "permanent_keys/epoch_2_with_2_domains";
     let temp = "permanent_keys/.epoch_2_with_2_domains.00c0ffee00c0ffee.agent-tmp";
-    let states: [(&str, &dyn Fn(&Path)); 5] = [
+    let states: [(&str, &Leave<'_>); 5] = [
         ("permanent_keys/ created, nothing in it", &|_| {}),
         ("the temp file half written", &|home| {
             std::fs::write(home.join(temp), &sealed[..sealed.len() / 2]).unwrap()
