@@ -331,18 +331,20 @@ fn a_tampered_object_is_named_by_its_checksum_or_by_its_decryption() {
                 .send(),
         )
         .unwrap();
-    let out = fx.vault_command(&["restore", "--json"]).run();
-    assert_eq!(out.code, 1, "{out:?}");
-    let reason = failed(&report(&out)).clone();
-    assert_eq!(reason.id, "restore.store_key");
-    assert!(
-        reason
-            .cause
-            .contains("this backup was made under another store key"),
-        "{}",
-        reason.cause
-    );
-    assert!(no_keyshare(fx.home()));
+    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
+        let out = fx.vault_command(command).run();
+        assert_eq!(out.code, 1, "{command:?}: {out:?}");
+        let reason = failed(&report(&out)).clone();
+        assert_eq!(reason.id, "restore.store_key");
+        assert!(
+            reason
+                .cause
+                .contains("this backup was made under another store key"),
+            "{}",
+            reason.cause
+        );
+        assert!(no_keyshare(fx.home()));
+    }
 }
 
 #[test]
