@@ -49,6 +49,9 @@ use check_ids::*;
 
 /// How long one S3 request of the vault may take, each try.
 pub const VAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the boot waits for the vault's backup before it starts the node
+/// without it (the gap named).
+const BOOT_FETCH_LIMIT: Duration = Duration::from_secs(30);
 
 /// The vault `settings` names, for `node`'s account, on the process's S3 client.
 pub async fn vault(
@@ -774,7 +777,15 @@ pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
         epoch,
         domains: keyset.domains.len() as u64,
     };
-    let fetched = fetch(&vault, Choice::Named(expected)).await;
+    let Ok(fetched) =
+        tokio::time::timeout(BOOT_FETCH_LIMIT, fetch(&vault, Choice::Named(expected))).await
+    else {
+        return Ok(gap(format!(
+            "the vault ({}) did not answer within {}s",
+            settings.location,
+            BOOT_FETCH_LIMIT.as_secs()
+        )));
+    };
     let against = Against {
         store_key: inputs.store_key,
         keys: inputs.keys,

@@ -195,3 +195,18 @@ fn init_restores_the_keyshare_too() {
         bytes(&current)
     );
 }
+
+#[test]
+fn a_vault_that_cannot_be_read_names_the_gap_and_the_node_still_starts() {
+    let fx = VaultFixture::new();
+    fx.keyset(1, &[0]);
+    let agent = fx
+        .run()
+        .env("AGENT_KEYSHARE_VAULT", "s3://no-such-vault/mainnet")
+        .start();
+    let cause = gap(&fx, &agent);
+    assert!(
+        cause.contains("no-such-vault") && cause.contains("does not exist"),
+        "{cause}"
+    );
+}
