@@ -1,5 +1,6 @@
-"""Helpers of scripts/demo: the demo chain and keys, the secrets in the local
-AWS API, and watching the agents' /status as their phases pass."""
+"""Helpers of scripts/demo: the demo chain and keys, the secrets and the
+keyshare vault in the local AWS API, the stand-in nodes' indexer following the
+chain, and watching the agents' /status as their phases pass."""
 
 import datetime
 import json
@@ -13,6 +14,11 @@ import time
 import urllib.request
 
 CONTRACT = "v1.signer.test.near"
+# The keyshare vault: a bucket with Object Lock, encrypted under a KMS key by default.
+VAULT_BUCKET = "mpc-demo-vault"
+VAULT_PREFIX = "demo"
+# The keyset the contract holds: epoch 1, one domain, its key made at the first attempt.
+EPOCH = 1
 
 
 def b58(data):
@@ -57,18 +63,23 @@ def chain(out):
             "receiver_id": CONTRACT, "method_names": [], "allowance": None}}}]}
         for n in list(nodes.values())[:3]
     }
+    keyset = {"epoch_id": EPOCH, "domains": [{"domain_id": 0, "attempt": 0, "key": {"Secp256k1": {
+        "near_public_key": "secp256k1:" + b58(os.urandom(64))}}}]}
     json.dump({
         "chain_id": "mpc-localnet", "latest_block_height": 1000, "latest_block_time": "2026-11-01T00:00:00Z",
         "accounts": accounts,
         "contracts": {CONTRACT: {"Running": {"parameters": {
-            "participants": {"next_id": 3, "participants": participants}, "threshold": 2}}}},
+            "participants": {"next_id": 3, "participants": participants}, "threshold": 2}, "keyset": keyset}}},
     }, open(f"{out}/chain.json", "w"), indent=2)
 
 
+def store_key(out, node):
+    """The store key of `node`, for the stand-in node that writes its keyshare."""
+    print(json.load(open(f"{out}/keys.json"))[node]["store_key"])
+
+
 def secrets_manager(endpoint):
-    import boto3
-    return boto3.client("secretsmanager", endpoint_url=endpoint, region_name="eu-west-1",
-                        aws_access_key_id="demo", aws_secret_access_key="demo")
+    return aws("secretsmanager", endpoint)
 
 
 def secrets(out, endpoint):
@@ -80,6 +91,81 @@ def secrets(out, endpoint):
         for secret, value in [("MPC_ACCOUNT_SK", node["signer"]["secret"]), ("MPC_P2P_PRIVATE_KEY", node["p2p"]["secret"]),
                               ("MPC_SECRET_STORE_KEY", node["store_key"])]:
             sm.create_secret(Name=f"{name}-{secret}", SecretString=value)
+
+
+def aws(service, endpoint):
+    import boto3
+    return boto3.client(service, endpoint_url=endpoint, region_name="eu-west-1",
+                        aws_access_key_id="demo", aws_secret_access_key="demo")
+
+
+def vault(endpoint):
+    """The keyshare vault: a bucket with Object Lock (GOVERNANCE, 1 day) and
+    versioning, encrypted by default under a customer-managed KMS key."""
+    key = aws("kms", endpoint).create_key(Description="mpc demo keyshare vault")["KeyMetadata"]["Arn"]
+    s3 = aws("s3", endpoint)
+    s3.create_bucket(Bucket=VAULT_BUCKET, ObjectLockEnabledForBucket=True,
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object_lock_configuration(Bucket=VAULT_BUCKET, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    s3.put_bucket_encryption(Bucket=VAULT_BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+        "BucketKeyEnabled": True}]})
+    print(f"  s3://{VAULT_BUCKET}/{VAULT_PREFIX} (Object Lock, versioning, SSE-KMS under {key})")
+
+
+def vaulted(endpoint, account, limit):
+    """Waits up to `limit` seconds for the keyshare of `account` in the vault
+    (the agent copies it there once the node commits it); exit 1 if none comes."""
+    s3 = aws("s3", endpoint)
+    key = f"{VAULT_PREFIX}/{account}/epoch_{EPOCH}_with_1_domains"
+    deadline = time.time() + float(limit)
+    while time.time() < deadline:
+        try:
+            head = s3.head_object(Bucket=VAULT_BUCKET, Key=key, ChecksumMode="ENABLED")
+        except Exception:
+            time.sleep(0.5)
+            continue
+        print(f"  s3://{VAULT_BUCKET}/{key}: {head['ContentLength']} bytes, version {head.get('VersionId')}, "
+              f"SHA-256 {head.get('Metadata', {}).get('sha256', '?')}, {head.get('ServerSideEncryption')}")
+        return
+    sys.exit(1)
+
+
+def follow_chain(mode, where, *nodes):
+    """The stand-in nodes' indexer, following the chain: every second each
+    node's `standin-indexer.json` (what its /metrics shows) gets the chain's
+    head and a block a second old, so their agents see them synced. `mode`
+    `local`: WHERE is the directory of the homes; `docker`: the compose
+    project, the file written in each running container. Runs until killed."""
+    while True:
+        head = json.load(open(os.environ["DEMO_CHAIN"]))["latest_block_height"]
+        indexer = json.dumps({"height": head, "block_timestamp_seconds": int(time.time()) - 1, "job": "Running"})
+        for node in nodes:
+            if mode == "local":
+                path = f"{where}/{node}/standin-indexer.json"
+                if os.path.isdir(os.path.dirname(path)):
+                    with open(path + ".tmp", "w") as f:
+                        f.write(indexer)
+                    os.replace(path + ".tmp", path)
+                continue
+            found = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={where}",
+                                    "--filter", f"label=com.docker.compose.service={node}",
+                                    "--filter", "status=running"], capture_output=True, text=True).stdout.split()
+            for container in found[:1]:
+                subprocess.run(["docker", "exec", "-i", container, "sh", "-c",
+                                "cat > /data/standin-indexer.json.tmp && mv /data/standin-indexer.json.tmp /data/standin-indexer.json"],
+                               input=indexer, text=True, capture_output=True)
+        time.sleep(1)
+
+
+def check(url, *ids):
+    """The checks `ids` of the agent at `url`, one line each."""
+    s = status(url) or {}
+    for c in s.get("checks", []):
+        if c["id"] in ids:
+            mark = {"ok": "✔", "warn": "!", "fail": "✖"}.get(c["status"], "–")
+            print(f"  {mark} {c['id']}  {c['cause']}")
 
 
 def put(out, endpoint, node, which):

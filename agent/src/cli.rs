@@ -8,7 +8,7 @@ use clap::{Arg, ArgAction, ArgMatches, value_parser};
 use entrypoint::config::settings::Id;
 use entrypoint::config::{self, Command, Layers, SETTINGS};
 
-use crate::commands::{self, doctor, exec, health, init, keys, run, status};
+use crate::commands::{self, doctor, exec, health, init, keys, run, status, vault};
 use crate::exit;
 
 pub fn main() -> i32 {
@@ -60,8 +60,10 @@ pub fn main() -> i32 {
                 list: m.get_flag("list-checks"),
                 timeout: *m.get_one("timeout").expect("has a default"),
                 from: m.get_one::<String>("from").cloned(),
+                drill: m.get_flag("drill"),
             },
         ),
+        Some(("vault", m)) => vault_main(m),
         Some(("keys", m)) => keys::main(
             layers(m, Command::Keys),
             m.get_flag("json"),
@@ -74,6 +76,36 @@ pub fn main() -> i32 {
         Some(("config", m)) => commands::config::main(layers(m, Command::Run), m.get_flag("json")),
         _ => unreachable!("clap requires a known subcommand"),
     }
+}
+
+/// `agent vault restore` and `agent vault verify`.
+fn vault_main(m: &ArgMatches) -> i32 {
+    let (action, m) = match m.subcommand() {
+        Some(("restore", m)) => {
+            let choice = match (m.get_one::<String>("object"), m.get_one::<u64>("epoch")) {
+                (Some(object), _) => vault::Requested::Object(object.clone()),
+                (None, Some(epoch)) => vault::Requested::Epoch(*epoch),
+                (None, None) => vault::Requested::Newest,
+            };
+            let allow_stale = m.get_flag("allow-stale");
+            (
+                vault::Action::Restore {
+                    choice,
+                    allow_stale,
+                },
+                m,
+            )
+        }
+        Some(("verify", m)) => (vault::Action::Verify, m),
+        _ => unreachable!("clap requires a known vault subcommand"),
+    };
+    vault::main(
+        layers(m, Command::Vault),
+        vault::Options {
+            action,
+            json: m.get_flag("json"),
+        },
+    )
 }
 
 /// The command line. When the first argument names a subcommand only that
@@ -108,7 +140,7 @@ fn cli_for(first: Option<&str>) -> clap::Command {
 type Subcommand = fn() -> clap::Command;
 
 /// Each subcommand, by name.
-const SUBCOMMANDS: [(&str, Subcommand); 8] = [
+const SUBCOMMANDS: [(&str, Subcommand); 9] = [
     ("run", run_command),
     ("init", init_command),
     ("exec", exec_command),
@@ -116,6 +148,7 @@ const SUBCOMMANDS: [(&str, Subcommand); 8] = [
     ("status", status_command),
     ("doctor", doctor_command),
     ("keys", keys_command),
+    ("vault", vault_command),
     ("config", config_command),
 ];
 
@@ -185,10 +218,11 @@ fn doctor_command() -> clap::Command {
                 clap::Command::new("doctor")
                     .about("Run every check read-only (no lock, no write, nothing started): config, secrets, keys against the chain, home, AWS, the running agent. Exit 0 all good, 1 a failure, 2 warnings only")
                     .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print the report as JSON (schema mpc-agent.doctor.v1)"))
-                    .arg(Arg::new("check").long("check").value_name("NAME").num_args(1..).help("Only these groups (config, secrets, keys, home, launch, aws, agent) or check ids"))
+                    .arg(Arg::new("check").long("check").value_name("NAME").num_args(1..).help("Only these groups (config, secrets, keys, home, launch, vault, aws, agent) or check ids"))
                     .arg(Arg::new("list-checks").long("list-checks").action(ArgAction::SetTrue).help("List the groups of checks and exit"))
                     .arg(duration_arg("timeout", "5s", "Each group of checks gives up after this long"))
-                    .arg(Arg::new("from").long("from").value_name("URL").help("Take the configuration from the running agent at URL (its /config), e.g. on the instance over SSM [default: this environment, else the agent on AGENT_LISTEN]")),
+                    .arg(Arg::new("from").long("from").value_name("URL").help("Take the configuration from the running agent at URL (its /config), e.g. on the instance over SSM [default: this environment, else the agent on AGENT_LISTEN]"))
+                    .arg(Arg::new("drill").long("drill").action(ArgAction::SetTrue).help("Also run the restore drill in the vault group: download the newest backup and judge it as agent vault verify does")),
                 Command::Doctor,
             )
 }
@@ -201,6 +235,34 @@ fn keys_command() -> clap::Command {
                     .arg(Arg::new("offline").long("offline").action(ArgAction::SetTrue).help("Do not ask the chain")),
                 Command::Keys,
             )
+}
+
+fn vault_command() -> clap::Command {
+    let json = || {
+        Arg::new("json")
+            .long("json")
+            .action(ArgAction::SetTrue)
+            .help("Print the report as JSON")
+    };
+    clap::Command::new("vault")
+        .about("The keyshare vault: restore a lost home from it, or rehearse the restore (the weekly drill)")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommand(with_settings(
+            clap::Command::new("restore")
+                .about("Restore the account's keyshare from the vault onto a home that holds none: the newest (highest epoch, then most domains) unless one is named, checked against its checksum, the store key and the contract's keyset, written as the node writes it under the home's lock. Exit 0 restored, 1 refused (nothing written), 75 another agent holds the home")
+                .arg(Arg::new("object").long("object").value_name("KEY").help("Restore this object of the vault: its key (PREFIX/<account>/epoch_<E>_with_<D>_domains), its s3:// URL or its file name"))
+                .arg(Arg::new("epoch").long("epoch").value_name("E").value_parser(value_parser!(u64)).conflicts_with("object").help("Restore the newest keyshare of this epoch"))
+                .arg(Arg::new("allow-stale").long("allow-stale").action(ArgAction::SetTrue).help("Take a keyshare of an older epoch than the contract's keyset (a network that has not moved on, a test network)"))
+                .arg(json()),
+            Command::Vault,
+        ))
+        .subcommand(with_settings(
+            clap::Command::new("verify")
+                .about("The restore drill: everything restore judges, without the write (no lock, nothing written on the home). Exit 0 when the newest backup downloads, matches its checksum, opens under the store key and matches the contract's epoch and attempts; 1 otherwise, naming what failed")
+                .arg(json()),
+            Command::Vault,
+        ))
 }
 
 fn config_command() -> clap::Command {

@@ -1,7 +1,8 @@
 //! The agent's own exit codes. Whenever a child ran, the agent exits with the
 //! child's code instead (128+n when it died of signal n).
 
-/// `agent health`: the endpoint did not answer 200.
+/// `agent health`: the endpoint did not answer 200; `agent vault restore`:
+/// nothing restored; `agent vault verify`: the drill failed.
 pub const UNHEALTHY: i32 = 1;
 /// `agent doctor`: warnings, no failure.
 pub const WARNINGS: i32 = 2;
@@ -15,7 +16,8 @@ pub const UNAVAILABLE: i32 = 69;
 pub const SOFTWARE: i32 = 70;
 /// The home's filesystem did not answer within `AGENT_HOME_IO_TIMEOUT` (EX_IOERR).
 pub const IOERR: i32 = 74;
-/// Another agent held the home's lock longer than `AGENT_LOCK_WAIT` (EX_TEMPFAIL).
+/// Another agent held the home's lock longer than `AGENT_LOCK_WAIT`, or at all
+/// for `agent vault restore` (EX_TEMPFAIL).
 pub const TEMPFAIL: i32 = 75;
 /// The configuration is invalid, the HTTP address is taken, or a check failed
 /// under `AGENT_ON_KEY_MISMATCH=exit` (EX_CONFIG).

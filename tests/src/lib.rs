@@ -10,6 +10,7 @@ pub mod near_rpc;
 pub mod node_fixture;
 pub mod stall;
 pub mod standin_node;
+pub mod vault_fixture;
 pub mod views;
 
 /// Where the tests that skipped append a line each, when it is set: the

@@ -1017,6 +1017,17 @@ fn deployed_into_cloudformation_the_stack_completes_and_agent_doctor_is_green() 
         .clone();
     assert_eq!(drill["entryPoint"], json!(["/usr/local/bin/agent"]));
     assert_eq!(drill["command"], json!(["vault", "verify"]));
+    // …which this agent knows as the drill.
+    let command: Vec<&str> = drill["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .chain(["--help"])
+        .collect();
+    let help = AgentCommand::new(command).run();
+    assert_eq!(help.code, 0, "{help:?}");
+    assert!(help.stdout.contains("The restore drill"), "{}", help.stdout);
     assert_eq!(drill["environment"], container["environment"]);
     assert_eq!(drill["image"], container["image"]);
     let rule = moto.json_call(

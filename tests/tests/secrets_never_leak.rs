@@ -188,3 +188,64 @@ fn a_running_node_serves_and_logs_no_secret() {
         "HTTP answers, log and doctor of a running node",
     );
 }
+
+#[test]
+fn the_restore_its_drill_and_a_healing_boot_print_no_secret() {
+    use agent_tests::harness::WAIT;
+    use agent_tests::vault_fixture::VaultFixture;
+    let fx = VaultFixture::new();
+    fx.keyset(2, &[0]);
+    fx.plant(2, 1, 0, &fx.node.store_key);
+    let mut seen = String::new();
+    let mut output = |command: AgentCommand| {
+        let out = command
+            .env("RUST_LOG", "trace")
+            .env("AGENT_CLOUDWATCH_NAMESPACE", "MpcAgent")
+            .run();
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+    };
+    output(fx.vault_command(&["verify"]));
+    output(fx.vault_command(&["verify", "--json"]));
+    output(
+        AgentCommand::new(["doctor", "--json", "--drill"])
+            .envs(fx.env())
+            .envs(fx.node.secret_env()),
+    );
+    // A backup the store key does not open: the refusal's words too.
+    let other = VaultFixture::new();
+    other.keyset(2, &[0]);
+    other.plant(2, 1, 0, &store_key());
+    output(other.vault_command(&["verify"]));
+    output(other.vault_command(&["restore", "--json"]));
+    output(fx.vault_command(&["restore"]));
+    output(fx.vault_command(&["restore", "--json"]));
+
+    // And a boot that restores the keyshare itself, on another home.
+    let healing = VaultFixture::new();
+    healing.keyset(2, &[0]);
+    healing.plant(2, 1, 0, &healing.node.store_key);
+    let mut agent = healing.run().env("RUST_LOG", "trace").start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    for path in ["/health", "/status", "/metrics", "/config"] {
+        seen.push_str(&agent.get(path).body);
+    }
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+    seen.push_str(&agent.stdout.all().join("\n"));
+    seen.push_str(&agent.stderr.all().join("\n"));
+
+    for node in [&fx.node, &other.node, &healing.node] {
+        let secrets = [
+            node.account.secret.as_str(),
+            node.p2p.secret.as_str(),
+            node.store_key.as_str(),
+            node.backup_key.as_str(),
+        ];
+        assert_no_leak(
+            &seen,
+            &secrets,
+            "vault restore, vault verify, doctor --drill and a healing boot",
+        );
+    }
+}

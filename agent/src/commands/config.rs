@@ -18,6 +18,7 @@ pub fn reference() -> String {
             Command::Keys,
             Command::Init,
             Command::Doctor,
+            Command::Vault,
         ]
         .into_iter()
         .filter(|c| s.read_by(*c))

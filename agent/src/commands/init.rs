@@ -31,6 +31,8 @@ pub fn main(layers: Layers) -> i32 {
             clients: &clients,
             state: process.state.clone(),
             reaper: process.reaper.clone(),
+            vault: config.vault.as_ref(),
+            restore: config.restore,
         };
         let mut pipeline = Pipeline::new(boot, Mode::Init);
         tokio::select! {

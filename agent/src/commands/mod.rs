@@ -1,6 +1,7 @@
 //! One module per command: `run` (the ENTRYPOINT), `init`, `keys`, `doctor`,
 //! `exec` (any command under the agent as PID 1), `health` (the HEALTHCHECK
-//! client), `status` (the sync's progress in a terminal) and `config`.
+//! client), `status` (the sync's progress in a terminal), `vault` (restore
+//! and its drill) and `config`.
 
 pub mod config;
 pub mod doctor;
@@ -10,3 +11,4 @@ pub mod init;
 pub mod keys;
 pub mod run;
 pub mod status;
+pub mod vault;

@@ -130,6 +130,8 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         clients: &clients,
         state: state.clone(),
         reaper: reaper.clone(),
+        vault: config.vault.as_ref(),
+        restore: config.restore,
     };
     // The pipeline keeps the home's lock from the moment it takes it until the agent exits.
     let mut pipeline = Pipeline::new(

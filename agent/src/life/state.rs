@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use entrypoint::check::{Check, Status};
+use entrypoint::restore;
 use entrypoint::secrets::SecretReport;
 
 use entrypoint::stage::Stage;
@@ -384,11 +385,21 @@ impl State {
     }
 
     /// A running node's liveness: a signer key gone from the chain fails; a
-    /// stalled indexer or another change on chain warns.
+    /// participant without its keyshare, a stalled indexer or another change
+    /// on chain warns.
     fn running_health(&self, inner: &Inner) -> (Status, String) {
         let watch_reasons = inner.watch.as_ref().map_or(&[][..], |w| &w.reasons[..]);
         if let Some(gone) = watch_reasons.iter().find(|r| r.kind == KEY_GONE) {
             return (Status::Fail, format!("the chain watch: {}", gone.cause));
+        }
+        // A participant running without its keyshare: it must run to be
+        // reshared in, but it cannot sign until then.
+        if let Some(gap) = inner.checks.get(&Stage::Home).and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c.id == restore::check_ids::KEYSHARE && c.status == Status::Fail)
+        }) {
+            return (Status::Warn, gap.cause.clone());
         }
         if let Some(stall) = inner.sync.as_ref().and_then(|s| s.stall.as_ref()) {
             return (Status::Warn, stall_text(stall));

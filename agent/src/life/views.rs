@@ -506,6 +506,52 @@ impl Settings {
     }
 }
 
+/// `agent vault restore --json` and `agent vault verify --json`: the
+/// backup judged, what the restore did on the home, and every check.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VaultReport {
+    /// `restore` or `verify`.
+    pub command: String,
+    /// The keyshare is on the home (restore); the drill passed (verify).
+    pub ok: bool,
+    /// The code the command exits with.
+    pub exit_code: i32,
+    /// The backup the judgment took; `None` when it took none.
+    pub backup: Option<BackupView>,
+    /// What the restore wrote; `None` for verify, or when nothing was written.
+    pub restored: Option<entrypoint::homes::restore::Restored>,
+    /// The secrets, the judgment's, and for restore the home's, in order.
+    pub checks: Vec<Check>,
+}
+
+/// A backup in the vault, as the judgment took it (no byte of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupView {
+    pub name: entrypoint::keyshare::KeyshareName,
+    /// `s3://BUCKET/KEY`.
+    pub url: String,
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub sha256: String,
+    /// The epoch and key ids its plaintext holds.
+    pub epoch: u64,
+    pub key_ids: Vec<entrypoint::keyshare::KeyId>,
+}
+
+impl BackupView {
+    pub fn of(backup: &entrypoint::restore::Backup) -> BackupView {
+        BackupView {
+            name: backup.name,
+            url: backup.url.clone(),
+            version_id: backup.object.version_id.clone(),
+            size: backup.bytes.len() as u64,
+            sha256: backup.sha256.clone(),
+            epoch: backup.contents.epoch_id,
+            key_ids: backup.contents.key_ids.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use entrypoint::check::Check;

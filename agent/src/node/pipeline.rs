@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entrypoint::clients::Clients;
-use entrypoint::config::{Backoff, HomeSettings, NodeConfig, OnMismatch, Policy};
+use entrypoint::config::{
+    Backoff, HomeSettings, NodeConfig, OnMismatch, Policy, RestorePolicy, VaultSettings,
+};
 use entrypoint::homes::HomeLock;
 use entrypoint::launch::LaunchPlan;
 use entrypoint::secrets::NodeSecrets;
@@ -41,6 +43,10 @@ pub struct Boot<'a> {
     pub clients: &'a Clients,
     pub state: State,
     pub reaper: Reaper,
+    /// The keyshare vault a home without its keyshare is restored from
+    /// (`AGENT_KEYSHARE_VAULT`), and whether it is (`AGENT_KEYSHARE_RESTORE`).
+    pub vault: Option<&'a VaultSettings>,
+    pub restore: RestorePolicy,
 }
 
 /// Boots the node, again each time it is asked to.

@@ -1,7 +1,7 @@
 //! One pass through the boot stages, in pipeline order — verify (secrets
-//! and keys, read in one round), the home (inspected, locked, prepared), the
-//! launch plan — each entered on the state, recorded with its checks and
-//! logged with its duration. The home's file work runs on a thread of its own
+//! and keys, read in one round), the home (inspected, locked, its lost
+//! keyshare restored, prepared), the launch plan — each entered on the
+//! state, recorded with its checks and logged with its duration. The home's file work runs on a thread of its own
 //! (the one rule of `homes::runner`): a hard-mounted EFS that stops answering
 //! hangs that thread, never the one serving `/health` and signals.
 
@@ -17,6 +17,7 @@ use entrypoint::homes::{
 };
 use entrypoint::keys::{ChainFacts, KeysVerdict, check_ids, migration_concluded};
 use entrypoint::launch::{self, LaunchInputs, LaunchPlan};
+use entrypoint::restore::{self, HealInputs};
 use entrypoint::secrets::{NodeSecrets, SecretSettings};
 use entrypoint::stage::{Stage, StageResult, StageStop};
 use entrypoint::verify::{self, Step, Verified, VerifyInputs};
@@ -113,12 +114,49 @@ impl Pipeline<'_> {
                 self.lock.insert(Arc::new(taken)).clone()
             }
         };
+        let healed = self
+            .heal(verified, &lock, &inspection.user)
+            .await
+            .map_err(stalled)?;
         let preparing = work.clone();
-        on_own_thread(limit, move |io| async move {
+        let prepared = on_own_thread(limit, move |io| async move {
             preparing.prepare(io, inspection, &lock).await
         })
         .await
-        .map_err(stalled)?
+        .map_err(stalled)?;
+        // The keyshare's gap is one the node starts with (it must run to be
+        // reshared in): `homes.keyshare` joins the stage's checks after its
+        // stop decision was made, so it never stops the stage, and a stop is
+        // still only ever made from a check that does.
+        prepared.map(|mut staged| {
+            staged.checks.push(healed);
+            staged
+        })
+    }
+
+    /// A home without its keyshare, of a node that holds a share of the
+    /// contract's keyset, restored from the vault before anything else is
+    /// done on it, under the pipeline's lock: `homes.keyshare`.
+    async fn heal(
+        &self,
+        verified: &Verified,
+        lock: &Arc<HomeLock>,
+        user: &NodeUser,
+    ) -> Result<Check, Stall> {
+        let boot = &self.boot;
+        restore::heal(HealInputs {
+            lock: lock.clone(),
+            user: user.clone(),
+            io_timeout: boot.homes.io_timeout,
+            node: &boot.node.node,
+            keys: &verified.keys,
+            store_key: verified.secrets.store_key.as_ref(),
+            vault: boot.vault,
+            policy: boot.restore,
+            clients: boot.clients,
+            env: boot.env,
+        })
+        .await
     }
 
     /// The launch plan: the command, the start file, the image's hash.

@@ -117,6 +117,40 @@ pub fn write_file(
     }
 }
 
+/// Writes `contents` as `name` in `dir`, a name that must not exist: a temp
+/// file beside it (mode `mode`, owned by `owner`, fsynced), put in place with
+/// link(2), then the temp name removed and `dir` synced. link(2) makes the
+/// name appear whole or not at all and never replaces: a name taken in the
+/// meantime is `AlreadyExists`, and what holds it is left as it is. A kill
+/// leaves at most the temp name, which [`super::scratch`] sweeps.
+pub fn create_new(
+    dir: &Dir,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+    owner: &NodeUser,
+) -> io::Result<()> {
+    let temp = temp_name(name);
+    let fd = dir.open_at(
+        Path::new(&temp),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::from_bits_truncate(mode),
+    )?;
+    let placed = (|| {
+        let mut file = File::from(fd);
+        fchmod(&file, Mode::from_bits_truncate(mode))?;
+        owner.own(&file)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        linkat(dir, temp.as_str(), dir, name, AtFlags::empty())?;
+        io::Result::Ok(())
+    })();
+    // Placed or not, the temp name goes; the sweep would remove it too.
+    let _ = unlinkat(dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+    placed?;
+    dir.sync()
+}
+
 /// A temp name beside `name` that no one can have prepared:
 /// `.<name>.<random>.agent-tmp` (swept by [`super::scratch`] if a kill leaves it).
 fn temp_name(name: &str) -> String {
@@ -359,6 +393,22 @@ mod tests {
         let w = write(&path, b"2", 0o644, Previous::Discard, &me()).unwrap();
         assert_eq!(w, Written::Replaced { backup: None });
         assert_eq!(names(dir.path()), ["holder.json"]);
+    }
+
+    #[test]
+    fn a_new_file_is_placed_whole_and_never_over_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open(dir.path()).unwrap();
+        create_new(&root, "epoch_1_with_1_domains", b"sealed", 0o600, &me()).unwrap();
+        let path = dir.path().join("epoch_1_with_1_domains");
+        assert_eq!(std::fs::read(&path).unwrap(), b"sealed");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(meta.nlink(), 1, "the temp name is gone");
+        let err = create_new(&root, "epoch_1_with_1_domains", b"other", 0o600, &me()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"sealed", "never replaced");
+        assert_eq!(names(dir.path()), ["epoch_1_with_1_domains"]);
     }
 
     #[test]

@@ -186,8 +186,15 @@ pub async fn acquire(
         };
         io.aside(tokio::time::sleep(pause)).await;
     }
-    let swept = super::scratch::remove_stale(home, &[Path::new(""), Path::new(AGENT_DIR)])
-        .map_err(HomeError::io("sweep", home))?;
+    let swept = super::scratch::remove_stale(
+        home,
+        &[
+            Path::new(""),
+            Path::new(AGENT_DIR),
+            Path::new(super::PERMANENT_KEYS),
+        ],
+    )
+    .map_err(HomeError::io("sweep", home))?;
     if !swept.is_empty() {
         tracing::info!(files = ?swept, "removed what an interrupted agent left on the home");
     }

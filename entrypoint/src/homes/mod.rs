@@ -15,6 +15,7 @@
 //! - [`store_key`]: the existing shares and whether the store key decrypts them;
 //! - [`backup_key`]: the backup key kept across starts;
 //! - [`init`]: `mpc-node init` in a staging directory, moved into place;
+//! - [`restore`]: a keyshare from the vault written onto a home without one;
 //! - [`config_json`], [`config_yaml`], [`start_config`], [`secrets_file`]:
 //!   the files the node reads, each written through [`atomic`];
 //! - [`beneath`]: every name on the home opened from the home's fd, never
@@ -34,6 +35,7 @@ mod keyshares;
 pub mod lock;
 pub mod owner;
 mod prepare;
+pub mod restore;
 pub mod runner;
 pub mod scratch;
 pub mod secrets_file;

@@ -24,13 +24,14 @@ pub fn probe_name() -> String {
     format!("{PROBE_PREFIX}{}.{nanos}", std::process::id())
 }
 
-/// Whether `name` (in the home or in `.agent/`) is one of the agent's scratch files.
-fn is_scratch(name: &str) -> bool {
+/// Whether `name` (in the home, `.agent/` or `permanent_keys/`) is one of the
+/// agent's scratch files: what a kill left, swept under the lock.
+pub fn is_scratch(name: &str) -> bool {
     name.starts_with(PROBE_PREFIX) || (name.starts_with('.') && name.ends_with(TEMP_SUFFIX))
 }
 
-/// Removes the scratch files an interrupted agent left in `dirs` (the home
-/// and its `.agent/`, below `home`), and returns their paths. Only under the
+/// Removes the scratch files an interrupted agent left in `dirs` (the home,
+/// its `.agent/` and `permanent_keys/`, below `home`), and returns their paths. Only under the
 /// home's lock: the holder is the only agent writing temp files; a waiting
 /// agent's probe that vanishes under it is not an error to that agent.
 /// Directories and other names are never touched, and a symlink is removed

@@ -174,6 +174,16 @@ impl ContractState {
         }
     }
 
+    /// The set whose members hold a share of [`ContractState::keyset`]:
+    /// the running set, and while resharing the set being reshared from.
+    pub fn keyset_holders(&self) -> Option<&ParticipantSet> {
+        match self {
+            ContractState::Running { participants, .. } => Some(participants),
+            ContractState::Resharing { current, .. } => Some(current),
+            ContractState::NotInitialized | ContractState::Initializing { .. } => None,
+        }
+    }
+
     /// The set the node takes part in: the next one while resharing.
     pub fn working_set(&self) -> Option<&ParticipantSet> {
         match self {

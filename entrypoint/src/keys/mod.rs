@@ -26,7 +26,9 @@ use near_primitives::views::QueryRequest;
 use serde::{Deserialize, Serialize};
 
 pub use access::{KeyFit, NEWER_NODE_METHODS, NODE_METHODS, describe};
-pub use contract::{ContractState, Participant, ParticipantSet, Standing, StateError};
+pub use contract::{
+    ContractState, Keyset, KeysetDomain, Participant, ParticipantSet, Standing, StateError,
+};
 pub use migration::{Destination, MigrationFinding};
 pub(crate) use report::rfc3339;
 pub use report::{

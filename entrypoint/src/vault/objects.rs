@@ -236,6 +236,27 @@ impl Vault {
     /// The account's keyshares in the vault, each with its checksum and
     /// version (a HEAD each: a listing carries neither).
     pub async fn list(&self) -> Result<VaultListing, VaultError> {
+        let (names, others) = self.names().await?;
+        let heads = futures::stream::iter(names)
+            .map(|name| self.head(name, None))
+            .buffer_unordered(4)
+            .collect::<Vec<_>>()
+            .await;
+        let mut keyshares = Vec::new();
+        for head in heads {
+            // Gone since the listing: not in the vault.
+            if let Some(object) = head? {
+                keyshares.push(object);
+            }
+        }
+        keyshares.sort_by_key(|o| o.name);
+        Ok(VaultListing { keyshares, others })
+    }
+
+    /// The names of the account's keyshares in the vault, oldest first, and
+    /// the keys of any other object under its prefix: one listing, no HEAD
+    /// (a restore downloads the one it chooses, its checksum with it).
+    pub async fn names(&self) -> Result<(Vec<KeyshareName>, Vec<String>), VaultError> {
         let prefix = self.target.location.account_prefix(&self.target.account);
         let request = self.request("ListObjectsV2", "s3:ListBucket", &prefix);
         let mut names = Vec::new();
@@ -266,20 +287,8 @@ impl Vault {
                 break;
             }
         }
-        let heads = futures::stream::iter(names)
-            .map(|name| self.head(name, None))
-            .buffer_unordered(4)
-            .collect::<Vec<_>>()
-            .await;
-        let mut keyshares = Vec::new();
-        for head in heads {
-            // Gone since the listing: not in the vault.
-            if let Some(object) = head? {
-                keyshares.push(object);
-            }
-        }
-        keyshares.sort_by_key(|o| o.name);
-        Ok(VaultListing { keyshares, others })
+        names.sort();
+        Ok((names, others))
     }
 
     /// The keyshare `name` (its current version, or `version`), its bytes

@@ -8,6 +8,7 @@
 //! environment is not at hand, from the running agent's `/config`.
 
 mod aws;
+mod drill;
 mod running;
 
 use std::collections::BTreeMap;
@@ -37,10 +38,12 @@ pub struct Options {
     pub timeout: Duration,
     /// The running agent to take the configuration from.
     pub from: Option<String>,
+    /// Run the restore drill in the vault group.
+    pub drill: bool,
 }
 
 /// The groups of checks, in the order they are shown.
-const GROUPS: [(&str, &str); 7] = [
+const GROUPS: [(&str, &str); 8] = [
     (
         "config",
         "the settings: every problem of the environment and the config file",
@@ -60,6 +63,10 @@ const GROUPS: [(&str, &str); 7] = [
     (
         "launch",
         "the image hash the node reports (ECS container metadata) against the contract's allowed_docker_image_hashes, /tmp writable for the node's allowed-hashes file",
+    ),
+    (
+        "vault",
+        "the keyshare vault; with --drill, the newest backup judged as agent vault verify judges it",
     ),
     (
         "aws",
@@ -175,7 +182,14 @@ async fn diagnose(layers: Layers, options: &Options) -> (ConfigOrigin, Vec<Docto
                 Check::skipped("secrets", "not checked: the configuration has problems"),
             )];
         };
-        node_checks(config, &layers.env, agent_config.as_ref(), limit).await
+        node_checks(
+            config,
+            &layers.env,
+            agent_config.as_ref(),
+            limit,
+            options.drill,
+        )
+        .await
     };
     let aws_checks = async {
         match &config {
@@ -307,11 +321,21 @@ async fn node_checks(
     env: &BTreeMap<String, String>,
     agent_config: Option<&ConfigView>,
     limit: Duration,
+    drill: bool,
 ) -> Vec<DoctorEntry> {
     let Some(agent) = agent_config else {
-        return local_checks(config, env, limit).await;
+        return local_checks(config, env, limit, drill).await;
     };
     let mut entries = agent_secrets(agent);
+    if drill {
+        entries.push(entry(
+            "vault",
+            Check::skipped(
+                entrypoint::restore::check_ids::BACKUP,
+                "not drilled: the store key is the container's; run doctor --drill inside the container",
+            ),
+        ));
+    }
     let node = &config.node.node;
     let Some((signer, p2p)) = agent_public_keys(agent) else {
         entries.push(entry(
@@ -364,6 +388,7 @@ async fn local_checks(
     config: &DoctorConfig,
     env: &BTreeMap<String, String>,
     limit: Duration,
+    drill: bool,
 ) -> Vec<DoctorEntry> {
     let mut entries = Vec::new();
     let node = &config.node.node;
@@ -426,6 +451,11 @@ async fn local_checks(
                 .cloned()
                 .map(|c| entry("keys", c)),
         );
+    }
+    if drill {
+        let drilled = drill::checks(config, env, verified.as_ref(), &clients);
+        let drilled = bounded("vault", limit, drilled).await;
+        entries.extend(drilled.into_iter().map(|c| entry("vault", c)));
     }
     let (home, user) = home_checks(config, env, verified.as_ref(), limit).await;
     entries.extend(home.into_iter().map(|c| entry("home", c)));

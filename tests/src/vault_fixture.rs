@@ -1,0 +1,171 @@
+//! A node whose keyshares are in the vault: the node's world
+//! ([`NodeFixture`]), a moto holding the vault's bucket (Object Lock,
+//! versioning) and KMS key, the contract's keyset on the chain stand-in, and
+//! backups planted as the node writes them — a keyshare the stand-in node
+//! stored on a scratch home, uploaded by the vault's own `upload` — so a
+//! test of the restore does not wait on the loop that fills the vault.
+
+use std::path::Path;
+
+use entrypoint::homes::{Keep, KeyshareFile, look};
+use entrypoint::keyshare::KeyshareName;
+use entrypoint::vault::Vault;
+use serde_json::json;
+
+use crate::harness::AgentCommand;
+use crate::moto::{Moto, vault_target};
+use crate::node_fixture::{ACCOUNT, CONTRACT, NodeFixture};
+use crate::standin_node::write_test_share;
+
+pub const BUCKET: &str = "mpc-vault";
+/// The vault's location, as `AGENT_KEYSHARE_VAULT` names it.
+pub const LOCATION: &str = "s3://mpc-vault/mainnet";
+
+pub struct VaultFixture {
+    pub node: NodeFixture,
+    pub moto: Moto,
+    pub vault: Vault,
+    /// The KMS key the vault's objects are encrypted under.
+    pub kms_key: String,
+}
+
+impl Default for VaultFixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VaultFixture {
+    /// A node whose contract holds no keyset yet, and an empty vault.
+    pub fn new() -> VaultFixture {
+        let node = NodeFixture::new();
+        let moto = Moto::start();
+        let (_, kms_key) = moto.create_kms_key(Some("alias/mpc-vault"));
+        moto.create_locked_bucket(BUCKET, 1);
+        let vault = moto.vault(vault_target(LOCATION, Some(&kms_key)));
+        VaultFixture {
+            node,
+            moto,
+            vault,
+            kms_key,
+        }
+    }
+
+    /// The contract's `Running` state holds the keyset of `epoch`: domain
+    /// `d` made at `attempts[d]`. The participant is the node, by its p2p key.
+    pub fn keyset(&self, epoch: u64, attempts: &[u64]) {
+        let mut scenario = self.node.scenario();
+        let running = scenario
+            .contracts
+            .get_mut(
+                &CONTRACT
+                    .parse::<near_primitives::types::AccountId>()
+                    .unwrap(),
+            )
+            .and_then(|state| state.get_mut("Running"))
+            .expect("the fixture's contract runs");
+        running["keyset"] = keyset(epoch, attempts);
+        self.node.chain.rpc.set_scenario(scenario);
+    }
+
+    /// A keyshare of `epoch` with `domains` domains, each made at
+    /// `attempt`, sealed under `store_key` and stored by the stand-in node
+    /// (`mpc-node write-test-share`) as the node stores one, then uploaded
+    /// to the vault.
+    pub fn plant(&self, epoch: u64, domains: u64, attempt: u64, store_key: &str) -> KeyshareFile {
+        let file = sealed_share(epoch, domains, attempt, store_key);
+        self.moto
+            .block_on(self.vault.upload(file.name, bytes(&file)))
+            .expect("upload the planted backup");
+        file
+    }
+
+    /// The object key of `name` in the vault.
+    pub fn object_key(&self, name: KeyshareName) -> String {
+        self.vault.object_key(name)
+    }
+
+    /// `s3://BUCKET/KEY` of `name`.
+    pub fn url(&self, name: KeyshareName) -> String {
+        format!("s3://{BUCKET}/{}", self.object_key(name))
+    }
+
+    /// The node's environment with the vault (secrets not included).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.node.env();
+        env.extend(self.moto.env());
+        env.push(("AGENT_KEYSHARE_VAULT", LOCATION.into()));
+        env.push(("AGENT_KEYSHARE_VAULT_KMS_KEY", self.kms_key.clone()));
+        env
+    }
+
+    /// `agent vault <args…>` for this node, its secrets in the environment.
+    pub fn vault_command(&self, args: &[&str]) -> AgentCommand {
+        AgentCommand::new(std::iter::once("vault").chain(args.iter().copied()))
+            .envs(self.env())
+            .envs(self.node.secret_env())
+    }
+
+    /// `agent run` for this node with the vault.
+    pub fn run(&self) -> AgentCommand {
+        self.node
+            .run()
+            .envs(self.moto.env())
+            .env("AGENT_KEYSHARE_VAULT", LOCATION)
+            .env("AGENT_KEYSHARE_VAULT_KMS_KEY", &self.kms_key)
+    }
+
+    pub fn home(&self) -> &Path {
+        self.node.home()
+    }
+}
+
+/// The contract's `keyset`: its epoch and each domain's key and attempt,
+/// as near/mpc's `KeyForDomain` writes them.
+pub fn keyset(epoch: u64, attempts: &[u64]) -> serde_json::Value {
+    let domains: Vec<serde_json::Value> = attempts
+        .iter()
+        .enumerate()
+        .map(|(domain, attempt)| {
+            json!({
+                "domain_id": domain,
+                "key": { "Secp256k1": { "near_public_key": format!("secp256k1:{}", "3".repeat(88)) } },
+                "attempt": attempt,
+            })
+        })
+        .collect();
+    json!({ "epoch_id": epoch, "domains": domains })
+}
+
+/// A keyshare as the stand-in node stores it on a scratch home: its file,
+/// bytes kept.
+pub fn sealed_share(epoch: u64, domains: u64, attempt: u64, store_key: &str) -> KeyshareFile {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = write_test_share(
+        scratch.path(),
+        store_key,
+        &[
+            "--epoch",
+            &epoch.to_string(),
+            "--domains",
+            &domains.to_string(),
+            "--attempt",
+            &attempt.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let seen = look(scratch.path(), Keep::Bytes).unwrap();
+    seen.newest().expect("the stored keyshare").clone()
+}
+
+/// The sealed bytes of a keyshare file that was read with its bytes.
+pub fn bytes(file: &KeyshareFile) -> &[u8] {
+    file.bytes
+        .as_deref()
+        .expect("a keyshare read with its bytes")
+}
+
+/// The account's folder in the vault.
+pub fn folder() -> String {
+    format!("{LOCATION}/{ACCOUNT}/")
+}
