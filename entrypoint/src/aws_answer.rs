@@ -4,7 +4,7 @@
 
 /// The `<Message>` of an XML error body (what S3 and the query-protocol
 /// APIs send, and what moto sends for a denial whatever the service).
-pub(crate) fn xml_message(body: Option<&[u8]>) -> Option<String> {
+pub fn xml_message(body: Option<&[u8]>) -> Option<String> {
     let text = std::str::from_utf8(body?).ok()?;
     let start = text.find("<Message>")? + "<Message>".len();
     let end = text[start..].find("</Message>")? + start;
@@ -14,7 +14,7 @@ pub(crate) fn xml_message(body: Option<&[u8]>) -> Option<String> {
 /// ` for <principal ARN>` when a denial's message names the caller, and
 /// what to say when it looks like the execution role (the agent runs with
 /// the task role); both empty otherwise.
-pub(crate) fn denied_principal(message: &str) -> (String, &'static str) {
+pub fn denied_principal(message: &str) -> (String, &'static str) {
     let principal = message
         .split_whitespace()
         .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))

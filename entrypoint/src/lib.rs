@@ -5,7 +5,7 @@
 //! boot, rotation and `agent doctor` share. No process supervision and no HTTP
 //! server here; the `agent` binary runs these stages and reports them.
 
-mod aws_answer;
+pub mod aws_answer;
 pub mod chain;
 pub mod check;
 pub mod clients;
