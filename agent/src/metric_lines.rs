@@ -79,11 +79,11 @@ fn reading(state: &State, counted: &mut Counted) -> Vec<Metric> {
         emf::HEALTH_STATUS.at(m.health_status.get() as f64),
         emf::HOLDING.at(flag(m.in_phase(Phase::Holding))),
         emf::NODE_RESTARTS.at(since.restarts as f64),
-        emf::INDEXER_LAG_SECONDS.at(m.node_indexer_lag_seconds.get()),
+        emf::INDEXER_LAG_SECONDS.at(to_the_millisecond(m.node_indexer_lag_seconds.get())),
         emf::INDEXER_STALLED.at(m.node_indexer_stalled.get() as f64),
         emf::CHAIN_WATCH_FAILURES.at(since.chain_watch_failures as f64),
         emf::BALANCE_NEAR.at(near(m.account_balance_yocto.get())),
-        emf::VAULT_BEHIND_SECONDS.at(m.keyshare_vault_behind_seconds.get()),
+        emf::VAULT_BEHIND_SECONDS.at(to_the_millisecond(m.keyshare_vault_behind_seconds.get())),
         emf::KEYSHARE_EPOCH.at(if epoch < 0 { f64::NAN } else { epoch as f64 }),
     ]
 }
@@ -91,6 +91,11 @@ fn reading(state: &State, counted: &mut Counted) -> Vec<Metric> {
 /// yoctoNEAR in NEAR, to the millionth (`2.5`, not `2.5000000000000004`).
 fn near(yocto: f64) -> f64 {
     (yocto / YOCTO_PER_MICRO_NEAR).round() / 1e6
+}
+
+/// Seconds to the millisecond (`3.215`, not `3.2150001525878906`).
+fn to_the_millisecond(seconds: f64) -> f64 {
+    (seconds * 1e3).round() / 1e3
 }
 
 fn flag(on: bool) -> f64 {
@@ -163,6 +168,31 @@ mod tests {
         assert_eq!(value(&second, "KeyshareEpoch"), 0.0, "epoch 0 is an epoch");
         let third = reading(&state, &mut counted);
         assert_eq!(value(&third, "NodeRestarts"), 0.0, "counted once");
+    }
+
+    #[test]
+    fn a_day_of_lines_at_the_default_interval_stays_within_a_megabyte() {
+        let state = state();
+        let m = state.metrics();
+        m.node_indexer_lag_seconds.set(86_399.123_456_789);
+        m.account_balance_yocto.set(123_456.123_456_789e24);
+        m.keyshare_vault_behind_seconds.set(86_399.123_456_789);
+        m.keyshare_vault_epoch.set(1_000_000);
+        for _ in 0..100 {
+            state.child_restarting();
+        }
+        let metrics = reading(&state, &mut Counted::default());
+        assert!(metrics.iter().all(|m| m.value.is_finite()), "every metric");
+        // The longest account id NEAR allows, the default Node.
+        let node = "n".repeat(64);
+        let line = emf::line("MpcAgent", &node, &metrics, SystemTime::now());
+        let per_day = 86_400 / 60;
+        assert!(
+            (line.len() + 1) * per_day <= 1_000_000,
+            "{} bytes a line, {} a day: {line}",
+            line.len() + 1,
+            (line.len() + 1) * per_day
+        );
     }
 
     #[test]

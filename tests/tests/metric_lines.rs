@@ -59,6 +59,7 @@ fn every_metrics_line_of_a_running_node_is_valid_embedded_metric_format_with_the
             && l.get("BalanceNear").is_some()
             && l.get("IndexerLagSeconds").is_some()
     });
+    println!("a metrics line:\n{line}");
 
     // The values /metrics shows, from the one registry.
     let yocto = scraped(&agent, "agent_account_balance_yocto");
