@@ -25,6 +25,7 @@ const ACTION: &str = "cloudwatch:DescribeAlarms";
 /// The longest reason or description shown.
 const SHOWN: usize = 600;
 
+/// The group's checks; each try of the call within `limit`.
 pub async fn checks(
     config: &DoctorConfig,
     env: &BTreeMap<String, String>,
