@@ -2,17 +2,19 @@
 //! agent does about the node's life (the boot stages, rotation, readiness),
 //! the supervisor of the child, the agent's life itself (its phases, its
 //! state, the views and metrics it is shown as), the HTTP server that renders
-//! it, and the one way a background loop runs.
+//! it, the metrics line it writes for CloudWatch (`metric_lines`, in the
+//! format of `emf`), and the one way a background loop runs.
 
 pub mod cli;
 mod commands;
-mod emf;
+pub mod emf;
 mod every;
 mod exit;
 mod http;
 mod life;
 mod logging;
 mod memory;
+mod metric_lines;
 mod node;
 mod process;
 mod render;

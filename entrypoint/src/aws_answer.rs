@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// A service's error answer.
-pub(crate) struct Answer {
+pub struct Answer {
     pub status: u16,
     /// Empty when the answer named none.
     pub code: String,
@@ -15,7 +15,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    pub(crate) fn of<E: ProvideErrorMetadata>(ctx: &ServiceError<E, Response>) -> Answer {
+    pub fn of<E: ProvideErrorMetadata>(ctx: &ServiceError<E, Response>) -> Answer {
         Answer {
             status: ctx.raw().status().as_u16(),
             code: ctx.err().code().unwrap_or_default().to_string(),
@@ -41,7 +41,7 @@ fn xml_message(body: Option<&[u8]>) -> Option<String> {
 /// ` for <principal ARN>` when a denial's message names the caller, and
 /// what to say when it looks like the execution role (the agent runs with
 /// the task role); both empty otherwise.
-pub(crate) fn denied_principal(message: &str) -> (String, &'static str) {
+pub fn denied_principal(message: &str) -> (String, &'static str) {
     let principal = message
         .split_whitespace()
         .find(|w| w.starts_with("arn:aws:sts::") || w.starts_with("arn:aws:iam::"))

@@ -1,8 +1,8 @@
 //! The network clients of one process, made once and shared by every read:
 //! a hold loop's re-check, the chain watch, rotation, the chain-head
-//! follower and the keyshare vault find the connections (and, for AWS, the
-//! credentials) the last read left open instead of paying their handshakes
-//! again.
+//! follower, the keyshare vault and doctor's alarms find the connections
+//! (and, for AWS, the credentials) the last read left open instead of paying
+//! their handshakes again.
 //!
 //! Every clone shares them. Use them on one tokio runtime: a pooled
 //! connection belongs to the runtime that opened it.
@@ -31,6 +31,7 @@ struct Inner {
     aws: OnceCell<SdkConfig>,
     secrets_manager: OnceCell<AwsClient<aws_sdk_secretsmanager::Client>>,
     s3: OnceCell<AwsClient<aws_sdk_s3::Client>>,
+    cloudwatch: OnceCell<AwsClient<aws_sdk_cloudwatch::Client>>,
 }
 
 /// An AWS service's client, and where it points (for messages).
@@ -68,6 +69,7 @@ impl Clients {
                 aws: OnceCell::new(),
                 secrets_manager: OnceCell::new(),
                 s3: OnceCell::new(),
+                cloudwatch: OnceCell::new(),
             }),
         }
     }
@@ -109,6 +111,22 @@ impl Clients {
         self.inner
             .s3
             .get_or_init(|| async { AwsClient::s3(sdk, env, attempt_timeout) })
+            .await
+            .clone()
+    }
+
+    /// The CloudWatch client (doctor's alarms), made by the first call on the
+    /// same AWS configuration; later calls' `env` and `attempt_timeout` are
+    /// the same as the first's.
+    pub async fn cloudwatch(
+        &self,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> AwsClient<aws_sdk_cloudwatch::Client> {
+        let sdk = self.aws().await;
+        self.inner
+            .cloudwatch
+            .get_or_init(|| async { AwsClient::cloudwatch(sdk, env, attempt_timeout) })
             .await
             .clone()
     }
@@ -164,6 +182,27 @@ impl AwsClient<aws_sdk_s3::Client> {
         }
         AwsClient {
             client: aws_sdk_s3::Client::from_conf(config.build()),
+            region: sdk.region().map(|r| r.to_string()),
+            endpoint,
+            named_endpoint,
+        }
+    }
+}
+
+impl AwsClient<aws_sdk_cloudwatch::Client> {
+    /// A CloudWatch client on `sdk`; `attempt_timeout` bounds each try.
+    pub fn cloudwatch(
+        sdk: &SdkConfig,
+        env: &BTreeMap<String, String>,
+        attempt_timeout: Duration,
+    ) -> Self {
+        let (endpoint, named_endpoint) =
+            endpoint(sdk, env, "AWS_ENDPOINT_URL_CLOUDWATCH", "monitoring");
+        let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+            .timeout_config(attempt_timeouts(attempt_timeout))
+            .build();
+        AwsClient {
+            client: aws_sdk_cloudwatch::Client::from_conf(config),
             region: sdk.region().map(|r| r.to_string()),
             endpoint,
             named_endpoint,

@@ -6,7 +6,7 @@
 //! keyshare backup that the restore, its drill and the boot share. No process supervision and no HTTP
 //! server here; the `agent` binary runs these stages and reports them.
 
-mod aws_answer;
+pub mod aws_answer;
 pub mod chain;
 pub mod check;
 pub mod clients;

@@ -339,6 +339,35 @@ impl Agent {
             .collect()
     }
 
+    /// The agent's metrics lines (CloudWatch's Embedded Metric Format):
+    /// every stdout line that is a JSON object with `_aws`, in order.
+    pub fn metric_lines(&self) -> Vec<Value> {
+        self.stdout
+            .all()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .collect()
+    }
+
+    /// Waits for a metrics line that satisfies `pred`; returns it.
+    pub fn wait_metric_line(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let line = self
+            .stdout
+            .wait_for(WAIT, |l| {
+                serde_json::from_str::<Value>(l).is_ok_and(|v| v.get("_aws").is_some() && pred(&v))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no such metrics line; metrics lines: {:#?}\nstdout: {:#?}\nstderr: {:#?}",
+                    self.metric_lines(),
+                    self.stdout.all(),
+                    self.stderr.all()
+                )
+            });
+        serde_json::from_str(&line).unwrap()
+    }
+
     /// Waits for an agent log line whose message contains `text`.
     pub fn wait_log(&self, text: &str) -> Value {
         let line = self

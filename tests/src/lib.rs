@@ -2,6 +2,7 @@
 //! RPC) and the harness that drives the real `agent` binary.
 
 pub mod docker;
+pub mod emf;
 pub mod faults;
 pub mod harness;
 pub mod moto;

@@ -4,8 +4,10 @@
 //! definition equal to `docker/ecs-task-definition.json` wherever the agent
 //! relies on it), the task role reaches its own path of the keyshare vault and
 //! can delete nothing, the weekly drill runs `agent vault verify` and nothing
-//! else, every alarm reads a metric the agent writes ([`AGENT_METRICS`]) and
-//! the fleet's dashboard finds every node by search; deployed into moto's
+//! else, every alarm reads a metric the agent writes (`agent::emf::METRICS`,
+//! and the names a running agent wrote on its log under the alarms' namespace
+//! and `Node` dimension) and the fleet's dashboard finds every node by
+//! search; deployed into moto's
 //! CloudFormation, it completes, `agent doctor --check aws` in the task's
 //! place is green, and the vault, the topic, the dashboard and the drill exist.
 //!
@@ -1194,20 +1196,9 @@ fn percent_decoded(text: &str) -> String {
 /// The metrics the agent writes in Embedded Metric Format, all in the
 /// namespace `AGENT_CLOUDWATCH_NAMESPACE` with the one dimension `Node`: the
 /// only names the stack's alarms and dashboard may read.
-const AGENT_METRICS: [&str; 12] = [
-    "AgentUp",
-    "NodeReady",
-    "HealthStatus",
-    "Holding",
-    "NodeRestarts",
-    "IndexerLagSeconds",
-    "IndexerStalled",
-    "ChainWatchFailures",
-    "BalanceNear",
-    "VaultBehindSeconds",
-    "KeyshareEpoch",
-    "VaultDrillFailed",
-];
+fn agent_metrics() -> Vec<&'static str> {
+    agent::emf::METRICS.iter().map(|m| m.name).collect()
+}
 
 /// The value of each condition a rendering takes.
 type When = BTreeMap<&'static str, bool>;
@@ -1877,7 +1868,7 @@ fn every_alarm_reads_a_metric_the_agent_writes_with_the_node_dimension_and_pages
             .as_str()
             .unwrap_or_else(|| panic!("{name}: one metric"));
         assert!(
-            AGENT_METRICS.contains(&metric),
+            agent_metrics().contains(&metric),
             "{name} reads {metric}, which the agent does not write"
         );
         assert_eq!(
@@ -2016,6 +2007,99 @@ fn every_alarm_reads_a_metric_the_agent_writes_with_the_node_dimension_and_pages
     assert_eq!(cloudwatch, ["cloudwatch:DescribeAlarms"]);
 }
 
+/// The alarms' metrics an `agent run` on stand-ins cannot write, each with why.
+const NOT_FROM_THIS_RUN: [(&str, &str); 2] = [
+    ("VaultBehindSeconds", "no vault is configured in it"),
+    (
+        "VaultDrillFailed",
+        "agent vault verify writes it, not agent run",
+    ),
+];
+
+#[test]
+fn the_alarms_read_the_names_and_the_node_dimension_a_running_agent_writes() {
+    use agent_tests::emf;
+    use agent_tests::harness::WAIT;
+    use agent_tests::node_fixture::NodeFixture;
+    use agent_tests::standin_node::Indexer;
+
+    let t = template();
+    let namespace = t["Parameters"]["CloudWatchNamespace"]["Default"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node_name = "mpc-node-0";
+    // As the task definition sets them: the namespace and Node = NodeName.
+    let env = stack_environment(&t, "TaskDefinition");
+    assert_eq!(
+        env["AGENT_CLOUDWATCH_NAMESPACE"],
+        json!({ "Ref": "CloudWatchNamespace" })
+    );
+    assert_eq!(env["AGENT_CLOUDWATCH_NODE"], json!({ "Ref": "NodeName" }));
+    let node = NodeFixture::new();
+    node.indexer(&Indexer::behind(100, Duration::from_secs(3)));
+    let mut agent = node
+        .run()
+        .env("AGENT_CLOUDWATCH_NAMESPACE", &namespace)
+        .env("AGENT_CLOUDWATCH_NODE", node_name)
+        .env("AGENT_METRICS_EMF_INTERVAL", "200ms")
+        .env("AGENT_CHAIN_WATCH", "200ms")
+        .start();
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    agent.wait_metric_line(|l| {
+        l.get("BalanceNear").is_some() && l.get("IndexerLagSeconds").is_some()
+    });
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+
+    // What the agent wrote: each name with its unit, under which namespace and dimensions.
+    let mut written: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for line in emf::lines(&agent.stdout.all()) {
+        let line = line.unwrap_or_else(|rule| panic!("a metrics line breaks a rule: {rule}"));
+        for directive in &line.directives {
+            assert_eq!(directive.namespace, namespace);
+            assert_eq!(directive.dimension_sets, [["Node"]]);
+            written.extend(directive.metrics.iter().cloned());
+        }
+        assert_eq!(line.dimensions["Node"], node_name);
+    }
+    for name in written.keys() {
+        assert!(agent_metrics().contains(&name.as_str()), "{name}");
+    }
+
+    for (resource_name, alarm) in of_type(&t, "AWS::CloudWatch::Alarm") {
+        let a = &alarm["Properties"];
+        let metric = a["MetricName"].as_str().unwrap();
+        assert_eq!(
+            a["Dimensions"],
+            json!([{ "Name": "Node", "Value": { "Ref": "NodeName" } }]),
+            "{resource_name}: the one dimension the agent writes"
+        );
+        assert_eq!(a["Namespace"], json!({ "Ref": "CloudWatchNamespace" }));
+        match written.get(metric) {
+            Some(unit) => {
+                // An alarm that names a unit sees only data points of that unit.
+                if let Some(alarmed) = a.get("Unit") {
+                    assert_eq!(
+                        Some(alarmed.as_str().unwrap()),
+                        unit.as_deref(),
+                        "{resource_name}"
+                    );
+                }
+            }
+            None => {
+                let (_, why) = NOT_FROM_THIS_RUN
+                    .iter()
+                    .find(|(m, _)| *m == metric)
+                    .unwrap_or_else(|| {
+                        panic!("{resource_name} reads {metric}, which the running agent never wrote: {written:?}")
+                    });
+                assert!(agent_metrics().contains(&metric), "{metric} ({why})");
+            }
+        }
+    }
+}
+
 /// The metric names a dashboard body searches, with each search's statistic
 /// and period; panics on any metric that is not a search over the namespace
 /// and the Node dimension.
@@ -2075,7 +2159,7 @@ fn the_fleet_dashboard_finds_every_node_by_search_and_is_made_once() {
     let found = searched(&body, "MpcAgent");
     let shown: BTreeSet<&str> = found.iter().map(|(m, _, _)| m.as_str()).collect();
     for (metric, _, _) in &found {
-        assert!(AGENT_METRICS.contains(&metric.as_str()), "{metric}");
+        assert!(agent_metrics().contains(&metric.as_str()), "{metric}");
     }
     for needed in [
         "IndexerLagSeconds",

@@ -1,6 +1,7 @@
 //! Invariant 4: no secret byte reaches a log line, an error or a report. Every
 //! scenario of the secrets stage runs at RUST_LOG=trace and the whole output
-//! is searched for each secret value, its base58 body, its hex, and halves of each.
+//! is searched for each secret value, its base58 body, its hex, and halves of each;
+//! a running node's output, its metrics lines included, the same way.
 
 use agent_tests::harness::{AgentCommand, backup_key, keypair, node_env, store_key};
 use agent_tests::moto::{Moto, Value};
@@ -159,8 +160,16 @@ fn a_running_node_serves_and_logs_no_secret() {
     use agent_tests::harness::WAIT;
     use agent_tests::node_fixture::NodeFixture;
     let node = NodeFixture::new();
-    let mut agent = node.run().env("RUST_LOG", "trace").start();
+    // The metrics lines too, with every reading the stand-ins give.
+    let mut agent = node
+        .run()
+        .env("RUST_LOG", "trace")
+        .env("AGENT_CLOUDWATCH_NAMESPACE", "MpcAgent")
+        .env("AGENT_METRICS_EMF_INTERVAL", "100ms")
+        .env("AGENT_CHAIN_WATCH", "100ms")
+        .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    agent.wait_metric_line(|l| l.get("BalanceNear").is_some());
     let mut seen = String::new();
     for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
         seen.push_str(&agent.get(path).body);
@@ -174,6 +183,10 @@ fn a_running_node_serves_and_logs_no_secret() {
     seen.push_str(&doctor.stderr);
     agent.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
+    assert!(
+        agent.metric_lines().len() >= 2,
+        "metrics lines in the searched output"
+    );
     seen.push_str(&agent.stdout.all().join("\n"));
     seen.push_str(&agent.stderr.all().join("\n"));
     let secrets = [

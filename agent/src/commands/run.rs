@@ -1,7 +1,8 @@
 //! `agent run`, the container ENTRYPOINT: the HTTP server first, then
 //! config → secrets → keys → homes → launch → supervise, each stage's outcome
-//! on `/status` as it happens. A rotated secret restarts the node through the
-//! stages again; SIGTERM at any phase stops cleanly.
+//! on `/status` as it happens, and the metrics line in the log when
+//! `AGENT_CLOUDWATCH_NAMESPACE` is set. A rotated secret restarts the node
+//! through the stages again; SIGTERM at any phase stops cleanly.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ use crate::node::pipeline::{Boot, Mode, Pipeline};
 use crate::node::{readiness, rotation, watch};
 use crate::process::{self, Process};
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
-use crate::{exit, logging};
+use crate::{exit, logging, metric_lines};
 
 pub fn main(layers: Layers) -> i32 {
     logging::init(
@@ -98,6 +99,11 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    // From the first instant: the agent-silent alarm reads the heartbeat.
+    let _metric_lines = config
+        .cloudwatch
+        .clone()
+        .map(|settings| metric_lines::spawn(settings, state.clone()));
     // Stall restarts and rotations ask for the node to be replaced here.
     let (restart, mut requests) = mpsc::channel(1);
     let _readiness = if let Some(url) = settings.ready_url.clone() {

@@ -381,7 +381,7 @@ fn ready(state: &State) -> Response<Full<Bytes>> {
 }
 
 fn metrics(state: &State) -> Response<Full<Bytes>> {
-    state.refresh_uptime_metric();
+    state.refresh_metrics();
     let body = state.metrics().encode();
     Response::builder()
         .status(StatusCode::OK)

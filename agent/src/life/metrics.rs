@@ -63,6 +63,14 @@ pub struct Metrics {
     pub node_indexer_height: Gauge,
     pub node_indexer_lag_seconds: Gauge<f64, AtomicU64>,
     pub node_stalls: Counter,
+    /// 1 while the node's indexer is stalled.
+    pub node_indexer_stalled: Gauge,
+    /// 1 when `/ready` would answer 200 (brought up to date before each read).
+    pub node_ready: Gauge,
+    /// `/health`: 0 pass, 1 warn, 2 fail (brought up to date before each read).
+    pub health_status: Gauge,
+    /// Failing checks found by the chain watch, summed over its passes.
+    pub chain_watch_failures: Counter,
     pub account_balance_yocto: Gauge<f64, AtomicU64>,
     /// The epoch of the home's newest keyshare in the vault.
     pub keyshare_vault_epoch: Gauge,
@@ -89,6 +97,10 @@ impl Metrics {
             node_indexer_height: Gauge::default(),
             node_indexer_lag_seconds: Gauge::default(),
             node_stalls: Counter::default(),
+            node_indexer_stalled: Gauge::default(),
+            node_ready: Gauge::default(),
+            health_status: Gauge::default(),
+            chain_watch_failures: Counter::default(),
             account_balance_yocto: Gauge::default(),
             keyshare_vault_epoch: Gauge::default(),
             keyshare_vault_behind_seconds: Gauge::default(),
@@ -146,6 +158,26 @@ impl Metrics {
             m.node_stalls.clone(),
         );
         registry.register(
+            "node_indexer_stalled",
+            "1 while the node's indexer height has not advanced for AGENT_INDEXER_STALL",
+            m.node_indexer_stalled.clone(),
+        );
+        registry.register(
+            "node_ready",
+            "1 when /ready answers 200: the node runs, answers and is synced",
+            m.node_ready.clone(),
+        );
+        registry.register(
+            "health_status",
+            "The agent's /health: 0 pass, 1 warn, 2 fail",
+            m.health_status.clone(),
+        );
+        registry.register(
+            "chain_watch_failures",
+            "Failing checks found by the chain watch, summed over its passes",
+            m.chain_watch_failures.clone(),
+        );
+        registry.register(
             "account_balance_yocto",
             "The node account's available balance in yoctoNEAR, as the chain watch last read it",
             m.account_balance_yocto.clone(),
@@ -186,6 +218,13 @@ impl Metrics {
             "1 for the outcome of the last run of each boot stage (ok, skipped, warn, fail)",
             m.stage_status.clone(),
         );
+        // No reading yet: NaN (and -1 for the epoch, an integer), which the
+        // metrics line leaves out, rather than a 0 that would read as a
+        // balance, a lag or an epoch.
+        m.node_indexer_lag_seconds.set(f64::NAN);
+        m.account_balance_yocto.set(f64::NAN);
+        m.keyshare_vault_behind_seconds.set(f64::NAN);
+        m.keyshare_vault_epoch.set(-1);
         Metrics { registry, ..m }
     }
 
@@ -197,6 +236,16 @@ impl Metrics {
                 })
                 .set((phase == current).into());
         }
+    }
+
+    /// Whether the agent is in `phase`, as the `phase` gauges say.
+    pub fn in_phase(&self, phase: Phase) -> bool {
+        self.phase
+            .get_or_create(&PhaseLabels {
+                phase: phase.as_str(),
+            })
+            .get()
+            == 1
     }
 
     pub fn set_stage(&self, stage: Stage, status: entrypoint::check::Status) {
@@ -211,9 +260,12 @@ impl Metrics {
         }
     }
 
-    /// One gauge per check and outcome, 1 for each check's current outcome.
+    /// One gauge per check and outcome, 1 for each check's current outcome;
+    /// the failing ones added to `chain_watch_failures`.
     pub fn set_watch(&self, checks: &[entrypoint::check::Check]) {
         use entrypoint::check::Status;
+        let failing = checks.iter().filter(|c| c.status == Status::Fail).count();
+        self.chain_watch_failures.inc_by(failing as u64);
         for check in checks {
             for s in [Status::Ok, Status::Skipped, Status::Warn, Status::Fail] {
                 self.chain_watch_checks

@@ -296,6 +296,9 @@ impl State {
         if let Some(lag) = sync.lag_seconds {
             metrics.node_indexer_lag_seconds.set(lag);
         }
+        metrics
+            .node_indexer_stalled
+            .set(sync.stall.is_some().into());
         self.lock().sync = Some(sync);
     }
 
@@ -317,15 +320,19 @@ impl State {
         self.lock().watch = Some(watch);
     }
 
-    /// Brings the child's uptime gauge up to date before a scrape.
-    pub fn refresh_uptime_metric(&self) {
-        let uptime = self
-            .lock()
-            .child
-            .as_ref()
-            .map(|c| c.started.elapsed().as_secs_f64())
-            .unwrap_or(0.0);
-        self.0.metrics.child_uptime_seconds.set(uptime);
+    /// Brings the gauges judged at the instant they are read up to date
+    /// before a scrape or a metrics line: the child's uptime, `/health`, `/ready`.
+    pub fn refresh_metrics(&self) {
+        let health = self.health();
+        let metrics = &self.0.metrics;
+        let uptime = health.child_uptime.unwrap_or_default();
+        metrics.child_uptime_seconds.set(uptime.as_secs_f64());
+        metrics.health_status.set(match health.status {
+            Status::Ok | Status::Skipped => 0,
+            Status::Warn => 1,
+            Status::Fail => 2,
+        });
+        metrics.node_ready.set(health.ready.is_ready().into());
     }
 
     pub fn child_pid(&self) -> Option<i32> {

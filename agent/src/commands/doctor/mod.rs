@@ -7,6 +7,7 @@
 //! the container's environment; or on the instance (over SSM), where that
 //! environment is not at hand, from the running agent's `/config`.
 
+mod alarms;
 mod aws;
 mod drill;
 mod running;
@@ -43,7 +44,7 @@ pub struct Options {
 }
 
 /// The groups of checks, in the order they are shown.
-const GROUPS: [(&str, &str); 8] = [
+const GROUPS: [(&str, &str); 9] = [
     (
         "config",
         "the settings: every problem of the environment and the config file",
@@ -75,6 +76,10 @@ const GROUPS: [(&str, &str); 8] = [
     (
         "agent",
         "the running agent's /status: phase, restarts, last exit, reasons",
+    ),
+    (
+        "alarms",
+        "the CloudWatch alarms on this node's metrics (AGENT_CLOUDWATCH_NAMESPACE, Node dimension) in ALARM or INSUFFICIENT_DATA: reason and since when",
     ),
 ];
 
@@ -198,10 +203,20 @@ async fn diagnose(layers: Layers, options: &Options) -> (ConfigOrigin, Vec<Docto
         }
     };
     let agent_checks = bounded("agent", limit, running::checks(&agent_url, limit));
-    let (node, aws, agent) = tokio::join!(node_checks, aws_checks, agent_checks);
+    let alarm_checks = async {
+        match &config {
+            Some(config) => {
+                bounded("alarms", limit, alarms::checks(config, &layers.env, limit)).await
+            }
+            None => Vec::new(),
+        }
+    };
+    let (node, aws, agent, alarms) =
+        tokio::join!(node_checks, aws_checks, agent_checks, alarm_checks);
     entries.extend(node);
     entries.extend(aws.into_iter().map(|c| entry("aws", c)));
     entries.extend(agent.into_iter().map(|c| entry("agent", c)));
+    entries.extend(alarms.into_iter().map(|c| entry("alarms", c)));
     (origin, entries)
 }
 
