@@ -2,13 +2,12 @@
 //! Logs turns into metrics with no agent or API call — the awslogs driver
 //! already ships the agent's stdout. The line carries `_aws` (the time in
 //! milliseconds and one directive: the namespace, the dimension set `[Node]`,
-//! each metric's name and unit) and, as root members, the `Node` dimension's
+//! each metric's name) and, as root members, the `Node` dimension's
 //! value and every metric's value, a number. [`METRICS`] names every metric
 //! the agent writes: the only names the stack's alarms and dashboard may read.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The most metrics one directive may name (the format's limit).
@@ -16,65 +15,54 @@ pub const MAX_METRICS: usize = 100;
 /// The dimension every metric of the agent carries.
 pub const NODE_DIMENSION: &str = "Node";
 
-/// A metric's unit, as CloudWatch names it; `None`, CloudWatch's default,
-/// is left out of the line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Unit {
-    None,
-    Count,
-    Seconds,
-}
-
-/// A metric the agent writes: its name and unit.
+/// A metric the agent writes, by its name. None names a unit: a name says
+/// it (`…Seconds`), and a unit would cost 14 to 16 bytes a metric on every
+/// line, a node's day of lines past 1 MB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Definition {
     pub name: &'static str,
-    pub unit: Unit,
 }
 
 impl Definition {
-    const fn new(name: &'static str, unit: Unit) -> Definition {
-        Definition { name, unit }
+    const fn new(name: &'static str) -> Definition {
+        Definition { name }
     }
 
     /// This metric at `value` (not finite: no reading, left out of the line).
     pub fn at(self, value: f64) -> Metric {
         Metric {
             name: self.name,
-            unit: self.unit,
             value,
         }
     }
 }
 
 /// 1 on every line of `agent run`: the heartbeat whose absence pages.
-pub const AGENT_UP: Definition = Definition::new("AgentUp", Unit::None);
+pub const AGENT_UP: Definition = Definition::new("AgentUp");
 /// 1 when `/ready` would answer 200.
-pub const NODE_READY: Definition = Definition::new("NodeReady", Unit::None);
+pub const NODE_READY: Definition = Definition::new("NodeReady");
 /// `/health`: 0 pass, 1 warn, 2 fail.
-pub const HEALTH_STATUS: Definition = Definition::new("HealthStatus", Unit::None);
+pub const HEALTH_STATUS: Definition = Definition::new("HealthStatus");
 /// 1 while the agent holds the node back.
-pub const HOLDING: Definition = Definition::new("Holding", Unit::None);
+pub const HOLDING: Definition = Definition::new("Holding");
 /// Node restarts since the previous line.
-pub const NODE_RESTARTS: Definition = Definition::new("NodeRestarts", Unit::None);
+pub const NODE_RESTARTS: Definition = Definition::new("NodeRestarts");
 /// How far the node's indexer is behind the wall clock.
-pub const INDEXER_LAG_SECONDS: Definition = Definition::new("IndexerLagSeconds", Unit::None);
+pub const INDEXER_LAG_SECONDS: Definition = Definition::new("IndexerLagSeconds");
 /// 1 while the node's indexer is stalled.
-pub const INDEXER_STALLED: Definition = Definition::new("IndexerStalled", Unit::None);
+pub const INDEXER_STALLED: Definition = Definition::new("IndexerStalled");
 /// Failing checks the chain watch found since the previous line.
-pub const CHAIN_WATCH_FAILURES: Definition = Definition::new("ChainWatchFailures", Unit::None);
+pub const CHAIN_WATCH_FAILURES: Definition = Definition::new("ChainWatchFailures");
 /// The account's available balance, in NEAR.
-pub const BALANCE_NEAR: Definition = Definition::new("BalanceNear", Unit::None);
+pub const BALANCE_NEAR: Definition = Definition::new("BalanceNear");
 /// How long the home's newest keyshare has not been in the vault.
-pub const VAULT_BEHIND_SECONDS: Definition = Definition::new("VaultBehindSeconds", Unit::None);
+pub const VAULT_BEHIND_SECONDS: Definition = Definition::new("VaultBehindSeconds");
 /// The epoch of the home's newest keyshare.
-pub const KEYSHARE_EPOCH: Definition = Definition::new("KeyshareEpoch", Unit::None);
+pub const KEYSHARE_EPOCH: Definition = Definition::new("KeyshareEpoch");
 /// `agent vault verify`'s verdict: 0 passed, 1 failed.
-pub const VAULT_DRILL_FAILED: Definition = Definition::new("VaultDrillFailed", Unit::None);
+pub const VAULT_DRILL_FAILED: Definition = Definition::new("VaultDrillFailed");
 
 /// Every metric the agent writes: `agent run`'s line and `agent vault verify`'s.
-/// None names a unit: a name says it (`…Seconds`), and a unit would cost 14
-/// to 16 bytes a metric on every line, a node's day of lines past 1 MB.
 pub const METRICS: [Definition; 12] = [
     AGENT_UP,
     NODE_READY,
@@ -90,11 +78,10 @@ pub const METRICS: [Definition; 12] = [
     VAULT_DRILL_FAILED,
 ];
 
-/// One metric of a line: its name, unit and value.
+/// One metric of a line: its name and value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Metric {
     pub name: &'static str,
-    pub unit: Unit,
     pub value: f64,
 }
 
@@ -111,10 +98,7 @@ pub fn line(namespace: &str, node: &str, metrics: &[Metric], at: SystemTime) -> 
         .map_or(0, |d| d.as_millis() as u64);
     let definitions: Vec<Value> = metrics
         .iter()
-        .map(|m| match m.unit {
-            Unit::None => serde_json::json!({ "Name": m.name }),
-            unit => serde_json::json!({ "Name": m.name, "Unit": unit }),
-        })
+        .map(|m| serde_json::json!({ "Name": m.name }))
         .collect();
     let mut root = Map::new();
     root.insert(
@@ -158,21 +142,9 @@ mod tests {
             "MpcAgent",
             "node0.near",
             &[
-                Metric {
-                    name: "AgentUp",
-                    unit: Unit::Count,
-                    value: 1.0,
-                },
-                Metric {
-                    name: "IndexerLagSeconds",
-                    unit: Unit::Seconds,
-                    value: 2.5,
-                },
-                Metric {
-                    name: "BalanceNear",
-                    unit: Unit::None,
-                    value: f64::NAN,
-                },
+                AGENT_UP.at(1.0),
+                INDEXER_LAG_SECONDS.at(2.5),
+                BALANCE_NEAR.at(f64::NAN),
             ],
             at,
         );
@@ -184,10 +156,7 @@ mod tests {
         assert_eq!(directive["Dimensions"], serde_json::json!([["Node"]]));
         assert_eq!(
             directive["Metrics"],
-            serde_json::json!([
-                {"Name": "AgentUp", "Unit": "Count"},
-                {"Name": "IndexerLagSeconds", "Unit": "Seconds"},
-            ]),
+            serde_json::json!([{"Name": "AgentUp"}, {"Name": "IndexerLagSeconds"}]),
             "a value not known yet is left out"
         );
         assert_eq!(value["Node"], "node0.near");
@@ -197,17 +166,13 @@ mod tests {
     }
 
     #[test]
-    fn a_unit_of_none_and_the_fraction_of_a_whole_number_are_left_out() {
+    fn the_fraction_of_a_whole_number_is_left_out() {
         let text = line(
             "MpcAgent",
             "node0.near",
             &[
                 HOLDING.at(0.0),
-                Metric {
-                    name: "NodeRestarts",
-                    unit: Unit::Count,
-                    value: 3.0,
-                },
+                NODE_RESTARTS.at(3.0),
                 BALANCE_NEAR.at(0.25),
             ],
             UNIX_EPOCH,
@@ -217,7 +182,7 @@ mod tests {
             value["_aws"]["CloudWatchMetrics"][0]["Metrics"],
             serde_json::json!([
                 {"Name": "Holding"},
-                {"Name": "NodeRestarts", "Unit": "Count"},
+                {"Name": "NodeRestarts"},
                 {"Name": "BalanceNear"},
             ])
         );

@@ -21,7 +21,7 @@ use entrypoint::restore::{self, Against, Backup, Choice, Fetched};
 use entrypoint::secrets;
 use entrypoint::stage::StageResult;
 
-use crate::emf::{self, Metric, Unit};
+use crate::emf;
 use crate::life::views::{BackupView, VaultReport};
 use crate::{exit, logging, process, render};
 
@@ -59,11 +59,7 @@ pub fn main(layers: Layers, options: Options) -> i32 {
     log(&report);
     if let (Action::Verify, Some(cloudwatch)) = (&options.action, &config.cloudwatch) {
         // The drill's verdict, for the stack's alarm: a line of the agent's log.
-        let failed = Metric {
-            name: "VaultDrillFailed",
-            unit: Unit::Count,
-            value: if report.ok { 0.0 } else { 1.0 },
-        };
+        let failed = emf::VAULT_DRILL_FAILED.at(if report.ok { 0.0 } else { 1.0 });
         eprintln!(
             "{}",
             emf::line(
