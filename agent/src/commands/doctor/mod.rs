@@ -9,6 +9,7 @@
 
 mod aws;
 mod running;
+mod vault;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub struct Options {
 }
 
 /// The groups of checks, in the order they are shown.
-const GROUPS: [(&str, &str); 7] = [
+const GROUPS: [(&str, &str); 8] = [
     (
         "config",
         "the settings: every problem of the environment and the config file",
@@ -66,6 +67,10 @@ const GROUPS: [(&str, &str); 7] = [
     (
         "aws",
         "credentials and caller identity, clock skew, EFS file system, mount target in this AZ, port 2049",
+    ),
+    (
+        "vault",
+        "the keyshare vault: configured or not, the bucket's versioning, Object Lock and encryption, every keyshare of the home in it with the same checksum, the newest off the home",
     ),
     (
         "agent",
@@ -221,9 +226,21 @@ async fn diagnose(layers: Layers, options: &Options) -> (Origin, Vec<Entry>) {
         }
     };
     let agent_checks = bounded("agent", limit, running::checks(&agent_url, limit));
-    let (node, aws, agent) = tokio::join!(node_checks, aws_checks, agent_checks);
+    let vault_checks = async {
+        match &config {
+            Some(config) => {
+                let local = agent_config.is_none();
+                let checks = vault::checks(config, &layers.env, local, &agent_url, limit);
+                bounded("vault", limit, checks).await
+            }
+            None => Vec::new(),
+        }
+    };
+    let (node, aws, agent, vault) =
+        tokio::join!(node_checks, aws_checks, agent_checks, vault_checks);
     entries.extend(node);
     entries.extend(aws.into_iter().map(|c| entry("aws", c)));
+    entries.extend(vault.into_iter().map(|c| entry("vault", c)));
     entries.extend(agent.into_iter().map(|c| entry("agent", c)));
     (origin, entries)
 }
