@@ -23,6 +23,12 @@ pub struct VaultWorld {
     pub kms_key_arn: String,
 }
 
+impl Default for VaultWorld {
+    fn default() -> Self {
+        VaultWorld::new()
+    }
+}
+
 impl VaultWorld {
     /// With the bucket (Object Lock, 1 day of GOVERNANCE retention).
     pub fn new() -> VaultWorld {

@@ -89,11 +89,11 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
         Check::warn(
             ID,
             format!(
-                "the keyshare of epoch {} lives only on the home: {file} (SHA-256 {}), written {}s ago, more than AGENT_KEYSHARE_VAULT_MAX_BEHIND {}s; {where_not}",
+                "the keyshare of epoch {} lives only on the home: {file} (SHA-256 {}), written {} ago, more than AGENT_KEYSHARE_VAULT_MAX_BEHIND {}; {where_not}",
                 newest.epoch,
                 newest.sha256,
-                behind.as_secs(),
-                max_behind.as_secs()
+                seconds(behind),
+                seconds(max_behind)
             ),
             fix,
         )
@@ -101,10 +101,10 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
         Check::ok(
             ID,
             format!(
-                "the keyshare of epoch {} ({file}) is not off the home yet, {}s after it was written (AGENT_KEYSHARE_VAULT_MAX_BEHIND {}s); {where_not}",
+                "the keyshare of epoch {} ({file}) is not off the home yet, {} after it was written (AGENT_KEYSHARE_VAULT_MAX_BEHIND {}); {where_not}",
                 newest.epoch,
-                behind.as_secs(),
-                max_behind.as_secs()
+                seconds(behind),
+                seconds(max_behind)
             ),
         )
     };
@@ -182,20 +182,29 @@ pub fn against_contract(
         return Check::ok(
             AGAINST_CONTRACT,
             format!(
-                "the contract's keyset is at epoch {epoch} and the home's newest keyshare is {home}, for {}s: within AGENT_KEYSHARE_VAULT_MAX_BEHIND {}s",
-                ahead_for.as_secs(),
-                max_behind.as_secs()
+                "the contract's keyset is at epoch {epoch} and the home's newest keyshare is {home}, for {}: within AGENT_KEYSHARE_VAULT_MAX_BEHIND {}",
+                seconds(ahead_for),
+                seconds(max_behind)
             ),
         );
     }
     Check::warn(
         AGAINST_CONTRACT,
         format!(
-            "the contract's keyset has been at epoch {epoch} for at least {}s but the home's newest keyshare is {home}: the node has not committed the new epoch's share",
-            ahead_for.as_secs()
+            "the contract's keyset has been at epoch {epoch} for at least {} but the home's newest keyshare is {home}: the node has not committed the new epoch's share",
+            seconds(ahead_for)
         ),
         "read the node's log for the resharing (the node must run, as a participant, to receive its share); a home restored from an older copy needs the newest keyshare back: agent vault restore from the vault, or a node migration through the backup service",
     )
+}
+
+/// `2.4s` under a minute, `600s` beyond.
+fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(60) {
+        format!("{:.1}s", duration.as_secs_f64())
+    } else {
+        format!("{}s", duration.as_secs())
+    }
 }
 
 #[cfg(test)]

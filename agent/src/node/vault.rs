@@ -421,3 +421,33 @@ fn complete<'a>(look: &'a Look, previous: Option<&Look>, now: SystemTime) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_upload_is_tried_again_later_each_time_up_to_the_cap() {
+        let interval = Duration::from_secs(2);
+        let mut retry = Retry {
+            failures: 0,
+            not_before: None,
+            cap: Duration::from_secs(150),
+        };
+        let start = Instant::now();
+        assert!(retry.due(start));
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            retry.failed(start, interval);
+            let next = retry.not_before.unwrap();
+            assert!(!retry.due(start));
+            assert!(retry.due(next));
+            waits.push((next - start).as_secs());
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 150, 150, 150]);
+        retry.succeeded();
+        assert!(retry.due(start));
+        retry.failed(start, interval);
+        assert_eq!(retry.not_before.unwrap() - start, interval);
+    }
+}
