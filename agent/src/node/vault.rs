@@ -3,8 +3,9 @@
 //! every `AGENT_KEYSHARE_VAULT_INTERVAL` (on a thread of its own, under
 //! `AGENT_HOME_IO_TIMEOUT`), and each complete keyshare the vault lacks
 //! uploaded as the node's own sealed bytes: never decrypted, never over
-//! other bytes. What it has vaulted it remembers, so a steady home costs one
-//! look and no S3 call; a failure is tried again on a later look, with a
+//! other bytes. What it has vaulted it remembers, and a look reads only the
+//! files whose `stat` moved, so a steady home costs a listing, a `stat` per
+//! file and no S3 call; a failure is tried again on a later look, with a
 //! backoff. Without a vault it still looks, for the off-home judgment. Its
 //! record is `/status.vault`.
 
@@ -214,8 +215,13 @@ impl VaultLoop {
             return Err(stall.check(&home, limit, "AGENT_HOME_IO_TIMEOUT"));
         }
         let looking = self.looking.clone();
+        // Digests again: only the files whose stat moved are read.
+        let previous = self.previous.clone().filter(|_| keep == Keep::Digests);
         let looked = runner::off_thread(limit, doing, move || {
-            let look = homes::look(&home, keep);
+            let look = match &previous {
+                Some(previous) => homes::look_again(&home, previous),
+                None => homes::look(&home, keep),
+            };
             looking.store(false, Ordering::Release);
             look
         })
@@ -241,7 +247,9 @@ impl VaultLoop {
                 continue;
             };
             let Some(bytes) = file.bytes.as_deref().filter(|_| &file.sha256 == sha256) else {
-                // Changed since the look that judged it complete: the next look sees.
+                // Changed since the look that judged it complete: the next
+                // look reads every file again and sees.
+                self.previous = None;
                 continue;
             };
             let object = vault.object_key(*name);
