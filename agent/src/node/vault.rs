@@ -155,7 +155,9 @@ impl Repeat for VaultLoop {
         let look = match self.look(Keep::Digests).await {
             Ok(look) => look,
             Err(check) => {
-                tracing::warn!(check = %check.id, cause = %check.cause, "the home's keyshares could not be looked at; trying again at the next look");
+                if self.last_error.as_ref().map(|c| &c.cause) != Some(&check.cause) {
+                    tracing::warn!(check = %check.id, cause = %check.cause, "the home's keyshares could not be looked at; trying again at each look");
+                }
                 self.last_error = Some(check);
                 self.publish();
                 return ControlFlow::Continue(());
