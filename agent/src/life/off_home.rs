@@ -153,7 +153,7 @@ pub fn against_contract(
     let Some(epoch) = keyset_epoch else {
         return Check::skipped(
             AGAINST_CONTRACT,
-            "the contract's state has no keyset this agent reads",
+            "the contract is not Running with a keyset this agent reads",
         );
     };
     if !participant {

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
-use entrypoint::keys::{ContractFinding, KeyReport, Standing, check_ids};
+use entrypoint::keys::{ContractFinding, ContractState, KeyReport, Standing, check_ids};
 use entrypoint::secrets::NodeSecrets;
 use entrypoint::stage::Stage;
 use entrypoint::verify::{self, VerifyInputs};
@@ -111,8 +111,12 @@ impl ChainWatch {
     /// the vault loop last saw it.
     fn keyset_against_home(&mut self, keys: &KeyReport) -> Check {
         let on_chain = keys.on_chain.as_ref();
+        // Running only: while resharing, the keyset stays the previous
+        // epoch's, which a node joining in this resharing never held.
         let keyset_epoch = on_chain.and_then(|c| match &c.contract {
-            ContractFinding::State { state } => state.keyset().map(|k| k.epoch_id),
+            ContractFinding::State {
+                state: state @ ContractState::Running { .. },
+            } => state.keyset().map(|k| k.epoch_id),
             _ => None,
         });
         let participant =
