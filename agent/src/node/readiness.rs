@@ -1,7 +1,7 @@
 //! Polls the child's own readiness URL in the background and, for mpc-node,
-//! its indexer's and keysets' metrics; records them in the state (`/ready` and `/health`
-//! read the record, never the URLs), logs the sync's progress, and acts on a
-//! stall as `AGENT_ON_STALL` says.
+//! its indexer's and keysets' metrics; records them in the state (`/ready`,
+//! `/health` and `/status.vault` read the record, never the URLs), logs the
+//! sync's progress, and acts on a stall as `AGENT_ON_STALL` says.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant, SystemTime};
