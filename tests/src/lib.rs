@@ -5,6 +5,7 @@ pub mod docker;
 pub mod emf;
 pub mod faults;
 pub mod harness;
+pub mod keyshare_vault;
 pub mod moto;
 pub mod mounts;
 pub mod near_rpc;

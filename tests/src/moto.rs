@@ -265,6 +265,59 @@ impl Moto {
         )
     }
 
+    /// Puts `policy` as the inline policy of `user` (replacing the one
+    /// [`Moto::create_user_with_policy`] gave it), asked as the IAM user whose
+    /// keys are `as_user`: for once moto checks every request.
+    pub fn put_user_policy_as(
+        &self,
+        as_user: (&str, &str),
+        user: &str,
+        policy: &serde_json::Value,
+    ) {
+        let document = form_encoded(&policy.to_string());
+        self.query_as(
+            as_user,
+            "iam",
+            &format!("Action=PutUserPolicy&UserName={user}&PolicyName={user}-policy&PolicyDocument={document}&Version=2010-05-08"),
+        );
+    }
+
+    /// One query-protocol call signed with Signature Version 4 by the keys
+    /// `(key id, secret key)` of an IAM user; returns the whole HTTP answer.
+    pub fn query_as(
+        &self,
+        (key_id, secret_key): (&str, &str),
+        service: &str,
+        form: &str,
+    ) -> String {
+        use sha2::{Digest, Sha256};
+        const DATE: &str = "20260101";
+        let amz_date = format!("{DATE}T000000Z");
+        let host = self.addr.to_string();
+        let content_type = "application/x-www-form-urlencoded";
+        let canonical_request = format!(
+            "POST\n/\n\ncontent-type:{content_type}\nhost:{host}\nx-amz-date:{amz_date}\n\ncontent-type;host;x-amz-date\n{}",
+            hex::encode(Sha256::digest(form.as_bytes()))
+        );
+        let scope = format!("{DATE}/{REGION}/{service}/aws4_request");
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        );
+        let mut key = hmac_sha256(format!("AWS4{secret_key}").as_bytes(), DATE.as_bytes());
+        for part in [REGION, service, "aws4_request"] {
+            key = hmac_sha256(&key, part.as_bytes());
+        }
+        let signature = hex::encode(hmac_sha256(&key, to_sign.as_bytes()));
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential={key_id}/{scope}, SignedHeaders=content-type;host;x-amz-date, Signature={signature}"
+        );
+        self.send(&format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\nX-Amz-Date: {amz_date}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ), service, &format!("POST / {form}"))
+    }
+
     /// One REST call (S3, path style): `request` is the method and the path
     /// (`GET /bucket?versioning`); returns the whole HTTP answer.
     pub fn rest(&self, service: &str, request: &str, body: &str) -> String {
@@ -301,27 +354,34 @@ impl Moto {
         target: Option<&str>,
         body: &str,
     ) -> String {
+        let target = target
+            .map(|t| format!("X-Amz-Target: {t}\r\n"))
+            .unwrap_or_default();
+        self.send(
+            &format!(
+                "{request} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.addr,
+                body.len()
+            ),
+            service,
+            &format!("{request} {body}"),
+        )
+    }
+
+    /// Sends one whole HTTP request; the answer, which must be a 200.
+    fn send(&self, http_request: &str, service: &str, what: &str) -> String {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(self.addr).unwrap();
         // moto loads a service's backend on its first request: seconds on a busy machine.
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        let target = target
-            .map(|t| format!("X-Amz-Target: {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            stream,
-            "{request} HTTP/1.1\r\nHost: {}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        )
-        .unwrap();
+        stream.write_all(http_request.as_bytes()).unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         assert!(
             answer.starts_with("HTTP/1.1 200"),
-            "{service} call {request} {body} failed: {answer}"
+            "{service} call {what} failed: {answer}"
         );
         answer
     }
@@ -551,6 +611,26 @@ pub fn vault_target(location: &str, kms_key: Option<&str>) -> entrypoint::vault:
         contract: crate::node_fixture::CONTRACT.to_string(),
         kms_key: kms_key.map(str::to_string),
     }
+}
+
+/// HMAC-SHA256 (RFC 2104) of `data` under `key`.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(data)
+        .finalize();
+    Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// `application/x-www-form-urlencoded` for one value.

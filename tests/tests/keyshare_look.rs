@@ -223,3 +223,48 @@ fn a_growing_file_is_not_taken_until_two_looks_agree() {
     assert_eq!(settled[0].sha256, sha256_of(&on_disk));
     assert_eq!(again.key, KeyLink::Linked(file));
 }
+
+#[test]
+fn a_look_again_sees_bytes_rewritten_under_the_same_size_and_modification_time() {
+    use entrypoint::homes::look_again;
+    use std::io::{Seek, Write};
+    let home = tempfile::tempdir().unwrap();
+    let out = write_test_share(home.path(), &store_key(), &["--epoch", "4"]);
+    assert!(out.status.success(), "{out:?}");
+    let path = home.path().join("permanent_keys/epoch_4_with_1_domains");
+    // Left alone for a minute before the first look: its digest is kept.
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let first = look(home.path(), Keep::Digests).unwrap();
+    let again = look_again(home.path(), &first).unwrap();
+    assert_eq!(again.newest().unwrap().sha256, sha256_of(&path));
+    assert!(again.files.iter().all(|f| f.bytes.is_none()));
+
+    // The same length, one byte flipped, the modification time set back.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[20] ^= 0xff;
+    let mut file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.rewind().unwrap();
+    file.write_all(&bytes).unwrap();
+    file.set_modified(long_ago).unwrap();
+    drop(file);
+    let after = look_again(home.path(), &again).unwrap();
+    let newest = after.newest().unwrap();
+    assert_eq!(newest.sha256, sha256_of(&path));
+    assert_ne!(newest.sha256, first.newest().unwrap().sha256);
+    assert_eq!(newest.modified, long_ago);
+    // A file new since the look before is read.
+    let out = write_test_share(
+        home.path(),
+        &store_key(),
+        &["--kind", "permanent", "--epoch", "5"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let newer = look_again(home.path(), &after).unwrap();
+    assert_eq!(newer.newest().unwrap().name, name(5, 1));
+}

@@ -262,3 +262,65 @@ fn the_restore_its_drill_and_a_healing_boot_print_no_secret() {
         );
     }
 }
+
+#[test]
+fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
+    use agent_tests::harness::WAIT;
+    use agent_tests::keyshare_vault::{BUCKET, FIRST, VAULT, VaultWorld};
+    use agent_tests::standin_node::keyshare::KeysetRequest;
+    let world = VaultWorld::new();
+    let node = &world.node;
+    let mut agent = world.run("10m").env("RUST_LOG", "trace").start();
+    let vaulted = |file: &'static str| {
+        move |s: &agent::views::Status| {
+            s.vault.as_ref().is_some_and(|v| {
+                v.vaulted.is_some() && v.newest.as_ref().is_some_and(|n| n.file == file)
+            })
+        }
+    };
+    agent.wait_status(WAIT, vaulted(FIRST));
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+    // A keyset stored while the node runs, uploaded while the log is at trace.
+    node.store_keyset(&KeysetRequest::new(2, 1));
+    agent.wait_status(WAIT, vaulted("epoch_2_with_1_domains"));
+    let mut seen = String::new();
+    for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
+        seen.push_str(&agent.get(path).body);
+    }
+    let doctor = AgentCommand::new(["doctor", "--json"])
+        .envs(node.env())
+        .envs(node.secret_env())
+        .envs(world.moto.env())
+        .env("AGENT_KEYSHARE_VAULT", VAULT)
+        .env("AGENT_LISTEN", agent.addr().to_string())
+        .env("RUST_LOG", "trace")
+        .run();
+    seen.push_str(&doctor.stdout);
+    seen.push_str(&doctor.stderr);
+    for file in [FIRST, "epoch_2_with_1_domains"] {
+        let object = world.moto.object(BUCKET, &VaultWorld::object_key(file));
+        // The node's own sealed bytes, nothing else.
+        assert_eq!(object.bytes, world.home_bytes(file));
+        seen.push_str(&format!("{:?} {:?}", object.metadata, object.version_id));
+        seen.push_str(&hex::encode(&object.bytes));
+    }
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+    seen.push_str(&agent.stdout.all().join("\n"));
+    seen.push_str(&agent.stderr.all().join("\n"));
+    assert!(
+        seen.contains("keyshare in the vault"),
+        "the uploads were not logged"
+    );
+    let secrets = [
+        node.account.secret.as_str(),
+        node.p2p.secret.as_str(),
+        node.store_key.as_str(),
+        node.backup_key.as_str(),
+    ];
+    assert_no_leak(
+        &seen,
+        &secrets,
+        "the vault's objects and metadata, HTTP answers, log and doctor of a vaulting node",
+    );
+}

@@ -16,7 +16,7 @@ use crate::life::Event;
 use crate::life::state::Judgement;
 use crate::life::views::Reason;
 use crate::node::pipeline::{Boot, Mode, Pipeline};
-use crate::node::{readiness, rotation, watch};
+use crate::node::{readiness, rotation, vault, watch};
 use crate::process::{self, Process};
 use crate::supervisor::{ChildSpec, Outcome, Supervisor};
 use crate::{exit, logging, metric_lines};
@@ -146,6 +146,9 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
             hold_retry: config.lifetime.hold_retry,
         },
     );
+    // The home's keyshares, followed from the first boot's home stage on,
+    // across the node's restarts: the home does not change.
+    let mut keyshares = None;
     loop {
         let ready = tokio::select! {
             ready = pipeline.prepare() => ready,
@@ -162,6 +165,10 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
                 return code;
             }
         };
+        if keyshares.is_none() {
+            let settings = vault::Settings::of(&config, &env, &clients).await;
+            keyshares = Some(vault::spawn(settings, state.clone()));
+        }
         // A request left from before this node started is not about it.
         while requests.try_recv().is_ok() {}
         let watcher = rotation::spawn(

@@ -74,7 +74,8 @@ pub struct Metrics {
     pub account_balance_yocto: Gauge<f64, AtomicU64>,
     /// The epoch of the home's newest keyshare in the vault.
     pub keyshare_vault_epoch: Gauge,
-    /// How long the home's newest keyshare has not been in the vault.
+    /// How long the home's newest keyshare has lived only on the home
+    /// (neither in the vault nor served to a backup service).
     pub keyshare_vault_behind_seconds: Gauge<f64, AtomicU64>,
     pub keyshare_vault_uploads: Family<UploadLabels, Counter>,
     chain_watch_checks: Family<CheckStatusLabels, Gauge>,
@@ -184,12 +185,12 @@ impl Metrics {
         );
         registry.register(
             "keyshare_vault_epoch",
-            "The epoch of the home's newest keyshare the vault holds",
+            "The greatest epoch of the home's keyshares the agent has seen in the vault",
             m.keyshare_vault_epoch.clone(),
         );
         registry.register(
             "keyshare_vault_behind_seconds",
-            "Seconds the home's newest keyshare has not been in the vault, 0 when it is",
+            "Seconds the home's newest keyshare has lived only on the home (neither in the vault nor served to the node's backup service), 0 once off the home",
             m.keyshare_vault_behind_seconds.clone(),
         );
         registry.register(

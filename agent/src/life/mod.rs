@@ -27,6 +27,7 @@
 //! running → stopping → the stages again; SIGTERM goes to stopping and exit.
 
 pub mod metrics;
+pub mod off_home;
 pub mod state;
 pub mod views;
 

@@ -13,6 +13,7 @@ use entrypoint::secrets::SecretReport;
 use entrypoint::stage::Stage;
 
 use super::metrics::Metrics;
+use super::off_home;
 use super::views::{self, ConfigView, Exit, ExitRecord, LogLine, Reason, Settings};
 use super::{Event, Phase};
 
@@ -107,6 +108,10 @@ struct Inner {
     chain_head: Option<u64>,
     /// The chain watch's latest pass.
     watch: Option<views::Watch>,
+    /// The vault loop's latest look at the home's keyshares.
+    vault: Option<views::Vault>,
+    /// The node's keyset gauges, as last scraped.
+    keyset_gauges: Option<views::KeysetGauges>,
 }
 
 /// Shared handle to the agent's state.
@@ -147,6 +152,8 @@ impl State {
                 sync: None,
                 chain_head: None,
                 watch: None,
+                vault: None,
+                keyset_gauges: None,
             }),
             started: Instant::now(),
             started_at: now,
@@ -320,6 +327,40 @@ impl State {
         self.lock().watch = Some(watch);
     }
 
+    /// Records the vault loop's latest look (its judgment is made again
+    /// whenever it is read) and the gauge of how long the newest keyshare has
+    /// lived only on the home.
+    pub fn set_vault(&self, vault: views::Vault) {
+        let mut inner = self.lock();
+        inner.vault = Some(vault);
+        let judged = Self::vault_judged(&inner, SystemTime::now());
+        if let Some(judged) = judged {
+            self.0
+                .metrics
+                .keyshare_vault_behind_seconds
+                .set(judged.behind_seconds);
+        }
+    }
+
+    /// The vault loop's latest look, judged now; `None` before the first.
+    pub fn vault(&self) -> Option<views::Vault> {
+        Self::vault_judged(&self.lock(), SystemTime::now())
+    }
+
+    fn vault_judged(inner: &Inner, now: SystemTime) -> Option<views::Vault> {
+        let mut vault = inner.vault.clone()?;
+        vault.backup_service = inner.keyset_gauges.clone();
+        let judged = off_home::judge(&vault, now);
+        vault.behind_seconds = judged.behind.as_secs_f64();
+        vault.off_home = judged.check;
+        Some(vault)
+    }
+
+    /// Records the node's keyset gauges as last scraped.
+    pub fn set_keyset_gauges(&self, gauges: views::KeysetGauges) {
+        self.lock().keyset_gauges = Some(gauges);
+    }
+
     /// Brings the gauges judged at the instant they are read up to date
     /// before a scrape or a metrics line: the child's uptime, `/health`, `/ready`.
     pub fn refresh_metrics(&self) {
@@ -414,6 +455,11 @@ impl State {
         if let Some(first) = watch_reasons.first() {
             return (Status::Warn, format!("the chain watch: {}", first.cause));
         }
+        if let Some(vault) = Self::vault_judged(inner, SystemTime::now())
+            && vault.off_home.status == Status::Warn
+        {
+            return (Status::Warn, vault.off_home.cause);
+        }
         (Status::Ok, Phase::Running.as_str().to_string())
     }
 
@@ -500,6 +546,7 @@ impl State {
             checks: inner.checks.values().flatten().cloned().collect(),
             sync: inner.sync.clone(),
             watch: inner.watch.clone(),
+            vault: Self::vault_judged(&inner, SystemTime::now()),
             log_tail,
             log_tail_withheld: None,
         }

@@ -198,6 +198,9 @@ pub struct Status {
     pub sync: Option<Sync>,
     /// The chain watch's latest pass; `None` before the first.
     pub watch: Option<Watch>,
+    /// The home's keyshares and the vault; `None` before the first look.
+    #[serde(default)]
+    pub vault: Option<Vault>,
     /// The node's last lines (key-like strings redacted), newest last, at
     /// most [`crate::life::state::TAIL_BYTES`] of them; empty when withheld.
     pub log_tail: Vec<LogLine>,
@@ -272,6 +275,81 @@ pub struct Watch {
     pub reasons: Vec<Reason>,
     /// The account's available balance, yoctoNEAR as a decimal string.
     pub available_balance: Option<String>,
+}
+
+/// The home's keyshares off the home: the latest look at `permanent_keys/`,
+/// what the vault holds of it, and the off-home judgment
+/// ([`crate::life::off_home`]) at the instant served.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Vault {
+    /// `AGENT_KEYSHARE_VAULT`; `None`: no vault is configured.
+    pub location: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub looked_at: SystemTime,
+    /// The home's newest keyshare; `None`: the home holds none.
+    pub newest: Option<HomeKeyshare>,
+    /// The newest keyshare's object, once the vault holds its bytes.
+    pub vaulted: Option<VaultedObject>,
+    /// How long the newest keyshare has lived only on the home (neither in
+    /// the vault nor served to a backup service); 0 once off the home.
+    pub behind_seconds: f64,
+    /// `AGENT_KEYSHARE_VAULT_MAX_BEHIND`.
+    pub max_behind_seconds: f64,
+    /// The latest failure (an upload, a conflict, the look at the home), a
+    /// check with its cause and fix; cleared once nothing fails or waits.
+    pub last_error: Option<Check>,
+    /// Names under `permanent_keys/` that were not read (a link, a
+    /// directory): never followed.
+    pub refused: Vec<RefusedEntry>,
+    /// The node's keyset gauges, as last scraped; `None` before any.
+    pub backup_service: Option<KeysetGauges>,
+    /// `vault.off_home`: is the newest keyshare off the home?
+    pub off_home: Check,
+}
+
+/// One keyshare file of the home (its plaintext is never read).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HomeKeyshare {
+    /// Under `permanent_keys/`.
+    pub file: String,
+    pub epoch: u64,
+    pub domains: u64,
+    pub size: u64,
+    pub sha256: String,
+    /// Its modification time: since when it lives on the home.
+    #[serde(with = "rfc3339")]
+    pub since: SystemTime,
+}
+
+/// A keyshare's object in the vault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VaultedObject {
+    pub key: String,
+    /// `s3://BUCKET/KEY`.
+    pub url: String,
+    pub version_id: Option<String>,
+    /// When it was stored.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    pub sha256: String,
+}
+
+/// A name under `permanent_keys/` that was not read, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedEntry {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What the node's `/metrics` says of its keysets (mpc-node's
+/// `mpc_current_epoch_id`, `mpc_last_backup_served_epoch`); each `None`
+/// until the node sets it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeysetGauges {
+    pub current_epoch_id: Option<u64>,
+    pub last_backup_served_epoch: Option<u64>,
+    #[serde(with = "rfc3339")]
+    pub scraped_at: SystemTime,
 }
 
 /// Readiness, as `/ready` answers it and `/status` repeats it.

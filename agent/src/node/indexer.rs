@@ -1,16 +1,20 @@
-//! The node's indexer as its Prometheus endpoint shows it, in mpc-node's names
-//! (near/mpc `crates/node/src/metrics.rs`), or why it cannot be read.
+//! The node's indexer and keyset gauges as its Prometheus endpoint shows
+//! them, in mpc-node's names (near/mpc `crates/node/src/metrics.rs`), or why
+//! they cannot be read.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use entrypoint::probe;
 use prometheus_parse::{Scrape, Value};
 
+use crate::life::views::KeysetGauges;
 use crate::node::sync::Reading;
 
 pub const HEIGHT: &str = "mpc_indexer_latest_block_height";
 pub const BLOCK_TIMESTAMP: &str = "mpc_indexer_latest_block_timestamp_seconds";
 pub const JOB_STATE: &str = "mpc_current_job_state";
+pub const CURRENT_EPOCH: &str = "mpc_current_epoch_id";
+pub const BACKUP_SERVED_EPOCH: &str = "mpc_last_backup_served_epoch";
 
 /// What one scrape gave.
 #[derive(Debug, PartialEq)]
@@ -24,33 +28,61 @@ pub enum Scraped {
     Failed(String),
 }
 
-pub async fn scrape(url: &str, timeout: Duration) -> Scraped {
+/// The indexer, and the keyset gauges when the text could be read.
+pub async fn scrape(url: &str, timeout: Duration) -> (Scraped, Option<KeysetGauges>) {
     let answer = probe::get(url, timeout).await;
     // A URL setting: named by scheme, host and port only.
     let url = &entrypoint::keys::shown_url(url);
     match answer {
-        Ok((200, body)) => read(url, &String::from_utf8_lossy(&body)),
-        Ok((404, _)) => Scraped::Absent(format!(
-            "{url} answered 404: this node image serves no metrics"
-        )),
-        Ok((code, _)) => Scraped::Failed(format!("{url} answered {code}")),
-        Err(e) => Scraped::Failed(e),
+        Ok((200, body)) => match parse(url, &String::from_utf8_lossy(&body)) {
+            Ok(scrape) => (indexer(url, &scrape), Some(keysets(&scrape))),
+            Err(failed) => (failed, None),
+        },
+        Ok((404, _)) => (
+            Scraped::Absent(format!(
+                "{url} answered 404: this node image serves no metrics"
+            )),
+            None,
+        ),
+        Ok((code, _)) => (Scraped::Failed(format!("{url} answered {code}")), None),
+        Err(e) => (Scraped::Failed(e), None),
     }
+}
+
+fn parse(url: &str, text: &str) -> Result<Scrape, Scraped> {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .map_err(|e| Scraped::Failed(format!("{url} is not Prometheus text: {e}")))
+}
+
+fn gauge(scrape: &Scrape, name: &str) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find_map(|s| number(&s.value))
 }
 
 /// The indexer's gauges in a metrics text.
 pub fn read(url: &str, text: &str) -> Scraped {
-    let scrape = match Scrape::parse(text.lines().map(|l| Ok(l.to_string()))) {
-        Ok(scrape) => scrape,
-        Err(e) => return Scraped::Failed(format!("{url} is not Prometheus text: {e}")),
-    };
-    let gauge = |name: &str| {
-        scrape
-            .samples
-            .iter()
-            .filter(|s| s.metric == name)
-            .find_map(|s| number(&s.value))
-    };
+    match parse(url, text) {
+        Ok(scrape) => indexer(url, &scrape),
+        Err(failed) => failed,
+    }
+}
+
+/// `mpc_current_epoch_id` and `mpc_last_backup_served_epoch`, each `None`
+/// until the node sets it.
+fn keysets(scrape: &Scrape) -> KeysetGauges {
+    let epoch = |name| gauge(scrape, name).filter(|v| *v >= 0.0).map(|v| v as u64);
+    KeysetGauges {
+        current_epoch_id: epoch(CURRENT_EPOCH),
+        last_backup_served_epoch: epoch(BACKUP_SERVED_EPOCH),
+        scraped_at: SystemTime::now(),
+    }
+}
+
+fn indexer(url: &str, scrape: &Scrape) -> Scraped {
+    let gauge = |name: &str| gauge(scrape, name);
     let (Some(height), Some(timestamp)) = (gauge(HEIGHT), gauge(BLOCK_TIMESTAMP)) else {
         return Scraped::Absent(format!(
             "{url} has no {HEIGHT} or {BLOCK_TIMESTAMP} (an image from before them): readiness is the node's /health alone"
@@ -100,6 +132,19 @@ mod tests {
                 block_timestamp: 1_764_547_200,
                 job: Some("Running".into()),
             })
+        );
+    }
+
+    #[test]
+    fn the_keyset_gauges_are_read_with_or_without_the_indexer() {
+        let text = "# TYPE mpc_current_epoch_id gauge\nmpc_current_epoch_id 7\n# TYPE mpc_last_backup_served_epoch gauge\nmpc_last_backup_served_epoch 6\n";
+        let gauges = keysets(&parse(URL, text).unwrap());
+        assert_eq!(gauges.current_epoch_id, Some(7));
+        assert_eq!(gauges.last_backup_served_epoch, Some(6));
+        let unset = keysets(&parse(URL, "mpc_standin_up 1\n").unwrap());
+        assert_eq!(
+            (unset.current_epoch_id, unset.last_backup_served_epoch),
+            (None, None)
         );
     }
 

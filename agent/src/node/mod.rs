@@ -2,8 +2,9 @@
 //! (`stages`) and the policy for what stops them (`pipeline`), the rotated
 //! secrets while it runs
 //! (`rotation`), its readiness and sync (`readiness`, reading `indexer`,
-//! judged by `sync`), the chain watched while it runs (`watch`), and its
-//! short commands through the reaper (`commands`).
+//! judged by `sync`), the chain watched while it runs (`watch`), the home's
+//! keyshares copied to the vault (`vault`), and its short commands through
+//! the reaper (`commands`).
 
 pub mod commands;
 pub mod indexer;
@@ -12,4 +13,5 @@ pub mod readiness;
 pub mod rotation;
 mod stages;
 pub mod sync;
+pub mod vault;
 pub mod watch;

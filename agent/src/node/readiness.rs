@@ -1,7 +1,7 @@
 //! Polls the child's own readiness URL in the background and, for mpc-node,
-//! its indexer's metrics; records both in the state (`/ready` and `/health`
-//! read the record, never the URLs), logs the sync's progress, and acts on a
-//! stall as `AGENT_ON_STALL` says.
+//! its indexer's and keysets' metrics; records them in the state (`/ready`,
+//! `/health` and `/status.vault` read the record, never the URLs), logs the
+//! sync's progress, and acts on a stall as `AGENT_ON_STALL` says.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant, SystemTime};
@@ -82,7 +82,10 @@ impl Repeat for Readiness {
             detail,
             at: Instant::now(),
         });
-        if let (Some(follow), Some(scraped)) = (self.follow.as_mut(), scraped) {
+        if let (Some(follow), Some((scraped, keysets))) = (self.follow.as_mut(), scraped) {
+            if let Some(keysets) = keysets {
+                self.state.set_keyset_gauges(keysets);
+            }
             follow.record(scraped, &self.state);
         }
         ControlFlow::Continue(())

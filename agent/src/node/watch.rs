@@ -2,19 +2,20 @@
 //! (jittered) the keys it runs with are judged again by boot's own judgment
 //! (the shared `verify::against_chain`: signer key and permission, allowance,
 //! contract state, participant entry, the `secrets.json` rule), and the
-//! account's available balance against `AGENT_MIN_BALANCE`. What got worse
+//! account's available balance against `AGENT_MIN_BALANCE`, and the
+//! contract's keyset against the home's newest keyshare. What got worse
 //! than at boot becomes a reason on `/status`, a warning (a failure for the
 //! signer key) on `/health`, a log line and a metric; it clears when the
 //! chain heals. The node is never restarted for it: it may be mid-signature.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::RunConfig;
-use entrypoint::keys::{KeyReport, check_ids};
+use entrypoint::keys::{ContractFinding, ContractState, KeyReport, Standing, check_ids};
 use entrypoint::secrets::NodeSecrets;
 use entrypoint::stage::Stage;
 use entrypoint::verify::{self, VerifyInputs};
@@ -22,6 +23,7 @@ use near_primitives::types::{AccountId, Balance};
 
 use crate::every::{Every, Looping, Repeat};
 
+use crate::life::off_home;
 use crate::life::state::{KEY_GONE, State};
 use crate::life::views::{Reason, Watch};
 
@@ -47,6 +49,7 @@ pub fn spawn(
             previous: boot.clone(),
             boot,
             shown: Vec::new(),
+            keyset_ahead_since: None,
         })
 }
 
@@ -61,6 +64,9 @@ struct ChainWatch {
     boot: Vec<Check>,
     previous: Vec<Check>,
     shown: Vec<Reason>,
+    /// Since when the contract's keyset has been newer than the home's
+    /// newest keyshare.
+    keyset_ahead_since: Option<Instant>,
 }
 
 impl Repeat for ChainWatch {
@@ -86,6 +92,7 @@ impl Repeat for ChainWatch {
         }
         self.previous.clone_from(&checks);
         checks.push(balance);
+        checks.push(self.keyset_against_home(&verified.keys));
         let reasons = worse_than_boot(&checks, &self.boot);
         log_changes(&self.shown, &reasons);
         self.shown.clone_from(&reasons);
@@ -96,6 +103,45 @@ impl Repeat for ChainWatch {
             available_balance: available.map(|b| b.as_yoctonear().to_string()),
         });
         ControlFlow::Continue(())
+    }
+}
+
+impl ChainWatch {
+    /// The contract's keyset epoch against the home's newest keyshare, as
+    /// the vault loop last saw it.
+    fn keyset_against_home(&mut self, keys: &KeyReport) -> Check {
+        let on_chain = keys.on_chain.as_ref();
+        // Running only: while resharing, the keyset stays the previous
+        // epoch's, which a node joining in this resharing never held.
+        let keyset_epoch = on_chain.and_then(|c| match &c.contract {
+            ContractFinding::State {
+                state: state @ ContractState::Running { .. },
+            } => state.keyset().map(|k| k.epoch_id),
+            _ => None,
+        });
+        let participant =
+            on_chain.is_some_and(|c| matches!(c.standing, Some(Standing::Member { .. })));
+        let Some(vault) = self.state.vault() else {
+            return Check::skipped(
+                off_home::AGAINST_CONTRACT,
+                "the home's keyshares have not been looked at yet",
+            );
+        };
+        let newest = vault.newest.as_ref();
+        let ahead =
+            participant && keyset_epoch.is_some_and(|epoch| newest.is_none_or(|n| n.epoch < epoch));
+        if !ahead {
+            self.keyset_ahead_since = None;
+        } else {
+            self.keyset_ahead_since.get_or_insert_with(Instant::now);
+        }
+        off_home::against_contract(
+            keyset_epoch,
+            participant,
+            newest,
+            self.keyset_ahead_since.map(|since| since.elapsed()),
+            self.config.keyshares.max_behind,
+        )
     }
 }
 

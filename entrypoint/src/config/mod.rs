@@ -281,6 +281,16 @@ pub struct VaultSettings {
     pub max_behind: Duration,
 }
 
+/// How `agent run` follows the home's keyshares, with a vault or without:
+/// how often it looks and how long the newest may live only on the home
+/// (`AGENT_KEYSHARE_VAULT_INTERVAL`, `AGENT_KEYSHARE_VAULT_MAX_BEHIND`;
+/// `doctor` reads only the latter, its interval is zero).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyshareWatch {
+    pub interval: Duration,
+    pub max_behind: Duration,
+}
+
 /// Whether `agent run` and `agent init` restore a home with no keyshare
 /// from the vault (`AGENT_KEYSHARE_RESTORE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -335,6 +345,8 @@ pub struct RunConfig {
     pub efs_file_system_id: Option<String>,
     /// `None`: no vault configured.
     pub vault: Option<VaultSettings>,
+    /// The home's keyshares followed even without a vault.
+    pub keyshares: KeyshareWatch,
     pub restore: RestorePolicy,
     /// `None`: no metrics lines written.
     pub cloudwatch: Option<CloudWatchSettings>,
@@ -373,6 +385,7 @@ pub struct DoctorConfig {
     pub homes: HomeSettings,
     pub efs_file_system_id: Option<String>,
     pub vault: Option<VaultSettings>,
+    pub keyshares: KeyshareWatch,
     pub cloudwatch: Option<CloudWatchSettings>,
 }
 
@@ -402,6 +415,7 @@ impl RunConfig {
         let lifetime = r.lifetime();
         let efs_file_system_id = r.efs_file_system_id();
         let vault = r.vault();
+        let keyshares = r.keyshare_watch;
         let restore = r.restore();
         let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
@@ -414,6 +428,7 @@ impl RunConfig {
                 lifetime: lifetime?,
                 efs_file_system_id,
                 vault: vault?,
+                keyshares: keyshares?,
                 restore: restore?,
                 cloudwatch: cloudwatch?,
             })
@@ -470,6 +485,7 @@ impl DoctorConfig {
         let homes = r.homes();
         let efs_file_system_id = r.efs_file_system_id();
         let vault = r.vault();
+        let keyshares = r.keyshare_watch;
         let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
             Some(DoctorConfig {
@@ -478,6 +494,7 @@ impl DoctorConfig {
                 homes: homes?,
                 efs_file_system_id,
                 vault: vault?,
+                keyshares: keyshares?,
                 cloudwatch: cloudwatch?,
             })
         })
@@ -570,6 +587,8 @@ struct Resolver<'a> {
     listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
     rust_log: Option<String>,
+    /// Set by [`Resolver::vault`], which reads its settings.
+    keyshare_watch: Option<KeyshareWatch>,
 }
 
 impl<'a> Resolver<'a> {
@@ -583,6 +602,7 @@ impl<'a> Resolver<'a> {
             listen: None,
             log_format: None,
             rust_log: None,
+            keyshare_watch: None,
         };
         if let Some(path) = &layers.file {
             match read_file(path) {
@@ -705,6 +725,10 @@ impl<'a> Resolver<'a> {
             }
             _ => Duration::ZERO,
         };
+        self.keyshare_watch = Some(KeyshareWatch {
+            interval,
+            max_behind,
+        });
         Some(location.map(|location| VaultSettings {
             location,
             kms_key,

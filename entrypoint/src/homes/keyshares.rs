@@ -47,7 +47,29 @@ pub struct KeyshareFile {
     pub bytes: Option<Zeroizing<Vec<u8>>>,
     #[serde(skip)]
     inode: (u64, u64),
+    /// What `stat` said before the bytes were read.
+    #[serde(skip)]
+    stamp: Stamp,
+    /// When they were read.
+    #[serde(skip)]
+    read_at: SystemTime,
 }
+
+/// What changes when a file's bytes do: its inode, size, and modification
+/// and change times (a rewrite that sets the modification time back still
+/// moves the change time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    inode: (u64, u64),
+    size: i64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+/// A digest is taken again by [`look_again`] unless the file had been left
+/// alone this long when it was read: file times tick coarsely (a jiffy, or
+/// a second on some servers), so a write just after a read may not move them.
+const QUIET_BEFORE_READ: Duration = Duration::from_secs(2);
 
 /// A name under `permanent_keys/` that was not read, and why (a link, a
 /// directory, a file too large).
@@ -111,6 +133,18 @@ impl Look {
 /// `permanent_keys/` has no keyshare; `permanent_keys` itself as a link is
 /// an error naming it.
 pub fn look(home: &Path, keep: Keep) -> Result<Look, HomeError> {
+    look_at(home, keep, None)
+}
+
+/// [`look`] keeping digests only, after `previous`: a file `stat` finds as
+/// `previous` read it (and left alone for a while then) keeps its digest
+/// without being read again, so a steady home costs a listing and a `stat`
+/// per file.
+pub fn look_again(home: &Path, previous: &Look) -> Result<Look, HomeError> {
+    look_at(home, Keep::Digests, Some(previous))
+}
+
+fn look_at(home: &Path, keep: Keep, previous: Option<&Look>) -> Result<Look, HomeError> {
     let root = Dir::open(home).map_err(HomeError::io("open", home))?;
     let mut look = Look {
         files: Vec::new(),
@@ -144,6 +178,20 @@ pub fn look(home: &Path, keep: Keep) -> Result<Look, HomeError> {
             look.ignored.push(path);
             continue;
         };
+        let known = previous.and_then(|p| p.file(keyshare)).filter(|known| {
+            known.stamp == stamp(&stat)
+                && known
+                    .read_at
+                    .duration_since(known.modified)
+                    .is_ok_and(|quiet| quiet >= QUIET_BEFORE_READ)
+        });
+        if let Some(known) = known {
+            look.files.push(KeyshareFile {
+                bytes: None,
+                ..known.clone()
+            });
+            continue;
+        }
         match read(&dir, &name, keyshare, keep) {
             Ok(Some(file)) => look.files.push(file),
             // Gone since the listing.
@@ -174,10 +222,13 @@ fn read(
     keyshare: KeyshareName,
     keep: Keep,
 ) -> std::io::Result<Option<KeyshareFile>> {
+    let read_at = SystemTime::now();
     let Some((bytes, stat)) = dir.read_with_stat(Path::new(name))? else {
         return Ok(None);
     };
     Ok(Some(KeyshareFile {
+        stamp: stamp(&stat),
+        read_at,
         name: keyshare,
         size: bytes.len() as u64,
         sha256: hex::encode(Sha256::digest(bytes.as_slice())),
@@ -199,6 +250,15 @@ fn key_link(root: &Dir, files: &[KeyshareFile]) -> Result<KeyLink, HomeError> {
             .map_or(KeyLink::Other, |f| KeyLink::Linked(f.name)),
         Some(_) => KeyLink::Other,
     })
+}
+
+fn stamp(stat: &FileStat) -> Stamp {
+    Stamp {
+        inode: inode(stat),
+        size: stat.st_size,
+        modified: (stat.st_mtime, stat.st_mtime_nsec),
+        changed: (stat.st_ctime, stat.st_ctime_nsec),
+    }
 }
 
 fn inode(stat: &FileStat) -> (u64, u64) {

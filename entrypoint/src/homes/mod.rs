@@ -52,7 +52,9 @@ use crate::stage::Failure;
 
 pub use atomic::Written;
 pub use inspect::{HomeInputs, HomeInspection, WriteTest, inspect};
-pub use keyshares::{KEY_LINK, Keep, KeyLink, KeyshareFile, Look, PERMANENT_KEYS, Refused, look};
+pub use keyshares::{
+    KEY_LINK, Keep, KeyLink, KeyshareFile, Look, PERMANENT_KEYS, Refused, look, look_again,
+};
 pub use lock::{Holder, HomeLock};
 pub use owner::NodeUser;
 pub use prepare::{NodeHome, prepare};

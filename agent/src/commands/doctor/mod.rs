@@ -11,6 +11,7 @@ mod alarms;
 mod aws;
 mod drill;
 mod running;
+mod vault;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ const GROUPS: [(&str, &str); 9] = [
     ),
     (
         "vault",
-        "the keyshare vault; with --drill, the newest backup judged as agent vault verify judges it",
+        "the keyshare vault: configured or not, the bucket's versioning, Object Lock and encryption, every keyshare of the home in it with the same checksum, the newest off the home; with --drill, the newest backup judged as agent vault verify judges it",
     ),
     (
         "aws",
@@ -211,10 +212,26 @@ async fn diagnose(layers: Layers, options: &Options) -> (ConfigOrigin, Vec<Docto
             None => Vec::new(),
         }
     };
-    let (node, aws, agent, alarms) =
-        tokio::join!(node_checks, aws_checks, agent_checks, alarm_checks);
+    let vault_checks = async {
+        match &config {
+            Some(config) => {
+                let local = agent_config.is_none();
+                let checks = vault::checks(config, &layers.env, local, &agent_url, limit);
+                bounded("vault", limit, checks).await
+            }
+            None => Vec::new(),
+        }
+    };
+    let (node, aws, agent, vault, alarms) = tokio::join!(
+        node_checks,
+        aws_checks,
+        agent_checks,
+        vault_checks,
+        alarm_checks
+    );
     entries.extend(node);
     entries.extend(aws.into_iter().map(|c| entry("aws", c)));
+    entries.extend(vault.into_iter().map(|c| entry("vault", c)));
     entries.extend(agent.into_iter().map(|c| entry("agent", c)));
     entries.extend(alarms.into_iter().map(|c| entry("alarms", c)));
     (origin, entries)

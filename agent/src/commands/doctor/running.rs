@@ -13,33 +13,35 @@ use crate::life::state::stall_text;
 use crate::life::views::{Reported, Status, SyncSource};
 
 pub async fn checks(base: &str, limit: Duration) -> Vec<Check> {
+    match fetch(base, limit).await {
+        Ok((url, status)) => judge(&url, &status),
+        Err(check) => vec![check],
+    }
+}
+
+/// The running agent's `/status` at `base` and its URL, or why there is none
+/// (`agent.status`).
+pub async fn fetch(base: &str, limit: Duration) -> Result<(String, Status), Check> {
     let url = format!("{}/status", base.trim_end_matches('/'));
-    let status: Status = match probe::get(&url, limit).await {
+    match probe::get(&url, limit).await {
         Ok((200, body)) => match serde_json::from_slice(&body) {
-            Ok(status) => status,
-            Err(e) => {
-                return vec![Check::warn(
-                    "agent.status",
-                    format!("{url} is not an agent's /status: {e}"),
-                    "point --from at the agent's port (AGENT_LISTEN)",
-                )];
-            }
-        },
-        Ok((code, _)) => {
-            return vec![Check::warn(
+            Ok(status) => Ok((url, status)),
+            Err(e) => Err(Check::warn(
                 "agent.status",
-                format!("{url} answered {code}"),
+                format!("{url} is not an agent's /status: {e}"),
                 "point --from at the agent's port (AGENT_LISTEN)",
-            )];
-        }
-        Err(e) => {
-            return vec![Check::skipped(
-                "agent.status",
-                format!("no running agent answers at {url} ({e})"),
-            )];
-        }
-    };
-    judge(&url, &status)
+            )),
+        },
+        Ok((code, _)) => Err(Check::warn(
+            "agent.status",
+            format!("{url} answered {code}"),
+            "point --from at the agent's port (AGENT_LISTEN)",
+        )),
+        Err(e) => Err(Check::skipped(
+            "agent.status",
+            format!("no running agent answers at {url} ({e})"),
+        )),
+    }
 }
 
 /// The agent's phase judged, then each reason it has seen as a warning.

@@ -1,0 +1,130 @@
+//! The vault takes a keyshare only once the node has finished writing it:
+//! a file still growing waits, a moment without `<home>/key` (the node
+//! removes it, then links it to the new file) is no error, and the file is
+//! uploaded once, whole, when `key` links to it. A link planted under
+//! `permanent_keys/` is never followed, and is named on `/status`.
+
+use std::time::Duration;
+
+use agent_tests::harness::{WAIT, store_key};
+use agent_tests::keyshare_vault::{BUCKET, FIRST, INTERVAL, VaultWorld};
+use agent_tests::standin_node::keyshare::{KeysetRequest, KeysetResult};
+use agent_tests::standin_node::write_test_share;
+use nix::sys::signal::Signal;
+
+fn newest_vaulted(status: &agent::views::Status) -> Option<String> {
+    let vault = status.vault.as_ref()?;
+    vault.vaulted.as_ref()?;
+    vault.newest.as_ref().map(|n| n.file.clone())
+}
+
+/// No failure on `/status.vault`, `/health` passes.
+fn quiet(agent: &agent_tests::harness::Agent) {
+    let status = agent.status();
+    let vault = status.vault.unwrap();
+    assert!(vault.last_error.is_none(), "{:?}", vault.last_error);
+    let health = agent.get("/health").json();
+    assert_eq!(health["status"], "pass", "{health}");
+}
+
+#[test]
+fn a_growing_file_and_a_moment_without_key_are_no_error_and_the_file_is_vaulted_once_complete() {
+    let world = VaultWorld::new();
+    let mut agent = world.run("10m").start();
+    agent.wait_status(WAIT, |s| newest_vaulted(s).as_deref() == Some(FIRST));
+    agent.wait_until("/ready", WAIT, |r| r.status == 200);
+
+    // The node writes epoch 2 in six pieces over 1.5 s, then links key to it.
+    let second = "epoch_2_with_1_domains";
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            world
+                .node
+                .store_keyset(&KeysetRequest::new(2, 1).slowly(6, Duration::from_millis(300)))
+        });
+        let mut growing = 0;
+        while !writer.is_finished() {
+            if world.node.path("permanent_keys").join(second).exists() {
+                growing += 1;
+                quiet(&agent);
+                assert_eq!(world.versions(second), 0, "taken while being written");
+            }
+            std::thread::sleep(INTERVAL / 2);
+        }
+        assert!(
+            growing >= 3,
+            "the file was seen growing only {growing} times"
+        );
+        assert_eq!(writer.join().unwrap(), KeysetResult::Stored(second.into()));
+    });
+    agent.wait_status(WAIT, |s| newest_vaulted(s).as_deref() == Some(second));
+    assert_eq!(world.versions(second), 1);
+    assert_eq!(
+        world
+            .moto
+            .object(BUCKET, &VaultWorld::object_key(second))
+            .bytes,
+        world.home_bytes(second),
+        "not the whole file"
+    );
+
+    // Between its two steps the node has removed key and not linked it yet.
+    let key = world.node.path("key");
+    std::fs::remove_file(&key).unwrap();
+    let out = write_test_share(
+        world.node.home(),
+        &world.node.store_key,
+        &["--kind", "permanent", "--epoch", "3"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let third = "epoch_3_with_1_domains";
+    std::thread::sleep(INTERVAL * 6);
+    quiet(&agent);
+    assert_eq!(world.versions(third), 0, "taken before key linked it");
+    std::fs::hard_link(world.node.path("permanent_keys").join(third), &key).unwrap();
+    agent.wait_status(WAIT, |s| newest_vaulted(s).as_deref() == Some(third));
+    assert_eq!(world.versions(third), 1);
+    quiet(&agent);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+}
+
+#[test]
+fn a_link_under_permanent_keys_is_not_followed_and_is_named() {
+    let world = VaultWorld::new();
+    // A share of another home, outside this one, linked in under a keyshare's name.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = write_test_share(elsewhere.path(), &store_key(), &["--epoch", "9"]);
+    assert!(out.status.success(), "{out:?}");
+    let planted = world
+        .node
+        .path("permanent_keys")
+        .join("epoch_9_with_1_domains");
+    std::os::unix::fs::symlink(
+        elsewhere
+            .path()
+            .join("permanent_keys/epoch_9_with_1_domains"),
+        &planted,
+    )
+    .unwrap();
+
+    let mut agent = world.run("10m").start();
+    let status = agent.wait_status(WAIT, |s| {
+        newest_vaulted(s).as_deref() == Some(FIRST)
+            && s.vault.as_ref().is_some_and(|v| !v.refused.is_empty())
+    });
+    let vault = status.vault.unwrap();
+    assert_eq!(vault.refused.len(), 1, "{:?}", vault.refused);
+    assert_eq!(vault.refused[0].path, planted);
+    assert!(
+        vault.refused[0].reason.contains("no link is followed"),
+        "{}",
+        vault.refused[0].reason
+    );
+    let logged = agent.wait_log("not read and not vaulted");
+    assert_eq!(logged["path"], planted.display().to_string(), "{logged}");
+    std::thread::sleep(INTERVAL * 4);
+    assert_eq!(world.versions("epoch_9_with_1_domains"), 0);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(), 0);
+}
