@@ -5,7 +5,6 @@ pub mod docker;
 pub mod emf;
 pub mod faults;
 pub mod harness;
-pub mod keyshare_vault;
 pub mod moto;
 pub mod mounts;
 pub mod near_rpc;

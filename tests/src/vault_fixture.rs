@@ -1,11 +1,14 @@
-//! A node whose keyshares are in the vault: the node's world
-//! ([`NodeFixture`]), a moto holding the vault's bucket (Object Lock,
-//! versioning) and KMS key, the contract's keyset on the chain stand-in, and
-//! backups planted as the node writes them — a keyshare the stand-in node
-//! stored on a scratch home, uploaded by the vault's own `upload` — so a
-//! test of the restore does not wait on the loop that fills the vault.
+//! A node and its keyshare vault on moto: the node's world
+//! ([`NodeFixture`]), a KMS key (`alias/mpc-vault`) and the vault's bucket
+//! (Object Lock, versioning; or none yet), the contract's keyset on the chain
+//! stand-in, and backups planted as the node writes them — a keyshare the
+//! stand-in node stored on a scratch home, uploaded by the vault's own
+//! `upload` — so a test of the restore does not wait on the loop that fills
+//! the vault; and `agent run` whose loop fills it, looking at the home every
+//! [`INTERVAL`].
 
 use std::path::Path;
+use std::time::Duration;
 
 use entrypoint::homes::{Keep, KeyshareFile, look};
 use entrypoint::keyshare::KeyshareName;
@@ -20,13 +23,18 @@ use crate::standin_node::write_test_share;
 pub const BUCKET: &str = "mpc-vault";
 /// The vault's location, as `AGENT_KEYSHARE_VAULT` names it.
 pub const LOCATION: &str = "s3://mpc-vault/mainnet";
+/// `AGENT_KEYSHARE_VAULT_INTERVAL` of [`VaultFixture::run_vaulting`].
+pub const INTERVAL: Duration = Duration::from_millis(250);
+/// The keyshare [`VaultFixture::keyshare_on_home`] plants.
+pub const FIRST: &str = "epoch_1_with_1_domains";
 
 pub struct VaultFixture {
     pub node: NodeFixture,
     pub moto: Moto,
     pub vault: Vault,
-    /// The KMS key the vault's objects are encrypted under.
+    /// The KMS key the vault's objects are encrypted under (its ARN).
     pub kms_key: String,
+    pub kms_key_id: String,
 }
 
 impl Default for VaultFixture {
@@ -38,17 +46,31 @@ impl Default for VaultFixture {
 impl VaultFixture {
     /// A node whose contract holds no keyset yet, and an empty vault.
     pub fn new() -> VaultFixture {
+        VaultFixture::on(Moto::start(), true)
+    }
+
+    /// On `moto` (four requests: the key, its alias and, with `bucket`, the
+    /// bucket and its lock of 1 day of GOVERNANCE retention).
+    pub fn on(moto: Moto, bucket: bool) -> VaultFixture {
         let node = NodeFixture::new();
-        let moto = Moto::start();
-        let (_, kms_key) = moto.create_kms_key(Some("alias/mpc-vault"));
-        moto.create_locked_bucket(BUCKET, 1);
+        let (kms_key_id, kms_key) = moto.create_kms_key(Some("alias/mpc-vault"));
+        if bucket {
+            moto.create_locked_bucket(BUCKET, 1);
+        }
         let vault = moto.vault(vault_target(LOCATION, Some(&kms_key)));
         VaultFixture {
             node,
             moto,
             vault,
             kms_key,
+            kms_key_id,
         }
+    }
+
+    /// With the keyshare [`FIRST`] on the home, as the node stores one.
+    pub fn keyshare_on_home(self) -> VaultFixture {
+        self.node.plant_share(&self.node.store_key);
+        self
     }
 
     /// The contract's `Running` state holds the keyset of `epoch`: domain
@@ -115,9 +137,42 @@ impl VaultFixture {
             .env("AGENT_KEYSHARE_VAULT_KMS_KEY", &self.kms_key)
     }
 
+    /// `agent run` whose loop copies the home's keyshares to the vault
+    /// every [`INTERVAL`], each upload under the KMS key's alias, with
+    /// `max_behind` for `AGENT_KEYSHARE_VAULT_MAX_BEHIND`.
+    pub fn run_vaulting(&self, max_behind: &str) -> AgentCommand {
+        self.run()
+            .env("AGENT_KEYSHARE_VAULT_KMS_KEY", "alias/mpc-vault")
+            .env(
+                "AGENT_KEYSHARE_VAULT_INTERVAL",
+                format!("{}ms", INTERVAL.as_millis()),
+            )
+            .env("AGENT_KEYSHARE_VAULT_MAX_BEHIND", max_behind)
+    }
+
     pub fn home(&self) -> &Path {
         self.node.home()
     }
+
+    /// The bytes of `permanent_keys/<file>` on the home.
+    pub fn home_bytes(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.node.path("permanent_keys").join(file)).unwrap()
+    }
+
+    /// The versions the vault holds of the home's keyshare `file`.
+    pub fn versions(&self, file: &str) -> usize {
+        let key = object_key_of(file);
+        self.moto
+            .versions(BUCKET, &key)
+            .iter()
+            .filter(|(k, _, _)| *k == key)
+            .count()
+    }
+}
+
+/// The object key of the keyshare `file` of the node's account.
+pub fn object_key_of(file: &str) -> String {
+    format!("mainnet/{ACCOUNT}/{file}")
 }
 
 /// The contract's `keyset`: its epoch and each domain's key and attempt,

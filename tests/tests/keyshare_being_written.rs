@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use agent_tests::harness::{WAIT, store_key};
-use agent_tests::keyshare_vault::{BUCKET, FIRST, INTERVAL, VaultWorld};
 use agent_tests::standin_node::keyshare::{KeysetRequest, KeysetResult};
 use agent_tests::standin_node::write_test_share;
+use agent_tests::vault_fixture::{BUCKET, FIRST, INTERVAL, VaultFixture, object_key_of};
 use nix::sys::signal::Signal;
 
 fn newest_vaulted(status: &agent::views::Status) -> Option<String> {
@@ -29,8 +29,8 @@ fn quiet(agent: &agent_tests::harness::Agent) {
 
 #[test]
 fn a_growing_file_and_a_moment_without_key_are_no_error_and_the_file_is_vaulted_once_complete() {
-    let world = VaultWorld::new();
-    let mut agent = world.run("10m").start();
+    let world = VaultFixture::new().keyshare_on_home();
+    let mut agent = world.run_vaulting("10m").start();
     agent.wait_status(WAIT, |s| newest_vaulted(s).as_deref() == Some(FIRST));
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
 
@@ -60,10 +60,7 @@ fn a_growing_file_and_a_moment_without_key_are_no_error_and_the_file_is_vaulted_
     agent.wait_status(WAIT, |s| newest_vaulted(s).as_deref() == Some(second));
     assert_eq!(world.versions(second), 1);
     assert_eq!(
-        world
-            .moto
-            .object(BUCKET, &VaultWorld::object_key(second))
-            .bytes,
+        world.moto.object(BUCKET, &object_key_of(second)).bytes,
         world.home_bytes(second),
         "not the whole file"
     );
@@ -91,7 +88,7 @@ fn a_growing_file_and_a_moment_without_key_are_no_error_and_the_file_is_vaulted_
 
 #[test]
 fn a_link_under_permanent_keys_is_not_followed_and_is_named() {
-    let world = VaultWorld::new();
+    let world = VaultFixture::new().keyshare_on_home();
     // A share of another home, outside this one, linked in under a keyshare's name.
     let elsewhere = tempfile::tempdir().unwrap();
     let out = write_test_share(elsewhere.path(), &store_key(), &["--epoch", "9"]);
@@ -108,7 +105,7 @@ fn a_link_under_permanent_keys_is_not_followed_and_is_named() {
     )
     .unwrap();
 
-    let mut agent = world.run("10m").start();
+    let mut agent = world.run_vaulting("10m").start();
     let status = agent.wait_status(WAIT, |s| {
         newest_vaulted(s).as_deref() == Some(FIRST)
             && s.vault.as_ref().is_some_and(|v| !v.refused.is_empty())

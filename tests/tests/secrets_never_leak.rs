@@ -266,11 +266,11 @@ fn the_restore_its_drill_and_a_healing_boot_print_no_secret() {
 #[test]
 fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
     use agent_tests::harness::WAIT;
-    use agent_tests::keyshare_vault::{BUCKET, FIRST, VAULT, VaultWorld};
     use agent_tests::standin_node::keyshare::KeysetRequest;
-    let world = VaultWorld::new();
+    use agent_tests::vault_fixture::{BUCKET, FIRST, LOCATION, VaultFixture, object_key_of};
+    let world = VaultFixture::new().keyshare_on_home();
     let node = &world.node;
-    let mut agent = world.run("10m").env("RUST_LOG", "trace").start();
+    let mut agent = world.run_vaulting("10m").env("RUST_LOG", "trace").start();
     let vaulted = |file: &'static str| {
         move |s: &agent::views::Status| {
             s.vault.as_ref().is_some_and(|v| {
@@ -291,14 +291,14 @@ fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
         .envs(node.env())
         .envs(node.secret_env())
         .envs(world.moto.env())
-        .env("AGENT_KEYSHARE_VAULT", VAULT)
+        .env("AGENT_KEYSHARE_VAULT", LOCATION)
         .env("AGENT_LISTEN", agent.addr().to_string())
         .env("RUST_LOG", "trace")
         .run();
     seen.push_str(&doctor.stdout);
     seen.push_str(&doctor.stderr);
     for file in [FIRST, "epoch_2_with_1_domains"] {
-        let object = world.moto.object(BUCKET, &VaultWorld::object_key(file));
+        let object = world.moto.object(BUCKET, &object_key_of(file));
         // The node's own sealed bytes, nothing else.
         assert_eq!(object.bytes, world.home_bytes(file));
         seen.push_str(&format!("{:?} {:?}", object.metadata, object.version_id));

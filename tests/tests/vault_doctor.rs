@@ -7,10 +7,10 @@
 
 use agent::views::DoctorReport;
 use agent_tests::harness::{AgentCommand, WAIT, doctor_report, free_port};
-use agent_tests::keyshare_vault::{BUCKET, FIRST, VAULT, VaultWorld};
 use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::KeysetMetrics;
+use agent_tests::vault_fixture::{BUCKET, FIRST, LOCATION, VaultFixture, object_key_of};
 use entrypoint::keyshare::KeyshareName;
 use nix::sys::signal::Signal;
 
@@ -41,18 +41,18 @@ fn check<'a>(report: &'a DoctorReport, id: &str) -> (&'static str, &'a str) {
     (entry.check.status.as_str(), &entry.check.cause)
 }
 
-fn vault_env(world: &VaultWorld) -> Vec<(&'static str, String)> {
+fn vault_env(world: &VaultFixture) -> Vec<(&'static str, String)> {
     let mut env = world.moto.env();
-    env.push(("AGENT_KEYSHARE_VAULT", VAULT.into()));
+    env.push(("AGENT_KEYSHARE_VAULT", LOCATION.into()));
     env
 }
 
 #[test]
 fn a_bucket_without_object_lock_is_a_warning_and_the_homes_keyshare_is_compared() {
-    let world = VaultWorld::on(Moto::start(), false);
+    let world = VaultFixture::on(Moto::start(), false).keyshare_on_home();
     world.moto.create_bucket(BUCKET);
-    world.moto.default_encryption(BUCKET, &world.kms_key_arn);
-    let vault = world.moto.vault(vault_target(VAULT, None));
+    world.moto.default_encryption(BUCKET, &world.kms_key);
+    let vault = world.moto.vault(vault_target(LOCATION, None));
     let bytes = world.home_bytes(FIRST);
     world
         .moto
@@ -78,12 +78,10 @@ fn a_bucket_without_object_lock_is_a_warning_and_the_homes_keyshare_is_compared(
 
 #[test]
 fn other_bytes_in_the_vault_fail_and_a_locked_bucket_passes() {
-    let world = VaultWorld::new();
-    world.moto.put_object(
-        BUCKET,
-        &VaultWorld::object_key(FIRST),
-        b"another home's keyshare",
-    );
+    let world = VaultFixture::new().keyshare_on_home();
+    world
+        .moto
+        .put_object(BUCKET, &object_key_of(FIRST), b"another home's keyshare");
     let report = doctor(&world.node, vault_env(&world), &nobody());
     let (status, cause) = check(&report, "vault.object_lock");
     assert_eq!(status, "ok", "{cause}");

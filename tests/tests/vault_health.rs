@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use agent_tests::harness::{Agent, WAIT};
-use agent_tests::keyshare_vault::{BUCKET, FIRST, VaultWorld};
 use agent_tests::moto::Moto;
+use agent_tests::vault_fixture::{BUCKET, FIRST, VaultFixture, object_key_of};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ fn warns_naming(agent: &Agent, cause: &str) {
     for named in [
         "the keyshare of epoch 1 lives only on the home",
         "s3://mpc-vault/mainnet",
-        &VaultWorld::object_key(FIRST),
+        &object_key_of(FIRST),
         cause,
     ] {
         assert!(output.contains(named), "{named:?} not in {output}");
@@ -66,8 +66,8 @@ fn clears(agent: &mut Agent) {
 
 #[test]
 fn a_missing_bucket_warns_within_the_max_behind_and_clears_once_it_exists() {
-    let world = VaultWorld::on(Moto::start(), false);
-    let mut agent = world.run("2s").start();
+    let world = VaultFixture::on(Moto::start(), false).keyshare_on_home();
+    let mut agent = world.run_vaulting("2s").start();
     warns_naming(&agent, "bucket mpc-vault does not exist");
     world.moto.create_locked_bucket(BUCKET, 1);
     clears(&mut agent);
@@ -77,7 +77,7 @@ fn a_missing_bucket_warns_within_the_max_behind_and_clears_once_it_exists() {
 #[test]
 fn a_denied_upload_warns_naming_the_action_and_clears_once_granted() {
     // Unchecked: the key and its alias, the bucket and its lock (4), two users (6).
-    let world = VaultWorld::on(Moto::with_iam_after(10), true);
+    let world = VaultFixture::on(Moto::with_iam_after(10), true).keyshare_on_home();
     let read_only = |actions: &[&str]| {
         json!({
             "Version": "2012-10-17",
@@ -99,7 +99,7 @@ fn a_denied_upload_warns_naming_the_action_and_clears_once_granted() {
         }),
     );
     let mut agent = world
-        .run("2s")
+        .run_vaulting("2s")
         .env("AWS_ACCESS_KEY_ID", &task_key)
         .env("AWS_SECRET_ACCESS_KEY", &task_secret)
         .start();

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use agent_tests::harness::{WAIT, metric};
-use agent_tests::keyshare_vault::{BUCKET, FIRST, INTERVAL, VaultWorld};
 use agent_tests::standin_node::keyshare::{KeysetRequest, KeysetResult};
+use agent_tests::vault_fixture::{BUCKET, FIRST, INTERVAL, VaultFixture, object_key_of};
 use base64::Engine;
 use entrypoint::check::Status;
 use nix::sys::signal::Signal;
@@ -23,9 +23,9 @@ fn vaulted_file(status: &agent::views::Status) -> Option<String> {
 
 /// The object holds the home's bytes, under SSE-KMS with the world's key,
 /// with S3's SHA-256 checksum of them.
-fn assert_vaulted_as_on_the_home(world: &VaultWorld, file: &str) {
+fn assert_vaulted_as_on_the_home(world: &VaultFixture, file: &str) {
     let home = world.home_bytes(file);
-    let stored = world.moto.object(BUCKET, &VaultWorld::object_key(file));
+    let stored = world.moto.object(BUCKET, &object_key_of(file));
     assert_eq!(stored.bytes, home, "{file}: not the home's bytes");
     assert_eq!(stored.encryption.as_deref(), Some("aws:kms"), "{file}");
     assert!(
@@ -42,8 +42,8 @@ fn assert_vaulted_as_on_the_home(world: &VaultWorld, file: &str) {
 
 #[test]
 fn a_first_boot_vaults_the_homes_keyshare_and_a_new_epoch_within_the_interval() {
-    let world = VaultWorld::new();
-    let mut agent = world.run("10m").start();
+    let world = VaultFixture::new().keyshare_on_home();
+    let mut agent = world.run_vaulting("10m").start();
     let status = agent.wait_status(WAIT, |s| vaulted_file(s).as_deref() == Some(FIRST));
     let vault = status.vault.unwrap();
     assert_eq!(vault.location.as_deref(), Some("s3://mpc-vault/mainnet"));
@@ -91,14 +91,14 @@ fn a_first_boot_vaults_the_homes_keyshare_and_a_new_epoch_within_the_interval() 
 
 #[test]
 fn a_restart_uploads_nothing_twice() {
-    let world = VaultWorld::new();
-    let mut first = world.run("10m").start();
+    let world = VaultFixture::new().keyshare_on_home();
+    let mut first = world.run_vaulting("10m").start();
     first.wait_status(WAIT, |s| vaulted_file(s).as_deref() == Some(FIRST));
     first.signal(Signal::SIGTERM);
     assert_eq!(first.exit_code(), 0);
     let versions = world.moto.versions(BUCKET, "mainnet/");
 
-    let mut second = world.run("10m").start();
+    let mut second = world.run_vaulting("10m").start();
     let status = second.wait_status(WAIT, |s| vaulted_file(s).as_deref() == Some(FIRST));
     assert!(status.vault.unwrap().last_error.is_none());
     let metrics = second.get("/metrics").body;
@@ -135,8 +135,8 @@ fn a_restart_uploads_nothing_twice() {
 
 #[test]
 fn other_bytes_under_the_name_fail_and_nothing_is_overwritten() {
-    let world = VaultWorld::new();
-    let key = VaultWorld::object_key(FIRST);
+    let world = VaultFixture::new().keyshare_on_home();
+    let key = object_key_of(FIRST);
     world
         .moto
         .put_object(BUCKET, &key, b"another home's keyshare");
@@ -144,7 +144,7 @@ fn other_bytes_under_the_name_fail_and_nothing_is_overwritten() {
     let ours = hex::encode(Sha256::digest(world.home_bytes(FIRST)));
     let versions = world.moto.versions(BUCKET, "mainnet/");
 
-    let mut agent = world.run("10m").start();
+    let mut agent = world.run_vaulting("10m").start();
     let status = agent.wait_status(WAIT, |s| {
         s.vault.as_ref().is_some_and(|v| v.last_error.is_some())
     });
