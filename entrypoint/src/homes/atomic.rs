@@ -81,19 +81,8 @@ pub fn write_file(
     if existing.as_ref().map(|(_, bytes)| bytes.as_slice()) == Some(contents) {
         return Ok(Written::Unchanged);
     }
-    let temp = temp_name(name);
-    let fd = dir.open_at(
-        Path::new(&temp),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
-        Mode::from_bits_truncate(mode),
-    )?;
-    let filled = (|| {
-        let mut file = File::from(fd);
-        // The umask may have narrowed the mode.
-        fchmod(&file, Mode::from_bits_truncate(mode))?;
-        owner.own(&file)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
+    let temp = temp_file(&dir, name, contents, mode, owner)?;
+    let placed = (|| {
         let written = match &existing {
             None => Written::Created,
             Some(_) if previous == Previous::Discard => Written::Replaced { backup: None },
@@ -104,7 +93,7 @@ pub fn write_file(
         renameat(&*dir, temp.as_str(), &*dir, name)?;
         io::Result::Ok(written)
     })();
-    match filled {
+    match placed {
         Ok(written) => {
             dir.sync()?;
             Ok(written)
@@ -130,25 +119,43 @@ pub fn create_new(
     mode: u32,
     owner: &NodeUser,
 ) -> io::Result<()> {
+    let temp = temp_file(dir, name, contents, mode, owner)?;
+    let placed = linkat(dir, temp.as_str(), dir, name, AtFlags::empty());
+    // Placed or not, the temp name goes; the sweep would remove it too.
+    let _ = unlinkat(dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+    placed?;
+    dir.sync()
+}
+
+/// A new temp file beside `name` in `dir` holding `contents`, with `mode`
+/// (whatever the umask), owned by `owner`, fsynced; its name. Nothing is
+/// left behind when it cannot be made whole.
+fn temp_file(
+    dir: &Dir,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+    owner: &NodeUser,
+) -> io::Result<String> {
     let temp = temp_name(name);
     let fd = dir.open_at(
         Path::new(&temp),
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
         Mode::from_bits_truncate(mode),
     )?;
-    let placed = (|| {
+    let filled = (|| {
         let mut file = File::from(fd);
+        // The umask may have narrowed the mode.
         fchmod(&file, Mode::from_bits_truncate(mode))?;
         owner.own(&file)?;
         file.write_all(contents)?;
-        file.sync_all()?;
-        linkat(dir, temp.as_str(), dir, name, AtFlags::empty())?;
-        io::Result::Ok(())
+        file.sync_all()
     })();
-    // Placed or not, the temp name goes; the sweep would remove it too.
-    let _ = unlinkat(dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
-    placed?;
-    dir.sync()
+    if let Err(e) = filled {
+        let _ = unlinkat(dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        return Err(e);
+    }
+    Ok(temp)
 }
 
 /// A temp name beside `name` that no one can have prepared:
