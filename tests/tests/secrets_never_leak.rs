@@ -5,6 +5,7 @@
 
 use agent_tests::harness::{AgentCommand, backup_key, keypair, node_env, store_key};
 use agent_tests::moto::{Moto, Value};
+use agent_tests::node_fixture::NodeFixture;
 use serde_json::json;
 
 /// Every form in which `secret` could show up.
@@ -45,6 +46,17 @@ fn assert_no_leak(output: &str, secrets: &[&str], scenario: &str) {
             );
         }
     }
+}
+
+/// None of `node`'s four secrets is in `seen`.
+fn assert_no_secret_of(node: &NodeFixture, seen: &str, scenario: &str) {
+    let secrets = [
+        node.account.secret.as_str(),
+        node.p2p.secret.as_str(),
+        node.store_key.as_str(),
+        node.backup_key.as_str(),
+    ];
+    assert_no_leak(seen, &secrets, scenario);
 }
 
 fn run(scenario: &str, env: Vec<(&str, String)>, secrets: &[&str]) {
@@ -158,7 +170,6 @@ fn no_scenario_prints_a_secret_at_trace_level() {
 #[test]
 fn a_running_node_serves_and_logs_no_secret() {
     use agent_tests::harness::WAIT;
-    use agent_tests::node_fixture::NodeFixture;
     let node = NodeFixture::new();
     // The metrics lines too, with every reading the stand-ins give.
     let mut agent = node
@@ -189,15 +200,9 @@ fn a_running_node_serves_and_logs_no_secret() {
     );
     seen.push_str(&agent.stdout.all().join("\n"));
     seen.push_str(&agent.stderr.all().join("\n"));
-    let secrets = [
-        node.account.secret.as_str(),
-        node.p2p.secret.as_str(),
-        node.store_key.as_str(),
-        node.backup_key.as_str(),
-    ];
-    assert_no_leak(
+    assert_no_secret_of(
+        &node,
         &seen,
-        &secrets,
         "HTTP answers, log and doctor of a running node",
     );
 }
@@ -249,15 +254,9 @@ fn the_restore_its_drill_and_a_healing_boot_print_no_secret() {
     seen.push_str(&agent.stderr.all().join("\n"));
 
     for node in [&fx.node, &other.node, &healing.node] {
-        let secrets = [
-            node.account.secret.as_str(),
-            node.p2p.secret.as_str(),
-            node.store_key.as_str(),
-            node.backup_key.as_str(),
-        ];
-        assert_no_leak(
+        assert_no_secret_of(
+            node,
             &seen,
-            &secrets,
             "vault restore, vault verify, doctor --drill and a healing boot",
         );
     }
@@ -312,15 +311,9 @@ fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
         seen.contains("keyshare in the vault"),
         "the uploads were not logged"
     );
-    let secrets = [
-        node.account.secret.as_str(),
-        node.p2p.secret.as_str(),
-        node.store_key.as_str(),
-        node.backup_key.as_str(),
-    ];
-    assert_no_leak(
+    assert_no_secret_of(
+        node,
         &seen,
-        &secrets,
         "the vault's objects and metadata, HTTP answers, log and doctor of a vaulting node",
     );
 }
