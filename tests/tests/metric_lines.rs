@@ -140,9 +140,7 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     for restarts in 1..=2 {
         node.exit_node(70);
-        agent.wait_until("/status", WAIT, |r| {
-            r.json()["child"]["restarts"] == restarts
-        });
+        agent.wait_status(WAIT, |s| s.child.restarts == restarts);
     }
     let healthy = node.scenario();
     let mut without_key = healthy.clone();
@@ -157,16 +155,14 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
         metric(&r.body, "agent_chain_watch_failures_total").is_some_and(|n| n >= 3.0)
     });
     node.chain.rpc.set_scenario(healthy);
-    agent.wait_until("/status", WAIT, |r| {
-        r.json()["watch"]["reasons"]
-            .as_array()
-            .is_some_and(|reasons| reasons.is_empty())
+    agent.wait_status(WAIT, |s| {
+        s.watch
+            .as_ref()
+            .is_some_and(|watch| watch.reasons.is_empty())
     });
     // Healed: the counters stay; two lines more carry whatever they counted last.
     let failures = scraped(&agent, "agent_chain_watch_failures_total");
-    let restarts = agent.get("/status").json()["child"]["restarts"]
-        .as_f64()
-        .unwrap();
+    let restarts = agent.status().child.restarts as f64;
     let seen = valid_lines(&agent).len();
     let deadline = Instant::now() + WAIT;
     while valid_lines(&agent).len() < seen + 2 {
