@@ -571,6 +571,26 @@ pub fn file_names(dir: impl AsRef<std::path::Path>) -> Vec<String> {
         .collect()
 }
 
+/// Every entry below `root` (directories too, symlinks not followed): its
+/// name relative to `root`, its path and its metadata, sorted by name.
+pub fn walk(root: &std::path::Path) -> Vec<(String, std::path::PathBuf, std::fs::Metadata)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("list a directory").flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat an entry");
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            found.push((name, path, meta));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()

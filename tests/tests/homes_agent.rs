@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent::views::{Phase, Reported};
-use agent_tests::harness::{Agent, AgentCommand, WAIT};
+use agent_tests::harness::{Agent, AgentCommand, WAIT, walk};
 use agent_tests::mounts::Mounted;
 use agent_tests::node_fixture::NodeFixture;
 use nix::sys::signal::{Signal, kill};
@@ -117,30 +117,24 @@ fn twenty_races_of_two_agents_never_run_two_nodes() {
 /// shares (compared on their own) aside.
 fn contents(home: &Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
-    let mut dirs = vec![home.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = path.strip_prefix(home).unwrap().display().to_string();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if name.contains(".bak.")
-                || name == ".agent/holder.json"
-                || name == "key"
-                || name.starts_with("permanent_keys/")
-            {
-                continue;
-            } else if name == "node_key.json" {
-                let key: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                let fields: Vec<&String> = key.as_object().unwrap().keys().collect();
-                files.insert(name, format!("{fields:?}"));
-            } else {
-                files.insert(
-                    name,
-                    String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
-                );
-            }
+    for (name, path, meta) in walk(home) {
+        if meta.is_dir()
+            || name.contains(".bak.")
+            || name == ".agent/holder.json"
+            || name == "key"
+            || name.starts_with("permanent_keys/")
+        {
+            continue;
+        } else if name == "node_key.json" {
+            let key: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let fields: Vec<&String> = key.as_object().unwrap().keys().collect();
+            files.insert(name, format!("{fields:?}"));
+        } else {
+            files.insert(
+                name,
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned(),
+            );
         }
     }
     files

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use agent_tests::harness::walk;
 use agent_tests::vault_fixture::{VaultFixture, bytes};
 use entrypoint::keyshare;
 use entrypoint::secrets::Secret;
@@ -35,22 +36,11 @@ fn no_bad_key(home: &Path, expected: &[u8], store_key: &Secret, point: usize) {
 /// The home as a clean restore leaves it: the names below it (the agent's
 /// lock and holder record aside), no temp file anywhere.
 fn names(home: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut dirs = vec![home.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = path.strip_prefix(home).unwrap().display().to_string();
-            if path.is_dir() {
-                dirs.push(path);
-            }
-            if !name.starts_with(".agent") {
-                names.push(name);
-            }
-        }
-    }
-    names.sort();
-    names
+    walk(home)
+        .into_iter()
+        .map(|(name, ..)| name)
+        .filter(|name| !name.starts_with(".agent"))
+        .collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use agent::views::{Phase, Reported};
-use agent_tests::harness::{WAIT, metric};
+use agent_tests::harness::{WAIT, metric, walk};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::views::{Checks, launch_summary, setting};
 use entrypoint::check::Status;
@@ -90,25 +90,14 @@ fn the_second_boot_writes_nothing() {
 /// holder record aside (rewritten by every boot).
 fn snapshot(home: &std::path::Path) -> Vec<(String, u64, i64)> {
     use std::os::unix::fs::MetadataExt;
-    let mut files = Vec::new();
-    let mut dirs = vec![home.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() {
-                dirs.push(path);
-            } else if !path.ends_with(".agent/holder.json") {
-                files.push((
-                    path.strip_prefix(home).unwrap().display().to_string(),
-                    meta.size(),
-                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-                ));
-            }
-        }
-    }
-    files.sort();
-    files
+    walk(home)
+        .into_iter()
+        .filter(|(name, _, meta)| !meta.is_dir() && name != ".agent/holder.json")
+        .map(|(name, _, meta)| {
+            let mtime = meta.mtime_nsec() + meta.mtime() * 1_000_000_000;
+            (name, meta.size(), mtime)
+        })
+        .collect()
 }
 
 #[test]
