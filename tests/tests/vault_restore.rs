@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use agent::views::VaultReport;
-use agent_tests::harness::{Output, WAIT, file_names, store_key};
+use agent_tests::harness::{Output, WAIT, file_names, store_key, walk};
 use agent_tests::vault_fixture::{BUCKET, VaultFixture, bytes, sealed_share};
 use agent_tests::views::Checks;
 use base64::Engine;
@@ -45,25 +45,38 @@ fn failed(report: &VaultReport) -> &entrypoint::check::Check {
         .unwrap_or_else(|| panic!("nothing failed in {:#?}", report.checks))
 }
 
+/// `restore` and `verify` both exit 1 naming check `id`, its cause holding
+/// every one of `causes`, and the home still holds no keyshare; their outputs.
+fn refused_by_both(fx: &VaultFixture, id: &str, causes: &[&str]) -> Vec<Output> {
+    [&["restore", "--json"][..], &["verify", "--json"][..]]
+        .into_iter()
+        .map(|command| {
+            let out = fx.vault_command(command).run();
+            assert_eq!(out.code, 1, "{command:?}: {out:?}");
+            let reason = failed(&report(&out)).clone();
+            assert_eq!(reason.id, id, "{command:?}");
+            for cause in causes {
+                assert!(
+                    reason.cause.contains(cause),
+                    "{command:?}: {}",
+                    reason.cause
+                );
+            }
+            assert!(no_keyshare(fx.home()), "{command:?} wrote nothing");
+            out
+        })
+        .collect()
+}
+
 /// Every name on the home, and the bytes of each file.
 fn snapshot(home: &Path) -> Vec<(String, Option<Vec<u8>>, u64)> {
-    let mut found = Vec::new();
-    let mut dirs = vec![home.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let name = path.strip_prefix(home).unwrap().display().to_string();
-            if meta.is_dir() {
-                dirs.push(path);
-                found.push((name, None, meta.ino()));
-            } else {
-                found.push((name, Some(std::fs::read(&path).unwrap()), meta.ino()));
-            }
-        }
-    }
-    found.sort();
-    found
+    walk(home)
+        .into_iter()
+        .map(|(name, path, meta)| {
+            let bytes = (!meta.is_dir()).then(|| std::fs::read(&path).unwrap());
+            (name, bytes, meta.ino())
+        })
+        .collect()
 }
 
 /// Neither `key` nor anything under `permanent_keys/`.
@@ -189,21 +202,14 @@ fn a_stale_epoch_is_refused_naming_both_epochs_and_taken_with_allow_stale() {
     fx.keyset(3, &[0]);
     let stale = fx.plant(2, 1, 0, &fx.node.store_key);
 
-    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
-        let out = fx.vault_command(command).run();
-        assert_eq!(out.code, 1, "{command:?}: {out:?}");
-        let reason = failed(&report(&out)).clone();
-        assert_eq!(reason.id, "restore.epoch");
-        assert!(
-            reason
-                .cause
-                .contains("a keyshare of epoch 2 cannot rejoin a network at epoch 3")
-                && reason.cause.contains("reshare this node in"),
-            "{}",
-            reason.cause
-        );
-        assert!(no_keyshare(fx.home()), "{command:?} wrote nothing");
-    }
+    refused_by_both(
+        &fx,
+        "restore.epoch",
+        &[
+            "a keyshare of epoch 2 cannot rejoin a network at epoch 3",
+            "reshare this node in",
+        ],
+    );
     let human = fx.vault_command(&["verify"]).run();
     assert_eq!(human.code, 1);
     assert!(
@@ -229,20 +235,13 @@ fn a_keyshare_of_another_attempt_is_refused() {
     // Domain 1's key was made again (attempt 1) after the backup's attempt 0.
     fx.keyset(2, &[0, 1]);
     fx.plant(2, 2, 0, &fx.node.store_key);
-    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
-        let out = fx.vault_command(command).run();
-        assert_eq!(out.code, 1, "{command:?}: {out:?}");
-        let reason = failed(&report(&out)).clone();
-        assert_eq!(reason.id, "restore.attempts", "{command:?}");
-        assert!(
-            reason.cause.contains(
-                "domain 1: the backup's share is of attempt 0, the contract's key of attempt 1 (a superseded attempt)"
-            ),
-            "{}",
-            reason.cause
-        );
-        assert!(no_keyshare(fx.home()));
-    }
+    refused_by_both(
+        &fx,
+        "restore.attempts",
+        &[
+            "domain 1: the backup's share is of attempt 0, the contract's key of attempt 1 (a superseded attempt)",
+        ],
+    );
 }
 
 #[test]
@@ -251,23 +250,11 @@ fn a_store_key_that_does_not_open_the_backup_is_refused_by_its_fingerprint() {
     fx.keyset(2, &[0]);
     fx.plant(2, 1, 0, &store_key());
     let fingerprint = Secret::new(fx.node.store_key.clone()).fingerprint();
-    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
-        let out = fx.vault_command(command).run();
-        assert_eq!(out.code, 1, "{command:?}: {out:?}");
-        let reason = failed(&report(&out)).clone();
-        assert_eq!(reason.id, "restore.store_key");
-        assert!(
-            reason
-                .cause
-                .contains("this backup was made under another store key")
-                && reason.cause.contains(&fingerprint),
-            "{}",
-            reason.cause
-        );
+    let causes = ["this backup was made under another store key", &fingerprint];
+    for out in refused_by_both(&fx, "restore.store_key", &causes) {
         for text in [&out.stdout, &out.stderr] {
             assert!(!text.contains(&fx.node.store_key), "the store key leaked");
         }
-        assert!(no_keyshare(fx.home()), "nothing written");
     }
 }
 
@@ -297,18 +284,7 @@ fn a_tampered_object_is_named_by_its_checksum_or_by_its_decryption() {
                 .send(),
         )
         .unwrap();
-    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
-        let out = fx.vault_command(command).run();
-        assert_eq!(out.code, 1, "{command:?}: {out:?}");
-        let reason = failed(&report(&out)).clone();
-        assert_eq!(reason.id, "restore.download");
-        assert!(
-            reason.cause.contains(&good.sha256) && reason.cause.contains("SHA-256"),
-            "{}",
-            reason.cause
-        );
-        assert!(no_keyshare(fx.home()));
-    }
+    refused_by_both(&fx, "restore.download", &[&good.sha256, "SHA-256"]);
 
     // A newer version, checksummed, sealed under another store key.
     let other = sealed_share(2, 1, 0, &store_key());
@@ -328,20 +304,11 @@ fn a_tampered_object_is_named_by_its_checksum_or_by_its_decryption() {
                 .send(),
         )
         .unwrap();
-    for command in [&["restore", "--json"][..], &["verify", "--json"][..]] {
-        let out = fx.vault_command(command).run();
-        assert_eq!(out.code, 1, "{command:?}: {out:?}");
-        let reason = failed(&report(&out)).clone();
-        assert_eq!(reason.id, "restore.store_key");
-        assert!(
-            reason
-                .cause
-                .contains("this backup was made under another store key"),
-            "{}",
-            reason.cause
-        );
-        assert!(no_keyshare(fx.home()));
-    }
+    refused_by_both(
+        &fx,
+        "restore.store_key",
+        &["this backup was made under another store key"],
+    );
 }
 
 #[test]
