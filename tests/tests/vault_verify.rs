@@ -6,6 +6,7 @@
 //! `agent doctor --drill` runs the same judgment in its vault group.
 
 use agent::views::VaultReport;
+use agent_tests::emf::{self, Line};
 use agent_tests::harness::doctor_report;
 use agent_tests::harness::{AgentCommand, WAIT};
 use agent_tests::vault_fixture::{VaultFixture, folder};
@@ -13,11 +14,12 @@ use agent_tests::views::Checks;
 use entrypoint::check::Status;
 use serde_json::Value;
 
-/// The EMF lines of an output.
-fn emf_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("_aws").is_some())
+/// The EMF lines of an output, each read by the format's rules.
+fn emf_lines(text: &str) -> Vec<Line> {
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    emf::lines(&lines)
+        .into_iter()
+        .map(|line| line.unwrap_or_else(|rule| panic!("not a valid EMF line: {rule}")))
         .collect()
 }
 
@@ -46,17 +48,12 @@ fn a_drill_that_would_restore_the_node_passes_and_says_so_once() {
     let emf = emf_lines(&out.stderr);
     assert_eq!(emf.len(), 1, "one line: {}", out.stderr);
     let line = &emf[0];
-    assert_eq!(
-        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
-        "MpcAgent"
-    );
-    assert_eq!(
-        line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        serde_json::json!([["Node"]])
-    );
-    assert_eq!(line["Node"], "mpc-node-0");
-    assert_eq!(line["VaultDrillFailed"], 0.0);
-    assert!(line["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(line.directives.len(), 1, "{line:?}");
+    assert_eq!(line.directives[0].namespace, "MpcAgent");
+    assert_eq!(line.directives[0].dimension_sets, [["Node"]]);
+    assert_eq!(line.dimensions["Node"], "mpc-node-0");
+    assert_eq!(line.values["VaultDrillFailed"], 0.0);
+    assert!(line.timestamp_ms > 1_700_000_000_000);
     let logged: Vec<Value> = out
         .stderr
         .lines()
@@ -125,9 +122,9 @@ fn a_failed_drill_exits_1_naming_what_failed() {
     );
     let emf = emf_lines(&out.stderr);
     assert_eq!(emf.len(), 1, "{}", out.stderr);
-    assert_eq!(emf[0]["VaultDrillFailed"], 1.0);
+    assert_eq!(emf[0].values["VaultDrillFailed"], 1.0);
     assert_eq!(
-        emf[0]["Node"], "node0.test.near",
+        emf[0].dimensions["Node"], "node0.test.near",
         "the Node dimension defaults to the account"
     );
 }
