@@ -1810,7 +1810,7 @@ fn the_weekly_drill_runs_agent_vault_verify_with_the_node_secrets_roles_and_netw
         "ecs-tasks.amazonaws.com"
     );
 
-    // A drill that stops without passing, or never starts, reaches the topic too.
+    // A drill that stops without a verdict, or never starts, reaches the topic too.
     let rule = &resource(&t, "VaultDrillStoppedRule")["Properties"];
     let pattern = &rule["EventPattern"];
     assert_eq!(pattern["detail-type"], json!(["ECS Task State Change"]));
@@ -1820,6 +1820,14 @@ fn the_weekly_drill_runs_agent_vault_verify_with_the_node_secrets_roles_and_netw
         json!({ "Fn::Sub": "family:${NodeName}-vault-drill" })
     );
     assert_eq!(pattern["detail"]["lastStatus"], json!(["STOPPED"]));
+    // Exit 1 is the failed verdict, which the alarm pages: one page, not two.
+    assert_eq!(
+        pattern["detail"]["$or"],
+        json!([
+            { "containers": { "exitCode": [{ "anything-but": [0, 1] }] } },
+            { "stopCode": ["TaskFailedToStart"] }
+        ])
+    );
     assert_eq!(pattern["detail"]["clusterArn"][0], target["Arn"]);
     assert!(refers_to(&rule["Targets"][0]["Arn"], "AlertsTopic"));
 }
