@@ -21,7 +21,7 @@ use crate::clients::Clients;
 use crate::config::{Node, RestorePolicy, VaultSettings};
 use crate::homes::restore::{self as write, RestoreError, Restored};
 use crate::homes::runner::{Stall, off_thread};
-use crate::homes::{HomeLock, Keep, NodeUser, look};
+use crate::homes::{HomeError, HomeLock, Keep, Look, NodeUser, look};
 use crate::keys::{ContractFinding, ContractState, KeyReport, Keyset, check_ids as keys_ids};
 use crate::keyshare::{self, ContentsError, KeyshareContents, KeyshareName, OpenError};
 use crate::secrets::Secret;
@@ -688,95 +688,23 @@ pub struct HealInputs<'a> {
 pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
     let home = inputs.lock.home().to_path_buf();
     let limit = inputs.io_timeout;
-    let seen = {
-        let home = home.clone();
-        off_thread(
-            limit,
-            "looking at the home's keyshares (key, permanent_keys/)",
-            move || look(&home, Keep::Digests),
-        )
-        .await?
+    let seen = off_thread(
+        limit,
+        "looking at the home's keyshares (key, permanent_keys/)",
+        move || look(&home, Keep::Digests),
+    )
+    .await?;
+    let missing = match missing(seen.as_ref(), inputs.keys) {
+        Ok(missing) => missing,
+        Err(verdict) => return Ok(verdict),
     };
-    let seen = match seen {
-        Ok(seen) => seen,
-        Err(e) => {
-            return Ok(Check::skipped(
-                KEYSHARE,
-                format!("not judged: the home's keyshares cannot be read ({e})"),
-            ));
-        }
-    };
-    let found = write::found(&seen);
-    if !found.is_empty() {
-        return Ok(Check::ok(
-            KEYSHARE,
-            format!("the home holds {}", found.join(", ")),
-        ));
-    }
-    let (state, keyset) = match contract_keyset(inputs.keys) {
-        Ok(known) => known,
-        Err(unknown) => {
-            return Ok(Check::skipped(
-                KEYSHARE,
-                format!(
-                    "no keyshare on the home; whether one is needed is not known: {}",
-                    unknown.cause
-                ),
-            ));
-        }
-    };
-    let account = &inputs.node.account_id;
-    let epoch = keyset.epoch_id;
-    match holding(inputs.keys, state) {
-        Holding::ThisNode => {}
-        Holding::NotMember => {
-            return Ok(Check::ok(
-                KEYSHARE,
-                format!(
-                    "no keyshare on the home, and none is needed: {account} is not a participant of the contract's keyset (epoch {epoch})"
-                ),
-            ));
-        }
-        Holding::Destination => {
-            return Ok(Check::ok(
-                KEYSHARE,
-                format!(
-                    "no keyshare on the home: this node is the destination of a node migration of {account}, and receives its keyshares from it"
-                ),
-            ));
-        }
-        Holding::OtherKey { registered } => {
-            return Ok(Check::skipped(
-                KEYSHARE,
-                format!(
-                    "no keyshare on the home; not restored: the contract knows {account} by another p2p key ({registered}; see keys.participant)"
-                ),
-            ));
-        }
-    }
-    let gap = |why: String| {
-        Check::fail(
-            KEYSHARE,
-            format!("participant of epoch {epoch} with no keyshare on the home; {why}"),
-            format!(
-                "restore the keyshare of epoch {epoch} if a backup of it exists (agent vault restore; README: The home is lost); otherwise the node runs without it and cannot sign until the network reshares it in"
-            ),
-        )
-        .with_detail(json!({ "contract_epoch": epoch }))
-    };
-    if inputs.policy == RestorePolicy::Off {
-        return Ok(gap("AGENT_KEYSHARE_RESTORE=off, so none is restored".into()));
-    }
-    let Some(settings) = inputs.vault else {
-        return Ok(gap(
-            "no vault is configured (AGENT_KEYSHARE_VAULT) to restore it from".into(),
-        ));
+    let (epoch, expected) = (missing.epoch, missing.expected);
+    let gap = |why: String| missing.gap(why);
+    let settings = match missing.source(inputs.policy, inputs.vault) {
+        Ok(settings) => settings,
+        Err(gap) => return Ok(gap),
     };
     let vault = vault(inputs.clients, inputs.env, settings, inputs.node).await;
-    let expected = KeyshareName {
-        epoch,
-        domains: keyset.domains.len() as u64,
-    };
     let Ok(fetched) =
         tokio::time::timeout(BOOT_FETCH_LIMIT, fetch(&vault, Choice::Named(expected))).await
     else {
@@ -825,6 +753,126 @@ pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
             Ok(Check::ok(KEYSHARE, format!("not restored: {e}")))
         }
         Err(RestoreError::Home(e)) => Ok(gap(format!("the restore could not write it: {e}"))),
+    }
+}
+
+/// A home with no keyshare, of a node that holds a share of the contract's
+/// keyset by its p2p key: the keyshare a restore must bring back.
+pub struct Missing {
+    /// The contract's keyset's epoch.
+    pub epoch: u64,
+    /// The file the node would have written for that keyset.
+    pub expected: KeyshareName,
+}
+
+/// Whether a home the agent looked at (`seen`) lacks a keyshare its node
+/// needs, judged against the chain's answers in `keys`. `Err` is already
+/// `homes.keyshare`'s verdict: the home holds one, none is needed (not a
+/// participant, a migration's destination), or it cannot be told. Pure:
+/// the boot restores what is missing, doctor only names it.
+pub fn missing(seen: Result<&Look, &HomeError>, keys: &KeyReport) -> Result<Missing, Check> {
+    let seen = seen.map_err(|e| {
+        Check::skipped(
+            KEYSHARE,
+            format!("not judged: the home's keyshares cannot be read ({e})"),
+        )
+    })?;
+    let found = write::found(seen);
+    if !found.is_empty() {
+        return Err(Check::ok(
+            KEYSHARE,
+            format!("the home holds {}", found.join(", ")),
+        ));
+    }
+    let (state, keyset) = contract_keyset(keys).map_err(|unknown| {
+        Check::skipped(
+            KEYSHARE,
+            format!(
+                "no keyshare on the home; whether one is needed is not known: {}",
+                unknown.cause
+            ),
+        )
+    })?;
+    let account = &keys.node.account_id;
+    let epoch = keyset.epoch_id;
+    match holding(keys, state) {
+        Holding::ThisNode => Ok(Missing {
+            epoch,
+            expected: KeyshareName {
+                epoch,
+                domains: keyset.domains.len() as u64,
+            },
+        }),
+        Holding::NotMember => Err(Check::ok(
+            KEYSHARE,
+            format!(
+                "no keyshare on the home, and none is needed: {account} is not a participant of the contract's keyset (epoch {epoch})"
+            ),
+        )),
+        Holding::Destination => Err(Check::ok(
+            KEYSHARE,
+            format!(
+                "no keyshare on the home: this node is the destination of a node migration of {account}, and receives its keyshares from it"
+            ),
+        )),
+        Holding::OtherKey { registered } => Err(Check::skipped(
+            KEYSHARE,
+            format!(
+                "no keyshare on the home; not restored: the contract knows {account} by another p2p key ({registered}; see keys.participant)"
+            ),
+        )),
+    }
+}
+
+impl Missing {
+    /// `homes.keyshare` failing: the gap, and `why` nothing filled it.
+    fn gap(&self, why: String) -> Check {
+        let epoch = self.epoch;
+        Check::fail(
+            KEYSHARE,
+            format!("participant of epoch {epoch} with no keyshare on the home; {why}"),
+            format!(
+                "restore the keyshare of epoch {epoch} if a backup of it exists (agent vault restore; README: The home is lost); otherwise the node runs without it and cannot sign until the network reshares it in"
+            ),
+        )
+        .with_detail(json!({ "contract_epoch": epoch }))
+    }
+
+    /// Where the boot restores it from: the vault, or (`Err`) the gap when
+    /// `AGENT_KEYSHARE_RESTORE=off` or no vault is configured.
+    fn source<'v>(
+        &self,
+        policy: RestorePolicy,
+        vault: Option<&'v VaultSettings>,
+    ) -> Result<&'v VaultSettings, Check> {
+        match (policy, vault) {
+            (RestorePolicy::Off, _) => {
+                Err(self.gap("AGENT_KEYSHARE_RESTORE=off, so none is restored".into()))
+            }
+            (RestorePolicy::Auto, None) => {
+                Err(self
+                    .gap("no vault is configured (AGENT_KEYSHARE_VAULT) to restore it from".into()))
+            }
+            (RestorePolicy::Auto, Some(settings)) => Ok(settings),
+        }
+    }
+
+    /// `homes.keyshare` as doctor sees it, without a download: the gap the
+    /// boot would name, or a warning that the boot restores it from the vault.
+    pub fn foreseen(&self, policy: RestorePolicy, vault: Option<&VaultSettings>) -> Check {
+        let settings = match self.source(policy, vault) {
+            Ok(settings) => settings,
+            Err(gap) => return gap,
+        };
+        Check::warn(
+            KEYSHARE,
+            format!(
+                "participant of epoch {} with no keyshare on the home; agent run restores {} from {} before the node starts, if it is there and opens under the store key",
+                self.epoch, self.expected, settings.location
+            ),
+            "run agent doctor --drill or agent vault verify to judge the vault's backup now; agent vault restore writes it",
+        )
+        .with_detail(json!({ "contract_epoch": self.epoch }))
     }
 }
 

@@ -11,10 +11,10 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime};
 
 use agent::views::Status;
-use agent_tests::harness::{AgentCommand, WAIT};
+use agent_tests::harness::{AgentCommand, WAIT, doctor_report, free_port};
 use agent_tests::near_rpc::{ContractViews, DestinationNodeInfo, ParticipantInfo};
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT, Key};
-use agent_tests::vault_fixture::{VaultFixture, bytes};
+use agent_tests::vault_fixture::{LOCATION, VaultFixture, bytes};
 use agent_tests::views::Checks;
 use entrypoint::check::Status as Verdict;
 use serde_json::Value;
@@ -204,5 +204,67 @@ fn a_vault_that_cannot_be_read_names_the_gap_and_the_node_still_starts() {
     assert!(
         cause.contains("no-such-vault") && cause.contains("does not exist"),
         "{cause}"
+    );
+}
+
+#[test]
+fn doctor_names_a_participants_missing_keyshare_as_the_boot_would_without_writing() {
+    let fx = VaultFixture::new();
+    fx.keyset(1, &[0]);
+    let current = fx.plant(1, 1, 0, &fx.node.store_key);
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let doctor = |env: Vec<(&'static str, String)>| {
+        let out = AgentCommand::new(["doctor", "--json", "--timeout", "10s"])
+            .envs(env)
+            .envs(fx.node.secret_env())
+            .env("AGENT_LISTEN", &nobody)
+            .run();
+        doctor_report(&out).check("homes.keyshare").clone()
+    };
+
+    // With the vault: the boot restores it; doctor says so, and writes nothing.
+    let foreseen = doctor(fx.env());
+    assert_eq!(foreseen.status, Verdict::Warn, "{foreseen:?}");
+    assert!(
+        foreseen.cause.starts_with(&format!(
+            "participant of epoch 1 with no keyshare on the home; agent run restores epoch_1_with_1_domains from {LOCATION}"
+        )),
+        "{foreseen:?}"
+    );
+    assert!(!fx.home().join("key").exists() && !fx.home().join("permanent_keys").exists());
+
+    // Without a vault, or with the restore off: the gap agent run names.
+    let mut without_vault = fx.node.env();
+    without_vault.extend(fx.moto.env());
+    let mut off = fx.env();
+    off.push(("AGENT_KEYSHARE_RESTORE", "off".into()));
+    for (env, why) in [
+        (
+            without_vault,
+            "no vault is configured (AGENT_KEYSHARE_VAULT)",
+        ),
+        (off, "AGENT_KEYSHARE_RESTORE=off"),
+    ] {
+        let gap = doctor(env);
+        assert_eq!(gap.status, Verdict::Fail, "{gap:?}");
+        assert!(
+            gap.cause
+                .starts_with("participant of epoch 1 with no keyshare on the home;")
+                && gap.cause.contains(why),
+            "{gap:?}"
+        );
+        assert!(gap.fix.as_deref().unwrap().contains("agent vault restore"));
+    }
+
+    // Restored by the boot: the home holds it.
+    let agent = fx.run().start();
+    ready_status(&agent);
+    drop(agent);
+    let held = doctor(fx.env());
+    assert_eq!(held.status, Verdict::Ok, "{held:?}");
+    assert!(
+        held.cause
+            .contains(&format!("permanent_keys/{}", current.name)),
+        "{held:?}"
     );
 }

@@ -386,6 +386,8 @@ pub struct DoctorConfig {
     pub efs_file_system_id: Option<String>,
     pub vault: Option<VaultSettings>,
     pub keyshares: KeyshareWatch,
+    /// What `agent run` does on a home without its keyshare (doctor says it).
+    pub restore: RestorePolicy,
     pub cloudwatch: Option<CloudWatchSettings>,
 }
 
@@ -486,6 +488,7 @@ impl DoctorConfig {
         let efs_file_system_id = r.efs_file_system_id();
         let vault = r.vault();
         let keyshares = r.keyshare_watch;
+        let restore = r.restore();
         let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
             Some(DoctorConfig {
@@ -495,6 +498,7 @@ impl DoctorConfig {
                 efs_file_system_id,
                 vault: vault?,
                 keyshares: keyshares?,
+                restore: restore?,
                 cloudwatch: cloudwatch?,
             })
         })

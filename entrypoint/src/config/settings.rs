@@ -619,7 +619,7 @@ settings! {
         help: "auto: a home with no keyshare, of a participant of the contract's keyset by this node's p2p key, is restored from the vault before the node starts; off: never (the gap is named)",
         default: Default::Value("auto"),
         group: Group::Vault,
-        commands: &[Run, Init],
+        commands: &[Run, Init, Doctor],
     },
     CloudwatchNamespace => Setting {
         name: "AGENT_CLOUDWATCH_NAMESPACE",

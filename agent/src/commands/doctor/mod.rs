@@ -20,11 +20,12 @@ use entrypoint::check::{Check, Status};
 use entrypoint::clients::Clients;
 use entrypoint::config::settings::Id;
 use entrypoint::config::{Command, DoctorConfig, Layers, LogFormat};
-use entrypoint::homes::{self, HomeInputs, NodeUser, WriteTest};
-use entrypoint::keys;
+use entrypoint::homes::{self, HomeInputs, Keep, NodeUser, WriteTest};
+use entrypoint::keys::{self, KeyReport};
 use entrypoint::launch;
 use entrypoint::node_binary;
 use entrypoint::probe;
+use entrypoint::restore;
 use entrypoint::secrets::SecretName;
 use entrypoint::verify::{self, Step, VerifyInputs};
 
@@ -548,6 +549,7 @@ async fn home_checks(
     let env = env.clone();
     let secrets = verified.map(|v| v.secrets.clone());
     let facts = verified.and_then(|v| v.keys.chain_facts());
+    let keys = verified.map(|v| v.keys.clone());
     let read = homes::runner::on_own_thread(limit, move |io| async move {
         // All of it is file work, the node's `--help` included: within `limit`.
         io.start("inspecting it");
@@ -569,7 +571,10 @@ async fn home_checks(
                 let survey = inspection
                     .survey(&inputs, secrets.as_ref(), facts.as_ref(), &commands)
                     .await;
-                inspection.checks.into_iter().chain(survey).collect()
+                inputs.io.start("looking at its keyshares");
+                let keyshare = keyshare_check(&config, keys.as_ref());
+                let checks = inspection.checks.into_iter().chain(survey);
+                checks.chain([keyshare]).collect()
             }
             Err(stop) => stop.into_checks(),
         };
@@ -582,6 +587,23 @@ async fn home_checks(
             None,
         )
     })
+}
+
+/// `homes.keyshare` by the boot's judgment, read-only: a home without the
+/// keyshare its node needs is the gap `agent run` would name, or a warning
+/// that it restores it from the vault (whether it can: `--drill`).
+fn keyshare_check(config: &DoctorConfig, keys: Option<&KeyReport>) -> Check {
+    let Some(keys) = keys else {
+        return Check::skipped(
+            restore::check_ids::KEYSHARE,
+            "not judged: the keys were not checked against the chain",
+        );
+    };
+    let seen = homes::look(&config.node.node.home_dir, Keep::Digests);
+    match restore::missing(seen.as_ref(), keys) {
+        Ok(missing) => missing.foreseen(config.restore, config.vault.as_ref()),
+        Err(verdict) => verdict,
+    }
 }
 
 /// The secrets as the running agent validated them (its `/config`).
