@@ -201,11 +201,19 @@ impl Line {
     }
 }
 
-/// The agent's metrics lines among its stdout lines, each read by the rules.
-pub fn lines(stdout: &[String]) -> Vec<Result<Line, String>> {
-    stdout
+/// The agent's metrics lines among its output lines, each read by the rules.
+pub fn lines(output: &[String]) -> Vec<Result<Line, String>> {
+    output
         .iter()
         .filter(|l| l.contains("\"_aws\""))
         .map(|l| Line::parse(l))
+        .collect()
+}
+
+/// [`lines`], every one valid: a line that breaks a rule panics naming it.
+pub fn valid_lines(output: &[String]) -> Vec<Line> {
+    lines(output)
+        .into_iter()
+        .map(|line| line.unwrap_or_else(|rule| panic!("a metrics line breaks a rule: {rule}")))
         .collect()
 }

@@ -2026,7 +2026,6 @@ const NOT_FROM_THIS_RUN: [(&str, &str); 2] = [
 
 #[test]
 fn the_alarms_read_the_names_and_the_node_dimension_a_running_agent_writes() {
-    use agent_tests::emf;
     use agent_tests::harness::WAIT;
     use agent_tests::node_fixture::NodeFixture;
     use agent_tests::standin_node::Indexer;
@@ -2055,15 +2054,14 @@ fn the_alarms_read_the_names_and_the_node_dimension_a_running_agent_writes() {
         .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     agent.wait_metric_line(|l| {
-        l.get("BalanceNear").is_some() && l.get("IndexerLagSeconds").is_some()
+        l.values.contains_key("BalanceNear") && l.values.contains_key("IndexerLagSeconds")
     });
     agent.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
 
     // What the agent wrote: each name with its unit, under which namespace and dimensions.
     let mut written: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for line in emf::lines(&agent.stdout.all()) {
-        let line = line.unwrap_or_else(|rule| panic!("a metrics line breaks a rule: {rule}"));
+    for line in agent.metric_lines() {
         for directive in &line.directives {
             assert_eq!(directive.namespace, namespace);
             assert_eq!(directive.dimension_sets, [["Node"]]);

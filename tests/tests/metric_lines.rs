@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent::emf::{METRICS, NODE_DIMENSION};
-use agent_tests::emf::{self, Line};
 use agent_tests::harness::{Agent, WAIT, metric};
 use agent_tests::node_fixture::{ACCOUNT, NodeFixture};
 use agent_tests::standin_node::Indexer;
@@ -22,14 +21,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-/// Every metrics line of the agent's output so far, each valid by the rules.
-fn valid_lines(agent: &Agent) -> Vec<Line> {
-    emf::lines(&agent.stdout.all())
-        .into_iter()
-        .map(|line| line.unwrap_or_else(|rule| panic!("a metrics line breaks a rule: {rule}")))
-        .collect()
 }
 
 /// The value `/metrics` shows for `name`.
@@ -55,23 +46,27 @@ fn every_metrics_line_of_a_running_node_is_valid_embedded_metric_format_with_the
     let mut agent = run_with_lines(&node).env("RUST_LOG", "debug").start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let line = agent.wait_metric_line(|l| {
-        l["NodeReady"] == 1
-            && l.get("BalanceNear").is_some()
-            && l.get("IndexerLagSeconds").is_some()
-            && l.get("VaultBehindSeconds").is_some()
+        l.values.get("NodeReady") == Some(&1.0)
+            && ["BalanceNear", "IndexerLagSeconds", "VaultBehindSeconds"]
+                .iter()
+                .all(|name| l.values.contains_key(*name))
     });
-    println!("a metrics line:\n{line}");
+    println!("a metrics line:\n{line:#?}");
 
     // The values /metrics shows, from the one registry.
     let yocto = scraped(&agent, "agent_account_balance_yocto");
-    assert_eq!(line["BalanceNear"], (yocto / 1e18).round() / 1e6, "{line}");
+    assert_eq!(
+        line.values["BalanceNear"],
+        (yocto / 1e18).round() / 1e6,
+        "{line:?}"
+    );
     assert_eq!(scraped(&agent, "agent_node_ready"), 1.0);
-    assert_eq!(line["HealthStatus"], 0, "{line}");
+    assert_eq!(line.values["HealthStatus"], 0.0, "{line:?}");
     assert_eq!(scraped(&agent, "agent_health_status"), 0.0);
-    assert_eq!(line["Holding"], 0, "{line}");
-    assert_eq!(line["IndexerStalled"], 0, "{line}");
+    assert_eq!(line.values["Holding"], 0.0, "{line:?}");
+    assert_eq!(line.values["IndexerStalled"], 0.0, "{line:?}");
     assert_eq!(scraped(&agent, "agent_node_indexer_stalled"), 0.0);
-    let lag = line["IndexerLagSeconds"].as_f64().unwrap();
+    let lag = line.values["IndexerLagSeconds"];
     let lag_scraped = scraped(&agent, "agent_node_indexer_lag_seconds");
     assert!(
         (3.0..30.0).contains(&lag) && (lag - lag_scraped).abs() < 5.0,
@@ -79,8 +74,8 @@ fn every_metrics_line_of_a_running_node_is_valid_embedded_metric_format_with_the
     );
     // No vault and no keyshare here: nothing lives only on the home, and
     // the vault holds no epoch, so that metric is left out.
-    assert_eq!(line["VaultBehindSeconds"], 0, "{line}");
-    assert!(line.get("KeyshareEpoch").is_none(), "{line}");
+    assert_eq!(line.values["VaultBehindSeconds"], 0.0, "{line:?}");
+    assert!(!line.values.contains_key("KeyshareEpoch"), "{line:?}");
 
     std::thread::sleep(INTERVAL * 5);
     agent.signal(Signal::SIGTERM);
@@ -95,7 +90,7 @@ fn every_metrics_line_of_a_running_node_is_valid_embedded_metric_format_with_the
             "mixed with another line: {text}"
         );
     }
-    let lines = valid_lines(&agent);
+    let lines = agent.metric_lines();
     let logged = agent.logs().len();
     assert!(logged > 20, "only {logged} log lines to be mixed with");
     let span = Duration::from_millis(ended - started);
@@ -163,9 +158,9 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
     // Healed: the counters stay; two lines more carry whatever they counted last.
     let failures = scraped(&agent, "agent_chain_watch_failures_total");
     let restarts = agent.status().child.restarts as f64;
-    let seen = valid_lines(&agent).len();
+    let seen = agent.metric_lines().len();
     let deadline = Instant::now() + WAIT;
-    while valid_lines(&agent).len() < seen + 2 {
+    while agent.metric_lines().len() < seen + 2 {
         assert!(
             Instant::now() < deadline,
             "no two more lines within {WAIT:?}"
@@ -175,7 +170,7 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
 
-    let lines = valid_lines(&agent);
+    let lines = agent.metric_lines();
     let sum = |name: &str| lines.iter().map(|l| l.values[name]).sum::<f64>();
     assert_eq!(restarts, 2.0);
     assert_eq!(sum("NodeRestarts"), restarts, "each restart on one line");
@@ -198,11 +193,11 @@ fn a_held_node_is_holding_and_not_ready_on_the_lines() {
     let (_, other) = agent_tests::harness::keypair();
     node.chain_knows(&other, &node.p2p.public);
     let agent = run_with_lines(&node).start();
-    let line = agent.wait_metric_line(|l| l["Holding"] == 1);
-    assert_eq!(line["NodeReady"], 0, "{line}");
+    let line = agent.wait_metric_line(|l| l.values.get("Holding") == Some(&1.0));
+    assert_eq!(line.values["NodeReady"], 0.0, "{line:?}");
     assert_eq!(
-        line["HealthStatus"], 1,
-        "a hold within its grace warns: {line}"
+        line.values["HealthStatus"], 1.0,
+        "a hold within its grace warns: {line:?}"
     );
     assert_eq!(scraped(&agent, "agent_phase{phase=\"holding\"}"), 1.0);
 }

@@ -180,7 +180,7 @@ fn a_running_node_serves_and_logs_no_secret() {
         .env("AGENT_CHAIN_WATCH", "100ms")
         .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
-    agent.wait_metric_line(|l| l.get("BalanceNear").is_some());
+    agent.wait_metric_line(|l| l.values.contains_key("BalanceNear"));
     let mut seen = String::new();
     for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
         seen.push_str(&agent.get(path).body);
