@@ -86,6 +86,45 @@ pub struct Response {
     pub body: String,
 }
 
+/// A `/health` body in the `application/health+json` format
+/// (draft-inadarei-api-health-check), the members the agent writes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthDoc {
+    /// `pass`, `warn` or `fail`.
+    pub status: String,
+    pub version: String,
+    pub release_id: String,
+    pub service_id: String,
+    /// What the agent is doing, or what is wrong.
+    pub output: String,
+    /// By name (`agent:phase`, `child:uptime`, …), each a list of components.
+    pub checks: std::collections::BTreeMap<String, Vec<HealthComponent>>,
+}
+
+/// One component of a `/health` check.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthComponent {
+    pub component_id: String,
+    pub component_type: String,
+    pub observed_value: Value,
+    pub observed_unit: Option<String>,
+    pub status: String,
+    pub output: Option<String>,
+    pub time: String,
+}
+
+impl HealthDoc {
+    /// The component of check `name`; panics naming the checks there are.
+    pub fn component(&self, name: &str) -> &HealthComponent {
+        self.checks
+            .get(name)
+            .and_then(|c| c.first())
+            .unwrap_or_else(|| panic!("no /health check {name} in {:?}", self.checks.keys()))
+    }
+}
+
 impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
@@ -96,6 +135,13 @@ impl Response {
     pub fn status_view(&self) -> Status {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not the agent's /status ({e}): {}", self.body))
+    }
+
+    /// The answer of `/health`, read as the `application/health+json` format
+    /// lays it out: a member renamed or missing fails here.
+    pub fn health(&self) -> HealthDoc {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not an application/health+json body ({e}): {}", self.body))
     }
 
     /// The answer of `/ready` as the agent's own view.
@@ -339,33 +385,27 @@ impl Agent {
             .collect()
     }
 
-    /// The agent's metrics lines (CloudWatch's Embedded Metric Format):
-    /// every stdout line that is a JSON object with `_aws`, in order.
-    pub fn metric_lines(&self) -> Vec<Value> {
-        self.stdout
-            .all()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v.get("_aws").is_some())
-            .collect()
+    /// The agent's metrics lines so far, in order, each read by the
+    /// Embedded Metric Format's rules: a line that breaks one fails here.
+    pub fn metric_lines(&self) -> Vec<crate::emf::Line> {
+        crate::emf::valid_lines(&self.stdout.all())
     }
 
     /// Waits for a metrics line that satisfies `pred`; returns it.
-    pub fn wait_metric_line(&self, pred: impl Fn(&Value) -> bool) -> Value {
-        let line = self
-            .stdout
-            .wait_for(WAIT, |l| {
-                serde_json::from_str::<Value>(l).is_ok_and(|v| v.get("_aws").is_some() && pred(&v))
+    pub fn wait_metric_line(&self, pred: impl Fn(&crate::emf::Line) -> bool) -> crate::emf::Line {
+        let parse = |text: &str| crate::emf::Line::parse(text).ok().filter(|l| pred(l));
+        self.stdout
+            .wait_for(WAIT, |text| {
+                text.contains("\"_aws\"") && parse(text).is_some()
             })
+            .and_then(|text| parse(&text))
             .unwrap_or_else(|| {
                 panic!(
-                    "no such metrics line; metrics lines: {:#?}\nstdout: {:#?}\nstderr: {:#?}",
+                    "no such metrics line; metrics lines: {:#?}\nstderr: {:#?}",
                     self.metric_lines(),
-                    self.stdout.all(),
                     self.stderr.all()
                 )
-            });
-        serde_json::from_str(&line).unwrap()
+            })
     }
 
     /// Waits for an agent log line whose message contains `text`.
@@ -422,6 +462,15 @@ impl Agent {
     pub fn wait_status(&self, timeout: Duration, pred: impl Fn(&Status) -> bool) -> Status {
         self.wait_until("/status", timeout, |r| pred(&r.status_view()))
             .status_view()
+    }
+
+    /// Polls `/health` until it answers 200 saying `status` (`pass`, `warn`);
+    /// its body.
+    pub fn wait_health(&self, timeout: Duration, status: &str) -> HealthDoc {
+        self.wait_until("/health", timeout, |r| {
+            r.status == 200 && r.health().status == status
+        })
+        .health()
     }
 
     /// Polls `/status` until the agent is in `phase`; panics with the last

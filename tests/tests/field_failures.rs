@@ -342,12 +342,7 @@ fn f12_a_crash_loop_with_a_known_fatal_line() {
         .env("AGENT_FAIL_LINGER", "20s")
         .start();
     let health = agent.wait_until("/health", WAIT, |r| r.status == 503);
-    assert!(
-        health.json()["output"]
-            .as_str()
-            .unwrap()
-            .contains("crash loop")
-    );
+    assert!(health.health().output.as_str().contains("crash loop"));
     let status = agent.status();
     assert!(reason(&status.reasons, "Failed to decrypt key file").is_some());
     agent.wait_log("crash loop");

@@ -55,10 +55,7 @@ fn holds_naming(agent: &Agent, check: &str, rule: &str) {
     let reason = status.reason.expect("a hold has a reason");
     assert_eq!(reason.kind, check, "{}", reason.cause);
     assert!(reason.cause.contains(rule), "{check}: {}", reason.cause);
-    let output = agent.get("/health").json()["output"]
-        .as_str()
-        .expect("an output")
-        .to_string();
+    let output = agent.get("/health").health().output;
     assert!(
         output.starts_with("holding: ") && output.contains(rule),
         "{check}: {output}"

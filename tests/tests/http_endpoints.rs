@@ -28,11 +28,14 @@ fn a_running_child_is_live_ready_and_described() {
         health.header("content-type"),
         Some("application/health+json")
     );
-    let h = health.json();
-    assert_eq!(h["status"], "pass");
-    assert_eq!(h["checks"]["agent:phase"][0]["observedValue"], "running");
-    assert_eq!(h["checks"]["child:ready"][0]["observedValue"], true);
-    assert_eq!(h["checks"]["child:uptime"][0]["observedUnit"], "s");
+    let h = health.health();
+    assert_eq!(h.status, "pass");
+    assert_eq!(h.component("agent:phase").observed_value, "running");
+    assert_eq!(h.component("child:ready").observed_value, true);
+    assert_eq!(
+        h.component("child:uptime").observed_unit.as_deref(),
+        Some("s")
+    );
 
     let status = agent.status();
     assert_eq!(status.phase, Reported::Known(Phase::Running));

@@ -41,7 +41,7 @@ fn hold_names_both_keys_and_heals_when_the_secret_is_fixed() {
     );
     let health = agent.get("/health");
     assert_eq!(health.status, 200);
-    assert_eq!(health.json()["status"], "warn");
+    assert_eq!(health.health().status, "warn");
     assert_eq!(agent.get("/ready").status, 503);
     let agent_pid = agent.pid();
 
@@ -62,14 +62,13 @@ fn hold_becomes_a_failure_after_the_grace() {
     let node = NodeFixture::new();
     node.chain_knows(&Key::random().public, &node.p2p.public);
     let agent = node.run().env("AGENT_HOLD_GRACE", "1s").start();
-    agent.wait_until("/health", WAIT, |r| {
-        r.status == 200 && r.json()["status"] == "warn"
-    });
+    agent.wait_health(WAIT, "warn");
     let failed = agent.wait_until("/health", WAIT, |r| r.status == 503);
     assert!(
-        failed.json()["output"]
+        failed
+            .health()
+            .output
             .as_str()
-            .unwrap()
             .contains("past the hold grace"),
         "{}",
         failed.body

@@ -23,8 +23,8 @@ fn quiet(agent: &agent_tests::harness::Agent) {
     let status = agent.status();
     let vault = status.vault.unwrap();
     assert!(vault.last_error.is_none(), "{:?}", vault.last_error);
-    let health = agent.get("/health").json();
-    assert_eq!(health["status"], "pass", "{health}");
+    let health = agent.get("/health").health();
+    assert_eq!(health.status, "pass", "{health:?}");
 }
 
 #[test]

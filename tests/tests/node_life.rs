@@ -95,14 +95,11 @@ fn a_stalled_indexer_turns_health_to_warn_with_the_reason() {
         .start();
     // The chain's head joins the reason once NEAR RPC answered.
     let health = agent.wait_until("/health", WAIT, |r| {
-        let body = r.json();
-        body["status"] == "warn"
-            && body["output"]
-                .as_str()
-                .is_some_and(|o| o.contains("the chain's head"))
+        let body = r.health();
+        body.status == "warn" && body.output.contains("the chain's head")
     });
     assert_eq!(health.status, 200);
-    let output = health.json()["output"].as_str().unwrap().to_string();
+    let output = health.health().output;
     assert!(output.contains("stalled at block 4242"), "{output}");
     assert!(output.contains("the chain's head is 1000"), "{output}");
     let status = agent.status();
@@ -125,7 +122,7 @@ fn a_stalled_indexer_turns_health_to_warn_with_the_reason() {
 
     // It advances again: the warning clears.
     node.indexer(&Indexer::behind(4243, Duration::ZERO));
-    agent.wait_until("/health", WAIT, |r| r.json()["status"] == "pass");
+    agent.wait_until("/health", WAIT, |r| r.health().status == "pass");
 }
 
 #[test]
@@ -155,7 +152,7 @@ fn under_on_stall_restart_a_stall_restarts_the_node_exactly_once() {
         1,
         "{status:#?}"
     );
-    assert_eq!(agent.get("/health").json()["status"], "warn");
+    assert_eq!(agent.get("/health").health().status, "warn");
 }
 
 #[test]
@@ -211,7 +208,7 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
     let gone = &status.watch.as_ref().unwrap().reasons[0];
     assert!(gone.cause.contains(&node.account.public), "{gone:?}");
     let health = agent.get("/health");
-    assert_ne!(health.json()["status"], "pass", "{}", health.body);
+    assert_ne!(health.health().status, "pass", "{}", health.body);
     assert_eq!(agent.get("/ready").status, 503);
     assert_eq!(running_pid(&agent), pid, "the node is not restarted");
     agent.wait_log("the chain watch found a change");
@@ -223,7 +220,7 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
 
     node.chain.rpc.set_scenario(healthy);
     agent.wait_status(WAIT, |s| watch_kinds(s).is_empty());
-    assert_eq!(agent.get("/health").json()["status"], "pass");
+    assert_eq!(agent.get("/health").health().status, "pass");
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     assert_eq!(running_pid(&agent), pid, "still the same node");
     agent.wait_log("the chain watch: healed");
@@ -244,9 +241,9 @@ fn a_balance_below_the_minimum_warns_naming_the_account_and_the_amount() {
         .unwrap()
         .amount = Some(Balance::from_millinear(500));
     node.chain.rpc.set_scenario(poor);
-    let health = agent.wait_until("/health", WAIT, |r| r.json()["status"] == "warn");
+    let health = agent.wait_until("/health", WAIT, |r| r.health().status == "warn");
     assert_eq!(health.status, 200);
-    let output = health.json()["output"].as_str().unwrap().to_string();
+    let output = health.health().output;
     assert!(output.contains(ACCOUNT), "{output}");
     assert!(output.contains("0.5 NEAR"), "{output}");
     let status = agent.status();
@@ -282,5 +279,5 @@ fn a_node_without_indexer_metrics_keeps_todays_readiness_with_a_note() {
             .contains("mpc_indexer_latest_block_height"),
         "{sync:?}"
     );
-    assert_eq!(agent.get("/health").json()["status"], "pass");
+    assert_eq!(agent.get("/health").health().status, "pass");
 }

@@ -12,7 +12,7 @@ use agent_tests::standin_node::KeysetMetrics;
 use agent_tests::standin_node::keyshare::{KeysetRequest, KeysetResult};
 use entrypoint::check::Status;
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn served(current: i64, served: i64) -> KeysetMetrics {
     KeysetMetrics {
@@ -20,14 +20,6 @@ fn served(current: i64, served: i64) -> KeysetMetrics {
         last_backup_served_epoch: Some(served),
         last_backup_served_timestamp_seconds: Some(1_790_000_000),
     }
-}
-
-fn health(agent: &Agent, status: &str) -> Value {
-    agent
-        .wait_until("/health", WAIT, |r| {
-            r.status == 200 && r.json()["status"] == status
-        })
-        .json()
 }
 
 /// `agent run` without a vault, looking every 250 ms, warning after 1 s.
@@ -46,8 +38,8 @@ fn without_a_vault_a_backup_service_behind_warns_and_one_caught_up_clears_it() {
     node.keyset_metrics(&served(1, 0));
     let mut agent = run(&node);
 
-    let warned = health(&agent, "warn");
-    let output = warned["output"].as_str().unwrap();
+    let warned = agent.wait_health(WAIT, "warn");
+    let output = warned.output.as_str();
     for named in [
         "the keyshare of epoch 1 lives only on the home",
         "no vault is configured",
@@ -75,7 +67,7 @@ fn without_a_vault_a_backup_service_behind_warns_and_one_caught_up_clears_it() {
 
     // The backup service fetched epoch 1.
     node.keyset_metrics(&served(1, 1));
-    health(&agent, "pass");
+    agent.wait_health(WAIT, "pass");
     let vault = agent.status().vault.unwrap();
     assert_eq!(vault.off_home.status, Status::Ok);
     assert!(
@@ -108,8 +100,8 @@ fn a_contract_keyset_newer_than_the_homes_keyshare_warns_until_the_node_commits_
     node.chain.rpc.set_scenario(scenario);
     let mut agent = run(&node);
 
-    let warned = health(&agent, "warn");
-    let output = warned["output"].as_str().unwrap();
+    let warned = agent.wait_health(WAIT, "warn");
+    let output = warned.output.as_str();
     assert!(
         output.contains("the contract's keyset has been at epoch 5")
             && output.contains("the home's newest keyshare is epoch 1")
@@ -131,7 +123,7 @@ fn a_contract_keyset_newer_than_the_homes_keyshare_warns_until_the_node_commits_
         node.store_keyset(&KeysetRequest::new(5, 1)),
         KeysetResult::Stored("epoch_5_with_1_domains".into())
     );
-    health(&agent, "pass");
+    agent.wait_health(WAIT, "pass");
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
 }

@@ -25,12 +25,9 @@ fn a_crash_loop_fails_health_then_exits_with_the_last_code() {
         .env("AGENT_FAIL_LINGER", "3s")
         .start();
     let health = agent.wait_until("/health", WAIT, |r| r.status == 503);
-    let body = health.json();
-    assert_eq!(body["status"], "fail");
-    assert!(
-        body["output"].as_str().unwrap().contains("crash loop"),
-        "{body}"
-    );
+    let body = health.health();
+    assert_eq!(body.status, "fail");
+    assert!(body.output.contains("crash loop"), "{body:?}");
     assert_eq!(
         health.header("content-type"),
         Some("application/health+json")
@@ -50,14 +47,9 @@ fn restarting_is_a_warning_on_health() {
         .env("AGENT_RESTART", "on-failure")
         .env("AGENT_RESTART_BACKOFF", "1h..1h")
         .start();
-    let health = agent.wait_until("/health", WAIT, |r| r.json()["status"] == "warn");
+    let health = agent.wait_until("/health", WAIT, |r| r.health().status == "warn");
     assert_eq!(health.status, 200);
-    assert!(
-        health.json()["output"]
-            .as_str()
-            .unwrap()
-            .starts_with("restarting")
-    );
+    assert!(health.health().output.as_str().starts_with("restarting"));
     assert_eq!(agent.get("/ready").status, 503);
 }
 

@@ -62,7 +62,7 @@ fn a_participants_empty_home_gets_its_keyshare_back_before_the_node_starts() {
     let linked = SystemTime::UNIX_EPOCH + Duration::from_secs(linked as u64);
     assert!(linked <= started, "{linked:?} after {started:?}");
     assert_eq!(status.check("homes.store_key").status, Verdict::Ok);
-    assert_eq!(agent.get("/health").json()["status"], "pass");
+    assert_eq!(agent.get("/health").health().status, "pass");
     assert!(
         agent.logs().iter().any(|l| l["message"]
             == "restored the keyshare from the vault before the node starts"
@@ -77,13 +77,10 @@ fn gap(fx: &VaultFixture, agent: &agent_tests::harness::Agent) -> String {
     let check = status.check("homes.keyshare");
     assert_eq!(check.status, Verdict::Fail, "{check:?}");
     assert!(status.child.running.is_some(), "the node runs: {status:?}");
-    let health = agent.get("/health").json();
-    assert_eq!(health["status"], "warn", "{health}");
+    let health = agent.get("/health").health();
+    assert_eq!(health.status, "warn", "{health:?}");
     let cause = check.cause.clone();
-    assert!(
-        health["output"].as_str().unwrap().contains(&cause),
-        "{health}"
-    );
+    assert!(health.output.contains(&cause), "{health:?}");
     assert!(!fx.home().join("key").exists(), "nothing restored");
     cause
 }

@@ -61,11 +61,11 @@ fn a_home_that_never_answers_fails_by_name_while_health_answers_and_sigterm_ends
 
     let late = probes(&agent, 5);
     assert_eq!(late, [503; 5], "/health after the stall was named");
-    let health = agent.get("/health").json();
-    assert_eq!(health["status"], "fail", "{health:#}");
+    let health = agent.get("/health").health();
+    assert_eq!(health.status, "fail", "{health:#?}");
     assert!(
-        health.to_string().contains("has not answered for"),
-        "{health:#}"
+        health.output.contains("has not answered for"),
+        "{health:#?}"
     );
 
     // The stuck thread cannot be cancelled, yet SIGTERM ends the agent, with the

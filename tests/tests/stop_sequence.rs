@@ -77,7 +77,7 @@ fn ready_fails_at_once_and_the_child_gets_the_signal_after_the_prestop_delay() {
     );
     let health = agent.get("/health");
     assert_eq!(health.status, 200, "still alive while stopping");
-    assert_eq!(health.json()["output"], "stopping");
+    assert_eq!(health.health().output, "stopping");
     assert_eq!(agent.exit_code(), 0);
     assert!(asked.elapsed() >= Duration::from_secs(3));
 }
@@ -103,7 +103,7 @@ fn sigterm_while_waiting_to_restart_exits_143() {
     .env("AGENT_RESTART", "on-failure")
     .env("AGENT_RESTART_BACKOFF", "1h..1h")
     .start();
-    agent.wait_until("/health", WAIT, |r| r.json()["status"] == "warn");
+    agent.wait_until("/health", WAIT, |r| r.health().status == "warn");
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 143);
 }

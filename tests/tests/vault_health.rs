@@ -11,18 +11,9 @@ use agent_tests::harness::{Agent, WAIT};
 use agent_tests::moto::Moto;
 use agent_tests::vault_fixture::{BUCKET, FIRST, VaultFixture, object_key_of};
 use nix::sys::signal::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MAX_BEHIND: Duration = Duration::from_secs(2);
-
-/// Waits for `/health` to say `status`; its body.
-fn health(agent: &Agent, status: &str) -> Value {
-    agent
-        .wait_until("/health", WAIT, |r| {
-            r.status == 200 && r.json()["status"] == status
-        })
-        .json()
-}
 
 /// The warning comes within the max-behind of the loop's first look (the
 /// keyshare was written before the agent started), names the vault, the
@@ -30,13 +21,13 @@ fn health(agent: &Agent, status: &str) -> Value {
 fn warns_naming(agent: &Agent, cause: &str) {
     let first_look = agent.wait_status(WAIT, |s| s.vault.is_some());
     let looked = Instant::now();
-    let warned = health(agent, "warn");
+    let warned = agent.wait_health(WAIT, "warn");
     assert!(
         looked.elapsed() < MAX_BEHIND + Duration::from_secs(2),
         "warned {:?} after the first look",
         looked.elapsed()
     );
-    let output = warned["output"].as_str().unwrap();
+    let output = warned.output.as_str();
     for named in [
         "the keyshare of epoch 1 lives only on the home",
         "s3://mpc-vault/mainnet",
@@ -55,8 +46,8 @@ fn warns_naming(agent: &Agent, cause: &str) {
 }
 
 fn clears(agent: &mut Agent) {
-    let healed = health(agent, "pass");
-    assert_eq!(healed["output"], "running", "{healed}");
+    let healed = agent.wait_health(WAIT, "pass");
+    assert_eq!(healed.output, "running", "{healed:?}");
     let vault = agent.status().vault.unwrap();
     assert!(vault.vaulted.is_some(), "{vault:?}");
     assert!(vault.last_error.is_none(), "{vault:?}");
