@@ -280,6 +280,25 @@ impl NodeFixture {
         self.chain.rpc.scenario()
     }
 
+    /// Removes every access key of the node's account on chain; returns the
+    /// chain as it was, to put back.
+    pub fn remove_account_keys(&self) -> Scenario {
+        let healthy = self.scenario();
+        let mut without_keys = healthy.clone();
+        without_keys
+            .accounts
+            .get_mut(
+                &ACCOUNT
+                    .parse::<near_primitives::types::AccountId>()
+                    .unwrap(),
+            )
+            .expect("the node's account is on chain")
+            .keys
+            .clear();
+        self.chain.rpc.set_scenario(without_keys);
+        healthy
+    }
+
     /// The chain knows the node by these keys from now on.
     pub fn chain_knows(&self, signer: &str, p2p: &str) {
         self.chain.rpc.set_scenario(scenario(signer, p2p));

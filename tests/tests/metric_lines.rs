@@ -10,7 +10,6 @@ use agent::emf::{METRICS, NODE_DIMENSION};
 use agent_tests::harness::{Agent, WAIT, metric};
 use agent_tests::node_fixture::{ACCOUNT, NodeFixture};
 use agent_tests::standin_node::Indexer;
-use near_primitives::types::AccountId;
 use nix::sys::signal::Signal;
 
 const NAMESPACE: &str = "MpcAgent";
@@ -137,15 +136,7 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
         node.exit_node(70);
         agent.wait_status(WAIT, |s| s.child.restarts == restarts);
     }
-    let healthy = node.scenario();
-    let mut without_key = healthy.clone();
-    without_key
-        .accounts
-        .get_mut(&ACCOUNT.parse::<AccountId>().unwrap())
-        .unwrap()
-        .keys
-        .clear();
-    node.chain.rpc.set_scenario(without_key);
+    let healthy = node.remove_account_keys();
     agent.wait_until("/metrics", WAIT, |r| {
         metric(&r.body, "agent_chain_watch_failures_total").is_some_and(|n| n >= 3.0)
     });

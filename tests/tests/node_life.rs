@@ -192,16 +192,7 @@ fn a_signer_key_removed_on_chain_is_named_without_a_restart_and_clears_when_rest
     let agent = node.run().env("AGENT_CHAIN_WATCH", "200ms").start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     let pid = running_pid(&agent);
-    let healthy = node.scenario();
-
-    let mut without_key = healthy.clone();
-    without_key
-        .accounts
-        .get_mut(&ACCOUNT.parse::<AccountId>().unwrap())
-        .unwrap()
-        .keys
-        .clear();
-    node.chain.rpc.set_scenario(without_key);
+    let healthy = node.remove_account_keys();
     let status = agent.wait_status(WAIT, |s| {
         watch_kinds(s).contains(&"watch.signer-key-gone".to_string())
     });
