@@ -79,6 +79,14 @@ fn run(scenario: &str, env: Vec<(&str, String)>, secrets: &[&str]) {
     }
 }
 
+/// Everything the agent serves: the bodies of its five endpoints.
+fn served(agent: &agent_tests::harness::Agent) -> String {
+    ["/health", "/ready", "/status", "/metrics", "/config"]
+        .into_iter()
+        .map(|path| agent.get(path).body)
+        .collect()
+}
+
 #[test]
 fn no_scenario_prints_a_secret_at_trace_level() {
     let moto = Moto::start();
@@ -181,10 +189,7 @@ fn a_running_node_serves_and_logs_no_secret() {
         .start();
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     agent.wait_metric_line(|l| l.values.contains_key("BalanceNear"));
-    let mut seen = String::new();
-    for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
-        seen.push_str(&agent.get(path).body);
-    }
+    let mut seen = served(&agent);
     let doctor = AgentCommand::new(["doctor", "--json"])
         .envs(node.env())
         .envs(node.secret_env())
@@ -282,10 +287,7 @@ fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
     // A keyset stored while the node runs, uploaded while the log is at trace.
     node.store_keyset(&KeysetRequest::new(2, 1));
     agent.wait_status(WAIT, vaulted("epoch_2_with_1_domains"));
-    let mut seen = String::new();
-    for path in ["/health", "/ready", "/status", "/metrics", "/config"] {
-        seen.push_str(&agent.get(path).body);
-    }
+    let mut seen = served(&agent);
     let doctor = AgentCommand::new(["doctor", "--json"])
         .envs(node.env())
         .envs(node.secret_env())
