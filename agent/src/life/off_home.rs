@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use entrypoint::check::Check;
 
-use super::views::{HomeKeyshare, Vault};
+use super::views::{HomeKeyshare, KeysetGauges, Vault};
 
 /// The off-home judgment's check.
 pub const ID: &str = "vault.off_home";
@@ -52,12 +52,7 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
             behind: Duration::ZERO,
         };
     }
-    let served = vault.backup_service.as_ref().and_then(|g| {
-        let served = g.last_backup_served_epoch?;
-        let current = g.current_epoch_id.unwrap_or(0);
-        (served >= newest.epoch && served >= current).then_some((served, current))
-    });
-    if let Some((served, current)) = served {
+    if let Some((served, current)) = served(newest, vault.backup_service.as_ref()) {
         return OffHome {
             check: Check::ok(
                 ID,
@@ -69,8 +64,7 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
             behind: Duration::ZERO,
         };
     }
-    let behind = now.duration_since(newest.since).unwrap_or_default();
-    let max_behind = Duration::from_secs_f64(vault.max_behind_seconds.max(0.0));
+    let (behind, max_behind) = (behind(newest, now), max_behind(vault));
     let where_not = not_off_home(vault, newest);
     let check = if behind > max_behind {
         let fix = match (&vault.location, &vault.last_error) {
@@ -109,6 +103,34 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
         )
     };
     OffHome { check, behind }
+}
+
+/// Whether [`judge`] warns, without building its text (for `/health`, read
+/// on every request): the newest keyshare neither in the vault nor served
+/// to the backup service (`gauges`), for longer than the max-behind.
+pub fn warns(vault: &Vault, gauges: Option<&KeysetGauges>, now: SystemTime) -> bool {
+    vault.newest.as_ref().is_some_and(|newest| {
+        vault.vaulted.is_none()
+            && served(newest, gauges).is_none()
+            && behind(newest, now) > max_behind(vault)
+    })
+}
+
+/// The epochs (served, current) when the backup service was served the
+/// newest keyshare's epoch and the node's current one.
+fn served(newest: &HomeKeyshare, gauges: Option<&KeysetGauges>) -> Option<(u64, u64)> {
+    let gauges = gauges?;
+    let served = gauges.last_backup_served_epoch?;
+    let current = gauges.current_epoch_id.unwrap_or(0);
+    (served >= newest.epoch && served >= current).then_some((served, current))
+}
+
+fn behind(newest: &HomeKeyshare, now: SystemTime) -> Duration {
+    now.duration_since(newest.since).unwrap_or_default()
+}
+
+fn max_behind(vault: &Vault) -> Duration {
+    Duration::from_secs_f64(vault.max_behind_seconds.max(0.0))
 }
 
 /// Why the newest keyshare is neither in the vault nor with a backup service.
@@ -295,6 +317,40 @@ mod tests {
         );
         served.backup_service = gauges(Some(5), Some(4));
         assert_eq!(judge(&served, at(10_000)).check.status, Status::Warn);
+    }
+
+    #[test]
+    fn warns_says_what_the_judgment_says_without_its_text() {
+        let mut cases = vec![(vault(None), at(599)), (vault(None), at(601))];
+        let mut none = vault(None);
+        none.newest = None;
+        cases.push((none, at(10_000)));
+        let mut vaulted = vault(Some("s3://mpc-vault"));
+        vaulted.vaulted = Some(VaultedObject {
+            key: "node0/epoch_4_with_1_domains".into(),
+            url: "s3://mpc-vault/node0/epoch_4_with_1_domains".into(),
+            version_id: None,
+            at: at(1),
+            sha256: "ab".repeat(32),
+        });
+        cases.push((vaulted, at(10_000)));
+        for (current, served) in [(4, 4), (4, 3), (5, 4)] {
+            let mut judged = vault(None);
+            judged.backup_service = gauges(Some(current), Some(served));
+            cases.push((judged, at(10_000)));
+        }
+        for (vault, now) in &cases {
+            assert_eq!(
+                warns(vault, vault.backup_service.as_ref(), *now),
+                judge(vault, *now).check.status == Status::Warn,
+                "{vault:?} at {now:?}"
+            );
+        }
+        assert!(
+            cases
+                .iter()
+                .any(|(v, t)| warns(v, v.backup_service.as_ref(), *t))
+        );
     }
 
     #[test]

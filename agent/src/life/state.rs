@@ -455,8 +455,14 @@ impl State {
         if let Some(first) = watch_reasons.first() {
             return (Status::Warn, format!("the chain watch: {}", first.cause));
         }
-        if let Some(vault) = Self::vault_judged(inner, SystemTime::now())
-            && vault.off_home.status == Status::Warn
+        // The judgment's text is built only when it warns.
+        let now = SystemTime::now();
+        let gauges = inner.keyset_gauges.as_ref();
+        if inner
+            .vault
+            .as_ref()
+            .is_some_and(|vault| off_home::warns(vault, gauges, now))
+            && let Some(vault) = Self::vault_judged(inner, now)
         {
             return (Status::Warn, vault.off_home.cause);
         }
