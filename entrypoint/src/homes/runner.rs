@@ -106,6 +106,40 @@ where
     Fut: Future<Output = T>,
     T: Send + 'static,
 {
+    watched(limit, move |io| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(runtime.block_on(work(io)))
+    })
+    .await
+}
+
+/// [`on_own_thread`] for file work that is all one piece, `doing`: run on
+/// its thread as it is, no runtime needed.
+pub async fn off_thread<T: Send + 'static>(
+    limit: Duration,
+    doing: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Stall> {
+    let doing = doing.to_string();
+    watched(limit, move |io| {
+        io.start(doing);
+        let out = work();
+        io.stop();
+        Some(out)
+    })
+    .await
+}
+
+/// Runs `work` on a thread of its own and waits for its answer, giving up
+/// when the file work it marks on its [`IoWatch`] has been under way for
+/// `limit`. `None` from `work` is an end without an answer.
+async fn watched<T: Send + 'static>(
+    limit: Duration,
+    work: impl FnOnce(IoWatch) -> Option<T> + Send + 'static,
+) -> Result<T, Stall> {
     let io = IoWatch::default();
     let on_thread = io.clone();
     let (tx, mut answer) = tokio::sync::oneshot::channel();
@@ -113,11 +147,8 @@ where
     let spawned = std::thread::Builder::new()
         .name("home-io".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                let _ = tx.send(runtime.block_on(work(on_thread)));
+            if let Some(out) = work(on_thread) {
+                let _ = tx.send(out);
             }
         });
     if let Err(e) = spawned {
@@ -143,22 +174,6 @@ where
             }
         }
     }
-}
-
-/// [`on_own_thread`] for file work that is all one piece, `doing`.
-pub async fn off_thread<T: Send + 'static>(
-    limit: Duration,
-    doing: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Stall> {
-    let doing = doing.to_string();
-    on_own_thread(limit, move |io| async move {
-        io.start(doing);
-        let out = work();
-        io.stop();
-        out
-    })
-    .await
 }
 
 impl Stall {
