@@ -68,10 +68,14 @@ impl Lines {
         let deadline = Instant::now() + timeout;
         let (lines, more) = &*self.0;
         let mut guard = lines.lock().unwrap();
+        // Each line is tested once: the reader thread is not kept waiting on
+        // the lock while every earlier line is tested again.
+        let mut tested = 0;
         loop {
-            if let Some(hit) = guard.iter().find(|l| pred(l)) {
+            if let Some(hit) = guard[tested..].iter().find(|l| pred(l)) {
                 return Some(hit.clone());
             }
+            tested = guard.len();
             let left = deadline.checked_duration_since(Instant::now())?;
             guard = more.wait_timeout(guard, left).unwrap().0;
         }
@@ -391,6 +395,23 @@ impl Agent {
         crate::emf::valid_lines(&self.stdout.all())
     }
 
+    /// Waits until the agent has written `count` metrics lines; returns them.
+    pub fn wait_metric_lines(&self, count: usize) -> Vec<crate::emf::Line> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = self.metric_lines();
+            if lines.len() >= count {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} metrics lines, not {count}, within {WAIT:?}",
+                lines.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for a metrics line that satisfies `pred`; returns it.
     pub fn wait_metric_line(&self, pred: impl Fn(&crate::emf::Line) -> bool) -> crate::emf::Line {
         let parse = |text: &str| crate::emf::Line::parse(text).ok().filter(|l| pred(l));
@@ -467,8 +488,18 @@ impl Agent {
     /// Polls `/health` until it answers 200 saying `status` (`pass`, `warn`);
     /// its body.
     pub fn wait_health(&self, timeout: Duration, status: &str) -> HealthDoc {
+        self.wait_health_saying(timeout, status, "")
+    }
+
+    /// [`Agent::wait_health`] until its output also holds `text`: another
+    /// warning that comes first (the node's metrics not read yet, a first
+    /// try still under way) is waited out, not taken for this one.
+    pub fn wait_health_saying(&self, timeout: Duration, status: &str, text: &str) -> HealthDoc {
         self.wait_until("/health", timeout, |r| {
-            r.status == 200 && r.health().status == status
+            r.status == 200 && {
+                let health = r.health();
+                health.status == status && health.output.contains(text)
+            }
         })
         .health()
     }
@@ -640,6 +671,10 @@ pub fn walk(root: &std::path::Path) -> Vec<(String, std::path::PathBuf, std::fs:
     found
 }
 
+/// A loopback address where nothing listens (the discard port): unlike a
+/// port found free, no other test can take it in the meantime.
+pub const NOBODY: &str = "127.0.0.1:9";
+
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     listener.local_addr().expect("local address").port()
@@ -718,7 +753,7 @@ pub fn node_env(home: &std::path::Path) -> Vec<(&'static str, String)> {
         ("MPC_CONTRACT_ID", "v1.signer-prod.testnet".into()),
         ("AGENT_SECRETS_JITTER", "0s".into()),
         // Never the public RPC from a test: tests that ask the chain set their stand-in.
-        ("AGENT_NEAR_RPC_URL", "http://127.0.0.1:9".into()),
+        ("AGENT_NEAR_RPC_URL", format!("http://{NOBODY}")),
     ]
 }
 

@@ -10,10 +10,9 @@ use serde_json::json;
 
 use crate::harness::{AgentCommand, backup_key, free_port, keypair, standin_node_bin, store_key};
 use crate::near_rpc::{NearRpcStandin, Scenario};
-use crate::standin_node::keyshare::{KeysetRequest, KeysetResult};
+use crate::standin_node::keyshare::{self, KeysetRequest, KeysetResult};
 use crate::standin_node::{
-    Behavior, EXIT_FILE, INDEXER_FILE, Indexer, KEYSET_METRICS_FILE, KEYSET_REQUEST_FILE,
-    KEYSET_RESULT_FILE, KeysetMetrics,
+    Behavior, EXIT_FILE, INDEXER_FILE, Indexer, KEYSET_METRICS_FILE, KeysetMetrics,
 };
 
 pub const ACCOUNT: &str = "node0.test.near";
@@ -197,22 +196,7 @@ impl NodeFixture {
     /// Has the running stand-in node store `request` as mpc-node stores a
     /// keyset (a resharing, a domain added), and waits for what became of it.
     pub fn store_keyset(&self, request: &KeysetRequest) -> KeysetResult {
-        let result = self.home().join(KEYSET_RESULT_FILE);
-        let _ = std::fs::remove_file(&result);
-        let temp = self.home().join("standin-keyset-request.tmp");
-        std::fs::write(&temp, serde_json::to_string(request).unwrap()).unwrap();
-        std::fs::rename(&temp, self.home().join(KEYSET_REQUEST_FILE)).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&result) {
-                return serde_json::from_str(&text).unwrap();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the stand-in node stored no keyset within 30 s (is it running?)"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        keyshare::request(self.home(), request)
     }
 
     /// What the stand-in node's `/metrics` shows of its keysets from now on.

@@ -8,14 +8,14 @@
 //! [`INTERVAL`].
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use entrypoint::homes::{Keep, KeyshareFile, look};
 use entrypoint::keyshare::KeyshareName;
 use entrypoint::vault::Vault;
 use serde_json::json;
 
-use crate::harness::AgentCommand;
+use crate::harness::{Agent, AgentCommand, WAIT};
 use crate::moto::{Moto, vault_target};
 use crate::node_fixture::{ACCOUNT, CONTRACT, NodeFixture};
 use crate::standin_node::write_test_share;
@@ -171,6 +171,22 @@ impl VaultFixture {
 }
 
 /// The object key of the keyshare `file` of the node's account.
+/// The home's newest keyshare on `/status`, once the vault holds it.
+pub fn vaulted_file(status: &agent::views::Status) -> Option<String> {
+    let vault = status.vault.as_ref()?;
+    vault.vaulted.as_ref()?;
+    vault.newest.as_ref().map(|n| n.file.clone())
+}
+
+/// Waits until the agent's vault loop has looked at the home `looks`
+/// intervals from now: what it would do in that time, it has done.
+pub fn after_looks(agent: &Agent, looks: u32) {
+    let from = SystemTime::now() + INTERVAL * looks;
+    agent.wait_status(WAIT, |s| {
+        s.vault.as_ref().is_some_and(|v| v.looked_at >= from)
+    });
+}
+
 pub fn object_key_of(file: &str) -> String {
     format!("mainnet/{ACCOUNT}/{file}")
 }

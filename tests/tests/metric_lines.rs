@@ -4,7 +4,7 @@
 //! a log line, the names `agent::emf::METRICS` lists with their units, the
 //! values `/metrics` shows, counts counted once; none without a namespace.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent::emf::{METRICS, NODE_DIMENSION};
 use agent_tests::harness::{Agent, WAIT, metric};
@@ -76,7 +76,7 @@ fn every_metrics_line_of_a_running_node_is_valid_embedded_metric_format_with_the
     assert_eq!(line.values["VaultBehindSeconds"], 0.0, "{line:?}");
     assert!(!line.values.contains_key("KeyshareEpoch"), "{line:?}");
 
-    std::thread::sleep(INTERVAL * 5);
+    agent.wait_metric_lines(5);
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
     let ended = now_ms();
@@ -150,14 +150,7 @@ fn restarts_and_failing_chain_watch_checks_are_each_counted_on_one_line() {
     let failures = scraped(&agent, "agent_chain_watch_failures_total");
     let restarts = agent.status().child.restarts as f64;
     let seen = agent.metric_lines().len();
-    let deadline = Instant::now() + WAIT;
-    while agent.metric_lines().len() < seen + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no two more lines within {WAIT:?}"
-        );
-        std::thread::sleep(INTERVAL / 4);
-    }
+    agent.wait_metric_lines(seen + 2);
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(), 0);
 

@@ -38,7 +38,7 @@ fn without_a_vault_a_backup_service_behind_warns_and_one_caught_up_clears_it() {
     node.keyset_metrics(&served(1, 0));
     let mut agent = run(&node);
 
-    let warned = agent.wait_health(WAIT, "warn");
+    let warned = agent.wait_health_saying(WAIT, "warn", "last served epoch 0");
     let output = warned.output.as_str();
     for named in [
         "the keyshare of epoch 1 lives only on the home",
@@ -100,7 +100,7 @@ fn a_contract_keyset_newer_than_the_homes_keyshare_warns_until_the_node_commits_
     node.chain.rpc.set_scenario(scenario);
     let mut agent = run(&node);
 
-    let warned = agent.wait_health(WAIT, "warn");
+    let warned = agent.wait_health_saying(WAIT, "warn", "the contract's keyset has been");
     let output = warned.output.as_str();
     assert!(
         output.contains("the contract's keyset has been at epoch 5")

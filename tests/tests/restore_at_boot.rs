@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime};
 
 use agent::views::Status;
-use agent_tests::harness::{AgentCommand, WAIT, doctor_report, free_port};
+use agent_tests::harness::{AgentCommand, NOBODY, WAIT, doctor_report};
 use agent_tests::near_rpc::{ContractViews, DestinationNodeInfo, ParticipantInfo};
 use agent_tests::node_fixture::{ACCOUNT, CONTRACT, Key};
 use agent_tests::vault_fixture::{LOCATION, VaultFixture, bytes};
@@ -209,12 +209,11 @@ fn doctor_names_a_participants_missing_keyshare_as_the_boot_would_without_writin
     let fx = VaultFixture::new();
     fx.keyset(1, &[0]);
     let current = fx.plant(1, 1, 0, &fx.node.store_key);
-    let nobody = format!("127.0.0.1:{}", free_port());
     let doctor = |env: Vec<(&'static str, String)>| {
         let out = AgentCommand::new(["doctor", "--json", "--timeout", "10s"])
             .envs(env)
             .envs(fx.node.secret_env())
-            .env("AGENT_LISTEN", &nobody)
+            .env("AGENT_LISTEN", NOBODY)
             .run();
         doctor_report(&out).check("homes.keyshare").clone()
     };

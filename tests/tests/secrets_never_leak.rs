@@ -271,22 +271,19 @@ fn the_restore_its_drill_and_a_healing_boot_print_no_secret() {
 fn a_vaulted_keyshare_carries_no_secret_to_the_vault_the_log_or_the_answers() {
     use agent_tests::harness::WAIT;
     use agent_tests::standin_node::keyshare::KeysetRequest;
-    use agent_tests::vault_fixture::{BUCKET, FIRST, LOCATION, VaultFixture, object_key_of};
+    use agent_tests::vault_fixture::{
+        BUCKET, FIRST, LOCATION, VaultFixture, object_key_of, vaulted_file,
+    };
     let world = VaultFixture::new().keyshare_on_home();
     let node = &world.node;
     let mut agent = world.run_vaulting("10m").env("RUST_LOG", "trace").start();
-    let vaulted = |file: &'static str| {
-        move |s: &agent::views::Status| {
-            s.vault.as_ref().is_some_and(|v| {
-                v.vaulted.is_some() && v.newest.as_ref().is_some_and(|n| n.file == file)
-            })
-        }
-    };
-    agent.wait_status(WAIT, vaulted(FIRST));
+    agent.wait_status(WAIT, |s| vaulted_file(s).as_deref() == Some(FIRST));
     agent.wait_until("/ready", WAIT, |r| r.status == 200);
     // A keyset stored while the node runs, uploaded while the log is at trace.
     node.store_keyset(&KeysetRequest::new(2, 1));
-    agent.wait_status(WAIT, vaulted("epoch_2_with_1_domains"));
+    agent.wait_status(WAIT, |s| {
+        vaulted_file(s).as_deref() == Some("epoch_2_with_1_domains")
+    });
     let mut seen = served(&agent);
     let doctor = AgentCommand::new(["doctor", "--json"])
         .envs(node.env())

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use agent_tests::harness::{free_port, http, standin_node_bin, store_key};
 use agent_tests::standin_node::keyshare::{self, KeysetRequest, KeysetResult};
-use agent_tests::standin_node::{
-    Behavior, KEYSET_METRICS_FILE, KEYSET_REQUEST_FILE, KEYSET_RESULT_FILE, KeysetMetrics,
-};
+use agent_tests::standin_node::{Behavior, KEYSET_METRICS_FILE, KeysetMetrics};
 
 fn stored(name: &str) -> KeysetResult {
     KeysetResult::Stored(name.to_string())
@@ -116,29 +114,24 @@ fn a_started_node_stores_what_the_test_requests_and_shows_the_keyset_gauges() {
         .unwrap(),
     )
     .unwrap();
-    let mut node = std::process::Command::new(standin_node_bin())
-        .arg("start")
-        .env("MPC_HOME_DIR", home.path())
-        .env("MPC_SECRET_STORE_KEY", &key)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let request = |request: &KeysetRequest| {
-        let _ = std::fs::remove_file(home.path().join(KEYSET_RESULT_FILE));
-        std::fs::write(
-            home.path().join(KEYSET_REQUEST_FILE),
-            serde_json::to_string(request).unwrap(),
-        )
-        .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(home.path().join(KEYSET_RESULT_FILE)) {
-                return serde_json::from_str::<KeysetResult>(&text).unwrap();
-            }
-            assert!(Instant::now() < deadline, "no keyset result within 20 s");
-            std::thread::sleep(Duration::from_millis(20));
+    /// The stand-in, killed however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
-    };
+    }
+    let _node = Running(
+        std::process::Command::new(standin_node_bin())
+            .arg("start")
+            .env("MPC_HOME_DIR", home.path())
+            .env("MPC_SECRET_STORE_KEY", &key)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let request = |request: &KeysetRequest| keyshare::request(home.path(), request);
     assert_eq!(
         request(&KeysetRequest::new(7, 2)),
         stored("epoch_7_with_2_domains")
@@ -171,6 +164,4 @@ fn a_started_node_stores_what_the_test_requests_and_shows_the_keyset_gauges() {
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in {text}");
     }
-    let _ = node.kill();
-    let _ = node.wait();
 }

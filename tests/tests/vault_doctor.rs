@@ -6,7 +6,7 @@
 //! doctor's own from the home and the vault.
 
 use agent::views::DoctorReport;
-use agent_tests::harness::{AgentCommand, WAIT, doctor_report, free_port};
+use agent_tests::harness::{AgentCommand, NOBODY, WAIT, doctor_report};
 use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::NodeFixture;
 use agent_tests::standin_node::KeysetMetrics;
@@ -24,10 +24,6 @@ fn doctor(node: &NodeFixture, env: Vec<(&'static str, String)>, listen: &str) ->
         .envs(env)
         .run();
     doctor_report(&out)
-}
-
-fn nobody() -> String {
-    format!("127.0.0.1:{}", free_port())
 }
 
 /// The status and cause of the vault group's check `id`.
@@ -58,7 +54,7 @@ fn a_bucket_without_object_lock_is_a_warning_and_the_homes_keyshare_is_compared(
         .moto
         .block_on(vault.upload(KeyshareName::parse(FIRST).unwrap(), &bytes))
         .unwrap();
-    let report = doctor(&world.node, vault_env(&world), &nobody());
+    let report = doctor(&world.node, vault_env(&world), NOBODY);
 
     let (status, cause) = check(&report, "vault.object_lock");
     assert_eq!(status, "warn");
@@ -82,7 +78,7 @@ fn other_bytes_in_the_vault_fail_and_a_locked_bucket_passes() {
     world
         .moto
         .put_object(BUCKET, &object_key_of(FIRST), b"another home's keyshare");
-    let report = doctor(&world.node, vault_env(&world), &nobody());
+    let report = doctor(&world.node, vault_env(&world), NOBODY);
     let (status, cause) = check(&report, "vault.object_lock");
     assert_eq!(status, "ok", "{cause}");
     let (status, cause) = check(&report, &format!("vault.keyshare.{FIRST}"));
@@ -97,7 +93,7 @@ fn a_keyshare_without_a_vault_warns_and_a_running_agents_judgment_is_taken() {
     node.plant_share(&node.store_key);
     let past = vec![("AGENT_KEYSHARE_VAULT_MAX_BEHIND", "1s".to_string())];
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let report = doctor(&node, past.clone(), &nobody());
+    let report = doctor(&node, past.clone(), NOBODY);
     let (status, cause) = check(&report, "vault.configured");
     assert_eq!(status, "warn");
     assert!(cause.contains("no vault is configured"), "{cause}");

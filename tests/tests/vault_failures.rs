@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use agent_tests::harness::{free_port, store_key};
+use agent_tests::harness::{NOBODY, store_key};
 use agent_tests::moto::{Moto, vault_target};
 use agent_tests::node_fixture::ACCOUNT;
 use agent_tests::standin_node::write_test_share;
@@ -101,7 +101,7 @@ fn a_denied_put_names_the_bucket_the_object_the_action_and_the_task_role() {
 #[test]
 fn an_s3_that_does_not_answer_is_worth_another_try() {
     let moto = Moto::start();
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://{NOBODY}");
     let env = [("AWS_ENDPOINT_URL".to_string(), closed.clone())].into();
     let sdk = moto.sdk_config().to_builder().endpoint_url(&closed).build();
     let vault = Vault::new(

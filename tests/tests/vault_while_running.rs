@@ -9,17 +9,13 @@ use std::time::{Duration, Instant};
 
 use agent_tests::harness::{WAIT, metric};
 use agent_tests::standin_node::keyshare::{KeysetRequest, KeysetResult};
-use agent_tests::vault_fixture::{BUCKET, FIRST, INTERVAL, VaultFixture, object_key_of};
+use agent_tests::vault_fixture::{
+    BUCKET, FIRST, INTERVAL, VaultFixture, after_looks, object_key_of, vaulted_file,
+};
 use base64::Engine;
 use entrypoint::check::Status;
 use nix::sys::signal::Signal;
 use sha2::{Digest, Sha256};
-
-fn vaulted_file(status: &agent::views::Status) -> Option<String> {
-    let vault = status.vault.as_ref()?;
-    vault.vaulted.as_ref()?;
-    vault.newest.as_ref().map(|n| n.file.clone())
-}
 
 /// The object holds the home's bytes, under SSE-KMS with the world's key,
 /// with S3's SHA-256 checksum of them.
@@ -65,9 +61,10 @@ fn a_first_boot_vaults_the_homes_keyshare_and_a_new_epoch_within_the_interval() 
         vaulted_file(s).as_deref() == Some("epoch_2_with_1_domains")
     });
     let took = written.elapsed();
-    // The interval, one upload to loopback, and one poll of /status.
+    // The interval, one upload to loopback and one poll of /status, with
+    // room for a loaded machine (the benchmark measures it).
     assert!(
-        took < INTERVAL + Duration::from_secs(2),
+        took < INTERVAL + Duration::from_secs(5),
         "vaulted {took:?} after the node wrote it"
     );
     assert_vaulted_as_on_the_home(&world, "epoch_2_with_1_domains");
@@ -119,7 +116,7 @@ fn a_restart_uploads_nothing_twice() {
         "{metrics}"
     );
     // Steady: looks go on, nothing more is asked of S3.
-    std::thread::sleep(INTERVAL * 8);
+    after_looks(&second, 8);
     let metrics = second.get("/metrics").body;
     assert_eq!(
         metric(
@@ -157,7 +154,7 @@ fn other_bytes_under_the_name_fail_and_nothing_is_overwritten() {
     assert!(failed.cause.contains(&key), "{}", failed.cause);
     assert!(vault.vaulted.is_none());
     // Tried again later, never over the vault's copy; the node runs on.
-    std::thread::sleep(INTERVAL * 8);
+    after_looks(&agent, 8);
     assert_eq!(world.moto.versions(BUCKET, "mainnet/"), versions);
     assert_eq!(
         world.moto.object(BUCKET, &key).bytes,

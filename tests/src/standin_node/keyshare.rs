@@ -131,6 +131,28 @@ struct LegacyKeyshare {
 }
 
 /// Stores `request` on `home` under `store_key_hex`, as the node does.
+/// Asks the stand-in node running on `home` to store `request` (the file
+/// written whole, by a rename, so the node never reads half of it) and
+/// waits for what became of it.
+pub fn request(home: &Path, request: &KeysetRequest) -> KeysetResult {
+    let result = home.join(KEYSET_RESULT_FILE);
+    let _ = std::fs::remove_file(&result);
+    let temp = home.join("standin-keyset-request.tmp");
+    std::fs::write(&temp, serde_json::to_string(request).unwrap()).unwrap();
+    std::fs::rename(&temp, home.join(KEYSET_REQUEST_FILE)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&result) {
+            return serde_json::from_str(&text).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in node stored no keyset within 30 s (is it running?)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn store(home: &Path, store_key_hex: &str, request: &KeysetRequest) -> KeysetResult {
     match try_store(home, store_key_hex, request) {
         Ok(name) => KeysetResult::Stored(name),
