@@ -424,22 +424,13 @@ async fn local_checks(
     drill: bool,
 ) -> Vec<DoctorEntry> {
     let mut entries = Vec::new();
-    let node = &config.node.node;
     let mut secret_checks: Option<Vec<Check>> = None;
     let clients = Clients::new();
     // The secrets and the chain are read at once: one group's limit.
     let verified = tokio::time::timeout(
         limit,
         verify::verify(
-            VerifyInputs {
-                node,
-                secrets: &config.node.secrets,
-                chain: &config.node.chain_rpc,
-                secrets_json: config.homes.secrets_json,
-                env,
-                home_io_timeout: config.homes.io_timeout,
-                clients: &clients,
-            },
+            VerifyInputs::new(&config.node, &config.homes, env, &clients),
             |step| {
                 if let Step::Secrets { checks, .. } = step {
                     secret_checks = Some(checks.to_vec());
