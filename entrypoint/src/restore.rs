@@ -26,7 +26,7 @@ use crate::keys::{ContractFinding, ContractState, KeyReport, Keyset, check_ids a
 use crate::keyshare::{self, ContentsError, KeyshareContents, KeyshareName, OpenError};
 use crate::secrets::Secret;
 use crate::stage::{Stage, StageResult, StageStop, Staged, StopKind};
-use crate::vault::{Download, Vault, VaultError, VaultErrorKind, VaultObject, VaultTarget};
+use crate::vault::{Download, Vault, VaultError, VaultErrorKind, VaultObject};
 
 /// The ids of the judgment's checks, in the order [`judge`] makes them.
 pub mod check_ids {
@@ -47,30 +47,9 @@ pub mod check_ids {
 }
 use check_ids::*;
 
-/// How long one S3 request of the vault may take, each try.
-pub const VAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the boot waits for the vault's backup before it starts the node
 /// without it (the gap named).
 const BOOT_FETCH_LIMIT: Duration = Duration::from_secs(30);
-
-/// The vault `settings` names, for `node`'s account, on the process's S3 client.
-pub async fn vault(
-    clients: &Clients,
-    env: &BTreeMap<String, String>,
-    settings: &VaultSettings,
-    node: &Node,
-) -> Vault {
-    let s3 = clients.s3(env, VAULT_ATTEMPT_TIMEOUT).await;
-    Vault::new(
-        s3,
-        VaultTarget {
-            location: settings.location.clone(),
-            account: node.account_id.to_string(),
-            contract: node.contract_id.to_string(),
-            kms_key: settings.kms_key.clone(),
-        },
-    )
-}
 
 /// Which backup to judge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -704,10 +683,12 @@ pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
         Ok(settings) => settings,
         Err(gap) => return Ok(gap),
     };
-    let vault = vault(inputs.clients, inputs.env, settings, inputs.node).await;
-    let Ok(fetched) =
-        tokio::time::timeout(BOOT_FETCH_LIMIT, fetch(&vault, Choice::Named(expected))).await
-    else {
+    // The client's set-up (the region, the credentials) within the limit too.
+    let opened_and_fetched = async {
+        let vault = Vault::open(inputs.clients, inputs.env, settings, inputs.node).await;
+        fetch(&vault, Choice::Named(expected)).await
+    };
+    let Ok(fetched) = tokio::time::timeout(BOOT_FETCH_LIMIT, opened_and_fetched).await else {
         return Ok(gap(format!(
             "the vault ({}) did not answer within {}s",
             settings.location,

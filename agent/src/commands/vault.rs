@@ -20,6 +20,7 @@ use entrypoint::keys::{self, ChainQuery, KeyReport, KeysInput};
 use entrypoint::restore::{self, Against, Backup, Choice, Fetched};
 use entrypoint::secrets;
 use entrypoint::stage::StageResult;
+use entrypoint::vault::Vault;
 
 use crate::emf;
 use crate::life::views::{BackupView, VaultReport};
@@ -80,7 +81,7 @@ pub fn main(layers: Layers, options: Options) -> i32 {
 
 async fn run(config: &VaultConfig, env: &BTreeMap<String, String>, action: &Action) -> VaultReport {
     let clients = Clients::new();
-    let vault = restore::vault(&clients, env, &config.vault, &config.node.node).await;
+    let vault = Vault::open(&clients, env, &config.vault, &config.node.node).await;
     let (requested, allow_stale, command) = match action {
         Action::Restore {
             choice,

@@ -21,7 +21,7 @@ use entrypoint::clients::Clients;
 use entrypoint::config::{KeyshareWatch, RunConfig};
 use entrypoint::homes::{self, Keep, KeyLink, KeyshareFile, Look, Stall, runner};
 use entrypoint::keyshare::KeyshareName;
-use entrypoint::vault::{UploadOutcome, Vault, VaultTarget};
+use entrypoint::vault::{UploadOutcome, Vault};
 
 use crate::every::{Every, Looping, Repeat};
 use crate::life::metrics::UploadLabels;
@@ -36,8 +36,6 @@ pub const UPLOAD: &str = "vault.upload";
 /// node writes a keyshare in one piece and links `key` to it at once, so
 /// only a node stopped between the two leaves one so.
 const QUIET: Duration = Duration::from_secs(10);
-/// Each try of an S3 request (the SDK tries up to five times).
-const S3_ATTEMPT: Duration = Duration::from_secs(10);
 /// The longest wait between tries of a failing upload.
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -58,15 +56,7 @@ impl Settings {
         clients: &Clients,
     ) -> Settings {
         let vault = match &config.vault {
-            Some(settings) => Some(Vault::new(
-                clients.s3(env, S3_ATTEMPT).await,
-                VaultTarget {
-                    location: settings.location.clone(),
-                    account: config.node.node.account_id.to_string(),
-                    contract: config.node.node.contract_id.to_string(),
-                    kms_key: settings.kms_key.clone(),
-                },
-            )),
+            Some(settings) => Some(Vault::open(clients, env, settings, &config.node.node).await),
             None => None,
         };
         Settings {

@@ -9,7 +9,8 @@ mod objects;
 mod protections;
 mod s3;
 
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 pub use error::{VaultError, VaultErrorKind};
 pub use objects::{
@@ -20,7 +21,13 @@ pub use protections::{
 };
 pub use s3::S3;
 
+use crate::clients::Clients;
+use crate::config::{Node, VaultSettings};
 use crate::keyshare::{KeyshareName, VaultLocation};
+
+/// How long one S3 request of the vault may take, each try (the SDK tries
+/// up to five times).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whose keyshares go where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +42,18 @@ pub struct VaultTarget {
     pub kms_key: Option<String>,
 }
 
+impl VaultTarget {
+    /// The vault `settings` names, for `node`'s account.
+    pub fn of(settings: &VaultSettings, node: &Node) -> VaultTarget {
+        VaultTarget {
+            location: settings.location.clone(),
+            account: node.account_id.to_string(),
+            contract: node.contract_id.to_string(),
+            kms_key: settings.kms_key.clone(),
+        }
+    }
+}
+
 /// One account's keyshares in one vault.
 #[derive(Clone, Debug)]
 pub struct Vault {
@@ -45,6 +64,18 @@ pub struct Vault {
 impl Vault {
     pub fn new(s3: S3, target: VaultTarget) -> Vault {
         Vault { s3, target }
+    }
+
+    /// The vault `settings` names, for `node`'s account, on the process's
+    /// one S3 client.
+    pub async fn open(
+        clients: &Clients,
+        env: &BTreeMap<String, String>,
+        settings: &VaultSettings,
+        node: &Node,
+    ) -> Vault {
+        let s3 = clients.s3(env, ATTEMPT_TIMEOUT).await;
+        Vault::new(s3, VaultTarget::of(settings, node))
     }
 
     pub fn target(&self) -> &VaultTarget {

@@ -9,6 +9,7 @@ use entrypoint::check::Check;
 use entrypoint::clients::Clients;
 use entrypoint::config::DoctorConfig;
 use entrypoint::restore::{self, Against, Choice, check_ids};
+use entrypoint::vault::Vault;
 use entrypoint::verify::Verified;
 
 /// The drill's checks (`restore.*`): skipped, saying why, when there is no
@@ -31,7 +32,7 @@ pub async fn checks(
             "not drilled: the secrets and the chain were not read (see the secrets and keys groups)",
         )];
     };
-    let vault = restore::vault(clients, env, settings, &config.node.node).await;
+    let vault = Vault::open(clients, env, settings, &config.node.node).await;
     let fetched = restore::fetch(&vault, Choice::Newest).await;
     let against = Against {
         store_key: verified.secrets.store_key.as_ref(),

@@ -49,12 +49,7 @@ pub async fn checks(
         let settings = config.vault.as_ref()?;
         let vault = Vault::new(
             Clients::new().s3(env, limit).await,
-            VaultTarget {
-                location: settings.location.clone(),
-                account: config.node.node.account_id.to_string(),
-                contract: config.node.node.contract_id.to_string(),
-                kms_key: settings.kms_key.clone(),
-            },
+            VaultTarget::of(settings, &config.node.node),
         );
         let (protections, listing) = tokio::join!(vault.protections(), vault.list());
         Some((vault, protections, listing))
