@@ -150,8 +150,19 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
     // across the node's restarts: the home does not change.
     let mut keyshares = None;
     loop {
-        let ready = tokio::select! {
-            ready = pipeline.prepare() => ready,
+        // The first boot also sets up the keyshare loop's vault (the AWS
+        // configuration): a SIGTERM meanwhile is answered all the same.
+        let first = keyshares.is_none();
+        let prepared = async {
+            let ready = pipeline.prepare().await;
+            let vault_settings = match &ready {
+                Ok(_) if first => Some(vault::Settings::of(&config, &env, &clients).await),
+                _ => None,
+            };
+            (ready, vault_settings)
+        };
+        let (ready, vault_settings) = tokio::select! {
+            prepared = prepared => prepared,
             stop = signals.next_stop() => {
                 tracing::info!(signal = stop.as_str(), phase = state.phase_name(), "stopped before the node started");
                 state.apply(Event::Stop);
@@ -165,8 +176,7 @@ async fn run(config: RunConfig, env: BTreeMap<String, String>) -> i32 {
                 return code;
             }
         };
-        if keyshares.is_none() {
-            let settings = vault::Settings::of(&config, &env, &clients).await;
+        if let Some(settings) = vault_settings {
             keyshares = Some(vault::spawn(settings, state.clone()));
         }
         // A request left from before this node started is not about it.
