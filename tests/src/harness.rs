@@ -675,9 +675,24 @@ pub fn walk(root: &std::path::Path) -> Vec<(String, std::path::PathBuf, std::fs:
 /// port found free, no other test can take it in the meantime.
 pub const NOBODY: &str = "127.0.0.1:9";
 
+/// A loopback port nothing listens on now, for a server a test starts
+/// later. Picked below the kernel's ephemeral range: a port found free in
+/// that range can be handed out meanwhile as the local port of any outgoing
+/// connection (the agent's own to moto among them), and the server meant
+/// for it then cannot bind.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, span) = (ephemeral_from / 2, ephemeral_from / 2);
+    for _ in 0..1000 {
+        let port = from + rand::random::<u16>() % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {from}..{ephemeral_from}");
 }
 
 /// The outcome of a short command.

@@ -68,10 +68,13 @@ impl Moto {
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("start moto_server");
+        let mut child = command.spawn().expect("start moto_server");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto_server ended ({status}) before it listened on {addr}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "moto did not listen on {addr} within 30 s"
