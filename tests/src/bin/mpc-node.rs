@@ -330,6 +330,11 @@ fn start_node(
             fail("Failed to decrypt key file\n\nCaused by:\n    decryption failed");
         }
     }
+    // The key storage made at start, as upstream's `KeyStorageConfig::create`.
+    for dir in ["permanent_keys", "temporary_keys"] {
+        std::fs::create_dir_all(home.join(dir))
+            .unwrap_or_else(|e| fail(&format!("{}: {e}", home.join(dir).display())));
+    }
     let mut behavior = behavior_in(home);
     if behavior.health.is_none() {
         behavior.health = web_ui;
