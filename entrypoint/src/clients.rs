@@ -41,9 +41,6 @@ pub struct AwsClient<C> {
     pub region: Option<String>,
     /// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else AWS's own.
     pub endpoint: String,
-    /// The endpoint came from the environment (moto on loopback, an
-    /// S3-compatible store), not AWS's own.
-    pub named_endpoint: bool,
 }
 
 impl Default for Clients {
@@ -142,6 +139,16 @@ impl<C> AwsClient<C> {
     }
 }
 
+impl<C> AwsClient<C> {
+    fn on(client: C, sdk: &SdkConfig, endpoint: String) -> Self {
+        AwsClient {
+            client,
+            region: sdk.region().map(|r| r.to_string()),
+            endpoint,
+        }
+    }
+}
+
 impl AwsClient<aws_sdk_secretsmanager::Client> {
     /// A Secrets Manager client on `sdk`; `attempt_timeout` bounds each try.
     pub fn secrets_manager(
@@ -149,7 +156,7 @@ impl AwsClient<aws_sdk_secretsmanager::Client> {
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
     ) -> Self {
-        let (endpoint, named_endpoint) = endpoint(
+        let (endpoint, _) = endpoint(
             sdk,
             env,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER",
@@ -158,12 +165,11 @@ impl AwsClient<aws_sdk_secretsmanager::Client> {
         let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
             .timeout_config(attempt_timeouts(attempt_timeout))
             .build();
-        AwsClient {
-            client: aws_sdk_secretsmanager::Client::from_conf(config),
-            region: sdk.region().map(|r| r.to_string()),
+        AwsClient::on(
+            aws_sdk_secretsmanager::Client::from_conf(config),
+            sdk,
             endpoint,
-            named_endpoint,
-        }
+        )
     }
 }
 
@@ -180,12 +186,7 @@ impl AwsClient<aws_sdk_s3::Client> {
             // AWS's own endpoints keep the virtual-hosted style S3 prefers.
             config = config.force_path_style(true);
         }
-        AwsClient {
-            client: aws_sdk_s3::Client::from_conf(config.build()),
-            region: sdk.region().map(|r| r.to_string()),
-            endpoint,
-            named_endpoint,
-        }
+        AwsClient::on(aws_sdk_s3::Client::from_conf(config.build()), sdk, endpoint)
     }
 }
 
@@ -196,17 +197,11 @@ impl AwsClient<aws_sdk_cloudwatch::Client> {
         env: &BTreeMap<String, String>,
         attempt_timeout: Duration,
     ) -> Self {
-        let (endpoint, named_endpoint) =
-            endpoint(sdk, env, "AWS_ENDPOINT_URL_CLOUDWATCH", "monitoring");
+        let (endpoint, _) = endpoint(sdk, env, "AWS_ENDPOINT_URL_CLOUDWATCH", "monitoring");
         let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
             .timeout_config(attempt_timeouts(attempt_timeout))
             .build();
-        AwsClient {
-            client: aws_sdk_cloudwatch::Client::from_conf(config),
-            region: sdk.region().map(|r| r.to_string()),
-            endpoint,
-            named_endpoint,
-        }
+        AwsClient::on(aws_sdk_cloudwatch::Client::from_conf(config), sdk, endpoint)
     }
 }
 

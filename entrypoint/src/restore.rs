@@ -677,7 +677,8 @@ pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
         Ok(missing) => missing,
         Err(verdict) => return Ok(verdict),
     };
-    let (epoch, expected) = (missing.epoch, missing.expected);
+    let expected = missing.expected;
+    let epoch = expected.epoch;
     let gap = |why: String| missing.gap(why);
     let settings = match missing.source(inputs.policy, inputs.vault) {
         Ok(settings) => settings,
@@ -740,9 +741,8 @@ pub async fn heal(inputs: HealInputs<'_>) -> Result<Check, Stall> {
 /// A home with no keyshare, of a node that holds a share of the contract's
 /// keyset by its p2p key: the keyshare a restore must bring back.
 pub struct Missing {
-    /// The contract's keyset's epoch.
-    pub epoch: u64,
-    /// The file the node would have written for that keyset.
+    /// The file the node would have written for the contract's keyset
+    /// (its epoch, its domains).
     pub expected: KeyshareName,
 }
 
@@ -778,7 +778,6 @@ pub fn missing(seen: Result<&Look, &HomeError>, keys: &KeyReport) -> Result<Miss
     let epoch = keyset.epoch_id;
     match holding(keys, state) {
         Holding::ThisNode => Ok(Missing {
-            epoch,
             expected: KeyshareName {
                 epoch,
                 domains: keyset.domains.len() as u64,
@@ -808,7 +807,7 @@ pub fn missing(seen: Result<&Look, &HomeError>, keys: &KeyReport) -> Result<Miss
 impl Missing {
     /// `homes.keyshare` failing: the gap, and `why` nothing filled it.
     fn gap(&self, why: String) -> Check {
-        let epoch = self.epoch;
+        let epoch = self.expected.epoch;
         Check::fail(
             KEYSHARE,
             format!("participant of epoch {epoch} with no keyshare on the home; {why}"),
@@ -849,11 +848,11 @@ impl Missing {
             KEYSHARE,
             format!(
                 "participant of epoch {} with no keyshare on the home; agent run restores {} from {} before the node starts, if it is there and opens under the store key",
-                self.epoch, self.expected, settings.location
+                self.expected.epoch, self.expected, settings.location
             ),
             "run agent doctor --drill or agent vault verify to judge the vault's backup now; agent vault restore writes it",
         )
-        .with_detail(json!({ "contract_epoch": self.epoch }))
+        .with_detail(json!({ "contract_epoch": self.expected.epoch }))
     }
 }
 

@@ -20,14 +20,6 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
-        Stage::Config,
-        Stage::Secrets,
-        Stage::Keys,
-        Stage::Home,
-        Stage::Launch,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Config => "config",
@@ -66,10 +58,6 @@ pub type StageResult<T> = Result<Staged<T>, StageStop>;
 pub struct Failure(Check);
 
 impl Failure {
-    pub fn new(id: impl Into<String>, cause: impl Into<String>, fix: impl Into<String>) -> Failure {
-        Failure(Check::fail(id, cause, fix))
-    }
-
     /// The check a stage refuses on, as a failure: a stage that stops on a
     /// check fails on it, whatever status it was written with.
     pub fn refusal(check: Check) -> Failure {
@@ -77,10 +65,6 @@ impl Failure {
             status: Status::Fail,
             ..check
         })
-    }
-
-    pub fn with_detail(self, detail: serde_json::Value) -> Failure {
-        Failure(self.0.with_detail(detail))
     }
 
     pub fn check(&self) -> &Check {
@@ -224,7 +208,11 @@ mod tests {
             Stage::Home,
             StopKind::LockTimeout,
             vec![Check::ok("homes.filesystem", "nfs4")],
-            Failure::new("homes.lock", "held by another agent", "stop it"),
+            Failure::refusal(Check::fail(
+                "homes.lock",
+                "held by another agent",
+                "stop it",
+            )),
         );
         assert_eq!(stop.reason().id, "homes.lock");
         assert_eq!(stop.reason().status, Status::Fail);

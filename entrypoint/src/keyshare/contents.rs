@@ -95,7 +95,7 @@ pub fn contents(store_key: &Secret, sealed: &[u8]) -> Result<KeyshareContents, C
 
 /// What `plaintext` holds, as the node reads it (`PermanentKeyshareData`
 /// first, the legacy format when that fails).
-pub fn read(plaintext: &[u8]) -> Result<KeyshareContents, ContentsError> {
+fn read(plaintext: &[u8]) -> Result<KeyshareContents, ContentsError> {
     let permanent = match serde_json::from_slice::<PermanentKeyshareData>(plaintext) {
         Ok(data) => return keyset(data),
         Err(e) => e,

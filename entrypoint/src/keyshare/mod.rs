@@ -9,7 +9,7 @@ mod location;
 mod name;
 mod sealed;
 
-pub use contents::{ContentsError, KeyId, KeyshareContents, KeyshareFormat, contents, read};
+pub use contents::{ContentsError, KeyId, KeyshareContents, KeyshareFormat, contents};
 pub use location::{VaultLocation, location};
 pub use name::KeyshareName;
-pub use sealed::{NONCE_LEN, OpenError, TAG_LEN, check_store_key, open};
+pub use sealed::{OpenError, check_store_key, open};

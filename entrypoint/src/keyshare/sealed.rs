@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::secrets::Secret;
 
-pub const NONCE_LEN: usize = 12;
-pub const TAG_LEN: usize = 16;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 /// Why sealed bytes did not open. Never carries a byte of the key or of the
 /// plaintext.

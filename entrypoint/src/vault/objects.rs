@@ -128,7 +128,7 @@ impl Vault {
         let key = self.object_key(name);
         let digest = Sha256::digest(bytes);
         let sha256 = hex::encode(digest);
-        if let Some(existing) = self.head(name, None).await? {
+        if let Some(existing) = self.head(name).await? {
             return self.same_or_conflict(existing, &sha256).await;
         }
         let target = &self.target;
@@ -166,7 +166,7 @@ impl Vault {
                     return Err(e);
                 }
                 // Written by someone else between the HEAD and the PUT.
-                let existing = self.head(name, None).await?.ok_or(e)?;
+                let existing = self.head(name).await?.ok_or(e)?;
                 return self.same_or_conflict(existing, &sha256).await;
             }
         };
@@ -238,7 +238,7 @@ impl Vault {
     pub async fn list(&self) -> Result<VaultListing, VaultError> {
         let (names, others) = self.names().await?;
         let heads = futures::stream::iter(names)
-            .map(|name| self.head(name, None))
+            .map(|name| self.head(name))
             .buffer_unordered(4)
             .collect::<Vec<_>>()
             .await;
@@ -383,11 +383,7 @@ impl Vault {
     }
 
     /// HeadObject: `None` when there is no such object.
-    async fn head(
-        &self,
-        name: KeyshareName,
-        version: Option<&str>,
-    ) -> Result<Option<VaultObject>, VaultError> {
+    async fn head(&self, name: KeyshareName) -> Result<Option<VaultObject>, VaultError> {
         let key = self.object_key(name);
         let request = self.request("HeadObject", "s3:GetObject", &key);
         let started = Instant::now();
@@ -397,7 +393,6 @@ impl Vault {
             .head_object()
             .bucket(&self.target.location.bucket)
             .key(&key)
-            .set_version_id(version.map(str::to_string))
             .checksum_mode(ChecksumMode::Enabled)
             .send()
             .await;
