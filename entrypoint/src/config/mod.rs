@@ -275,10 +275,6 @@ pub struct VaultSettings {
     pub location: VaultLocation,
     /// The KMS key objects are written under; `None`: the bucket's default.
     pub kms_key: Option<String>,
-    /// How often the home's keyshares are looked at.
-    pub interval: Duration,
-    /// How long the newest keyshare may live only on the home.
-    pub max_behind: Duration,
 }
 
 /// How `agent run` follows the home's keyshares, with a vault or without:
@@ -417,7 +413,7 @@ impl RunConfig {
         let lifetime = r.lifetime();
         let efs_file_system_id = r.efs_file_system_id();
         let vault = r.vault();
-        let keyshares = r.keyshare_watch;
+        let keyshares = r.keyshare_watch();
         let restore = r.restore();
         let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
@@ -487,7 +483,7 @@ impl DoctorConfig {
         let homes = r.homes();
         let efs_file_system_id = r.efs_file_system_id();
         let vault = r.vault();
-        let keyshares = r.keyshare_watch;
+        let keyshares = r.keyshare_watch();
         let restore = r.restore();
         let cloudwatch = r.cloudwatch(node.as_ref());
         r.finish(|base| {
@@ -591,8 +587,6 @@ struct Resolver<'a> {
     listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
     rust_log: Option<String>,
-    /// Set by [`Resolver::vault`], which reads its settings.
-    keyshare_watch: Option<KeyshareWatch>,
 }
 
 impl<'a> Resolver<'a> {
@@ -606,7 +600,6 @@ impl<'a> Resolver<'a> {
             listen: None,
             log_format: None,
             rust_log: None,
-            keyshare_watch: None,
         };
         if let Some(path) = &layers.file {
             match read_file(path) {
@@ -719,26 +712,21 @@ impl<'a> Resolver<'a> {
     fn vault(&mut self) -> Option<Option<VaultSettings>> {
         let location = self.parse(Id::KeyshareVault, crate::keyshare::location);
         let kms_key = self.parse(Id::KeyshareVaultKmsKey, values::kms_key);
+        Some(location.map(|location| VaultSettings { location, kms_key }))
+    }
+
+    /// How the home's keyshares are followed: `run` reads both settings,
+    /// `doctor` only the max-behind (its interval is zero).
+    fn keyshare_watch(&mut self) -> Option<KeyshareWatch> {
         let interval = match self.command {
             Command::Run => self.parse(Id::KeyshareVaultInterval, values::positive_duration)?,
             _ => Duration::ZERO,
         };
-        let max_behind = match self.command {
-            Command::Run | Command::Doctor => {
-                self.parse(Id::KeyshareVaultMaxBehind, values::positive_duration)?
-            }
-            _ => Duration::ZERO,
-        };
-        self.keyshare_watch = Some(KeyshareWatch {
+        let max_behind = self.parse(Id::KeyshareVaultMaxBehind, values::positive_duration)?;
+        Some(KeyshareWatch {
             interval,
             max_behind,
-        });
-        Some(location.map(|location| VaultSettings {
-            location,
-            kms_key,
-            interval,
-            max_behind,
-        }))
+        })
     }
 
     /// The vault `agent vault` works on: unset is a problem.
