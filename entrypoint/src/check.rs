@@ -24,6 +24,16 @@ impl Status {
             Status::Fail => "fail",
         }
     }
+
+    /// How bad it is, as `/health` and the metrics count: 0 ok or skipped,
+    /// 1 warn, 2 fail.
+    pub fn severity(self) -> u8 {
+        match self {
+            Status::Ok | Status::Skipped => 0,
+            Status::Warn => 1,
+            Status::Fail => 2,
+        }
+    }
 }
 
 /// One named verdict: what was looked at, what was found, and what to do about it.

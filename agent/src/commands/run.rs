@@ -66,11 +66,7 @@ async fn refuse(layers: &Layers, error: &entrypoint::config::ConfigError) -> i32
     let stop = StageStop::of(Stage::Config, StopKind::Blocking, error.0.clone());
     process.state.set_checks(Stage::Config, error.0.clone());
     if let Some(failed) = stop.as_ref().map(StageStop::reason) {
-        process.state.apply(Event::Fail(Reason::new(
-            failed.id.clone(),
-            failed.cause.clone(),
-            failed.fix.clone(),
-        )));
+        process.state.apply(Event::Fail(Reason::of(failed)));
     }
     let linger = exec.supervision.fail_linger;
     tracing::info!(

@@ -14,7 +14,9 @@ pub const ID: &str = "vault.off_home";
 /// The chain watch's check of the contract's keyset against the home.
 pub const AGAINST_CONTRACT: &str = "watch.keyshare_epoch";
 
-const BOTH_FIXES: &str = "configure AGENT_KEYSHARE_VAULT=s3://BUCKET[/PREFIX] (an Object Lock bucket; README: Keyshare vault), or run a backup service (near/mpc backup-cli) that is served every new epoch's keyshare";
+/// The other way off the home, added to each fix.
+const BACKUP_SERVICE: &str =
+    "run a backup service (near/mpc backup-cli) that is served every new epoch's keyshare";
 
 /// The verdict, and how long the newest keyshare has lived only on the home
 /// (zero when it is off the home, or when there is none).
@@ -69,16 +71,18 @@ pub fn judge(vault: &Vault, now: SystemTime) -> OffHome {
     let check = if behind > max_behind {
         let fix = match (&vault.location, &vault.last_error) {
             (Some(_), Some(error)) => format!(
-                "{}; or run a backup service (near/mpc backup-cli) that is served every new epoch's keyshare",
+                "{}; or {BACKUP_SERVICE}",
                 error
                     .fix
                     .as_deref()
                     .unwrap_or("see the vault's last error on /status")
             ),
-            (Some(location), None) => format!(
-                "read the agent's log for its uploads to {location}; or run a backup service (near/mpc backup-cli) that is served every new epoch's keyshare"
+            (Some(location), None) => {
+                format!("read the agent's log for its uploads to {location}; or {BACKUP_SERVICE}")
+            }
+            (None, _) => format!(
+                "configure AGENT_KEYSHARE_VAULT=s3://BUCKET[/PREFIX] (an Object Lock bucket; README: Keyshare vault), or {BACKUP_SERVICE}"
             ),
-            (None, _) => BOTH_FIXES.to_string(),
         };
         Check::warn(
             ID,

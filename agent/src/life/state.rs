@@ -342,9 +342,10 @@ impl State {
         }
     }
 
-    /// The vault loop's latest look, judged now; `None` before the first.
-    pub fn vault(&self) -> Option<views::Vault> {
-        Self::vault_judged(&self.lock(), SystemTime::now())
+    /// The home's newest keyshare as the vault loop last saw it (`Some(None)`:
+    /// none); `None` before its first look. Not judged: nothing else is read.
+    pub fn newest_keyshare(&self) -> Option<Option<views::HomeKeyshare>> {
+        self.lock().vault.as_ref().map(|v| v.newest.clone())
     }
 
     fn vault_judged(inner: &Inner, now: SystemTime) -> Option<views::Vault> {
@@ -368,11 +369,7 @@ impl State {
         let metrics = &self.0.metrics;
         let uptime = health.child_uptime.unwrap_or_default();
         metrics.child_uptime_seconds.set(uptime.as_secs_f64());
-        metrics.health_status.set(match health.status {
-            Status::Ok | Status::Skipped => 0,
-            Status::Warn => 1,
-            Status::Fail => 2,
-        });
+        metrics.health_status.set(health.status.severity().into());
         metrics.node_ready.set(health.ready.is_ready().into());
     }
 

@@ -45,6 +45,11 @@ impl Reason {
             line: None,
         }
     }
+
+    /// The reason a failed check gives: its id, cause and fix.
+    pub fn of(check: &Check) -> Reason {
+        Reason::new(check.id.clone(), check.cause.clone(), check.fix.clone())
+    }
 }
 
 /// How the child last ended, and when.
@@ -319,6 +324,21 @@ pub struct HomeKeyshare {
     /// Its modification time: since when it lives on the home.
     #[serde(with = "rfc3339")]
     pub since: SystemTime,
+}
+
+impl HomeKeyshare {
+    /// `file` as a look at the home found it; a modification time in the
+    /// future counts from `now`.
+    pub fn of(file: &entrypoint::homes::KeyshareFile, now: SystemTime) -> HomeKeyshare {
+        HomeKeyshare {
+            file: file.name.to_string(),
+            epoch: file.name.epoch,
+            domains: file.name.domains,
+            size: file.size,
+            sha256: file.sha256.clone(),
+            since: file.modified.min(now),
+        }
+    }
 }
 
 /// A keyshare's object in the vault.

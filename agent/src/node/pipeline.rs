@@ -90,8 +90,7 @@ impl<'a> Pipeline<'a> {
                 Ok(ready) => return Ok(ready),
                 Err(stop) => stop,
             };
-            let failed = stop.reason();
-            let reason = Reason::new(failed.id.clone(), failed.cause.clone(), failed.fix.clone());
+            let reason = Reason::of(stop.reason());
             let fix = reason.fix.as_deref().unwrap_or("");
             let hold_retry = match self.next(stop.kind) {
                 Next::Hold(retry) => retry,

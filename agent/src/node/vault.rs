@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use entrypoint::check::Check;
 use entrypoint::clients::Clients;
+use entrypoint::config::settings::Id;
 use entrypoint::config::{KeyshareWatch, RunConfig};
 use entrypoint::homes::{self, Keep, KeyLink, KeyshareFile, Look, Stall, runner};
 use entrypoint::keyshare::KeyshareName;
@@ -204,7 +205,7 @@ impl VaultLoop {
                 doing: format!("{doing} (the last look has not returned)"),
                 waited: limit,
             };
-            return Err(stall.check(&home, limit, "AGENT_HOME_IO_TIMEOUT"));
+            return Err(stall.check(&home, limit, Id::HomeIoTimeout.name()));
         }
         let looking = self.looking.clone();
         // Digests again: only the files whose stat moved are read.
@@ -221,7 +222,7 @@ impl VaultLoop {
         match looked {
             Ok(Ok(look)) => Ok(look),
             Ok(Err(e)) => Err(e.check()),
-            Err(stall) => Err(stall.check(&self.settings.home, limit, "AGENT_HOME_IO_TIMEOUT")),
+            Err(stall) => Err(stall.check(&self.settings.home, limit, Id::HomeIoTimeout.name())),
         }
     }
 
@@ -340,14 +341,7 @@ impl VaultLoop {
                 .as_ref()
                 .map(|v| v.target().location.to_string()),
             looked_at: now,
-            newest: newest.map(|file| HomeKeyshare {
-                file: file.name.to_string(),
-                epoch: file.name.epoch,
-                domains: file.name.domains,
-                size: file.size,
-                sha256: file.sha256.clone(),
-                since: file.modified.min(now),
-            }),
+            newest: newest.map(|file| HomeKeyshare::of(file, now)),
             vaulted: newest.and_then(|file| {
                 self.vaulted
                     .get(&file.name)

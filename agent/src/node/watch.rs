@@ -121,13 +121,13 @@ impl ChainWatch {
         });
         let participant =
             on_chain.is_some_and(|c| matches!(c.standing, Some(Standing::Member { .. })));
-        let Some(vault) = self.state.vault() else {
+        let Some(newest) = self.state.newest_keyshare() else {
             return Check::skipped(
                 off_home::AGAINST_CONTRACT,
                 "the home's keyshares have not been looked at yet",
             );
         };
-        let newest = vault.newest.as_ref();
+        let newest = newest.as_ref();
         let ahead =
             participant && keyset_epoch.is_some_and(|epoch| newest.is_none_or(|n| n.epoch < epoch));
         if !ahead {
@@ -184,14 +184,6 @@ fn balance_check(
     (check, Some(available))
 }
 
-fn rank(status: Status) -> u8 {
-    match status {
-        Status::Ok | Status::Skipped => 0,
-        Status::Warn => 1,
-        Status::Fail => 2,
-    }
-}
-
 /// A reason for every check that warns or fails where boot's did not (or
 /// less): what changed on chain since the node started.
 fn worse_than_boot(checks: &[Check], boot: &[Check]) -> Vec<Reason> {
@@ -201,8 +193,8 @@ fn worse_than_boot(checks: &[Check], boot: &[Check]) -> Vec<Reason> {
             let before = boot
                 .iter()
                 .find(|b| b.id == check.id)
-                .map_or(0, |b| rank(b.status));
-            rank(check.status) > before
+                .map_or(0, |b| b.status.severity());
+            check.status.severity() > before
         })
         .map(|check| {
             let kind = if check.id == check_ids::ACCESS_KEY && check.status == Status::Fail {

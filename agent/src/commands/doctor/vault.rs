@@ -74,7 +74,7 @@ pub async fn checks(
     // The newest keyshare: the home's, else as the running agent saw it.
     let newest = look
         .as_ref()
-        .and_then(|l| l.newest().map(home_keyshare))
+        .and_then(|l| l.newest().map(|f| HomeKeyshare::of(f, SystemTime::now())))
         .or_else(|| agent.as_ref().and_then(|a| a.newest.clone()));
     checks.push(configured(config, newest.as_ref()));
     let Some((vault, protections, listing)) = vault else {
@@ -117,17 +117,6 @@ pub async fn checks(
         local_view(config, newest, vaulted, listing_error),
     ));
     checks
-}
-
-fn home_keyshare(file: &homes::KeyshareFile) -> HomeKeyshare {
-    HomeKeyshare {
-        file: file.name.to_string(),
-        epoch: file.name.epoch,
-        domains: file.name.domains,
-        size: file.size,
-        sha256: file.sha256.clone(),
-        since: file.modified.min(SystemTime::now()),
-    }
 }
 
 /// `vault.configured`: a keyshare on the home and no vault is a warning.
